@@ -1,0 +1,79 @@
+//! The admin listener: `/metrics`, `/-/healthy` and `/-/ready`.
+//!
+//! Readiness is a latch: it turns on once every target's schedule is running
+//! and off when the probe starts draining, so that an orchestrator never
+//! routes to (or waits on) a probe that is not measuring.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{self, Metrics};
+use crate::stats::StatsRegistry;
+
+/// What the admin handlers read.
+#[derive(Debug)]
+pub struct AdminState {
+    /// The probe's own metrics.
+    pub metrics: Metrics,
+    /// Per-target totals.
+    pub stats: Arc<StatsRegistry>,
+    /// The `src_region` label of per-target series.
+    pub src_region: String,
+    /// The readiness latch.
+    pub ready: AtomicBool,
+}
+
+/// The exposition format's content type.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Serves the admin endpoints on `listener` until `stop` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/metrics", get(metrics_handler))
+        .route("/-/healthy", get(|| async { "healthy\n" }))
+        .route("/-/ready", get(ready_handler))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+}
+
+async fn metrics_handler(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    let mut body = Vec::with_capacity(64 * 1024);
+    match metrics::encode(&state.metrics, &state.stats, &state.src_region, &mut body) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+            body,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "encoding metrics");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding metrics: {err}\n"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn ready_handler(State(state): State<Arc<AdminState>>) -> (StatusCode, &'static str) {
+    if state.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}

@@ -1,0 +1,204 @@
+//! The result record: what one probe round measured, as it travels to the
+//! collector and into `check --json`.
+//!
+//! Durations are integer microseconds (`_us`), wall-clock instants are
+//! RFC 3339 UTC strings. A round is one target at one scheduled time: the DNS
+//! lookup (when the host is a name) and one connect attempt per address.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::outcome::{ConnectOutcome, DnsOutcome};
+
+/// Who measured. Configured explicitly, never guessed: evidence from a probe
+/// that guessed its region would lie about where a fault is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The region the probe runs in, e.g. `us-east-2`.
+    pub src_region: String,
+    /// The zone inside the region, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// This probe's id, unique in the fleet.
+    pub probe_id: String,
+}
+
+/// One target measured once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundResult {
+    /// The target's configured name.
+    pub target: Arc<str>,
+    /// The host as configured: a name or an IP literal.
+    pub host: Arc<str>,
+    /// The TCP port.
+    pub port: u16,
+    /// The target's configured labels (`service`, `provider`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: Arc<BTreeMap<String, String>>,
+    /// When the round started (the DNS lookup, or the first connect).
+    pub started_at: Timestamp,
+    /// The DNS lookup; absent when the host is an IP literal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsObservation>,
+    /// One attempt per resolved address; empty when DNS failed.
+    pub attempts: Vec<ConnectAttempt>,
+}
+
+/// A timed DNS lookup of a target's host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsObservation {
+    /// How the lookup ended.
+    pub outcome: DnsOutcome,
+    /// From the first query sent to the last answer (A and AAAA run in parallel).
+    pub duration_us: u64,
+    /// How many addresses came back.
+    pub addresses: u32,
+}
+
+/// One TCP connect attempt to one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectAttempt {
+    /// The address connected to.
+    pub address: SocketAddr,
+    /// The local address and port of the attempt: what finds it in a packet capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<SocketAddr>,
+    /// When `connect(2)` was called.
+    pub started_at: Timestamp,
+    /// How the attempt ended.
+    pub outcome: ConnectOutcome,
+    /// Wall-clock time from `connect(2)` to its completion or to the timeout.
+    pub duration_us: u64,
+    /// The kernel's SYN -> SYN-ACK round trip (`tcpi_rtt`), on success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_us: Option<u32>,
+    /// SYNs sent again because the first got no answer (`tcpi_total_retrans`).
+    /// One lost SYN turns a 1 ms connect into a 1 s one.
+    pub syn_retransmits: u32,
+    /// The raw errno behind a failure, for the detailed record only (never a label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<i32>,
+}
+
+/// A wall-clock instant, serialized as RFC 3339 UTC with microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(SystemTime);
+
+impl RoundResult {
+    /// Whether every attempt of the round connected (and DNS, if any, succeeded).
+    pub fn is_ok(&self) -> bool {
+        self.dns
+            .as_ref()
+            .is_none_or(|d| d.outcome == DnsOutcome::Ok)
+            && !self.attempts.is_empty()
+            && self
+                .attempts
+                .iter()
+                .all(|a| a.outcome == ConnectOutcome::Ok)
+    }
+}
+
+impl Timestamp {
+    /// The current wall-clock time.
+    pub fn now() -> Timestamp {
+        Timestamp(SystemTime::now())
+    }
+
+    /// A timestamp from microseconds since the Unix epoch.
+    pub fn from_unix_micros(us: u64) -> Timestamp {
+        Timestamp(UNIX_EPOCH + Duration::from_micros(us))
+    }
+
+    /// Microseconds since the Unix epoch (0 for instants before it).
+    pub fn unix_micros(self) -> u64 {
+        self.0
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0)
+    }
+
+    /// The instant as a `SystemTime`.
+    pub fn system_time(self) -> SystemTime {
+        self.0
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Timestamp {
+        Timestamp(t)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_rfc3339_micros(self.0))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        humantime::parse_rfc3339(&s)
+            .map(Timestamp)
+            .map_err(|e| serde::de::Error::custom(format_args!("timestamp {s:?}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RoundResult {
+        RoundResult {
+            target: "api".into(),
+            host: "api.internal".into(),
+            port: 443,
+            labels: Arc::new(BTreeMap::from([("provider".into(), "gcp".into())])),
+            started_at: Timestamp::from_unix_micros(1_775_433_600_123_456),
+            dns: Some(DnsObservation {
+                outcome: DnsOutcome::Ok,
+                duration_us: 1_234,
+                addresses: 1,
+            }),
+            attempts: vec![ConnectAttempt {
+                address: "10.0.0.5:443".parse().unwrap(),
+                local: Some("10.1.0.2:40123".parse().unwrap()),
+                started_at: Timestamp::from_unix_micros(1_775_433_600_124_700),
+                outcome: ConnectOutcome::Ok,
+                duration_us: 1_001_234,
+                rtt_us: Some(1_180),
+                syn_retransmits: 1,
+                errno: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn json_shape_is_stable() {
+        insta::assert_snapshot!(serde_json::to_string_pretty(&sample()).unwrap());
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let r = sample();
+        let back: RoundResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn rejects_a_bad_timestamp() {
+        let err = serde_json::from_str::<Timestamp>("\"yesterday\"").unwrap_err();
+        assert!(err.to_string().contains("timestamp \"yesterday\""), "{err}");
+    }
+}

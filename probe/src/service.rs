@@ -1,0 +1,203 @@
+//! The probe's main job: load the config, serve the admin endpoints, run the
+//! scheduler, reload on request, drain on shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::config::{Config, Host, Overrides};
+use crate::dns::Resolver;
+use crate::engine::Engine;
+use crate::limits::Limiter;
+use crate::metrics::Metrics;
+use crate::result::RoundResult;
+use crate::round::Prober;
+use crate::shutdown::Control;
+use crate::stats::StatsRegistry;
+
+/// How long rounds in flight may take to finish on shutdown.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+/// A loaded probe with its admin port bound, ready to run.
+#[derive(Debug)]
+pub struct Service {
+    path: PathBuf,
+    overrides: Overrides,
+    config: Config,
+    listener: TcpListener,
+    state: Arc<AdminState>,
+    results: Option<mpsc::Sender<RoundResult>>,
+}
+
+impl Service {
+    /// Loads the config at `path` and binds the admin listener.
+    pub async fn bind(path: PathBuf, overrides: Overrides) -> anyhow::Result<Service> {
+        let config = Config::load(&path, &overrides)?;
+        Service::with_config(path, overrides, config).await
+    }
+
+    /// Like [`Service::bind`] with an already validated config; `path` is
+    /// re-read on reload.
+    pub async fn with_config(
+        path: PathBuf,
+        overrides: Overrides,
+        config: Config,
+    ) -> anyhow::Result<Service> {
+        let listener = TcpListener::bind(config.admin_listen)
+            .await
+            .with_context(|| format!("binding admin.listen {}", config.admin_listen))?;
+        let state = Arc::new(AdminState {
+            metrics: Metrics::new(&config.identity),
+            stats: Arc::new(StatsRegistry::default()),
+            src_region: config.identity.src_region.clone(),
+            ready: false.into(),
+        });
+        Ok(Service {
+            path,
+            overrides,
+            config,
+            listener,
+            state,
+            results: None,
+        })
+    }
+
+    /// Also sends every round to `tx` (the push path to a collector).
+    pub fn with_results(mut self, tx: mpsc::Sender<RoundResult>) -> Service {
+        self.results = Some(tx);
+        self
+    }
+
+    /// Where `/metrics` is served.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Runs until `control` says [`Control::Shutdown`] or closes.
+    pub async fn run(self, mut control: mpsc::Receiver<Control>) -> anyhow::Result<()> {
+        let Service {
+            path,
+            overrides,
+            mut config,
+            listener,
+            state,
+            results,
+        } = self;
+        let stop_admin = CancellationToken::new();
+        let admin = tokio::spawn(admin::serve(listener, state.clone(), stop_admin.clone()));
+
+        let mut prober = Arc::new(build_prober(&config, &state.metrics)?);
+        let mut engine = Engine::new(
+            &config.identity.probe_id,
+            state.metrics.clone(),
+            state.stats.clone(),
+            results,
+        );
+        engine.apply(&config.targets, &prober);
+        state.ready.store(true, Ordering::Release);
+        tracing::info!(
+            src_region = %config.identity.src_region,
+            probe_id = %config.identity.probe_id,
+            targets = config.targets.len(),
+            admin = %config.admin_listen,
+            "probe running"
+        );
+
+        while let Some(event) = control.recv().await {
+            match event {
+                Control::Shutdown => break,
+                Control::Reload => {
+                    let reloaded = reload(&path, &overrides, &config).and_then(|new| {
+                        let rebuild = new.limits != config.limits
+                            || new.dns != config.dns
+                            || needs_dns(&new) != needs_dns(&config);
+                        let next = if rebuild {
+                            Arc::new(build_prober(&new, &state.metrics)?)
+                        } else {
+                            prober.clone()
+                        };
+                        Ok((new, next))
+                    });
+                    match reloaded {
+                        Ok((new, next)) => {
+                            prober = next;
+                            engine.apply(&new.targets, &prober);
+                            state.metrics.reloads.with_label_values(&["success"]).inc();
+                            state.metrics.reload_ok.set(1);
+                            tracing::info!(targets = new.targets.len(), "config reloaded");
+                            config = new;
+                        }
+                        Err(err) => {
+                            state.metrics.reloads.with_label_values(&["failure"]).inc();
+                            state.metrics.reload_ok.set(0);
+                            tracing::error!(
+                                "config reload failed, still running the previous config: {err:#}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        state.ready.store(false, Ordering::Release);
+        tracing::info!("draining rounds in flight");
+        if !engine.shutdown(DRAIN_GRACE).await {
+            tracing::warn!(grace = ?DRAIN_GRACE, "rounds still in flight after the grace period");
+        }
+        stop_admin.cancel();
+        admin
+            .await
+            .context("admin server task")?
+            .context("admin server")?;
+        Ok(())
+    }
+}
+
+fn needs_dns(config: &Config) -> bool {
+    config
+        .targets
+        .iter()
+        .any(|t| matches!(t.host, Host::Name(_)))
+}
+
+fn build_prober(config: &Config, metrics: &Metrics) -> anyhow::Result<Prober> {
+    let resolver = if needs_dns(config) {
+        Some(Resolver::new(&config.dns).context("dns")?)
+    } else {
+        None
+    };
+    let limiter = Arc::new(Limiter::new(&config.limits, Some(metrics.clone())));
+    Ok(Prober::new(resolver, limiter))
+}
+
+/// Loads the new config; what cannot change without a restart is refused.
+fn reload(
+    path: &std::path::Path,
+    overrides: &Overrides,
+    current: &Config,
+) -> anyhow::Result<Config> {
+    let new = Config::load(path, overrides)?;
+    if new.identity != current.identity {
+        anyhow::bail!(
+            "{}: the probe's identity ([probe]) cannot change on reload; restart the probe",
+            path.display()
+        );
+    }
+    if new.admin_listen != current.admin_listen {
+        anyhow::bail!(
+            "{}: admin.listen cannot change on reload; restart the probe",
+            path.display()
+        );
+    }
+    Ok(new)
+}
