@@ -31,7 +31,7 @@ impl Schedule {
         let interval_ns = interval.as_nanos().max(1);
         Schedule {
             epoch,
-            offset_ns: u128::from(fnv1a(key.as_bytes())) % interval_ns,
+            offset_ns: u128::from(stable_hash(key.as_bytes())) % interval_ns,
             interval_ns,
             jitter_max: (interval / 100).min(MAX_JITTER),
         }
@@ -76,11 +76,18 @@ fn nanos(n: u128) -> Duration {
     Duration::from_nanos(u64::try_from(n).unwrap_or(u64::MAX))
 }
 
-/// 64-bit FNV-1a: stable across builds and platforms, unlike std's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+/// 64-bit FNV-1a with a murmur3 finaliser: stable across builds and
+/// platforms (unlike std's hasher), and well spread even for names that
+/// differ only in their last character (plain FNV-1a is not).
+fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+    });
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub(super) fn read(
     base: &Path,
     config_defaults: &Defaults,
     dns: &DnsSettings,
-    targets: &mut Vec<(Target, Loc)>,
+    targets: &mut Vec<(Target, Loc, String)>,
 ) -> Option<PathBuf> {
     let field = format!("file_sd[{i}]");
     let e = entry.get_ref();
@@ -58,7 +58,7 @@ pub(super) fn read(
             };
             c.push(
                 &loc,
-                "file_sd",
+                field,
                 None,
                 format!("not a file_sd target list: {err}"),
             );

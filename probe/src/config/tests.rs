@@ -1,1 +1,215 @@
+//! Config tests as data: every shipped config parses, every invalid fixture
+//! under `probe/tests/config/` gives exactly its message.
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config")
+}
+
+/// The error a fixture gives, with the fixture directory left out of paths.
+fn error_of(name: &str) -> String {
+    let dir = fixtures();
+    let err =
+        Config::load(&dir.join(name), &Overrides::default()).expect_err("the fixture is invalid");
+    err.to_string().replace(&format!("{}/", dir.display()), "")
+}
+
+#[test]
+fn shipped_examples_validate() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let example = root.join("deploy/examples/probe.toml");
+    let cfg = Config::load(&example, &Overrides::default()).unwrap();
+    assert_eq!(cfg.identity.src_region, "us-east-2");
+    assert_eq!(cfg.targets.len(), 6, "3 inline + 3 from targets.json");
+    let v6 = cfg
+        .targets
+        .iter()
+        .find(|t| &*t.name == "telemetry-v6")
+        .unwrap();
+    assert_eq!(v6.host, Host::Ip("2001:db8::10".parse().unwrap()));
+    assert_eq!(
+        v6.interval,
+        Duration::from_secs(30),
+        "the file_sd entry's interval"
+    );
+    assert_eq!(
+        v6.labels.get("source").map(String::as_str),
+        Some("inventory")
+    );
+    assert_eq!(
+        v6.labels.get("service").map(String::as_str),
+        Some("telemetry")
+    );
+    assert!(
+        !v6.labels.contains_key("name"),
+        "name is consumed, not a label"
+    );
+}
+
+#[test]
+fn demo_config_validates() {
+    let text = crate::demo::CONFIG_TEMPLATE
+        .replace("{admin}", "127.0.0.1:9650")
+        .replace("{dns}", "127.0.0.1:5353")
+        .replace("{web}", "1")
+        .replace("{refusing}", "2")
+        .replace("{full}", "3");
+    let cfg = Config::parse(&text, Path::new("demo.toml"), &Overrides::default()).unwrap();
+    assert_eq!(cfg.targets.len(), 7);
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let text = "[probe]\nsrc_region = \"r\"\nid = \"p\"\n[[targets]]\nhost = \"db.internal\"\nport = 5432\n";
+    let cfg = Config::parse(text, Path::new("p.toml"), &Overrides::default()).unwrap();
+    assert_eq!(cfg.admin_listen, default::ADMIN_LISTEN.parse().unwrap());
+    assert_eq!(
+        cfg.limits.max_connects_per_second,
+        default::MAX_CONNECTS_PER_SECOND
+    );
+    assert_eq!(cfg.dns.servers, None, "system resolv.conf");
+    let t = &cfg.targets[0];
+    assert_eq!(&*t.name, "db.internal:5432");
+    assert_eq!(t.interval, default::INTERVAL);
+    assert_eq!(t.connect.timeout, default::TIMEOUT);
+    assert_eq!(t.families, Families::BOTH);
+}
+
+#[test]
+fn overrides_win_over_the_file() {
+    let text = "[probe]\nsrc_region = \"from-file\"\nid = \"p\"\n";
+    let o = Overrides {
+        src_region: Some("from-flag".into()),
+        zone: Some("z1".into()),
+        probe_id: None,
+    };
+    let cfg = Config::parse(text, Path::new("p.toml"), &o).unwrap();
+    assert_eq!(cfg.identity.src_region, "from-flag");
+    assert_eq!(cfg.identity.zone.as_deref(), Some("z1"));
+    assert_eq!(cfg.identity.probe_id, "p");
+    // An override is validated like the file's value.
+    let bad = Overrides {
+        src_region: Some("us east".into()),
+        ..Overrides::default()
+    };
+    let err = Config::parse(text, Path::new("p.toml"), &bad).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "p.toml: 1 invalid value:\n  p.toml: probe.src_region = \"us east\": \
+         must be 1-63 characters of letters, digits, '-', '_' or '.'"
+    );
+}
+
+#[test]
+fn source_address_pins_the_family() {
+    let text = "[probe]\nsrc_region = \"r\"\nid = \"p\"\n[[targets]]\nhost = \"db.internal\"\nport = 1\nsource_address = \"127.0.0.2\"\n";
+    let cfg = Config::parse(text, Path::new("p.toml"), &Overrides::default()).unwrap();
+    assert_eq!(
+        cfg.targets[0].families,
+        Families {
+            ipv4: true,
+            ipv6: false
+        }
+    );
+}
+
+/// (fixture, exact message)
+const INVALID: &[(&str, &str)] = &[
+    (
+        "missing_identity.toml",
+        "missing_identity.toml: 2 invalid values:
+  missing_identity.toml: probe.src_region: required: a probe is told who and where it is, it never guesses (set it here or with --src-region / VANTAGE_SRC_REGION)
+  missing_identity.toml: probe.id: required: a probe is told who and where it is, it never guesses (set it here or with --probe-id / VANTAGE_PROBE_ID)",
+    ),
+    (
+        "unknown_field.toml",
+        "unknown_field.toml:8:1: unknown field `tiemout`, expected one of `name`, `host`, `port`, `labels`, `interval`, `timeout`, `families`, `source_address`, `bind_device`",
+    ),
+    (
+        "syntax.toml",
+        "syntax.toml:2:24: invalid basic string, expected `\"`",
+    ),
+    (
+        "bad_values.toml",
+        "bad_values.toml: 10 invalid values:
+  bad_values.toml:2: probe.src_region = \"us east 2\": must be 1-63 characters of letters, digits, '-', '_' or '.'
+  bad_values.toml:6: admin.listen = \"localhost:9650\": must be an IP:port like \"0.0.0.0:9650\"
+  bad_values.toml:9: limits.max_connects_per_second = 1000000: must be between 1 and 100000
+  bad_values.toml:10: limits.max_in_flight = 0: must be between 1 and 16384
+  bad_values.toml:13: dns.servers[1] = \"not-an-ip\": must be an IP or IP:port, like \"10.0.0.2\" or \"[::1]:5353\"
+  bad_values.toml:14: dns.timeout = \"2 fortnights\": not a duration (unknown time unit \"fortnights\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write it like \"500ms\", \"5s\" or \"1m\"
+  bad_values.toml:17: defaults.interval = \"10ms\": must be between 50ms and 1h
+  bad_values.toml:18: defaults.families[0] = \"ipv5\": must be \"ipv4\" or \"ipv6\"
+  bad_values.toml:22: targets[0].host = \"https://api.example.com\": must be an IP address or a DNS name (no port, no scheme)
+  bad_values.toml:23: targets[0].port = 70000: must be 1-65535",
+    ),
+    (
+        "timeout_vs_interval.toml",
+        "timeout_vs_interval.toml: 2 invalid values:
+  timeout_vs_interval.toml:15: targets[0].timeout = \"5s\": must be shorter than the interval (5s)
+  timeout_vs_interval.toml:17: targets[1]: dns.timeout (2s) plus timeout (4s) must fit in the interval (5s)",
+    ),
+    (
+        "duplicate_names.toml",
+        "duplicate_names.toml: 1 invalid value:
+  duplicate_names.toml:10: targets[1].name = \"db\": a target with this name is already defined (line 5); names must be unique",
+    ),
+    (
+        "bad_labels.toml",
+        "bad_labels.toml: 3 invalid values:
+  bad_labels.toml:8: targets[0].labels.9lives = \"y\": label names are letters, digits and '_', not starting with a digit or '__'
+  bad_labels.toml:8: targets[0].labels.ok = \"\": must be 1-128 printable characters
+  bad_labels.toml:8: targets[0].labels.target = \"x\": 'target' is set by the probe itself; pick another label name",
+    ),
+    (
+        "family_mismatch.toml",
+        "family_mismatch.toml: 2 invalid values:
+  family_mismatch.toml:6: targets[0].host = \"::1\": its address family is not among the target's families
+  family_mismatch.toml:14: targets[1].source_address = \"10.0.0.1\": its family does not match the target's families",
+    ),
+    (
+        "file_sd_missing.toml",
+        "file_sd_missing.toml: 1 invalid value:
+  file_sd_missing.toml:6: file_sd[0].path = \"does-not-exist.json\": cannot read does-not-exist.json: No such file or directory (os error 2)",
+    ),
+    (
+        "file_sd_bad.toml",
+        "file_sd_bad.toml: 2 invalid values:
+  bad_targets.json:2: [0].targets[1] = \"no-port\": must be host:port, like \"db.internal:5432\" or \"[2001:db8::1]:443\"
+  bad_targets.json:2: [0].targets[2].port = 99999: must be 1-65535",
+    ),
+    (
+        "file_sd_syntax.toml",
+        "file_sd_syntax.toml: 1 invalid value:
+  syntax_targets.json:3: file_sd[0]: not a file_sd target list: unknown field `lables`, expected `targets` or `labels` at line 3 column 11",
+    ),
+];
+
+#[test]
+fn every_invalid_fixture_gives_its_exact_message() {
+    let mut tested = Vec::new();
+    for (name, expected) in INVALID {
+        assert_eq!(error_of(name), *expected, "fixture {name}");
+        tested.push(*name);
+    }
+    // A new fixture without an expected message is a test that never runs.
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".toml") {
+            assert!(
+                tested.contains(&name.as_str()),
+                "{name} has no expected message"
+            );
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_line() {
+    let (line, col) = line_col("a\nbc\nd", 3);
+    assert_eq!((line, col), (2, 2));
+}

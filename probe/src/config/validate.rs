@@ -144,12 +144,15 @@ pub(super) fn validate(
     }
 
     if !c.problems.is_empty() {
+        // In file order, so the list reads top to bottom like the file.
+        c.problems
+            .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err(c.problems);
     }
     let (Some(identity), Some(admin_listen)) = (identity, admin_listen) else {
         unreachable!("a missing value always records a problem");
     };
-    let mut targets: Vec<Arc<Target>> = targets.into_iter().map(|(t, _)| Arc::new(t)).collect();
+    let mut targets: Vec<Arc<Target>> = targets.into_iter().map(|(t, ..)| Arc::new(t)).collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Config {
         identity,
@@ -214,19 +217,19 @@ impl Checker<'_> {
             o.src_region.as_deref(),
             raw.probe.src_region.as_ref(),
             "probe.src_region",
-            true,
+            Some("--src-region / VANTAGE_SRC_REGION"),
         );
         let zone = self.ident(
             o.zone.as_deref(),
             raw.probe.zone.as_ref(),
             "probe.zone",
-            false,
+            None,
         );
         let probe_id = self.ident(
             o.probe_id.as_deref(),
             raw.probe.id.as_ref(),
             "probe.id",
-            true,
+            Some("--probe-id / VANTAGE_PROBE_ID"),
         );
         Some(Identity {
             src_region: src_region?,
@@ -241,20 +244,21 @@ impl Checker<'_> {
         over: Option<&str>,
         file: Option<&S<String>>,
         field: &str,
-        required: bool,
+        required: Option<&str>,
     ) -> Option<String> {
         let (value, loc) = match (over, file) {
             (Some(v), _) => (v.to_string(), Loc::default()),
             (None, Some(v)) => (v.get_ref().clone(), self.loc(v)),
             (None, None) => {
-                if required {
+                if let Some(flag) = required {
                     self.push(
                         &Loc::default(),
                         field,
                         None,
-                        "required: a probe must be told where it runs, it never guesses \
-                         (set it in the file, or with --src-region/--probe-id or \
-                         VANTAGE_SRC_REGION/VANTAGE_PROBE_ID)",
+                        format!(
+                            "required: a probe is told who and where it is, it never guesses \
+                             (set it here or with {flag})"
+                        ),
                     );
                 }
                 return None;
@@ -472,7 +476,7 @@ impl Checker<'_> {
         d: Draft<'_>,
         defaults: &Defaults,
         dns: &DnsSettings,
-    ) -> Option<(Target, Loc)> {
+    ) -> Option<(Target, Loc, String)> {
         let before = self.problems.len();
         let f = &d.field;
 
@@ -581,7 +585,7 @@ impl Checker<'_> {
                 self.push(
                     &loc,
                     format!("{f}.source_address"),
-                    Some(format!("{src:?}").replace('"', "")),
+                    Some(format!("\"{src}\"")),
                     "its family does not match the target's families",
                 );
             }
@@ -617,6 +621,7 @@ impl Checker<'_> {
                 },
             },
             d.loc,
+            d.field,
         ))
     }
 
@@ -695,9 +700,9 @@ impl Checker<'_> {
         out
     }
 
-    fn unique_names(&mut self, targets: &[(Target, Loc)]) {
+    fn unique_names(&mut self, targets: &[(Target, Loc, String)]) {
         let mut seen: HashMap<&str, &Loc> = HashMap::new();
-        for (t, loc) in targets {
+        for (t, loc, field) in targets {
             if let Some(first) = seen.get(&*t.name) {
                 let first_at = match (&first.file, first.line) {
                     (Some(file), _) => file.clone(),
@@ -706,7 +711,7 @@ impl Checker<'_> {
                 };
                 self.push(
                     loc,
-                    "name",
+                    format!("{field}.name"),
                     Some(format!("{:?}", t.name)),
                     format!("a target with this name is already defined ({first_at}); names must be unique"),
                 );
