@@ -1,1 +1,8 @@
-//! End-to-end tests.
+//! End-to-end tests: real sockets and real binaries, loopback only.
+//!
+//! One test binary with modules (fewer link steps, one place to look).
+
+mod cli;
+mod connect;
+mod dns;
+mod service;
