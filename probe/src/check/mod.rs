@@ -59,3 +59,6 @@ pub async fn run(
     }
     Ok(rounds)
 }
+
+#[cfg(test)]
+mod tests;

@@ -29,6 +29,9 @@ pub struct Summary {
     pub syn_retransmits: u32,
     /// Attempts that needed at least one SYN retransmit.
     pub attempts_with_retransmits: u32,
+    /// Successful attempts that connected only after a SYN retransmit: each
+    /// is a lost SYN that cost about a second, not a slow network.
+    pub ok_after_retransmit: u32,
     /// Kernel SYN -> SYN-ACK RTT of successful attempts, in milliseconds.
     pub rtt_ms: Option<Spread>,
     /// Wall-clock connect time of successful attempts, in milliseconds.
@@ -153,6 +156,8 @@ impl Summary {
             failures,
             syn_retransmits: attempts.iter().map(|a| a.syn_retransmits).sum(),
             attempts_with_retransmits: attempts.iter().filter(|a| a.syn_retransmits > 0).count()
+                as u32,
+            ok_after_retransmit: ok_attempts.iter().filter(|a| a.syn_retransmits > 0).count()
                 as u32,
             rtt_ms: Spread::of(
                 ok_attempts

@@ -86,14 +86,22 @@ pub fn summary(w: &mut impl Write, s: &Summary) -> io::Result<()> {
         writeln!(w, "connect time (wall clock):    {}", spread(sp))?;
     }
     if s.syn_retransmits > 0 {
-        writeln!(
+        write!(
             w,
-            "syn retransmits: {} over {} attempt{}; each lost SYN adds about 1 s to a connect, \
-             so slow connects here are packet loss, not a slow network",
+            "syn retransmits: {} over {} attempt{}",
             s.syn_retransmits,
             s.attempts_with_retransmits,
             plural(s.attempts_with_retransmits)
         )?;
+        match s.ok_after_retransmit {
+            0 => writeln!(w, " (SYNs that got no answer)")?,
+            n => writeln!(
+                w,
+                "; {n} connect{} succeeded only after a lost SYN (about 1 s each): \
+                 that is packet loss, not a slow network",
+                plural(n)
+            )?,
+        }
     }
     if let Some(d) = &s.dns {
         write!(
