@@ -1,8 +1,8 @@
 //! The probe's configuration: a strict TOML file (plus optional Prometheus
 //! file_sd target lists) turned into a validated [`Config`].
 //!
-//! Two stages: [`raw`] mirrors the file and rejects unknown fields;
-//! [`validate`] checks every value and reports every problem at once, each
+//! Two stages: `raw.rs` mirrors the file and rejects unknown fields;
+//! `validate.rs` checks every value and reports every problem at once, each
 //! naming the file, the line, the field and the value.
 
 mod file_sd;
