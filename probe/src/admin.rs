@@ -8,13 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use futures_util::StreamExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::exposition::TargetChunks;
 use crate::metrics::{self, Metrics};
 use crate::stats::StatsRegistry;
 
@@ -51,23 +54,32 @@ pub async fn serve(
 }
 
 async fn metrics_handler(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    let mut body = Vec::with_capacity(64 * 1024);
-    match metrics::encode(&state.metrics, &state.stats, &state.src_region, &mut body) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
-            body,
-        )
-            .into_response(),
+    let head = match metrics::encode_registry(&state.metrics) {
+        Ok(head) => head,
         Err(err) => {
             tracing::error!(error = %err, "encoding metrics");
-            (
+            return (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("encoding metrics: {err}\n"),
             )
-                .into_response()
+                .into_response();
         }
-    }
+    };
+    // The per-target part streams: each chunk is produced when the client
+    // is ready for it, with the probe's rounds running in between.
+    let chunks = TargetChunks::new(state.stats.all(), &state.src_region);
+    let rest = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        let chunk = chunks.next_chunk()?;
+        tokio::task::yield_now().await;
+        Some((chunk, chunks))
+    });
+    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(rest);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 async fn ready_handler(State(state): State<Arc<AdminState>>) -> (StatusCode, &'static str) {

@@ -53,8 +53,6 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
 
     let completion = tokio::time::timeout(options.timeout, established(&stream)).await;
     let duration = start.elapsed();
-    let info = tcp_info::read(&stream);
-    let retrans = info.as_ref().map_or(0, |i| i.total_retrans);
     let mut attempt = ConnectAttempt {
         address,
         local,
@@ -62,39 +60,48 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
         outcome: ConnectOutcome::Ok,
         duration_us: micros(duration),
         rtt_us: None,
-        syn_retransmits: retrans,
+        syn_retransmits: 0,
         errno: None,
     };
     match completion {
-        Err(_elapsed) => attempt.outcome = ConnectOutcome::Timeout,
-        Ok(Err(err)) => {
-            attempt.outcome = ConnectOutcome::from_io_error(&err);
-            attempt.errno = err.raw_os_error();
+        Ok(Ok(info)) => {
+            attempt.rtt_us = Some(info.rtt_us);
+            attempt.syn_retransmits = info.total_retrans;
         }
-        Ok(Ok(())) => match info {
-            Ok(info) => attempt.rtt_us = Some(info.rtt_us),
-            Err(err) => {
-                attempt.outcome = ConnectOutcome::from_io_error(&err);
-                attempt.errno = err.raw_os_error();
-            }
-        },
+        failed => {
+            attempt.outcome = match &failed {
+                Ok(Err(err)) => {
+                    attempt.errno = err.raw_os_error();
+                    ConnectOutcome::from_io_error(err)
+                }
+                _ => ConnectOutcome::Timeout,
+            };
+            attempt.syn_retransmits = tcp_info::read(&stream).map_or(0, |i| i.total_retrans);
+        }
     }
     attempt
 }
 
-/// Waits until the handshake completed or failed. Readiness alone is not
-/// trusted: the socket's own error and TCP state decide.
-async fn established(stream: &TcpStream) -> io::Result<()> {
+/// Waits until the handshake completed (returning the kernel's view of it)
+/// or failed. Readiness alone is not trusted: the socket's own error and TCP
+/// state decide.
+async fn established(stream: &TcpStream) -> io::Result<tcp_info::TcpInfo> {
     loop {
         stream.writable().await?;
-        if let Some(err) = stream.take_error()? {
-            return Err(err);
-        }
-        // Past SYN_SENT means the handshake completed, even if the peer
-        // already closed (CLOSE_WAIT): a server that accepts and hangs up
-        // has still accepted.
-        if tcp_info::read(stream)?.state != tcp_info::STATE_SYN_SENT {
-            return Ok(());
+        // One getsockopt on the common path: the TCP state says whether the
+        // handshake completed; only a closed socket needs SO_ERROR for why.
+        let info = tcp_info::read(stream)?;
+        match info.state {
+            tcp_info::STATE_SYN_SENT => {}
+            tcp_info::STATE_CLOSE => {
+                return Err(stream
+                    .take_error()?
+                    .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted)));
+            }
+            // Past SYN_SENT means the handshake completed, even if the peer
+            // already closed (CLOSE_WAIT): a server that accepts and hangs
+            // up has still accepted.
+            _ => return Ok(info),
         }
         // A spurious wake-up: clear the readiness and wait for the real event.
         let _ = stream.try_io(Interest::WRITABLE, || {

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Target;
+use crate::config::{Host, Target};
 use crate::metrics::Metrics;
 use crate::result::RoundResult;
 use crate::round::Runner;
@@ -27,11 +27,17 @@ use crate::stats::{StatsRegistry, TargetStats};
 pub struct Engine<R: Runner> {
     epoch: Instant,
     probe_id: String,
-    metrics: Metrics,
+    shared: Arc<Shared>,
     stats: Arc<StatsRegistry>,
-    results: Option<mpsc::Sender<RoundResult>>,
     tracker: TaskTracker,
     running: HashMap<Arc<str>, Running<R>>,
+}
+
+/// What every target task reads; one allocation for all of them.
+#[derive(Debug)]
+struct Shared {
+    metrics: Metrics,
+    results: Option<mpsc::Sender<RoundResult>>,
 }
 
 #[derive(Debug)]
@@ -54,9 +60,8 @@ impl<R: Runner> Engine<R> {
         Engine {
             epoch: Instant::now(),
             probe_id: probe_id.to_string(),
-            metrics,
+            shared: Arc::new(Shared { metrics, results }),
             stats,
-            results,
             tracker: TaskTracker::new(),
             running: HashMap::new(),
         }
@@ -84,6 +89,10 @@ impl<R: Runner> Engine<R> {
             }
             let stop = CancellationToken::new();
             let stats = self.stats.target(&target.name, &target.labels);
+            match &target.host {
+                Host::Ip(ip) => stats.prepare(ip.is_ipv4(), ip.is_ipv6(), false),
+                Host::Name(_) => stats.prepare(target.families.ipv4, target.families.ipv6, true),
+            }
             let task = TargetTask {
                 schedule: Schedule::new(
                     self.epoch,
@@ -93,8 +102,7 @@ impl<R: Runner> Engine<R> {
                 target: target.clone(),
                 runner: runner.clone(),
                 stats,
-                metrics: self.metrics.clone(),
-                results: self.results.clone(),
+                shared: self.shared.clone(),
                 stop: stop.clone(),
             };
             self.tracker.spawn(task.run());
@@ -108,7 +116,7 @@ impl<R: Runner> Engine<R> {
             );
         }
         self.stats.retain(&wanted);
-        self.metrics.targets.set(self.running.len() as i64);
+        self.shared.metrics.targets.set(self.running.len() as i64);
     }
 
     /// Stops scheduling, lets rounds in flight finish within `grace`, and
@@ -129,36 +137,46 @@ struct TargetTask<R> {
     target: Arc<Target>,
     runner: Arc<R>,
     stats: Arc<TargetStats>,
-    metrics: Metrics,
-    results: Option<mpsc::Sender<RoundResult>>,
+    shared: Arc<Shared>,
     stop: CancellationToken,
 }
 
 impl<R: Runner> TargetTask<R> {
     async fn run(self) {
         let mut k = self.schedule.next_round(Instant::now());
+        // One waiter on the token for the task's whole life, not one per round.
+        let stopped = self.stop.cancelled();
+        tokio::pin!(stopped);
         loop {
             let due = self.schedule.slot(k) + self.schedule.jitter();
             tokio::select! {
                 biased;
-                () = self.stop.cancelled() => return,
+                () = &mut stopped => return,
                 () = tokio::time::sleep_until(due) => {}
             }
-            self.metrics
+            let metrics = &self.shared.metrics;
+            metrics
                 .scheduler_lag
                 .observe(Instant::now().saturating_duration_since(due).as_secs_f64());
+            let _admission = tokio::select! {
+                biased;
+                () = &mut stopped => return,
+                a = self.runner.admit() => a,
+            };
             // A round in flight is finished even during shutdown: it is
-            // bounded by its timeouts, and its result is evidence.
-            let round = self.runner.run(&self.target).await;
+            // bounded by its timeouts, and its result is evidence. It is
+            // boxed so that an idle target (most of them, most of the time)
+            // holds only this small loop, not a round's worth of state.
+            let round = Box::pin(self.runner.run(&self.target)).await;
             self.stats.record(&round);
-            self.metrics.rounds.inc();
-            if let Some(tx) = &self.results {
+            metrics.rounds.inc();
+            if let Some(tx) = &self.shared.results {
                 let _ = tx.try_send(round);
             }
             let next = self.schedule.next_round(Instant::now()).max(k + 1);
             let skipped = next - k - 1;
             if skipped > 0 {
-                self.metrics.rounds_skipped.inc_by(skipped);
+                metrics.rounds_skipped.inc_by(skipped);
             }
             k = next;
         }
@@ -173,7 +191,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::config::{Host, Limits};
+    use crate::config::Limits;
     use crate::connect::ConnectOptions;
     use crate::dns::Families;
     use crate::limits::{Limiter, Operation};
@@ -210,6 +228,13 @@ mod tests {
     }
 
     impl Runner for Recorder {
+        async fn admit(&self) -> crate::limits::Admission {
+            match &self.limiter {
+                Some(l) => l.admit_round().await,
+                None => crate::limits::Admission::unlimited(),
+            }
+        }
+
         async fn run(&self, target: &Target) -> RoundResult {
             let _permit = match &self.limiter {
                 Some(l) => Some(l.acquire(Operation::Connect).await),

@@ -11,7 +11,7 @@
 //! - [`round`]: the probe function: one target once (DNS, then every address).
 //! - [`schedule`], [`engine`]: when rounds run; one task per target, no drift.
 //! - [`limits`]: global in-flight and rate caps below the scheduler.
-//! - [`stats`], [`metrics`], [`admin`]: per-target totals and `/metrics`.
+//! - [`stats`], [`metrics`], [`exposition`], [`admin`]: per-target totals and `/metrics`.
 //! - [`config`]: strict TOML (+ file_sd JSON) to a validated [`config::Config`].
 //! - [`service`], [`shutdown`]: the running probe, reload and drain.
 //! - [`check`]: the one-shot `check` command and its renderers.
@@ -26,7 +26,9 @@ pub mod connect;
 pub mod demo;
 pub mod dns;
 pub mod engine;
+pub mod exposition;
 pub mod limits;
+pub mod memory;
 pub mod metrics;
 pub mod outcome;
 pub mod result;

@@ -28,15 +28,40 @@ pub struct Pacer {
 #[derive(Debug)]
 pub struct Limiter {
     in_flight: Arc<Semaphore>,
+    rounds: Arc<Semaphore>,
     connects: Pacer,
     lookups: Pacer,
-    metrics: Option<Metrics>,
+    waits: Option<WaitCounters>,
+}
+
+/// `vantage_probe_limit_wait_seconds_total` children, resolved once: label
+/// lookups on every operation would cost more than the wait they count.
+#[derive(Debug)]
+struct WaitCounters {
+    in_flight: prometheus::Counter,
+    connects: prometheus::Counter,
+    lookups: prometheus::Counter,
 }
 
 /// Held while an operation runs; dropping it frees the in-flight slot.
 #[derive(Debug)]
 pub struct Permit {
     _slot: OwnedSemaphorePermit,
+}
+
+/// Held by a round from its start to its end. Rounds are admitted before
+/// they allocate anything, so a probe that cannot keep up (more rounds due
+/// than the caps allow) queues small idle tasks, not half-started rounds.
+#[derive(Debug)]
+pub struct Admission {
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Admission {
+    /// An admission that limits nothing (for runners without caps).
+    pub fn unlimited() -> Admission {
+        Admission { _slot: None }
+    }
 }
 
 /// Which rate a permit is paced by.
@@ -84,9 +109,14 @@ impl Limiter {
     pub fn new(limits: &Limits, metrics: Option<Metrics>) -> Limiter {
         Limiter {
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight as usize)),
+            rounds: Arc::new(Semaphore::new(limits.max_in_flight as usize)),
             connects: Pacer::per_second(limits.max_connects_per_second),
             lookups: Pacer::per_second(limits.max_dns_lookups_per_second),
-            metrics,
+            waits: metrics.map(|m| WaitCounters {
+                in_flight: m.limit_wait.with_label_values(&["in_flight"]),
+                connects: m.limit_wait.with_label_values(&["connects"]),
+                lookups: m.limit_wait.with_label_values(&["dns"]),
+            }),
         }
     }
 
@@ -100,24 +130,42 @@ impl Limiter {
             .await
             .expect("the semaphore is never closed");
         let queued = start.elapsed();
-        let (pacer, label) = match op {
-            Operation::Connect => (&self.connects, "connects"),
-            Operation::Lookup => (&self.lookups, "dns"),
+        let pacer = match op {
+            Operation::Connect => &self.connects,
+            Operation::Lookup => &self.lookups,
         };
         let paced = pacer.acquire().await;
-        if let Some(m) = &self.metrics {
+        if let Some(w) = &self.waits {
             if !queued.is_zero() {
-                m.limit_wait
-                    .with_label_values(&["in_flight"])
-                    .inc_by(queued.as_secs_f64());
+                w.in_flight.inc_by(queued.as_secs_f64());
             }
             if !paced.is_zero() {
-                m.limit_wait
-                    .with_label_values(&[label])
-                    .inc_by(paced.as_secs_f64());
+                let c = match op {
+                    Operation::Connect => &w.connects,
+                    Operation::Lookup => &w.lookups,
+                };
+                c.inc_by(paced.as_secs_f64());
             }
         }
         Permit { _slot: slot }
+    }
+
+    /// Waits until fewer than `max_in_flight` rounds are in progress.
+    pub async fn admit_round(&self) -> Admission {
+        let start = Instant::now();
+        let slot = self
+            .rounds
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
+        let waited = start.elapsed();
+        if let Some(w) = &self.waits
+            && !waited.is_zero()
+        {
+            w.in_flight.inc_by(waited.as_secs_f64());
+        }
+        Admission { _slot: Some(slot) }
     }
 
     /// Free in-flight slots right now.

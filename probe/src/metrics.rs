@@ -1,28 +1,23 @@
-//! The `/metrics` exposition: the probe's own gauges and counters through a
-//! prometheus `Registry`, and the per-target series generated at scrape time
-//! from [`StatsRegistry`], one metric family at a time so that a scrape of
-//! 10k targets never holds more than one family in memory.
+//! The probe's metrics: names and help texts of every series, the probe's
+//! own gauges and counters in a prometheus `Registry`, and [`encode`] for the
+//! whole `/metrics` exposition (the per-target part is in
+//! [`crate::exposition`]).
 //!
 //! Labels: `src_region` on every series, `target` and `family` on per-target
 //! series, `reason`/`outcome` from the bounded enums, then the target's own
 //! configured labels. Never an address, never an error string.
 
 use std::io;
-use std::sync::Arc;
 
 use prometheus::core::Collector;
-use prometheus::proto::{Bucket, Counter, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
-use crate::outcome::{ConnectOutcome, DnsOutcome};
+use crate::exposition::TargetChunks;
 use crate::result::Identity;
-use crate::stats::{
-    CONNECT_BUCKETS_US, DNS_BUCKETS_US, Family, FamilyStats, HistogramSnapshot, StatsRegistry,
-    TargetStats,
-};
+use crate::stats::StatsRegistry;
 
 /// A metric's name and help text.
 pub type MetricDef = (&'static str, &'static str);
@@ -183,167 +178,19 @@ pub fn encode(
     src_region: &str,
     w: &mut impl io::Write,
 ) -> io::Result<()> {
-    let enc = TextEncoder::new();
-    enc.encode(&metrics.registry.gather(), w)
+    w.write_all(&encode_registry(metrics)?)?;
+    let mut chunks = TargetChunks::new(stats.all(), src_region);
+    while let Some(chunk) = chunks.next_chunk() {
+        w.write_all(&chunk?)?;
+    }
+    Ok(())
+}
+
+/// The probe's own (non-per-target) series.
+pub fn encode_registry(metrics: &Metrics) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&metrics.registry.gather(), &mut buf)
         .map_err(io::Error::other)?;
-    encode_targets(&stats.all(), src_region, w)
-}
-
-/// Writes the per-target families for `targets`.
-pub fn encode_targets(
-    targets: &[Arc<TargetStats>],
-    src_region: &str,
-    w: &mut impl io::Write,
-) -> io::Result<()> {
-    let enc = TextEncoder::new();
-    let mut emit = |def: MetricDef, kind: MetricType, metrics: Vec<Metric>| -> io::Result<()> {
-        if metrics.is_empty() {
-            return Ok(());
-        }
-        let mut mf = MetricFamily::default();
-        mf.set_name(def.0.into());
-        mf.set_help(def.1.into());
-        mf.set_field_type(kind);
-        mf.set_metric(metrics);
-        enc.encode(&[mf], w).map_err(io::Error::other)
-    };
-
-    let per_family = |f: &FamilyFn<'_>| family_metrics(targets, src_region, f);
-
-    emit(
-        CONNECT_ATTEMPTS,
-        MetricType::COUNTER,
-        per_family(&|s, l, out| out.push(counter(l, s.attempts()))),
-    )?;
-    emit(
-        CONNECT_FAILURES,
-        MetricType::COUNTER,
-        per_family(&|s, l, out| {
-            for o in ConnectOutcome::ALL {
-                let n = s.count(o);
-                if o != ConnectOutcome::Ok && n > 0 {
-                    let mut l = l.clone();
-                    l.insert(3, pair("reason", o.as_str()));
-                    out.push(counter(l, n));
-                }
-            }
-        }),
-    )?;
-    emit(
-        SYN_RETRANSMITS,
-        MetricType::COUNTER,
-        per_family(&|s, l, out| {
-            out.push(counter(
-                l,
-                s.syn_retransmits.load(std::sync::atomic::Ordering::Relaxed),
-            ))
-        }),
-    )?;
-    emit(
-        CONNECT_RTT,
-        MetricType::HISTOGRAM,
-        per_family(&|s, l, out| out.push(histogram(l, &CONNECT_BUCKETS_US, s.rtt.snapshot()))),
-    )?;
-    emit(
-        CONNECT_DURATION,
-        MetricType::HISTOGRAM,
-        per_family(&|s, l, out| out.push(histogram(l, &CONNECT_BUCKETS_US, s.duration.snapshot()))),
-    )?;
-
-    let mut lookups = Vec::new();
-    let mut durations = Vec::new();
-    for t in targets {
-        if let Some(d) = t.dns() {
-            for o in DnsOutcome::ALL {
-                let n = d.outcomes[o.index()].load(std::sync::atomic::Ordering::Relaxed);
-                if n > 0 || o == DnsOutcome::Ok {
-                    lookups.push(counter(
-                        labels(src_region, t, None, Some(("outcome", o.as_str()))),
-                        n,
-                    ));
-                }
-            }
-            durations.push(histogram(
-                labels(src_region, t, None, None),
-                &DNS_BUCKETS_US,
-                d.duration.snapshot(),
-            ));
-        }
-    }
-    emit(DNS_LOOKUPS, MetricType::COUNTER, lookups)?;
-    emit(DNS_DURATION, MetricType::HISTOGRAM, durations)
-}
-
-/// Builds the metrics of one family stats slot.
-type FamilyFn<'a> = dyn Fn(&FamilyStats, Vec<LabelPair>, &mut Vec<Metric>) + 'a;
-
-/// One metric per target and family the target has connected over.
-fn family_metrics(targets: &[Arc<TargetStats>], src_region: &str, f: &FamilyFn<'_>) -> Vec<Metric> {
-    let mut out = Vec::new();
-    for t in targets {
-        for fam in Family::ALL {
-            if let Some(s) = t.family(fam) {
-                f(s, labels(src_region, t, Some(fam.as_str()), None), &mut out);
-            }
-        }
-    }
-    out
-}
-
-fn pair(name: &str, value: &str) -> LabelPair {
-    let mut p = LabelPair::default();
-    p.set_name(name.into());
-    p.set_value(value.into());
-    p
-}
-
-/// `src_region`, `target`, then `family` or one enum label, then user labels.
-fn labels(
-    src_region: &str,
-    t: &TargetStats,
-    family: Option<&str>,
-    extra: Option<(&str, &str)>,
-) -> Vec<LabelPair> {
-    let mut l = Vec::with_capacity(4 + t.labels.len());
-    l.push(pair("src_region", src_region));
-    l.push(pair("target", &t.name));
-    if let Some(f) = family {
-        l.push(pair("family", f));
-    }
-    if let Some((k, v)) = extra {
-        l.push(pair(k, v));
-    }
-    for (k, v) in t.labels.iter() {
-        l.push(pair(k, v));
-    }
-    l
-}
-
-fn counter(labels: Vec<LabelPair>, value: u64) -> Metric {
-    let mut c = Counter::default();
-    c.set_value(value as f64);
-    let mut m = Metric::from_label(labels);
-    m.set_counter(c);
-    m
-}
-
-fn histogram(labels: Vec<LabelPair>, bounds_us: &[u64], s: HistogramSnapshot) -> Metric {
-    let mut h = prometheus::proto::Histogram::default();
-    h.set_sample_count(s.count);
-    h.set_sample_sum(s.sum_us as f64 / 1e6);
-    h.set_bucket(
-        bounds_us
-            .iter()
-            .zip(s.cumulative)
-            .map(|(&b, c)| {
-                let mut bucket = Bucket::default();
-                bucket.set_upper_bound(b as f64 / 1e6);
-                bucket.set_cumulative_count(c);
-                bucket
-            })
-            .collect(),
-    );
-    let mut m = Metric::from_label(labels);
-    m.set_histogram(h);
-    m
+    Ok(buf)
 }

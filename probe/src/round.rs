@@ -11,12 +11,16 @@ use futures_util::future::join_all;
 use crate::config::{Host, Target};
 use crate::connect;
 use crate::dns::Resolver;
-use crate::limits::{Limiter, Operation};
+use crate::limits::{Admission, Limiter, Operation};
 use crate::result::{RoundResult, Timestamp};
 
 /// Runs rounds. The scheduler is generic over it so that its own tests can
 /// drive it with a round that only records when it ran.
 pub trait Runner: Send + Sync + 'static {
+    /// Waits until a round may start (the global caps); the round holds
+    /// the admission until it ends.
+    fn admit(&self) -> impl Future<Output = Admission> + Send;
+
     /// Measures `target` once.
     fn run(&self, target: &Target) -> impl Future<Output = RoundResult> + Send;
 }
@@ -36,6 +40,10 @@ impl Prober {
 }
 
 impl Runner for Prober {
+    async fn admit(&self) -> Admission {
+        self.limiter.admit_round().await
+    }
+
     async fn run(&self, target: &Target) -> RoundResult {
         let started_at = Timestamp::now();
         let (dns, addresses) = match &target.host {
@@ -49,11 +57,17 @@ impl Runner for Prober {
                 (Some(observation), ips)
             }
         };
-        let attempts = join_all(unique(addresses, target).map(|ip| async move {
+        let connect = |ip: IpAddr| async move {
             let _permit = self.limiter.acquire(Operation::Connect).await;
             connect::attempt(SocketAddr::new(ip, target.port), &target.connect).await
-        }))
-        .await;
+        };
+        let addresses: Vec<IpAddr> = unique(addresses, target).collect();
+        // Most targets have one address: no need for the join machinery.
+        let attempts = match addresses[..] {
+            [] => Vec::new(),
+            [ip] => vec![connect(ip).await],
+            _ => join_all(addresses.into_iter().map(connect)).await,
+        };
         RoundResult {
             target: target.name.clone(),
             host: match &target.host {

@@ -104,6 +104,7 @@ impl Service {
             results,
         );
         engine.apply(&config.targets, &prober);
+        crate::memory::release_free_heap();
         state.ready.store(true, Ordering::Release);
         tracing::info!(
             src_region = %config.identity.src_region,
@@ -132,6 +133,7 @@ impl Service {
                         Ok((new, next)) => {
                             prober = next;
                             engine.apply(&new.targets, &prober);
+                            crate::memory::release_free_heap();
                             state.metrics.reloads.with_label_values(&["success"]).inc();
                             state.metrics.reload_ok.set(1);
                             tracing::info!(targets = new.targets.len(), "config reloaded");

@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 
 use super::raw::{FileSdGroup, RawFileSd, S};
 use super::validate::{Checker, Defaults, Draft, Loc};
-use super::{Target, line_col, split_host_port};
+use super::{LineIndex, Target, split_host_port};
 use crate::dns::DnsSettings;
 
 /// Reads the file of `[[file_sd]]` entry `i` and appends its targets.
 /// Returns the file's path when it could be read.
 pub(super) fn read(
-    c: &mut Checker<'_>,
+    c: &mut Checker,
     i: usize,
     entry: &S<RawFileSd>,
     base: &Path,
@@ -84,16 +84,23 @@ pub(super) fn read(
         .map(|(k, v)| (k.clone(), v.get_ref().clone(), c.loc(v)))
         .collect();
 
+    // serde_json has no spans for values; find each group's line by its
+    // first target, searching on from the previous group (groups are in
+    // file order), which is good enough to point a person at it.
+    let lines = LineIndex::new(&text);
+    let mut cursor = 0;
     for (g, group) in groups.iter().enumerate() {
-        // serde_json has no spans for values; find the group's line by its
-        // first target, which is good enough to point a person at it.
+        let found = group
+            .targets
+            .first()
+            .and_then(|t| text[cursor..].find(&format!("\"{t}\"")))
+            .map(|off| cursor + off);
+        if let Some(off) = found {
+            cursor = off;
+        }
         let group_loc = Loc {
             file: Some(shown.clone()),
-            line: group
-                .targets
-                .first()
-                .and_then(|t| text.find(&format!("\"{t}\"")))
-                .map(|off| line_col(&text, off).0),
+            line: found.map(|off| lines.line_col(off).0),
         };
         let mut labels = entry_labels.clone();
         let mut name = None;

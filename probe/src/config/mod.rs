@@ -298,12 +298,32 @@ pub fn parse_host(h: &str) -> Result<Host, &'static str> {
     }
 }
 
+/// Where each line of a text starts, so that a byte offset becomes a line
+/// number in O(log n): validation asks for the line of every value, and a
+/// linear scan per value would make a 10k-target config take seconds.
+#[derive(Debug)]
+pub(crate) struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub(crate) fn new(text: &str) -> LineIndex {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column of byte `offset`.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&s| s <= offset).max(1);
+        (line, offset - self.starts[line - 1] + 1)
+    }
+}
+
 /// 1-based line and column of byte `offset` in `text`.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
+    LineIndex::new(text).line_col(offset.min(text.len()))
 }
 
 #[cfg(test)]

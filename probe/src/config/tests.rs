@@ -209,7 +209,12 @@ fn every_invalid_fixture_gives_its_exact_message() {
 }
 
 #[test]
-fn errors_name_the_line() {
-    let (line, col) = line_col("a\nbc\nd", 3);
-    assert_eq!((line, col), (2, 2));
+fn line_index_maps_offsets_to_lines() {
+    let text = "a\nbc\n\nd";
+    let idx = LineIndex::new(text);
+    let expect = [(1, 1), (1, 2), (2, 1), (2, 2), (2, 3), (3, 1), (4, 1)];
+    for (offset, want) in expect.iter().enumerate() {
+        assert_eq!(idx.line_col(offset), *want, "offset {offset}");
+        assert_eq!(line_col(text, offset), *want);
+    }
 }

@@ -57,8 +57,8 @@ pub(super) struct Defaults {
     pub(super) families: Families,
 }
 
-pub(super) struct Checker<'t> {
-    text: &'t str,
+pub(super) struct Checker {
+    lines: super::LineIndex,
     pub(super) problems: Vec<Problem>,
 }
 
@@ -69,7 +69,7 @@ pub(super) fn validate(
     overrides: &Overrides,
 ) -> Result<Config, Vec<Problem>> {
     let mut c = Checker {
-        text,
+        lines: super::LineIndex::new(text),
         problems: Vec::new(),
     };
 
@@ -164,7 +164,7 @@ pub(super) fn validate(
     })
 }
 
-impl Checker<'_> {
+impl Checker {
     pub(super) fn loc<T>(&self, v: &S<T>) -> Loc {
         self.loc_span(v.span())
     }
@@ -172,7 +172,7 @@ impl Checker<'_> {
     fn loc_span(&self, span: Range<usize>) -> Loc {
         Loc {
             file: None,
-            line: Some(super::line_col(self.text, span.start).0),
+            line: Some(self.lines.line_col(span.start).0),
         }
     }
 

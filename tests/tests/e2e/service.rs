@@ -146,7 +146,8 @@ port = {web}
             "vantage_probe_connect_attempts_total",
             &[("target", "gone")]
         ),
-        None
+        Some(0.0),
+        "no connect attempted, and the series says so from the start"
     );
 
     // Labels are bounded: names and enums, never an address or an error text.
