@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::Interest;
-use tokio::net::TcpStream;
+use tokio::io::unix::AsyncFd;
 
 use crate::outcome::ConnectOutcome;
 use crate::result::{ConnectAttempt, Timestamp};
@@ -46,9 +46,19 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
         }
     }
     let local = local_addr(&socket);
-    let stream = match TcpStream::from_std(std::net::TcpStream::from(socket)) {
+    // Registered for writability only: completion (or failure) of the
+    // handshake is the one event this attempt waits for.
+    // SAFETY: the `Socket` owns its descriptor and the `AsyncFd` owns the
+    // `Socket`, so the descriptor stays open, and the same, until the
+    // `AsyncFd` is dropped (which deregisters before closing).
+    #[allow(unsafe_code)]
+    let registered = unsafe { AsyncFd::register_with_interest(socket, Interest::WRITABLE) };
+    let stream = match registered {
         Ok(s) => s,
-        Err(err) => return failure(address, local, started_at, start, &err, 0),
+        Err(err) => {
+            let (_, err) = err.into_parts();
+            return failure(address, local, started_at, start, &err, 0);
+        }
     };
 
     let completion = tokio::time::timeout(options.timeout, established(&stream)).await;
@@ -76,7 +86,8 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
                 }
                 _ => ConnectOutcome::Timeout,
             };
-            attempt.syn_retransmits = tcp_info::read(&stream).map_or(0, |i| i.total_retrans);
+            attempt.syn_retransmits =
+                tcp_info::read(stream.get_ref()).map_or(0, |i| i.total_retrans);
         }
     }
     attempt
@@ -85,16 +96,18 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
 /// Waits until the handshake completed (returning the kernel's view of it)
 /// or failed. Readiness alone is not trusted: the socket's own error and TCP
 /// state decide.
-async fn established(stream: &TcpStream) -> io::Result<tcp_info::TcpInfo> {
+async fn established(stream: &AsyncFd<Socket>) -> io::Result<tcp_info::TcpInfo> {
     loop {
-        stream.writable().await?;
+        let mut ready = stream.writable().await?;
         // One getsockopt on the common path: the TCP state says whether the
         // handshake completed; only a closed socket needs SO_ERROR for why.
-        let info = tcp_info::read(stream)?;
+        let info = tcp_info::read(stream.get_ref())?;
         match info.state {
-            tcp_info::STATE_SYN_SENT => {}
+            // A spurious wake-up: wait for the real event.
+            tcp_info::STATE_SYN_SENT => ready.clear_ready(),
             tcp_info::STATE_CLOSE => {
                 return Err(stream
+                    .get_ref()
                     .take_error()?
                     .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted)));
             }
@@ -103,10 +116,6 @@ async fn established(stream: &TcpStream) -> io::Result<tcp_info::TcpInfo> {
             // up has still accepted.
             _ => return Ok(info),
         }
-        // A spurious wake-up: clear the readiness and wait for the real event.
-        let _ = stream.try_io(Interest::WRITABLE, || {
-            Err::<(), _>(io::Error::from(io::ErrorKind::WouldBlock))
-        });
     }
 }
 
