@@ -445,20 +445,7 @@ fn probe_syscalls(backends: &[SocketAddr]) -> Reference {
             errors += 1;
             continue;
         }
-        // SAFETY: tcp_info is plain old data (all-zero is valid) and `len`
-        // is the size of the buffer passed.
-        let rc = unsafe {
-            let mut info: libc::tcp_info = std::mem::zeroed();
-            let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-            libc::getsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&mut info as *mut libc::tcp_info).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
+        if vantage_probe::tcp_info::read(&s).is_err() {
             errors += 1;
         }
     }

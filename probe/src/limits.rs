@@ -122,55 +122,45 @@ impl Limiter {
 
     /// Waits for an in-flight slot, then for the operation's start slot.
     pub async fn acquire(&self, op: Operation) -> Permit {
-        let start = Instant::now();
-        let slot = self
-            .in_flight
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed");
-        let queued = start.elapsed();
-        let pacer = match op {
-            Operation::Connect => &self.connects,
-            Operation::Lookup => &self.lookups,
+        let slot = self.slot(&self.in_flight).await;
+        let (pacer, waited) = match (op, &self.waits) {
+            (Operation::Connect, w) => (&self.connects, w.as_ref().map(|w| &w.connects)),
+            (Operation::Lookup, w) => (&self.lookups, w.as_ref().map(|w| &w.lookups)),
         };
-        let paced = pacer.acquire().await;
-        if let Some(w) = &self.waits {
-            if !queued.is_zero() {
-                w.in_flight.inc_by(queued.as_secs_f64());
-            }
-            if !paced.is_zero() {
-                let c = match op {
-                    Operation::Connect => &w.connects,
-                    Operation::Lookup => &w.lookups,
-                };
-                c.inc_by(paced.as_secs_f64());
-            }
-        }
+        count_wait(waited, pacer.acquire().await);
         Permit { _slot: slot }
     }
 
     /// Waits until fewer than `max_in_flight` rounds are in progress.
     pub async fn admit_round(&self) -> Admission {
+        Admission {
+            _slot: Some(self.slot(&self.rounds).await),
+        }
+    }
+
+    /// A permit of `sem`, its wait counted as an in-flight wait.
+    async fn slot(&self, sem: &Arc<Semaphore>) -> OwnedSemaphorePermit {
         let start = Instant::now();
-        let slot = self
-            .rounds
+        let permit = sem
             .clone()
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
-        let waited = start.elapsed();
-        if let Some(w) = &self.waits
-            && !waited.is_zero()
-        {
-            w.in_flight.inc_by(waited.as_secs_f64());
-        }
-        Admission { _slot: Some(slot) }
+        count_wait(self.waits.as_ref().map(|w| &w.in_flight), start.elapsed());
+        permit
     }
 
     /// Free in-flight slots right now.
     pub fn available(&self) -> usize {
         self.in_flight.available_permits()
+    }
+}
+
+fn count_wait(counter: Option<&prometheus::Counter>, waited: Duration) {
+    if let Some(c) = counter
+        && !waited.is_zero()
+    {
+        c.inc_by(waited.as_secs_f64());
     }
 }
 
