@@ -67,7 +67,10 @@ async fn metrics_handler(State(state): State<Arc<AdminState>>) -> impl IntoRespo
     };
     // The per-target part streams: each chunk is produced when the client
     // is ready for it, with the probe's rounds running in between.
-    let chunks = TargetChunks::new(state.stats.all(), &state.src_region);
+    let chunks = TargetChunks::new(
+        metrics::for_region(&state.stats, &state.src_region),
+        metrics::PROBE_PREFIX,
+    );
     let rest = futures_util::stream::unfold(chunks, |mut chunks| async move {
         let chunk = chunks.next_chunk()?;
         tokio::task::yield_now().await;

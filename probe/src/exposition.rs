@@ -29,8 +29,8 @@ const CHUNK_TARGETS: usize = 256;
 /// Each family's `# HELP`/`# TYPE` header appears once, before its first series.
 #[derive(Debug)]
 pub struct TargetChunks {
-    targets: Vec<Arc<TargetStats>>,
-    src_region: String,
+    targets: Vec<(Arc<str>, Arc<TargetStats>)>,
+    prefix: &'static str,
     family: usize,
     offset: usize,
     header_written: bool,
@@ -54,11 +54,12 @@ const FAMILIES: [(MetricDef, Kind); 7] = [
 ];
 
 impl TargetChunks {
-    /// Chunks for `targets`, every series labelled `src_region`.
-    pub fn new(targets: Vec<Arc<TargetStats>>, src_region: &str) -> TargetChunks {
+    /// Chunks for `targets`, each with the `src_region` that measured it,
+    /// metric names starting with `prefix`.
+    pub fn new(targets: Vec<(Arc<str>, Arc<TargetStats>)>, prefix: &'static str) -> TargetChunks {
         TargetChunks {
             targets,
-            src_region: src_region.to_string(),
+            prefix,
             family: 0,
             offset: 0,
             header_written: false,
@@ -79,12 +80,14 @@ impl TargetChunks {
             let end = (self.offset + CHUNK_TARGETS).min(self.targets.len());
             let mut w = Writer {
                 out: &mut out,
+                prefix: self.prefix,
                 def,
                 kind,
-                region: &self.src_region,
+                region: "",
                 header_written: self.header_written,
             };
-            for t in &self.targets[self.offset..end] {
+            for (region, t) in &self.targets[self.offset..end] {
+                w.region = region;
                 write_target(&mut w, self.family, t);
             }
             self.header_written = w.header_written;
@@ -164,6 +167,7 @@ fn write_target(w: &mut Writer<'_>, family: usize, t: &TargetStats) {
 
 struct Writer<'a> {
     out: &'a mut String,
+    prefix: &'static str,
     def: MetricDef,
     kind: Kind,
     region: &'a str,
@@ -178,7 +182,8 @@ impl Writer<'_> {
                 Kind::Histogram => "histogram",
             };
             let (name, help) = self.def;
-            let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            let p = self.prefix;
+            let _ = writeln!(self.out, "# HELP {p}{name} {help}\n# TYPE {p}{name} {kind}");
             self.header_written = true;
         }
     }
@@ -196,6 +201,7 @@ impl Writer<'_> {
     ) {
         self.header();
         let out = &mut *self.out;
+        out.push_str(self.prefix);
         out.push_str(self.def.0);
         out.push_str(suffix);
         out.push_str("{src_region=\"");
@@ -254,7 +260,9 @@ mod tests {
     use crate::result::{ConnectAttempt, RoundResult, Timestamp};
 
     fn text(targets: Vec<Arc<TargetStats>>) -> String {
-        let mut chunks = TargetChunks::new(targets, "us-east-2");
+        let region: Arc<str> = "us-east-2".into();
+        let entries = targets.into_iter().map(|t| (region.clone(), t)).collect();
+        let mut chunks = TargetChunks::new(entries, "vantage_probe_");
         let mut out = String::new();
         while let Some(c) = chunks.next_chunk() {
             out.push_str(&String::from_utf8(c.unwrap()).unwrap());

@@ -39,3 +39,4 @@ pub mod shutdown;
 pub mod stats;
 pub mod tcp_info;
 pub mod testbed;
+pub mod wire;

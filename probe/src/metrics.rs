@@ -8,6 +8,7 @@
 //! configured labels. Never an address, never an error string.
 
 use std::io;
+use std::sync::Arc;
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -17,44 +18,48 @@ use prometheus::{
 
 use crate::exposition::TargetChunks;
 use crate::result::Identity;
-use crate::stats::StatsRegistry;
+use crate::stats::{StatsRegistry, TargetStats};
 
-/// A metric's name and help text.
+/// A per-target metric's name after its prefix (`vantage_probe_` on a probe,
+/// `vantage_` on the collector) and its help text.
 pub type MetricDef = (&'static str, &'static str);
+
+/// The prefix of the probe's own series.
+pub const PROBE_PREFIX: &str = "vantage_probe_";
 
 /// Connect attempts per target and family.
 pub const CONNECT_ATTEMPTS: MetricDef = (
-    "vantage_probe_connect_attempts_total",
+    "connect_attempts_total",
     "TCP connect attempts, one per resolved address per round.",
 );
 /// Failed connect attempts by reason.
 pub const CONNECT_FAILURES: MetricDef = (
-    "vantage_probe_connect_failures_total",
+    "connect_failures_total",
     "Failed TCP connect attempts by reason (bounded taxonomy; local_* blame the probe's host).",
 );
 /// Kernel SYN -> SYN-ACK round trip.
 pub const CONNECT_RTT: MetricDef = (
-    "vantage_probe_connect_rtt_seconds",
+    "connect_rtt_seconds",
     "SYN to SYN-ACK round trip of successful connects, as measured by the kernel (tcpi_rtt).",
 );
 /// Wall-clock connect duration.
 pub const CONNECT_DURATION: MetricDef = (
-    "vantage_probe_connect_duration_seconds",
+    "connect_duration_seconds",
     "Wall-clock duration of successful connects; one lost SYN adds about 1 s.",
 );
 /// SYN retransmits.
 pub const SYN_RETRANSMITS: MetricDef = (
-    "vantage_probe_syn_retransmits_total",
+    "syn_retransmits_total",
     "SYNs sent again because the previous one got no answer.",
 );
 /// DNS lookups by outcome.
 pub const DNS_LOOKUPS: MetricDef = (
-    "vantage_probe_dns_lookups_total",
+    "dns_lookups_total",
     "DNS lookups of target hosts by outcome.",
 );
 /// DNS lookup duration.
 pub const DNS_DURATION: MetricDef = (
-    "vantage_probe_dns_lookup_seconds",
+    "dns_lookup_seconds",
     "Duration of DNS lookups of target hosts (A and AAAA in parallel), whatever the outcome.",
 );
 
@@ -179,11 +184,21 @@ pub fn encode(
     w: &mut impl io::Write,
 ) -> io::Result<()> {
     w.write_all(&encode_registry(metrics)?)?;
-    let mut chunks = TargetChunks::new(stats.all(), src_region);
+    let mut chunks = TargetChunks::new(for_region(stats, src_region), PROBE_PREFIX);
     while let Some(chunk) = chunks.next_chunk() {
         w.write_all(&chunk?)?;
     }
     Ok(())
+}
+
+/// Every target's stats paired with the one region of this probe.
+pub fn for_region(stats: &StatsRegistry, src_region: &str) -> Vec<(Arc<str>, Arc<TargetStats>)> {
+    let region: Arc<str> = src_region.into();
+    stats
+        .all()
+        .into_iter()
+        .map(|t| (region.clone(), t))
+        .collect()
 }
 
 /// The probe's own (non-per-target) series.

@@ -1,0 +1,60 @@
+//! The push protocol between a probe and the collector.
+//!
+//! A probe sends [`Batch`]es to `POST /api/v1/results`: JSON, gzip-compressed
+//! (`Content-Encoding: gzip`), with `Authorization: Bearer <token>`. Each
+//! batch carries the probe's identity, a stream id and a sequence number. The collector
+//! stores the batch durably, then answers 200 with an [`Ack`]. A batch that
+//! was already stored (a retry after a lost answer) is acknowledged again,
+//! as a duplicate, and not counted twice. A refused batch gets a 4xx with a
+//! [`Refusal`] and nothing of it is stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::result::{Identity, RoundResult, Timestamp};
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The path batches are posted to.
+pub const RESULTS_PATH: &str = "/api/v1/results";
+
+/// A probe's results, sent together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// [`SCHEMA_VERSION`] of the sender.
+    pub schema: u32,
+    /// Who measured.
+    pub probe: Identity,
+    /// The sender's batch stream: a random id made when the probe's spool
+    /// is created. A probe that loses its spool starts a new stream, so its
+    /// restarted sequence numbers are never mistaken for retries.
+    pub stream: String,
+    /// Sequence number within the stream, increasing by one per new batch;
+    /// a retry reuses its number.
+    pub seq: u64,
+    /// The probe's clock when the batch was (first) sent.
+    pub sent_at: Timestamp,
+    /// The rounds, oldest first.
+    pub results: Vec<RoundResult>,
+}
+
+/// The collector's answer to a stored batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// The batch's sequence number.
+    pub seq: u64,
+    /// Results stored by this request (0 for a duplicate).
+    pub stored: u32,
+    /// The batch had been stored before; nothing was added.
+    pub duplicate: bool,
+}
+
+/// Why a request was refused; the status code says which class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    /// A bounded reason code (also the `reason` label of the refusal counter).
+    pub reason: String,
+    /// What was wrong, for a person.
+    pub message: String,
+}
