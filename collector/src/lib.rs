@@ -1,5 +1,25 @@
-//! vantage-collector: where the fleet's evidence will live. For now it only
-//! fixes the dependency direction: the collector reads the probe library's
-//! result types, never the other way round.
+//! vantage-collector: where the fleet's evidence lives. Probes push batches
+//! of results; the collector keeps them durably, knows which probes are
+//! alive, and is the fleet's one Prometheus scrape target.
+//!
+//! # Layout
+//!
+//! - [`config`]: strict TOML to a validated [`config::Config`].
+//! - [`auth`]: bearer tokens bound to one region (and optionally probe ids).
+//! - [`ingest`]: `POST /api/v1/results`: decode, check ([`validate`]), store, acknowledge.
+//! - [`store`]: the embedded SQLite store: receipts, probes, per-minute rollups, failures.
+//! - [`fleet`]: live state: probe liveness and clocks, per (region, target) totals.
+//! - [`metrics`], [`read_api`], [`server`]: `/metrics`, the JSON read API, health endpoints.
+//! - [`service`], [`cli`]: the running collector and its command line.
 
-pub use vantage_probe::result::{Identity, RoundResult};
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod fleet;
+pub mod ingest;
+pub mod metrics;
+pub mod read_api;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod validate;

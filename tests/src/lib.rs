@@ -133,10 +133,29 @@ pub fn free_port() -> u16 {
 
 /// `GET path` over HTTP/1.0 on loopback; the status code and body.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http(addr, "GET", path, &[], &[]).await
+}
+
+/// One HTTP/1.0 request on loopback; the status code and body.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
     assert!(addr.ip().is_loopback(), "tests talk to loopback only");
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-        .await?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(body).await?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).await?;
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -147,6 +166,14 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> std::io::Result
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     Ok((status, body.to_string()))
+}
+
+/// gzip-compresses `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
 }
 
 /// Polls `GET path` until it answers 200 or `limit` passes.

@@ -3,6 +3,7 @@
 //! One test binary with modules (fewer link steps, one place to look).
 
 mod cli;
+mod collector;
 mod connect;
 mod dns;
 mod service;

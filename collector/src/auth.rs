@@ -1,0 +1,142 @@
+//! Bearer tokens, each bound to one region (and optionally to probe ids in
+//! it). A batch may only speak for what its token is bound to.
+
+use crate::config::TokenBinding;
+
+/// The configured tokens.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    bindings: Vec<TokenBinding>,
+}
+
+/// Why a request is not allowed; the first two are 401, the rest 403.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No `Authorization: Bearer` header.
+    MissingToken,
+    /// A token no binding knows.
+    UnknownToken,
+    /// The batch claims a region the token is not bound to.
+    WrongRegion,
+    /// The batch claims a probe id the token is not bound to.
+    WrongProbe,
+}
+
+impl Tokens {
+    /// Tokens from the config.
+    pub fn new(bindings: Vec<TokenBinding>) -> Tokens {
+        Tokens { bindings }
+    }
+
+    /// The binding of the `Authorization` header's bearer token.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<&TokenBinding, Denied> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(Denied::MissingToken)?;
+        // Compare against every binding in constant time per byte, so the
+        // time taken says nothing about how much of a token was right.
+        let mut found = None;
+        for b in &self.bindings {
+            if constant_time_eq(b.token.as_bytes(), token.as_bytes()) {
+                found = Some(b);
+            }
+        }
+        found.ok_or(Denied::UnknownToken)
+    }
+
+    /// Whether `binding` may report as `probe_id` in `src_region`.
+    pub fn authorize(
+        binding: &TokenBinding,
+        src_region: &str,
+        probe_id: &str,
+    ) -> Result<(), Denied> {
+        if binding.src_region != src_region {
+            return Err(Denied::WrongRegion);
+        }
+        if let Some(ids) = &binding.probe_ids
+            && !ids.contains(probe_id)
+        {
+            return Err(Denied::WrongProbe);
+        }
+        Ok(())
+    }
+}
+
+impl Denied {
+    /// The HTTP status: 401 for who-are-you, 403 for you-may-not.
+    pub fn status(self) -> u16 {
+        match self {
+            Denied::MissingToken | Denied::UnknownToken => 401,
+            Denied::WrongRegion | Denied::WrongProbe => 403,
+        }
+    }
+
+    /// The bounded reason code.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Denied::MissingToken => "missing_token",
+            Denied::UnknownToken => "unknown_token",
+            Denied::WrongRegion => "wrong_region",
+            Denied::WrongProbe => "wrong_probe",
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::new(vec![
+            TokenBinding {
+                token: "east-token-0123456789".into(),
+                src_region: "us-east-2".into(),
+                probe_ids: None,
+            },
+            TokenBinding {
+                token: "west-token-0123456789".into(),
+                src_region: "us-west-1".into(),
+                probe_ids: Some(["w1".to_string()].into()),
+            },
+        ])
+    }
+
+    #[test]
+    fn a_token_speaks_only_for_its_region_and_probes() {
+        let t = tokens();
+        assert_eq!(t.authenticate(None).unwrap_err(), Denied::MissingToken);
+        assert_eq!(
+            t.authenticate(Some("Basic abc")).unwrap_err(),
+            Denied::MissingToken
+        );
+        assert_eq!(
+            t.authenticate(Some("Bearer nope")).unwrap_err(),
+            Denied::UnknownToken
+        );
+        let east = t
+            .authenticate(Some("Bearer east-token-0123456789"))
+            .unwrap();
+        assert!(Tokens::authorize(east, "us-east-2", "any").is_ok());
+        assert_eq!(
+            Tokens::authorize(east, "us-west-1", "any"),
+            Err(Denied::WrongRegion)
+        );
+        let west = t
+            .authenticate(Some("Bearer west-token-0123456789"))
+            .unwrap();
+        assert!(Tokens::authorize(west, "us-west-1", "w1").is_ok());
+        assert_eq!(
+            Tokens::authorize(west, "us-west-1", "w2"),
+            Err(Denied::WrongProbe)
+        );
+    }
+}

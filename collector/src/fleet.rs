@@ -1,0 +1,201 @@
+//! What the collector knows about the fleet right now: every probe it has
+//! heard from (and when), and per (src_region, target) totals for
+//! `/metrics`. Updated only after a batch is committed, so `/metrics` never
+//! shows what the store does not hold.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use vantage_probe::stats::TargetStats;
+use vantage_probe::wire::Batch;
+
+use crate::config::ProbePolicy;
+use crate::store::ProbeRecord;
+use crate::validate::Refused;
+
+/// (src_region, target name).
+type TargetKey = (Arc<str>, Arc<str>);
+
+/// The live fleet.
+#[derive(Debug)]
+pub struct Fleet {
+    policy: ProbePolicy,
+    max_targets_per_probe: usize,
+    probes: RwLock<BTreeMap<String, ProbeState>>,
+    targets: RwLock<BTreeMap<TargetKey, Arc<TargetStats>>>,
+    seen_targets: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+/// One probe as last heard from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeState {
+    /// Its region.
+    pub src_region: String,
+    /// Its zone.
+    pub zone: Option<String>,
+    /// When its last batch was stored.
+    pub last_seen: SystemTime,
+    /// Its clock minus ours when that batch arrived, microseconds.
+    pub clock_offset_us: i64,
+}
+
+/// Whether a probe is reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    /// Reported within `silent_after`.
+    Reporting,
+    /// Quiet for longer: silent is its own state, not "its targets are down".
+    Silent,
+    /// Quiet for longer than `forget_after`: no longer exposed.
+    Forgotten,
+}
+
+impl Fleet {
+    /// The fleet as the store remembers it.
+    pub fn new(
+        policy: ProbePolicy,
+        max_targets_per_probe: usize,
+        probes: Vec<ProbeRecord>,
+        probe_targets: Vec<(String, String)>,
+    ) -> Fleet {
+        let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
+        for (probe, target) in probe_targets {
+            seen.entry(probe).or_default().insert(target);
+        }
+        Fleet {
+            policy,
+            max_targets_per_probe,
+            probes: RwLock::new(
+                probes
+                    .into_iter()
+                    .map(|p| {
+                        (
+                            p.probe_id,
+                            ProbeState {
+                                src_region: p.src_region,
+                                zone: p.zone,
+                                last_seen: p.last_seen,
+                                clock_offset_us: p.clock_offset_us,
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
+            targets: RwLock::new(BTreeMap::new()),
+            seen_targets: Mutex::new(seen),
+        }
+    }
+
+    /// Refuses a batch that would take its probe past the distinct-target
+    /// cap; otherwise reserves its new target names.
+    pub fn admit_targets(&self, batch: &Batch) -> Result<(), Refused> {
+        let mut seen = self.seen_targets.lock().unwrap();
+        let known = seen.entry(batch.probe.probe_id.clone()).or_default();
+        let new: HashSet<&str> = batch
+            .results
+            .iter()
+            .map(|r| &*r.target)
+            .filter(|t| !known.contains(*t))
+            .collect();
+        if known.len() + new.len() > self.max_targets_per_probe {
+            return Err(Refused::new(
+                422,
+                "too_many_targets",
+                format!(
+                    "probe {} would report {} distinct targets, at most {} (limits.max_targets_per_probe)",
+                    batch.probe.probe_id,
+                    known.len() + new.len(),
+                    self.max_targets_per_probe
+                ),
+            ));
+        }
+        known.extend(new.into_iter().map(String::from));
+        Ok(())
+    }
+
+    /// Adds a committed batch.
+    pub fn record(&self, batch: &Batch, received: SystemTime) {
+        let region: Arc<str> = batch.probe.src_region.as_str().into();
+        {
+            let mut targets = self.targets.write().unwrap();
+            for r in &batch.results {
+                let stats = targets
+                    .entry((region.clone(), r.target.clone()))
+                    .or_insert_with(|| {
+                        Arc::new(TargetStats::new(r.target.clone(), r.labels.clone()))
+                    });
+                stats.record(r);
+            }
+        }
+        let offset = micros(batch.sent_at.system_time(), received);
+        let mut probes = self.probes.write().unwrap();
+        let p = probes
+            .entry(batch.probe.probe_id.clone())
+            .or_insert_with(|| ProbeState {
+                src_region: batch.probe.src_region.clone(),
+                zone: batch.probe.zone.clone(),
+                last_seen: received,
+                clock_offset_us: offset,
+            });
+        p.src_region = batch.probe.src_region.clone();
+        p.zone = batch.probe.zone.clone();
+        p.last_seen = p.last_seen.max(received);
+        p.clock_offset_us = offset;
+    }
+
+    /// Every probe with its liveness at `now`.
+    pub fn probes(&self, now: SystemTime) -> Vec<(String, ProbeState, Liveness)> {
+        self.probes
+            .read()
+            .unwrap()
+            .iter()
+            .map(|(id, p)| (id.clone(), p.clone(), self.liveness(p, now)))
+            .collect()
+    }
+
+    /// Per (src_region, target) totals for the exposition, in key order.
+    pub fn target_stats(&self) -> Vec<(Arc<str>, Arc<TargetStats>)> {
+        self.targets
+            .read()
+            .unwrap()
+            .iter()
+            .map(|((region, _), s)| (region.clone(), s.clone()))
+            .collect()
+    }
+
+    /// Whether a probe's clock is off by more than the policy allows.
+    pub fn clock_flagged(&self, p: &ProbeState) -> bool {
+        p.clock_offset_us.unsigned_abs() > self.policy.max_clock_offset.as_micros() as u64
+    }
+
+    fn liveness(&self, p: &ProbeState, now: SystemTime) -> Liveness {
+        let age = now.duration_since(p.last_seen).unwrap_or(Duration::ZERO);
+        if age > self.policy.forget_after {
+            Liveness::Forgotten
+        } else if age > self.policy.silent_after {
+            Liveness::Silent
+        } else {
+            Liveness::Reporting
+        }
+    }
+}
+
+impl Liveness {
+    /// The state's name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Reporting => "reporting",
+            Liveness::Silent => "silent",
+            Liveness::Forgotten => "forgotten",
+        }
+    }
+}
+
+/// `a - b` in microseconds, signed.
+pub fn micros(a: SystemTime, b: SystemTime) -> i64 {
+    match a.duration_since(b) {
+        Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}

@@ -1,0 +1,166 @@
+//! The collector's `/metrics`: its own ingest counters (a prometheus
+//! registry), every probe's liveness and clock, and per (src_region, target)
+//! connect and DNS series in the probe's layout with the `vantage_` prefix.
+
+use std::fmt::Write as _;
+use std::io;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::fleet::{Fleet, Liveness};
+
+/// Prefix of the fleet's per-target series.
+pub const FLEET_PREFIX: &str = "vantage_";
+
+/// The collector's own metrics.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// Registry of the collector's own series.
+    pub registry: Registry,
+    /// Batches acknowledged, by result (`stored`, `duplicate`).
+    pub batches: IntCounterVec,
+    /// Results stored.
+    pub results: IntCounter,
+    /// Requests refused, by reason.
+    pub refused: IntCounterVec,
+    /// Time from receipt to acknowledgement of a stored batch.
+    pub ingest_seconds: Histogram,
+    /// Store failures (answered 503).
+    pub store_errors: IntCounter,
+}
+
+impl Metrics {
+    /// Creates and registers the collector's metrics.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let build = IntGauge::with_opts(
+            Opts::new(
+                "vantage_collector_build_info",
+                "Build of the running collector; always 1.",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION")),
+        )
+        .unwrap();
+        build.set(1);
+        let m = Metrics {
+            batches: IntCounterVec::new(
+                Opts::new(
+                    "vantage_collector_batches_total",
+                    "Batches acknowledged, by result (stored or duplicate).",
+                ),
+                &["result"],
+            )
+            .unwrap(),
+            results: IntCounter::new("vantage_collector_results_total", "Results stored.").unwrap(),
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "vantage_collector_refused_total",
+                    "Requests refused, by reason; nothing of them was stored.",
+                ),
+                &["reason"],
+            )
+            .unwrap(),
+            ingest_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "vantage_collector_ingest_seconds",
+                    "Time from a batch's arrival to its durable acknowledgement.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+                ]),
+            )
+            .unwrap(),
+            store_errors: IntCounter::new(
+                "vantage_collector_store_errors_total",
+                "Batches the store failed to keep (answered 503, to be retried).",
+            )
+            .unwrap(),
+            registry,
+        };
+        for c in [
+            Box::new(build) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.batches.clone()),
+            Box::new(m.results.clone()),
+            Box::new(m.refused.clone()),
+            Box::new(m.ingest_seconds.clone()),
+            Box::new(m.store_errors.clone()),
+        ] {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    /// The collector's own series and every probe's state.
+    pub fn encode_head(&self, fleet: &Fleet, now: SystemTime) -> io::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .map_err(io::Error::other)?;
+        let mut out = String::new();
+        let probes: Vec<_> = fleet
+            .probes(now)
+            .into_iter()
+            .filter(|(_, _, l)| *l != Liveness::Forgotten)
+            .collect();
+        type Value = fn(&Fleet, &crate::fleet::ProbeState, Liveness, SystemTime) -> String;
+        let families: [(&str, &str, &str, Value); 4] = [
+            (
+                "vantage_fleet_probe_last_report_timestamp_seconds",
+                "gauge",
+                "When the probe's last batch was stored (Unix time).",
+                |_, p, _, _| secs(p.last_seen).to_string(),
+            ),
+            (
+                "vantage_fleet_probe_silent",
+                "gauge",
+                "1 if the probe has not reported for longer than probes.silent_after; silent is not down.",
+                |_, _, l, _| u8::from(l == Liveness::Silent).to_string(),
+            ),
+            (
+                "vantage_fleet_probe_clock_offset_seconds",
+                "gauge",
+                "The probe's clock minus the collector's, estimated at its last batch.",
+                |_, p, _, _| (p.clock_offset_us as f64 / 1e6).to_string(),
+            ),
+            (
+                "vantage_fleet_probe_clock_flagged",
+                "gauge",
+                "1 if the probe's clock is off by more than probes.max_clock_offset: its timeline is suspect.",
+                |f, p, _, _| u8::from(f.clock_flagged(p)).to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            if probes.is_empty() {
+                break;
+            }
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (id, p, l) in &probes {
+                let _ = writeln!(
+                    out,
+                    "{name}{{src_region=\"{}\",probe_id=\"{}\",zone=\"{}\"}} {}",
+                    p.src_region,
+                    id,
+                    p.zone.as_deref().unwrap_or(""),
+                    value(fleet, p, *l, now)
+                );
+            }
+        }
+        buf.extend_from_slice(out.as_bytes());
+        Ok(buf)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+fn secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

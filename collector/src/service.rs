@@ -1,0 +1,75 @@
+//! The running collector: open the store, rebuild the fleet from it, serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::fleet::Fleet;
+use crate::ingest::RateLimits;
+use crate::metrics::Metrics;
+use crate::server::{self, AppState};
+use crate::store::Store;
+
+/// A collector with its store open and its listener bound.
+#[derive(Debug)]
+pub struct Collector {
+    listener: TcpListener,
+    state: Arc<AppState>,
+}
+
+impl Collector {
+    /// Opens the store in `config.data_dir` and binds `config.listen`.
+    pub async fn bind(config: Config) -> anyhow::Result<Collector> {
+        let fleet_cell: Arc<std::sync::OnceLock<Arc<Fleet>>> = Arc::default();
+        let on_stored = {
+            let cell = fleet_cell.clone();
+            Arc::new(move |b: &vantage_probe::wire::Batch, at| {
+                if let Some(f) = cell.get() {
+                    f.record(b, at);
+                }
+            })
+        };
+        let store = Store::open(&config.data_dir, config.retention, on_stored)?;
+        let fleet = Arc::new(Fleet::new(
+            config.probes,
+            config.limits.max_targets_per_probe,
+            store.probes()?,
+            store.probe_targets()?,
+        ));
+        let _ = fleet_cell.set(fleet.clone());
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding server.listen {}", config.listen))?;
+        let state = Arc::new(AppState {
+            tokens: Tokens::new(config.tokens.clone()),
+            config,
+            store,
+            fleet,
+            metrics: Metrics::new(),
+            rates: RateLimits::default(),
+            ready: false.into(),
+        });
+        Ok(Collector { listener, state })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `stop` is cancelled; requests in flight finish.
+    pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
+        self.state.ready.store(true, Ordering::Release);
+        tracing::info!(listen = %self.addr(), data_dir = %self.state.config.data_dir.display(), "collector running");
+        server::serve(self.listener, self.state, stop).await?;
+        Ok(())
+    }
+}

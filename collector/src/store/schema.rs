@@ -1,0 +1,81 @@
+//! The embedded store's tables.
+
+/// Bumped when the layout changes; a store of another version is refused.
+pub(super) const VERSION: &str = "1";
+
+/// Applied on every open (idempotent).
+pub(super) const SQL: &str = "
+-- Durable before acknowledged: the WAL is fsynced at every commit.
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- One receipt per stored batch: how a retried batch is recognised.
+CREATE TABLE IF NOT EXISTS receipts (
+    probe_id    TEXT    NOT NULL,
+    stream      TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    received_us INTEGER NOT NULL,
+    results     INTEGER NOT NULL,
+    PRIMARY KEY (probe_id, stream, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS receipts_by_time ON receipts (received_us);
+
+-- Every probe ever heard from, so silence survives a restart.
+CREATE TABLE IF NOT EXISTS probes (
+    probe_id        TEXT PRIMARY KEY,
+    src_region      TEXT    NOT NULL,
+    zone            TEXT,
+    first_seen_us   INTEGER NOT NULL,
+    last_seen_us    INTEGER NOT NULL,
+    clock_offset_us INTEGER NOT NULL,
+    batches         INTEGER NOT NULL,
+    results         INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS targets (
+    id     INTEGER PRIMARY KEY,
+    name   TEXT    NOT NULL,
+    host   TEXT    NOT NULL,
+    port   INTEGER NOT NULL,
+    labels TEXT    NOT NULL,
+    UNIQUE (name, host, port, labels)
+);
+
+-- A series: what one probe measured of one target over one address
+-- (address '' is the target's DNS series).
+CREATE TABLE IF NOT EXISTS series (
+    id         INTEGER PRIMARY KEY,
+    src_region TEXT    NOT NULL,
+    probe_id   TEXT    NOT NULL,
+    target_id  INTEGER NOT NULL,
+    address    TEXT    NOT NULL,
+    UNIQUE (src_region, probe_id, target_id, address)
+);
+
+-- Per-minute rollups (see rollup.rs for the blob layout). Keyed by time
+-- first: reads are windows of time, and expiry deletes the oldest minutes.
+CREATE TABLE IF NOT EXISTS minutes (
+    minute    INTEGER NOT NULL,
+    series_id INTEGER NOT NULL,
+    data      BLOB    NOT NULL,
+    PRIMARY KEY (minute, series_id)
+) WITHOUT ROWID;
+
+-- Every failure in detail: the evidence, kept longer than the rollups.
+CREATE TABLE IF NOT EXISTS failures (
+    series_id       INTEGER NOT NULL,
+    at_us           INTEGER NOT NULL,
+    outcome         TEXT    NOT NULL,
+    duration_us     INTEGER NOT NULL,
+    syn_retransmits INTEGER NOT NULL,
+    errno           INTEGER,
+    local_port      INTEGER
+);
+CREATE INDEX IF NOT EXISTS failures_by_time ON failures (at_us);
+CREATE INDEX IF NOT EXISTS failures_by_series ON failures (series_id, at_us);
+";

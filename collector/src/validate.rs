@@ -1,0 +1,221 @@
+//! Checks a decoded batch before anything of it is stored. The first problem
+//! found refuses the whole batch, with a message that names the field and
+//! the value, so the probe's operator can find the bug.
+
+use std::time::SystemTime;
+
+use vantage_probe::result::{RoundResult, Timestamp};
+use vantage_probe::wire::{Batch, SCHEMA_VERSION};
+
+use crate::config::{IngestLimits, valid_ident};
+
+/// A refused request: status, bounded reason code, message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// HTTP status.
+    pub status: u16,
+    /// Bounded reason code (a metric label value).
+    pub reason: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+/// Longest plausible connect or lookup: anything longer is a bug.
+const MAX_DURATION_US: u64 = 3_600_000_000;
+/// Longest plausible kernel RTT.
+const MAX_RTT_US: u32 = 60_000_000;
+/// Most addresses one round may try.
+const MAX_ATTEMPTS_PER_ROUND: usize = 64;
+/// Most SYN retransmits one attempt can have.
+const MAX_SYN_RETRANSMITS: u32 = 64;
+
+impl Refused {
+    /// A 4xx with a reason and a message.
+    pub fn new(status: u16, reason: &'static str, message: impl Into<String>) -> Refused {
+        Refused {
+            status,
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+/// Checks everything about `batch` that does not need the fleet's state.
+pub fn check(batch: &Batch, limits: &IngestLimits, received: SystemTime) -> Result<(), Refused> {
+    let invalid = |msg: String| Refused::new(422, "invalid_value", msg);
+    if batch.schema != SCHEMA_VERSION {
+        return Err(Refused::new(
+            400,
+            "unknown_schema",
+            format!(
+                "schema = {}: this collector reads schema {SCHEMA_VERSION}",
+                batch.schema
+            ),
+        ));
+    }
+    for (field, v) in [
+        ("probe.src_region", batch.probe.src_region.as_str()),
+        ("probe.probe_id", batch.probe.probe_id.as_str()),
+        ("stream", batch.stream.as_str()),
+    ] {
+        if !valid_ident(v) {
+            return Err(invalid(format!(
+                "{field} = {v:?}: must be 1-63 characters of letters, digits, '-', '_' or '.'"
+            )));
+        }
+    }
+    if let Some(zone) = &batch.probe.zone
+        && !valid_ident(zone)
+    {
+        return Err(invalid(format!(
+            "probe.zone = {zone:?}: must be 1-63 characters of letters, digits, '-', '_' or '.'"
+        )));
+    }
+    if batch.results.len() > limits.max_results_per_batch {
+        return Err(Refused::new(
+            413,
+            "too_many_results",
+            format!(
+                "results: {} in one batch, at most {}",
+                batch.results.len(),
+                limits.max_results_per_batch
+            ),
+        ));
+    }
+    let earliest = received - limits.max_result_age;
+    let latest = received + limits.max_future;
+    let in_window = |t: Timestamp| t.system_time() >= earliest && t.system_time() <= latest;
+    if !in_window(batch.sent_at) {
+        return Err(Refused::new(
+            422,
+            "bad_timestamp",
+            format!(
+                "sent_at = {}: {}",
+                batch.sent_at,
+                window_text(received, limits)
+            ),
+        ));
+    }
+    for (i, r) in batch.results.iter().enumerate() {
+        round(i, r, &in_window, received, limits)?;
+    }
+    Ok(())
+}
+
+fn window_text(received: SystemTime, limits: &IngestLimits) -> String {
+    format!(
+        "outside the accepted window ({} before to {} after the collector's clock, {})",
+        humantime::format_duration(limits.max_result_age),
+        humantime::format_duration(limits.max_future),
+        Timestamp::from(received)
+    )
+}
+
+fn round(
+    i: usize,
+    r: &RoundResult,
+    in_window: &dyn Fn(Timestamp) -> bool,
+    received: SystemTime,
+    limits: &IngestLimits,
+) -> Result<(), Refused> {
+    let invalid = |msg: String| Err(Refused::new(422, "invalid_value", msg));
+    let at = format!("results[{i}]");
+    if r.target.is_empty() || r.target.len() > 128 || r.target.chars().any(char::is_control) {
+        return invalid(format!(
+            "{at}.target = {:?}: must be 1-128 printable characters",
+            r.target
+        ));
+    }
+    if r.port == 0 {
+        return invalid(format!("{at}.port = 0: must be 1-65535"));
+    }
+    if r.labels.len() > 16 {
+        return invalid(format!(
+            "{at}.labels: {} labels, at most 16",
+            r.labels.len()
+        ));
+    }
+    for (k, v) in r.labels.iter() {
+        let ok = k
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !k.starts_with("__")
+            && !v.is_empty()
+            && v.len() <= 128
+            && !v.chars().any(char::is_control);
+        if !ok {
+            return invalid(format!("{at}.labels.{k} = {v:?}: not a valid label"));
+        }
+    }
+    if !in_window(r.started_at) {
+        return Err(Refused::new(
+            422,
+            "bad_timestamp",
+            format!(
+                "{at}.started_at = {}: {}",
+                r.started_at,
+                window_text(received, limits)
+            ),
+        ));
+    }
+    if let Some(d) = &r.dns {
+        if d.duration_us > MAX_DURATION_US {
+            return invalid(format!(
+                "{at}.dns.duration_us = {}: above 1 h",
+                d.duration_us
+            ));
+        }
+        if d.addresses > 1024 {
+            return invalid(format!(
+                "{at}.dns.addresses = {}: at most 1024",
+                d.addresses
+            ));
+        }
+    }
+    if r.attempts.len() > MAX_ATTEMPTS_PER_ROUND {
+        return invalid(format!(
+            "{at}.attempts: {} in one round, at most {MAX_ATTEMPTS_PER_ROUND}",
+            r.attempts.len()
+        ));
+    }
+    for (j, a) in r.attempts.iter().enumerate() {
+        let at = format!("{at}.attempts[{j}]");
+        if a.duration_us > MAX_DURATION_US {
+            return invalid(format!("{at}.duration_us = {}: above 1 h", a.duration_us));
+        }
+        if let Some(rtt) = a.rtt_us
+            && (rtt > MAX_RTT_US || u64::from(rtt) > a.duration_us.saturating_add(1_000_000))
+        {
+            return invalid(format!(
+                "{at}.rtt_us = {rtt}: above 60 s or far above the connect's duration ({} us)",
+                a.duration_us
+            ));
+        }
+        if a.syn_retransmits > MAX_SYN_RETRANSMITS {
+            return invalid(format!(
+                "{at}.syn_retransmits = {}: at most {MAX_SYN_RETRANSMITS}",
+                a.syn_retransmits
+            ));
+        }
+        if !in_window(a.started_at) {
+            return Err(Refused::new(
+                422,
+                "bad_timestamp",
+                format!(
+                    "{at}.started_at = {}: {}",
+                    a.started_at,
+                    window_text(received, limits)
+                ),
+            ));
+        }
+        if a.address.port() != r.port {
+            return invalid(format!(
+                "{at}.address = {}: not the round's port {}",
+                a.address, r.port
+            ));
+        }
+    }
+    Ok(())
+}

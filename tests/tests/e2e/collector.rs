@@ -1,0 +1,709 @@
+//! The collector on loopback: batches in, exact counts out (store, read API,
+//! /metrics), retries stored once, every refusal leaving the store as it
+//! was, and kill -9 losing nothing acknowledged.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use vantage_collector::config::Config;
+use vantage_collector::service::Collector;
+use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
+use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResult, Timestamp};
+use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};
+use vantage_tests::{
+    Proc, Scratch, bin, free_port, gzip, http, http_get, parse_exposition, promtool_check_metrics,
+    value, wait_for_200,
+};
+
+const EAST: &str = "east-token-0123456789abcdef";
+const WEST: &str = "west-token-0123456789abcdef";
+
+fn config_text(listen: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "{listen}"
+data_dir = "data"
+[[tokens]]
+token = "{EAST}"
+src_region = "us-east-2"
+[[tokens]]
+token = "{WEST}"
+src_region = "us-west-1"
+probe_ids = ["w1"]
+{extra}
+"#
+    )
+}
+
+async fn start(
+    dir: &Scratch,
+    extra: &str,
+) -> (
+    SocketAddr,
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let path = dir.write(
+        "collector.toml",
+        &config_text("127.0.0.1:0".parse().unwrap(), extra),
+    );
+    let collector = Collector::bind(Config::load(&path).unwrap()).await.unwrap();
+    let addr = collector.addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(collector.run(stop.clone()));
+    wait_for_200(addr, "/-/ready", Duration::from_secs(5)).await;
+    (addr, stop, task)
+}
+
+/// A round of `target` at `addr` with the given outcome, a second ago.
+fn round(target: &str, port: u16, outcome: ConnectOutcome, dns: Option<DnsOutcome>) -> RoundResult {
+    let at = Timestamp::from(SystemTime::now() - Duration::from_secs(1));
+    let ok = outcome == ConnectOutcome::Ok;
+    let dns_ok = dns.is_none_or(|d| d == DnsOutcome::Ok);
+    RoundResult {
+        target: target.into(),
+        host: format!("{target}.internal").into(),
+        port,
+        labels: Arc::new(BTreeMap::from([(
+            "provider".to_string(),
+            "gcp".to_string(),
+        )])),
+        started_at: at,
+        dns: dns.map(|outcome| DnsObservation {
+            outcome,
+            duration_us: 1_500,
+            addresses: u32::from(outcome == DnsOutcome::Ok),
+        }),
+        attempts: if dns_ok {
+            vec![ConnectAttempt {
+                address: SocketAddr::from(([10, 1, 2, 3], port)),
+                local: Some(SocketAddr::from(([10, 9, 0, 1], 40_000))),
+                started_at: at,
+                outcome,
+                duration_us: if ok { 1_200 } else { 3_000_000 },
+                rtt_us: ok.then_some(900),
+                syn_retransmits: if ok { 0 } else { 2 },
+                errno: (!ok).then_some(110),
+            }]
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+fn batch(region: &str, probe: &str, seq: u64, results: Vec<RoundResult>) -> Batch {
+    Batch {
+        schema: SCHEMA_VERSION,
+        probe: Identity {
+            src_region: region.into(),
+            zone: None,
+            probe_id: probe.into(),
+        },
+        stream: "s1".into(),
+        seq,
+        sent_at: Timestamp::now(),
+        results,
+    }
+}
+
+async fn post(addr: SocketAddr, token: &str, b: &Batch) -> (u16, serde_json::Value) {
+    let body = gzip(&serde_json::to_vec(b).unwrap());
+    let auth = format!("Bearer {token}");
+    let (status, text) = http(
+        addr,
+        "POST",
+        RESULTS_PATH,
+        &[
+            ("Authorization", &auth),
+            ("Content-Encoding", "gzip"),
+            ("Content-Type", "application/json"),
+        ],
+        &body,
+    )
+    .await
+    // A connection the collector dropped (it was killed) is status 0.
+    .unwrap_or((0, String::new()));
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    let auth = format!("Bearer {EAST}");
+    let (status, text) = http(addr, "GET", path, &[("Authorization", &auth)], &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Connect attempts per (region, target) in the store, through the read API.
+async fn stored_attempts(addr: SocketAddr) -> BTreeMap<(String, String), u64> {
+    let rows = get_json(addr, "/api/v1/rollups").await;
+    let mut out = BTreeMap::new();
+    for r in rows.as_array().unwrap() {
+        if !r["address"].is_null() {
+            let key = (
+                r["src_region"].as_str().unwrap().to_string(),
+                r["target"].as_str().unwrap().to_string(),
+            );
+            *out.entry(key).or_default() += r["count"].as_u64().unwrap();
+        }
+    }
+    out
+}
+
+/// The batches of the counting test: what each region sends.
+fn traffic() -> Vec<(&'static str, Batch)> {
+    let mut out = Vec::new();
+    for seq in 0..5u64 {
+        let mut east = Vec::new();
+        for i in 0..20 {
+            let outcome = if i % 10 == 0 {
+                ConnectOutcome::Timeout
+            } else {
+                ConnectOutcome::Ok
+            };
+            east.push(round("api", 443, outcome, Some(DnsOutcome::Ok)));
+            east.push(round("db", 5432, ConnectOutcome::Refused, None));
+        }
+        east.push(round(
+            "gone",
+            80,
+            ConnectOutcome::Ok,
+            Some(DnsOutcome::Nxdomain),
+        ));
+        out.push((EAST, batch("us-east-2", "e1", seq, east.clone())));
+        out.push((EAST, batch("us-east-2", "e2", seq, east)));
+        let west = (0..10)
+            .map(|_| round("api", 443, ConnectOutcome::Ok, Some(DnsOutcome::Ok)))
+            .collect();
+        out.push((WEST, batch("us-west-1", "w1", seq, west)));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_are_counted_exactly_in_store_api_and_metrics() {
+    let dir = Scratch::new("collector-count");
+    let (addr, stop, task) = start(&dir, "").await;
+    for (token, b) in traffic() {
+        let (status, ack) = post(addr, token, &b).await;
+        assert_eq!(status, 200, "{ack}");
+        assert_eq!(ack["stored"], b.results.len());
+        assert_eq!(ack["duplicate"], false);
+    }
+
+    let stored = stored_attempts(addr).await;
+    let key = |r: &str, t: &str| (r.to_string(), t.to_string());
+    assert_eq!(stored[&key("us-east-2", "api")], 2 * 5 * 20);
+    assert_eq!(stored[&key("us-east-2", "db")], 2 * 5 * 20);
+    assert_eq!(stored[&key("us-west-1", "api")], 5 * 10);
+    assert!(
+        !stored.contains_key(&key("us-east-2", "gone")),
+        "no address, no connect"
+    );
+
+    // Every failure is kept in detail: 2 timeouts per batch, 20 refusals,
+    // one nxdomain; with its local port.
+    let failures = get_json(addr, "/api/v1/failures?src_region=us-east-2").await;
+    let failures = failures.as_array().unwrap();
+    assert_eq!(failures.len(), 2 * 5 * (2 + 20 + 1));
+    let timeouts: Vec<_> = failures
+        .iter()
+        .filter(|f| f["outcome"] == "timeout")
+        .collect();
+    assert_eq!(timeouts.len(), 2 * 5 * 2);
+    assert_eq!(timeouts[0]["syn_retransmits"], 2);
+    assert_eq!(timeouts[0]["local_port"], 40_000);
+    assert_eq!(
+        failures
+            .iter()
+            .filter(|f| f["outcome"] == "dns_nxdomain")
+            .count(),
+        10
+    );
+
+    let (status, body) = http_get(addr, "/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    promtool_check_metrics(&body);
+    let s = parse_exposition(&body);
+    let east_api = [("src_region", "us-east-2"), ("target", "api")];
+    assert_eq!(
+        value(&s, "vantage_connect_attempts_total", &east_api),
+        Some(200.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "vantage_connect_failures_total",
+            &[
+                ("src_region", "us-east-2"),
+                ("target", "api"),
+                ("reason", "timeout")
+            ]
+        ),
+        Some(20.0)
+    );
+    assert_eq!(
+        value(&s, "vantage_connect_rtt_seconds_count", &east_api),
+        Some(180.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "vantage_dns_lookups_total",
+            &[
+                ("src_region", "us-east-2"),
+                ("target", "gone"),
+                ("outcome", "nxdomain")
+            ]
+        ),
+        Some(10.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "vantage_collector_batches_total",
+            &[("result", "stored")]
+        ),
+        Some(15.0)
+    );
+    assert_eq!(
+        value(&s, "vantage_collector_results_total", &[]),
+        Some((2 * 5 * 41 + 50) as f64)
+    );
+    for probe in ["e1", "e2", "w1"] {
+        assert_eq!(
+            value(&s, "vantage_fleet_probe_silent", &[("probe_id", probe)]),
+            Some(0.0)
+        );
+    }
+
+    let probes = get_json(addr, "/api/v1/probes").await;
+    let states: Vec<_> = probes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["probe_id"].clone(), p["state"].clone()))
+        .collect();
+    assert_eq!(states.len(), 3);
+    assert!(states.iter().all(|(_, s)| s == "reporting"), "{states:?}");
+
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_batch_is_stored_once() {
+    let dir = Scratch::new("collector-dup");
+    let (addr, stop, task) = start(&dir, "").await;
+    let b = batch(
+        "us-east-2",
+        "e1",
+        7,
+        vec![round("api", 443, ConnectOutcome::Ok, None); 5],
+    );
+    let (s1, a1) = post(addr, EAST, &b).await;
+    let (s2, a2) = post(addr, EAST, &b).await;
+    assert_eq!((s1, s2), (200, 200));
+    assert_eq!(
+        (a1["duplicate"].as_bool(), a2["duplicate"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(a2["stored"], 0);
+    // The same sequence number in a new stream (a probe that lost its spool)
+    // is new data, not a retry.
+    let mut fresh = b.clone();
+    fresh.stream = "s2".into();
+    let (_, a3) = post(addr, EAST, &fresh).await;
+    assert_eq!(a3["duplicate"], false);
+    assert_eq!(
+        stored_attempts(addr).await[&("us-east-2".into(), "api".into())],
+        10
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// (what, headers, body, expected status, expected reason)
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, Vec<u8>, u16, &'a str);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refusal_has_its_status_and_reason_and_changes_nothing() {
+    let dir = Scratch::new("collector-refuse");
+    let (addr, stop, task) = start(
+        &dir,
+        "[limits]\nmax_targets_per_probe = 3\nmax_body_bytes = 65536\nmax_batches_per_second = 2\n",
+    )
+    .await;
+    let good = batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    assert_eq!(post(addr, EAST, &good).await.0, 200);
+    let rollups_before = get_json(addr, "/api/v1/rollups").await;
+    let failures_before = get_json(addr, "/api/v1/failures").await;
+
+    let json = |b: &Batch| serde_json::to_vec(b).unwrap();
+    let east = format!("Bearer {EAST}");
+    let west = format!("Bearer {WEST}");
+    let with = |f: &dyn Fn(&mut Batch)| {
+        let mut b = batch(
+            "us-east-2",
+            "e1",
+            100,
+            vec![round("api", 443, ConnectOutcome::Ok, None)],
+        );
+        f(&mut b);
+        b
+    };
+    let big_targets: Vec<_> = (0..5)
+        .map(|i| round(&format!("t{i}"), 443, ConnectOutcome::Ok, None))
+        .collect();
+    let cases: Vec<Case<'_>> = vec![
+        ("no token", vec![], json(&good), 401, "missing_token"),
+        (
+            "wrong token",
+            vec![("Authorization", "Bearer not-a-known-token".into())],
+            json(&good),
+            401,
+            "unknown_token",
+        ),
+        (
+            "another region",
+            vec![("Authorization", west.clone())],
+            json(&with(&|_| {})),
+            403,
+            "wrong_region",
+        ),
+        (
+            "a probe the token does not cover",
+            vec![("Authorization", west.clone())],
+            json(&with(&|b| {
+                b.probe.src_region = "us-west-1".into();
+                b.probe.probe_id = "w9".into();
+            })),
+            403,
+            "wrong_probe",
+        ),
+        (
+            "not json",
+            vec![("Authorization", east.clone())],
+            b"{ this is not json".to_vec(),
+            400,
+            "malformed",
+        ),
+        (
+            "unknown schema",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| b.schema = 99)),
+            400,
+            "unknown_schema",
+        ),
+        (
+            "too large",
+            vec![("Authorization", east.clone())],
+            vec![b' '; 70_000],
+            413,
+            "body_too_large",
+        ),
+        (
+            "a gzip bomb",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Encoding", "gzip".into()),
+            ],
+            gzip(&vec![b' '; 65536 * 33]),
+            413,
+            "body_too_large",
+        ),
+        (
+            "brotli",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Encoding", "br".into()),
+            ],
+            json(&good),
+            415,
+            "unsupported_encoding",
+        ),
+        (
+            "a negative latency (a 2^64 wrap)",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| {
+                b.results[0].attempts[0].duration_us = u64::MAX - 5
+            })),
+            422,
+            "invalid_value",
+        ),
+        (
+            "a timestamp a day ahead",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| {
+                b.results[0].started_at =
+                    Timestamp::from(SystemTime::now() + Duration::from_secs(86_400))
+            })),
+            422,
+            "bad_timestamp",
+        ),
+        (
+            "a timestamp a year old",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| {
+                b.results[0].started_at =
+                    Timestamp::from(SystemTime::now() - Duration::from_secs(365 * 86_400))
+            })),
+            422,
+            "bad_timestamp",
+        ),
+        (
+            "too many distinct targets",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| b.results = big_targets.clone())),
+            422,
+            "too_many_targets",
+        ),
+    ];
+    for (what, headers, body, status, reason) in cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (got, text) = http(addr, "POST", RESULTS_PATH, &h, &body).await.unwrap();
+        assert_eq!(got, status, "{what}: {text}");
+        let refusal: serde_json::Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("{what}: {text}"));
+        assert_eq!(refusal["reason"], reason, "{what}: {text}");
+        assert!(!refusal["message"].as_str().unwrap().is_empty(), "{what}");
+    }
+    // A burst past the per-probe rate (2/s) is refused with 429.
+    let mut limited = 0;
+    for seq in 200..206 {
+        let b = batch(
+            "us-east-2",
+            "e1",
+            seq,
+            vec![round("api", 443, ConnectOutcome::Ok, None)],
+        );
+        let (status, _) = post(addr, EAST, &b).await;
+        if status == 429 {
+            limited += 1;
+        } else {
+            assert_eq!(status, 200);
+        }
+    }
+    assert!(limited >= 3, "{limited} of 6 limited");
+    let rollups_after = get_json(addr, "/api/v1/rollups").await;
+    let stored_after: u64 = rollups_after
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    let stored_before: u64 = rollups_before
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        stored_after - stored_before,
+        6 - limited,
+        "only the admitted burst was added"
+    );
+    assert_eq!(get_json(addr, "/api/v1/failures").await, failures_before);
+
+    let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+    let s = parse_exposition(&metrics);
+    assert_eq!(
+        value(
+            &s,
+            "vantage_collector_refused_total",
+            &[("reason", "bad_timestamp")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "vantage_collector_refused_total",
+            &[("reason", "missing_token")]
+        ),
+        Some(1.0)
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_probe_is_its_own_state_and_survives_a_restart() {
+    let dir = Scratch::new("collector-silent");
+    let policy = "[probes]\nsilent_after = \"1s\"\nforget_after = \"1h\"\n";
+    let (addr, stop, task) = start(&dir, policy).await;
+    let b = batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    assert_eq!(post(addr, EAST, &b).await.0, 200);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (addr, stop, task) = start(&dir, policy).await;
+    let probes = get_json(addr, "/api/v1/probes").await;
+    assert_eq!(probes[0]["probe_id"], "e1");
+    assert_eq!(probes[0]["state"], "silent");
+    let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+    let s = parse_exposition(&metrics);
+    assert_eq!(
+        value(&s, "vantage_fleet_probe_silent", &[("probe_id", "e1")]),
+        Some(1.0)
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_ingest_loses_nothing_acknowledged_and_doubles_nothing() {
+    let dir = Scratch::new("collector-kill");
+    let port = free_port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let path = dir.write(
+        "collector.toml",
+        &config_text(addr, "[limits]\nmax_batches_per_second = 100000\n"),
+    );
+    let collector = || {
+        let mut c = Command::new(bin("vantage-collector"));
+        c.args(["serve", "--log-level", "warn", "--config"])
+            .arg(&path);
+        Proc::spawn(&mut c)
+    };
+
+    // Each batch: 10 attempts to "api". Send as fast as acknowledgements
+    // come back, from two probes at once, and kill -9 mid-stream.
+    let sent: Vec<Batch> = (0..400u64)
+        .flat_map(|seq| {
+            ["e1", "e2"].map(|p| {
+                batch(
+                    "us-east-2",
+                    p,
+                    seq,
+                    vec![round("api", 443, ConnectOutcome::Ok, None); 10],
+                )
+            })
+        })
+        .collect();
+    let p = collector();
+    wait_for_200(addr, "/-/ready", Duration::from_secs(10)).await;
+    let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut senders = Vec::new();
+    for probe in ["e1", "e2"] {
+        let mine: Vec<Batch> = sent
+            .iter()
+            .filter(|b| b.probe.probe_id == probe)
+            .cloned()
+            .collect();
+        let acked = acked.clone();
+        senders.push(tokio::spawn(async move {
+            for b in mine {
+                match post(addr, EAST, &b).await {
+                    (200, ack) if ack["duplicate"] == false => acked
+                        .lock()
+                        .unwrap()
+                        .push((b.probe.probe_id.clone(), b.seq)),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    // Let a good part of the stream through, then kill without warning.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 150 {
+        assert!(std::time::Instant::now() < deadline, "ingest stalled");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let pid = p.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for s in senders {
+        s.await.unwrap();
+    }
+    drop(p);
+    let acked: Vec<(String, u64)> = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 150 && acked.len() < sent.len(),
+        "{} acknowledged",
+        acked.len()
+    );
+
+    // Restart on the same data: everything acknowledged is there, nothing
+    // twice; at most the batches in flight at the kill were also stored.
+    let p = collector();
+    wait_for_200(addr, "/-/ready", Duration::from_secs(10)).await;
+    let stored = stored_attempts(addr).await[&("us-east-2".into(), "api".into())];
+    let acked_attempts = acked.len() as u64 * 10;
+    assert!(
+        stored >= acked_attempts,
+        "lost acknowledged results: stored {stored} < acked {acked_attempts}"
+    );
+    assert!(
+        stored <= acked_attempts + 2 * 10,
+        "more stored ({stored}) than acknowledged plus in flight"
+    );
+
+    // The probes retry everything: the store ends with each batch exactly once.
+    for b in &sent {
+        assert_eq!(post(addr, EAST, b).await.0, 200);
+    }
+    assert_eq!(
+        stored_attempts(addr).await[&("us-east-2".into(), "api".into())],
+        sent.len() as u64 * 10
+    );
+    drop(p);
+}
+
+#[test]
+fn the_example_config_validates() {
+    let dir = Scratch::new("collector-example");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/collector.toml");
+    let path = dir.write("collector.toml", &std::fs::read_to_string(example).unwrap());
+    std::fs::create_dir_all(dir.path.join("tokens")).unwrap();
+    dir.write("tokens/us-east-2", "0123456789abcdef0123456789abcdef\n");
+    dir.write("tokens/us-west-1", "fedcba9876543210fedcba9876543210\n");
+    let c = Config::load(&path).unwrap();
+    assert_eq!(c.tokens.len(), 2);
+    let out = Command::new(bin("vantage-collector"))
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let bad = dir.write(
+        "bad.toml",
+        "[server]\ndata_dir = \"d\"\n[[tokens]]\ntoken = \"short\"\nsrc_region = \"r\"\n",
+    );
+    let out = Command::new(bin("vantage-collector"))
+        .arg("validate")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("bad.toml:3: tokens[0]: the token is 5 characters long")
+    );
+}
