@@ -114,8 +114,9 @@ impl Fleet {
         Ok(())
     }
 
-    /// Adds a committed batch.
-    pub fn record(&self, batch: &Batch, received: SystemTime) {
+    /// Adds a committed batch, received at `received`, sent when the
+    /// probe's clock read `probe_clock`.
+    pub fn record(&self, batch: &Batch, received: SystemTime, probe_clock: SystemTime) {
         let region: Arc<str> = batch.probe.src_region.as_str().into();
         {
             let mut targets = self.targets.write().unwrap();
@@ -128,7 +129,7 @@ impl Fleet {
                 stats.record(r);
             }
         }
-        let offset = micros(batch.sent_at.system_time(), received);
+        let offset = micros(probe_clock, received);
         let mut probes = self.probes.write().unwrap();
         let p = probes
             .entry(batch.probe.probe_id.clone())

@@ -11,6 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use vantage_probe::push::SENT_AT_HEADER;
 use vantage_probe::wire::{Batch, Refusal};
 
 use crate::auth::Tokens;
@@ -139,7 +140,14 @@ async fn accept(
     }
     app.fleet.admit_targets(&batch)?;
 
-    match app.store.submit(batch, received).await {
+    // The probe's clock at sending: the header of this attempt (a backfilled
+    // batch was sealed long ago), else the batch's own sent_at.
+    let probe_clock = headers
+        .get(SENT_AT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| humantime::parse_rfc3339_weak(v).ok())
+        .unwrap_or(batch.sent_at.system_time());
+    match app.store.submit(batch, received, probe_clock).await {
         Ok(ack) => {
             let result = if ack.duplicate { "duplicate" } else { "stored" };
             app.metrics.batches.with_label_values(&[result]).inc();

@@ -29,9 +29,9 @@ impl Collector {
         let fleet_cell: Arc<std::sync::OnceLock<Arc<Fleet>>> = Arc::default();
         let on_stored = {
             let cell = fleet_cell.clone();
-            Arc::new(move |b: &vantage_probe::wire::Batch, at| {
+            Arc::new(move |b: &vantage_probe::wire::Batch, at, clock| {
                 if let Some(f) = cell.get() {
-                    f.record(b, at);
+                    f.record(b, at, clock);
                 }
             })
         };

@@ -170,8 +170,10 @@ impl<R: Runner> TargetTask<R> {
             let round = Box::pin(self.runner.run(&self.target)).await;
             self.stats.record(&round);
             metrics.rounds.inc();
-            if let Some(tx) = &self.shared.results {
-                let _ = tx.try_send(round);
+            if let Some(tx) = &self.shared.results
+                && tx.try_send(round).is_err()
+            {
+                metrics.results_dropped.inc();
             }
             let next = self.schedule.next_round(Instant::now()).max(k + 1);
             let skipped = next - k - 1;

@@ -31,6 +31,7 @@ pub mod limits;
 pub mod memory;
 pub mod metrics;
 pub mod outcome;
+pub mod push;
 pub mod result;
 pub mod round;
 pub mod schedule;

@@ -82,6 +82,20 @@ pub struct Metrics {
     pub reload_ok: IntGauge,
     /// Configured targets.
     pub targets: IntGauge,
+    /// Rounds lost because the queue to the pusher was full.
+    pub results_dropped: IntCounter,
+    /// Batches sent to the collector, by result.
+    pub push_batches: IntCounterVec,
+    /// When the collector last acknowledged a batch (Unix time).
+    pub push_last_success: prometheus::Gauge,
+    /// Batches waiting in the spool.
+    pub spool_batches: IntGauge,
+    /// Bytes waiting in the spool.
+    pub spool_bytes: IntGauge,
+    /// Results waiting in the spool.
+    pub spool_results: IntGauge,
+    /// Results dropped unsent because the spool was full (or unwritable).
+    pub spool_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -155,10 +169,45 @@ impl Metrics {
             .unwrap(),
             targets: IntGauge::new("vantage_probe_targets", "Targets in the running config.")
                 .unwrap(),
+            results_dropped: IntCounter::new(
+                "vantage_probe_results_dropped_total",
+                "Rounds lost because the queue to the pusher was full.",
+            )
+            .unwrap(),
+            push_batches: IntCounterVec::new(
+                Opts::new(
+                    "vantage_probe_push_batches_total",
+                    "Batches sent to the collector, by result (stored, duplicate, rejected, failed).",
+                ),
+                &["result"],
+            )
+            .unwrap(),
+            push_last_success: prometheus::Gauge::new(
+                "vantage_probe_push_last_success_timestamp_seconds",
+                "When the collector last acknowledged a batch (Unix time).",
+            )
+            .unwrap(),
+            spool_batches: IntGauge::new(
+                "vantage_probe_spool_batches",
+                "Batches waiting in the spool for the collector.",
+            )
+            .unwrap(),
+            spool_bytes: IntGauge::new("vantage_probe_spool_bytes", "Bytes waiting in the spool.")
+                .unwrap(),
+            spool_results: IntGauge::new(
+                "vantage_probe_spool_results",
+                "Results waiting in the spool.",
+            )
+            .unwrap(),
+            spool_dropped: IntCounter::new(
+                "vantage_probe_spool_dropped_results_total",
+                "Results dropped unsent because the spool was full or could not be written.",
+            )
+            .unwrap(),
             registry,
         };
         m.reload_ok.set(1);
-        let collectors: [Box<dyn Collector>; 9] = [
+        let collectors: [Box<dyn Collector>; 16] = [
             Box::new(build),
             Box::new(ident),
             Box::new(m.scheduler_lag.clone()),
@@ -168,6 +217,13 @@ impl Metrics {
             Box::new(m.reloads.clone()),
             Box::new(m.reload_ok.clone()),
             Box::new(m.targets.clone()),
+            Box::new(m.results_dropped.clone()),
+            Box::new(m.push_batches.clone()),
+            Box::new(m.push_last_success.clone()),
+            Box::new(m.spool_batches.clone()),
+            Box::new(m.spool_bytes.clone()),
+            Box::new(m.spool_results.clone()),
+            Box::new(m.spool_dropped.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

@@ -18,7 +18,7 @@ use crate::dns::Resolver;
 use crate::engine::Engine;
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
-use crate::result::RoundResult;
+use crate::push::Pusher;
 use crate::round::Prober;
 use crate::shutdown::Control;
 use crate::stats::StatsRegistry;
@@ -34,7 +34,6 @@ pub struct Service {
     config: Config,
     listener: TcpListener,
     state: Arc<AdminState>,
-    results: Option<mpsc::Sender<RoundResult>>,
 }
 
 impl Service {
@@ -66,14 +65,17 @@ impl Service {
             config,
             listener,
             state,
-            results: None,
         })
     }
 
-    /// Also sends every round to `tx` (the push path to a collector).
-    pub fn with_results(mut self, tx: mpsc::Sender<RoundResult>) -> Service {
-        self.results = Some(tx);
-        self
+    /// The probe's own metrics (shared with the running service).
+    pub fn metrics(&self) -> Metrics {
+        self.state.metrics.clone()
+    }
+
+    /// Per-target totals (shared with the running service).
+    pub fn stats(&self) -> Arc<StatsRegistry> {
+        self.state.stats.clone()
     }
 
     /// Where `/metrics` is served.
@@ -91,12 +93,26 @@ impl Service {
             mut config,
             listener,
             state,
-            results,
         } = self;
         let stop_admin = CancellationToken::new();
         let admin = tokio::spawn(admin::serve(listener, state.clone(), stop_admin.clone()));
 
         let mut prober = Arc::new(build_prober(&config, &state.metrics)?);
+        let (pusher, results) = match &config.push {
+            Some(settings) => {
+                let (p, tx) = Pusher::start(
+                    settings.clone(),
+                    config.identity.clone(),
+                    state.metrics.clone(),
+                )
+                .with_context(|| {
+                    format!("opening the spool in {}", settings.spool_dir.display())
+                })?;
+                tracing::info!(collector = %settings.url, spool = %settings.spool_dir.display(), "pushing results");
+                (Some(p), Some(tx))
+            }
+            None => (None, None),
+        };
         let mut engine = Engine::new(
             &config.identity.probe_id,
             state.metrics.clone(),
@@ -156,6 +172,10 @@ impl Service {
         if !engine.shutdown(DRAIN_GRACE).await {
             tracing::warn!(grace = ?DRAIN_GRACE, "rounds still in flight after the grace period");
         }
+        if let Some(p) = pusher {
+            tracing::info!("flushing results to the collector");
+            p.finish(DRAIN_GRACE).await;
+        }
         stop_admin.cancel();
         admin
             .await
@@ -192,6 +212,12 @@ fn reload(
     if new.identity != current.identity {
         anyhow::bail!(
             "{}: the probe's identity ([probe]) cannot change on reload; restart the probe",
+            path.display()
+        );
+    }
+    if new.push != current.push {
+        anyhow::bail!(
+            "{}: the [collector] section cannot change on reload; restart the probe",
             path.display()
         );
     }

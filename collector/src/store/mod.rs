@@ -43,8 +43,9 @@ pub struct Store {
     path: PathBuf,
 }
 
-/// Called by the writer after a batch is committed (never for duplicates).
-pub type OnStored = Arc<dyn Fn(&Batch, SystemTime) + Send + Sync>;
+/// Called by the writer after a batch is committed (never for duplicates),
+/// with the receipt time and the probe's clock at sending.
+pub type OnStored = Arc<dyn Fn(&Batch, SystemTime, SystemTime) + Send + Sync>;
 
 /// A probe as the store remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +125,7 @@ pub enum StoreError {
 struct Job {
     batch: Batch,
     received: SystemTime,
+    probe_clock: SystemTime,
     reply: oneshot::Sender<Result<Ack, String>>,
 }
 
@@ -191,13 +193,20 @@ impl Store {
         })
     }
 
-    /// Stores `batch` durably; returns once it is committed.
-    pub async fn submit(&self, batch: Batch, received: SystemTime) -> Result<Ack, StoreError> {
+    /// Stores `batch` durably; returns once it is committed. `probe_clock`
+    /// is the probe's clock when it sent the request (for its clock offset).
+    pub async fn submit(
+        &self,
+        batch: Batch,
+        received: SystemTime,
+        probe_clock: SystemTime,
+    ) -> Result<Ack, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job {
                 batch,
                 received,
+                probe_clock,
                 reply,
             })
             .await
@@ -374,13 +383,7 @@ impl Writer {
             let tx = self.conn.unchecked_transaction()?;
             for job in &jobs {
                 tx.execute_batch("SAVEPOINT batch")?;
-                match store_batch(
-                    &tx,
-                    &mut self.targets,
-                    &mut self.series,
-                    &job.batch,
-                    job.received,
-                ) {
+                match store_batch(&tx, &mut self.targets, &mut self.series, job) {
                     Ok(ack) => {
                         tx.execute_batch("RELEASE batch")?;
                         results.push(Ok(ack));
@@ -409,7 +412,7 @@ impl Writer {
             if let Ok(ack) = &result
                 && !ack.duplicate
             {
-                (self.on_stored)(&job.batch, job.received);
+                (self.on_stored)(&job.batch, job.received, job.probe_clock);
             }
             let _ = job.reply.send(result);
         }
@@ -420,9 +423,9 @@ fn store_batch(
     tx: &Connection,
     targets: &mut HashMap<(String, String, u16, String), i64>,
     series: &mut HashMap<(String, String, i64, String), i64>,
-    b: &Batch,
-    received: SystemTime,
+    job: &Job,
 ) -> rusqlite::Result<Ack> {
+    let (b, received) = (&job.batch, job.received);
     let p = &b.probe;
     let seq = i64::try_from(b.seq).unwrap_or(i64::MAX);
     let seen = tx
@@ -440,7 +443,7 @@ fn store_batch(
         "INSERT INTO receipts (probe_id, stream, seq, received_us, results) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![p.probe_id, b.stream, seq, now_us, b.results.len() as i64])?;
-    let offset_us = us(b.sent_at.system_time()) - now_us;
+    let offset_us = us(job.probe_clock) - now_us;
     tx.prepare_cached(
         "INSERT INTO probes (probe_id, src_region, zone, first_seen_us, last_seen_us, clock_offset_us, batches, results)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6)

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use crate::connect::ConnectOptions;
 use crate::dns::{DnsSettings, Families};
+use crate::push::PushSettings;
 use crate::result::Identity;
 
 /// Hard ceilings no config can exceed: a probe fleet must never become a flood.
@@ -78,6 +79,8 @@ pub struct Config {
     pub targets: Vec<Arc<Target>>,
     /// The file_sd files the targets were partly read from.
     pub file_sd_paths: Vec<PathBuf>,
+    /// Where results are pushed, if anywhere.
+    pub push: Option<PushSettings>,
 }
 
 /// Global caps that no target list can exceed.

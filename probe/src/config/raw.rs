@@ -22,6 +22,7 @@ pub(crate) struct RawConfig {
     pub(crate) dns: RawDns,
     #[serde(default)]
     pub(crate) defaults: RawDefaults,
+    pub(crate) collector: Option<S<RawCollector>>,
     #[serde(default)]
     pub(crate) targets: Vec<S<RawTarget>>,
     #[serde(default)]
@@ -48,6 +49,19 @@ pub(crate) struct RawLimits {
     pub(crate) max_in_flight: Option<S<i64>>,
     pub(crate) max_connects_per_second: Option<S<i64>>,
     pub(crate) max_dns_lookups_per_second: Option<S<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCollector {
+    pub(crate) url: Option<S<String>>,
+    pub(crate) token: Option<S<String>>,
+    pub(crate) token_file: Option<S<String>>,
+    pub(crate) spool_dir: Option<S<String>>,
+    pub(crate) spool_max_bytes: Option<S<i64>>,
+    pub(crate) batch_max_results: Option<S<i64>>,
+    pub(crate) flush_interval: Option<S<String>>,
+    pub(crate) timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

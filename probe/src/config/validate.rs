@@ -12,6 +12,7 @@ use super::raw::{RawConfig, RawTarget, S};
 use super::{Config, Host, Limits, Overrides, Problem, Target, ceiling, default, file_sd};
 use crate::connect::ConnectOptions;
 use crate::dns::{DnsSettings, Families};
+use crate::push::PushSettings;
 use crate::result::Identity;
 
 /// Label names the probe sets itself; a user label may not shadow them.
@@ -106,6 +107,10 @@ pub(super) fn validate(
             .unwrap_or(default::MAX_DNS_LOOKUPS_PER_SECOND),
     };
     let dns = c.dns(&raw);
+    let push = raw
+        .collector
+        .as_ref()
+        .and_then(|col| c.collector(col, base));
 
     let defaults = Defaults {
         interval: c
@@ -161,6 +166,7 @@ pub(super) fn validate(
         dns,
         targets,
         file_sd_paths,
+        push,
     })
 }
 
@@ -366,6 +372,161 @@ impl Checker {
             use_hosts_file: raw.dns.hosts_file.as_ref().is_some_and(|v| *v.get_ref()),
             tcp_only,
         }
+    }
+
+    fn collector(&mut self, v: &S<super::raw::RawCollector>, base: &Path) -> Option<PushSettings> {
+        let before = self.problems.len();
+        let r = v.get_ref();
+        let loc = self.loc(v);
+        let url = match &r.url {
+            None => {
+                self.push(
+                    &loc,
+                    "collector.url",
+                    None,
+                    "required, like \"http://collector.internal:9640\"",
+                );
+                None
+            }
+            Some(u) => match reqwest::Url::parse(u.get_ref()) {
+                Ok(url) if url.scheme() == "http" && url.host().is_some() => {
+                    Some(u.get_ref().clone())
+                }
+                Ok(url) if url.scheme() == "https" => {
+                    self.bad(
+                        u,
+                        "collector.url",
+                        format!("{:?}", u.get_ref()),
+                        "https is not supported by this build yet; push over http inside the trusted network",
+                    );
+                    None
+                }
+                _ => {
+                    self.bad(
+                        u,
+                        "collector.url",
+                        format!("{:?}", u.get_ref()),
+                        "must be an http:// URL with a host",
+                    );
+                    None
+                }
+            },
+        };
+        let token = match (&r.token, &r.token_file) {
+            (Some(t), None) => Some(t.get_ref().trim().to_string()),
+            (None, Some(f)) => {
+                let path = base.join(f.get_ref());
+                match std::fs::read_to_string(&path) {
+                    Ok(t) => Some(t.trim().to_string()),
+                    Err(e) => {
+                        self.bad(
+                            f,
+                            "collector.token_file",
+                            format!("{:?}", f.get_ref()),
+                            format!("cannot read {}: {e}", path.display()),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => {
+                self.push(
+                    &loc,
+                    "collector",
+                    None,
+                    "set exactly one of token and token_file",
+                );
+                None
+            }
+        };
+        if let Some(t) = &token
+            && t.len() < 16
+        {
+            // Never echo the secret itself.
+            self.push(
+                &loc,
+                "collector.token",
+                None,
+                format!("{} characters long; use at least 16", t.len()),
+            );
+        }
+        let spool_dir = match &r.spool_dir {
+            Some(d) if !d.get_ref().is_empty() => Some(base.join(d.get_ref())),
+            _ => {
+                self.push(
+                    &loc,
+                    "collector.spool_dir",
+                    None,
+                    "required: where unsent results wait on disk",
+                );
+                None
+            }
+        };
+        let int =
+            |c: &mut Self, v: &Option<S<i64>>, field: &str, min: i64, max: i64, default: i64| {
+                match v {
+                    None => Some(default),
+                    Some(v) if (min..=max).contains(v.get_ref()) => Some(*v.get_ref()),
+                    Some(v) => {
+                        c.bad(
+                            v,
+                            field,
+                            v.get_ref().to_string(),
+                            format!("must be between {min} and {max}"),
+                        );
+                        None
+                    }
+                }
+            };
+        let spool_max_bytes = int(
+            self,
+            &r.spool_max_bytes,
+            "collector.spool_max_bytes",
+            64 << 10,
+            10 << 30,
+            64 << 20,
+        );
+        let batch_max_results = int(
+            self,
+            &r.batch_max_results,
+            "collector.batch_max_results",
+            1,
+            100_000,
+            5_000,
+        );
+        let dur =
+            |c: &mut Self, v: &Option<S<String>>, field: &str, min: u64, max: u64, default: u64| {
+                match v {
+                    None => Some(Duration::from_millis(default)),
+                    Some(v) => c.duration(
+                        v,
+                        field,
+                        Duration::from_millis(min),
+                        Duration::from_millis(max),
+                    ),
+                }
+            };
+        let flush_interval = dur(
+            self,
+            &r.flush_interval,
+            "collector.flush_interval",
+            100,
+            60_000,
+            2_000,
+        );
+        let timeout = dur(self, &r.timeout, "collector.timeout", 1_000, 60_000, 10_000);
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(PushSettings {
+            url: url?,
+            token: token?,
+            spool_dir: spool_dir?,
+            spool_max_bytes: spool_max_bytes? as u64,
+            batch_max_results: batch_max_results? as usize,
+            flush_interval: flush_interval?,
+            timeout: timeout?,
+        })
     }
 
     pub(super) fn duration(

@@ -6,4 +6,5 @@ mod cli;
 mod collector;
 mod connect;
 mod dns;
+mod fleet;
 mod service;

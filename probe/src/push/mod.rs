@@ -1,0 +1,351 @@
+//! Pushing results to the collector.
+//!
+//! Two tasks. The sealer collects rounds from the engine and, every flush
+//! interval (or when a batch is full), seals them into the on-disk
+//! [`spool::Spool`]. The sender posts the spool's batches oldest first and
+//! removes each once the collector acknowledged it. When the collector is
+//! away the probe keeps probing, the spool fills (bounded, oldest dropped
+//! and counted), and the sender backfills in order when it returns. Nothing
+//! here ever blocks a round: the engine's hand-off is a bounded queue whose
+//! overflow is counted.
+
+pub mod spool;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::Metrics;
+use crate::result::{Identity, RoundResult, Timestamp};
+use crate::wire::{Ack, RESULTS_PATH, Refusal};
+use spool::Spool;
+
+/// Rounds queued between the engine and the sealer.
+pub const QUEUE: usize = 65_536;
+
+/// How the probe reaches the collector (the `[collector]` config section).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    /// Base URL, e.g. `http://collector.internal:9640`.
+    pub url: String,
+    /// Bearer token.
+    pub token: String,
+    /// Where unacknowledged batches wait.
+    pub spool_dir: PathBuf,
+    /// Most bytes the spool may hold.
+    pub spool_max_bytes: u64,
+    /// Most results in one batch.
+    pub batch_max_results: usize,
+    /// How often pending results are sealed and sent.
+    pub flush_interval: Duration,
+    /// Timeout of one request.
+    pub timeout: Duration,
+}
+
+/// The running pusher.
+#[derive(Debug)]
+pub struct Pusher {
+    sealer: JoinHandle<()>,
+    sender: JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+/// What the sealer and the sender share.
+#[derive(Debug)]
+struct Shared {
+    spool: Mutex<Spool>,
+    metrics: Metrics,
+    /// The sealer sealed a batch (or the end came).
+    wake: Notify,
+    /// The probe is stopping: send what is left, then end.
+    draining: AtomicBool,
+    /// Wakes the sender out of a backoff when draining starts.
+    drain: Notify,
+    stop_sealing: CancellationToken,
+    stop_sending: CancellationToken,
+}
+
+/// Longest wait between two attempts while the collector is failing.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl Pusher {
+    /// Opens the spool and starts both tasks; rounds go into the returned queue.
+    pub fn start(
+        settings: PushSettings,
+        identity: Identity,
+        metrics: Metrics,
+    ) -> std::io::Result<(Pusher, mpsc::Sender<RoundResult>)> {
+        let spool = Spool::open(&settings.spool_dir, settings.spool_max_bytes)?;
+        update_gauges(&metrics, &spool);
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()
+            .map_err(std::io::Error::other)?;
+        let shared = Arc::new(Shared {
+            spool: Mutex::new(spool),
+            metrics,
+            wake: Notify::new(),
+            draining: AtomicBool::new(false),
+            drain: Notify::new(),
+            stop_sealing: CancellationToken::new(),
+            stop_sending: CancellationToken::new(),
+        });
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let sealer = tokio::spawn(seal_loop(settings.clone(), identity, rx, shared.clone()));
+        let sender = tokio::spawn(send_loop(settings, client, shared.clone()));
+        Ok((
+            Pusher {
+                sealer,
+                sender,
+                shared,
+            },
+            tx,
+        ))
+    }
+
+    /// After the engine stopped: seals what is pending or queued, then
+    /// keeps sending for at most `grace`. What is still unsent stays in the
+    /// spool for the next start.
+    pub async fn finish(self, grace: Duration) {
+        self.shared.stop_sealing.cancel();
+        let _ = self.sealer.await;
+        self.shared.draining.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+        self.shared.drain.notify_one();
+        let deadline = Instant::now() + grace;
+        let mut sender = self.sender;
+        if tokio::time::timeout_at(deadline, &mut sender)
+            .await
+            .is_err()
+        {
+            self.shared.stop_sending.cancel();
+            let _ = sender.await;
+        }
+    }
+}
+
+async fn seal_loop(
+    settings: PushSettings,
+    identity: Identity,
+    mut rx: mpsc::Receiver<RoundResult>,
+    shared: Arc<Shared>,
+) {
+    let mut pending = Vec::new();
+    let mut tick = tokio::time::interval(settings.flush_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => {
+                    pending.push(r);
+                    if pending.len() >= settings.batch_max_results {
+                        seal(&shared, &identity, &mut pending);
+                        shared.wake.notify_one();
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => {
+                if !pending.is_empty() {
+                    seal(&shared, &identity, &mut pending);
+                }
+                shared.wake.notify_one();
+            }
+            () = shared.stop_sealing.cancelled() => {
+                // Take what the engine already queued; later rounds find
+                // the queue closed and are counted as dropped.
+                rx.close();
+                while let Ok(r) = rx.try_recv() {
+                    pending.push(r);
+                }
+                break;
+            }
+        }
+    }
+    if !pending.is_empty() {
+        seal(&shared, &identity, &mut pending);
+    }
+    shared.wake.notify_one();
+}
+
+fn seal(shared: &Shared, identity: &Identity, pending: &mut Vec<RoundResult>) {
+    let metrics = &shared.metrics;
+    let results = std::mem::take(pending);
+    let n = results.len() as u64;
+    let mut spool = shared.spool.lock().unwrap();
+    match spool.seal(identity, results) {
+        Ok(dropped) => {
+            if dropped.results > 0 {
+                metrics.spool_dropped.inc_by(dropped.results);
+                tracing::warn!(
+                    batches = dropped.batches,
+                    results = dropped.results,
+                    "spool full: dropped the oldest unsent results"
+                );
+            }
+        }
+        Err(err) => {
+            // The results cannot be kept: count them as dropped, loudly.
+            metrics.spool_dropped.inc_by(n);
+            tracing::error!(error = %err, results = n, "writing to the spool failed; results dropped");
+        }
+    }
+    update_gauges(metrics, &spool);
+}
+
+async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<Shared>) {
+    let (spool, metrics, stop) = (&shared.spool, &shared.metrics, &shared.stop_sending);
+    let url = format!("{}{RESULTS_PATH}", settings.url.trim_end_matches('/'));
+    let auth = format!("Bearer {}", settings.token);
+    let mut backoff = Duration::ZERO;
+    loop {
+        // Wait out the backoff, unless the probe is stopping: then there is
+        // one grace period left to flush, and it is not spent sleeping.
+        if !backoff.is_zero() && !shared.draining.load(Ordering::Acquire) {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+                () = shared.drain.notified() => {}
+            }
+        }
+        let next = {
+            let s = spool.lock().unwrap();
+            s.oldest().map(|e| (s.body(&e), e))
+        };
+        let Some((body, entry)) = next else {
+            // Nothing to send: done if draining, else wait for the sealer.
+            if shared.draining.load(Ordering::Acquire) {
+                return;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = shared.wake.notified() => {}
+            }
+            continue;
+        };
+        let body = match body {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::error!(error = %err, seq = entry.seq, "reading a spooled batch; setting it aside");
+                let mut s = spool.lock().unwrap();
+                let _ = s.reject(entry.seq);
+                metrics.push_batches.with_label_values(&["rejected"]).inc();
+                update_gauges(metrics, &s);
+                continue;
+            }
+        };
+        let sent = client
+            .post(&url)
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .header(SENT_AT_HEADER, Timestamp::now().to_string())
+            .body(body)
+            .send();
+        let response = tokio::select! {
+            () = stop.cancelled() => return,
+            r = sent => r,
+        };
+        match classify(response).await {
+            Sent::Acked(ack) => {
+                backoff = Duration::ZERO;
+                let label = if ack.duplicate { "duplicate" } else { "stored" };
+                metrics.push_batches.with_label_values(&[label]).inc();
+                metrics.push_last_success.set(unix_now());
+                let mut s = spool.lock().unwrap();
+                if let Err(err) = s.remove(entry.seq) {
+                    tracing::error!(error = %err, seq = entry.seq, "removing an acknowledged batch");
+                }
+                update_gauges(metrics, &s);
+            }
+            Sent::Refused(status, refusal) => {
+                backoff = Duration::ZERO;
+                tracing::error!(
+                    status,
+                    reason = %refusal.reason,
+                    message = %refusal.message,
+                    seq = entry.seq,
+                    "the collector refused a batch for good; it is kept in the spool's rejected/ directory"
+                );
+                metrics.push_batches.with_label_values(&["rejected"]).inc();
+                let mut s = spool.lock().unwrap();
+                let _ = s.reject(entry.seq);
+                update_gauges(metrics, &s);
+            }
+            Sent::Retry(why) => {
+                metrics.push_batches.with_label_values(&["failed"]).inc();
+                backoff = (backoff * 2).clamp(Duration::from_millis(500), MAX_BACKOFF);
+                tracing::warn!(reason = %why, retry_in = ?backoff, backlog = spool.lock().unwrap().len(), "collector not reachable; results stay in the spool");
+            }
+        }
+    }
+}
+
+/// The request header carrying the probe's clock at the moment of sending:
+/// the collector estimates the probe's clock offset from it, which a
+/// batch's own `sent_at` (its sealing time) cannot do for a backfill.
+pub const SENT_AT_HEADER: &str = "x-vantage-sent-at";
+
+enum Sent {
+    Acked(Ack),
+    Refused(u16, Refusal),
+    Retry(String),
+}
+
+async fn classify(response: reqwest::Result<reqwest::Response>) -> Sent {
+    let response = match response {
+        Ok(r) => r,
+        Err(err) => return Sent::Retry(err.to_string()),
+    };
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    match status {
+        200 => match serde_json::from_str::<Ack>(&text) {
+            Ok(ack) => Sent::Acked(ack),
+            Err(e) => Sent::Retry(format!("unreadable acknowledgement: {e}")),
+        },
+        // Malformed, too large, unsupported, invalid: sending it again
+        // cannot help.
+        400 | 413 | 415 | 422 => Sent::Refused(
+            status,
+            serde_json::from_str(&text).unwrap_or(Refusal {
+                reason: "unknown".into(),
+                message: text,
+            }),
+        ),
+        // Auth (a token being rotated), rate limits, server trouble: retry.
+        s => Sent::Retry(format!("HTTP {s}: {text}")),
+    }
+}
+
+fn update_gauges(metrics: &Metrics, spool: &Spool) {
+    metrics.spool_batches.set(spool.len() as i64);
+    metrics.spool_bytes.set(spool.bytes() as i64);
+    metrics.spool_results.set(spool.results() as i64);
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl std::fmt::Debug for PushSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushSettings")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("spool_dir", &self.spool_dir)
+            .field("spool_max_bytes", &self.spool_max_bytes)
+            .field("batch_max_results", &self.batch_max_results)
+            .field("flush_interval", &self.flush_interval)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}

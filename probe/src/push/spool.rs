@@ -1,0 +1,324 @@
+//! The on-disk spool: sealed batches waiting for the collector's
+//! acknowledgement, oldest first, bounded in bytes.
+//!
+//! Each batch is one file, `<seq>-<results>.batch` (gzipped JSON, exactly
+//! the request body), written to a temporary name, fsynced and renamed, so
+//! a crash leaves either the whole batch or none of it. The stream id and
+//! the last sequence number live beside them, so a restarted probe neither
+//! reuses a sequence number nor loses its place. When the spool is over its
+//! size, the oldest batches are dropped and counted, never silently.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::result::{Identity, RoundResult, Timestamp};
+use crate::wire::{Batch, SCHEMA_VERSION};
+
+/// A sealed batch in the spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Results in it.
+    pub results: u64,
+    /// Its size on disk.
+    pub bytes: u64,
+}
+
+/// The spool directory.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    max_bytes: u64,
+    stream: String,
+    last_seq: u64,
+    entries: VecDeque<Entry>,
+    bytes: u64,
+}
+
+/// What sealing a batch cost: batches and results dropped to stay in bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Batches removed unsent.
+    pub batches: u64,
+    /// Results in them.
+    pub results: u64,
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`, holding at most `max_bytes`.
+    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Spool> {
+        fs::create_dir_all(dir.join("rejected"))?;
+        let stream_file = dir.join("stream");
+        let stream = match fs::read_to_string(&stream_file) {
+            Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => {
+                let s = format!("{:016x}", fastrand::u64(..));
+                write_atomically(&stream_file, s.as_bytes())?;
+                s
+            }
+        };
+        let mut entries = Vec::new();
+        for e in fs::read_dir(dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                // An interrupted write: the batch was never sealed.
+                let _ = fs::remove_file(e.path());
+                continue;
+            }
+            if let Some(entry) = parse_name(&name) {
+                entries.push(Entry {
+                    bytes: e.metadata()?.len(),
+                    ..entry
+                });
+            }
+        }
+        entries.sort_by_key(|e| e.seq);
+        let recorded: u64 = fs::read_to_string(dir.join("seq"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        let last_seq = recorded.max(entries.last().map_or(0, |e| e.seq));
+        let bytes = entries.iter().map(|e| e.bytes).sum();
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+            max_bytes,
+            stream,
+            last_seq,
+            entries: entries.into(),
+            bytes,
+        })
+    }
+
+    /// Seals `results` into a new batch on disk; drops the oldest batches
+    /// if the spool is then over its size.
+    pub fn seal(&mut self, probe: &Identity, results: Vec<RoundResult>) -> io::Result<Dropped> {
+        let seq = self.last_seq + 1;
+        let count = results.len() as u64;
+        let batch = Batch {
+            schema: SCHEMA_VERSION,
+            probe: probe.clone(),
+            stream: self.stream.clone(),
+            seq,
+            sent_at: Timestamp::now(),
+            results,
+        };
+        let json = serde_json::to_vec(&batch).map_err(io::Error::other)?;
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(json.len() / 8),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&json)?;
+        let body = gz.finish()?;
+        let path = self.dir.join(file_name(seq, count));
+        write_atomically(&path, &body)?;
+        write_atomically(&self.dir.join("seq"), seq.to_string().as_bytes())?;
+        self.last_seq = seq;
+        self.entries.push_back(Entry {
+            seq,
+            results: count,
+            bytes: body.len() as u64,
+        });
+        self.bytes += body.len() as u64;
+        let mut dropped = Dropped::default();
+        while self.bytes > self.max_bytes && self.entries.len() > 1 {
+            let oldest = self.entries.front().cloned().expect("not empty");
+            self.remove(oldest.seq)?;
+            dropped.batches += 1;
+            dropped.results += oldest.results;
+        }
+        Ok(dropped)
+    }
+
+    /// The oldest unacknowledged batch.
+    pub fn oldest(&self) -> Option<Entry> {
+        self.entries.front().cloned()
+    }
+
+    /// The request body of `entry`.
+    pub fn body(&self, entry: &Entry) -> io::Result<Vec<u8>> {
+        fs::read(self.dir.join(file_name(entry.seq, entry.results)))
+    }
+
+    /// Removes an acknowledged (or dropped) batch.
+    pub fn remove(&mut self, seq: u64) -> io::Result<()> {
+        if let Some(i) = self.entries.iter().position(|e| e.seq == seq) {
+            let e = self.entries.remove(i).expect("index is valid");
+            self.bytes -= e.bytes;
+            match fs::remove_file(self.dir.join(file_name(e.seq, e.results))) {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves a batch the collector refused for good into `rejected/`,
+    /// where an operator can inspect it; it is not sent again.
+    pub fn reject(&mut self, seq: u64) -> io::Result<()> {
+        if let Some(i) = self.entries.iter().position(|e| e.seq == seq) {
+            let e = self.entries.remove(i).expect("index is valid");
+            self.bytes -= e.bytes;
+            let name = file_name(e.seq, e.results);
+            fs::rename(self.dir.join(&name), self.dir.join("rejected").join(name))?;
+        }
+        Ok(())
+    }
+
+    /// Batches waiting.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes waiting.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Results waiting.
+    pub fn results(&self) -> u64 {
+        self.entries.iter().map(|e| e.results).sum()
+    }
+
+    /// This spool's stream id.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+}
+
+fn file_name(seq: u64, results: u64) -> String {
+    format!("{seq:020}-{results}.batch")
+}
+
+fn parse_name(name: &str) -> Option<Entry> {
+    let (seq, rest) = name.strip_suffix(".batch")?.split_once('-')?;
+    Some(Entry {
+        seq: seq.parse().ok()?,
+        results: rest.parse().ok()?,
+        bytes: 0,
+    })
+}
+
+/// Writes `data` to `path` so that a crash leaves the old file or the new
+/// one, never a torn one: temporary file, fsync, rename, fsync the directory.
+fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn identity() -> Identity {
+        Identity {
+            src_region: "r".into(),
+            zone: None,
+            probe_id: "p".into(),
+        }
+    }
+
+    fn rounds(n: usize) -> Vec<RoundResult> {
+        (0..n)
+            .map(|i| RoundResult {
+                target: format!("t{i}").into(),
+                host: "127.0.0.1".into(),
+                port: 80,
+                labels: Arc::default(),
+                started_at: Timestamp::now(),
+                dns: None,
+                attempts: Vec::new(),
+            })
+            .collect()
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vantage-spool-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn batches_survive_a_reopen_in_order_with_the_same_stream() {
+        let dir = scratch("reopen");
+        let mut s = Spool::open(&dir, 1 << 20).unwrap();
+        let stream = s.stream().to_string();
+        for n in [3, 5, 7] {
+            s.seal(&identity(), rounds(n)).unwrap();
+        }
+        s.remove(1).unwrap();
+        drop(s);
+        // A write cut short by a crash leaves only a temporary file.
+        fs::write(dir.join("00000000000000000009-1.tmp"), b"torn").unwrap();
+        let mut s = Spool::open(&dir, 1 << 20).unwrap();
+        assert_eq!(s.stream(), stream);
+        assert_eq!(s.oldest().unwrap().seq, 2);
+        assert_eq!(s.results(), 12);
+        s.seal(&identity(), rounds(1)).unwrap();
+        assert_eq!(
+            s.entries.back().unwrap().seq,
+            4,
+            "sequence numbers are never reused"
+        );
+        let body = s.body(&s.oldest().unwrap()).unwrap();
+        let mut json = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut json)
+            .unwrap();
+        let b: Batch = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            (b.seq, b.results.len(), b.stream.as_str()),
+            (2, 5, stream.as_str())
+        );
+        s.remove(2).unwrap();
+        s.remove(3).unwrap();
+        s.remove(4).unwrap();
+        drop(s);
+        let s = Spool::open(&dir, 1 << 20).unwrap();
+        assert!(s.is_empty());
+        assert_eq!(s.last_seq, 4, "an empty spool still remembers where it was");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn overflow_drops_the_oldest_and_says_so() {
+        let dir = scratch("overflow");
+        let mut s = Spool::open(&dir, 3_000).unwrap();
+        let mut dropped = Dropped::default();
+        for _ in 0..20 {
+            let d = s.seal(&identity(), rounds(20)).unwrap();
+            dropped.batches += d.batches;
+            dropped.results += d.results;
+        }
+        assert!(s.bytes() <= 3_000 || s.len() == 1);
+        assert!(dropped.batches > 0);
+        assert_eq!(dropped.results, dropped.batches * 20);
+        assert_eq!(
+            s.len() as u64 + dropped.batches,
+            20,
+            "every batch is kept or counted"
+        );
+        assert_eq!(
+            s.oldest().unwrap().seq,
+            dropped.batches + 1,
+            "the oldest went first"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

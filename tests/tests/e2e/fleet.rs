@@ -1,0 +1,264 @@
+//! Probes and the collector together on loopback: every round a probe makes
+//! reaches the store exactly once, through collector outages, with spool
+//! overflow counted rather than silent.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vantage_collector::config::Config as CollectorConfig;
+use vantage_collector::service::Collector;
+use vantage_probe::config::{Config, Overrides};
+use vantage_probe::metrics::Metrics;
+use vantage_probe::service::Service;
+use vantage_probe::shutdown::Control;
+use vantage_probe::stats::{Family, StatsRegistry};
+use vantage_probe::testbed::{Accepting, Refusing};
+use vantage_tests::{Scratch, free_port, http, http_get, parse_exposition, value, wait_for_200};
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const TOKEN: &str = "fleet-test-token-0123456789";
+
+async fn collector(
+    dir: &Scratch,
+    listen: SocketAddr,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let text = format!(
+        "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\n[[tokens]]\ntoken = \"{TOKEN}\"\nsrc_region = \"lab-a\"\n\
+         [limits]\nmax_batches_per_second = 10000\n"
+    );
+    let path = dir.write("collector.toml", &text);
+    let c = Collector::bind(CollectorConfig::load(&path).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(c.run(stop.clone()));
+    wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
+    (stop, task)
+}
+
+struct Probe {
+    admin: SocketAddr,
+    metrics: Metrics,
+    stats: std::sync::Arc<StatsRegistry>,
+    control: mpsc::Sender<Control>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+async fn probe(
+    dir: &Scratch,
+    collector: SocketAddr,
+    web: u16,
+    closed: u16,
+    spool_max: u64,
+    extra_targets: usize,
+) -> Probe {
+    let mut text = format!(
+        r#"
+[probe]
+src_region = "lab-a"
+id = "p1"
+[admin]
+listen = "127.0.0.1:0"
+[collector]
+url = "http://{collector}"
+token = "{TOKEN}"
+spool_dir = "spool"
+spool_max_bytes = {spool_max}
+flush_interval = "100ms"
+timeout = "2s"
+[defaults]
+interval = "100ms"
+timeout = "50ms"
+[[targets]]
+name = "web"
+host = "127.0.0.1"
+port = {web}
+[[targets]]
+name = "db"
+host = "127.0.0.1"
+port = {closed}
+"#
+    );
+    for i in 0..extra_targets {
+        text.push_str(&format!(
+            "[[targets]]\nname = \"web-{i}\"\nhost = \"127.0.0.1\"\nport = {web}\n"
+        ));
+    }
+    let path = dir.write("probe.toml", &text);
+    let config = Config::parse(&text, &path, &Overrides::default()).unwrap();
+    let service = Service::with_config(path, Overrides::default(), config)
+        .await
+        .unwrap();
+    let (admin, metrics, stats) = (service.admin_addr(), service.metrics(), service.stats());
+    let (control, rx) = mpsc::channel(1);
+    let task = tokio::spawn(service.run(rx));
+    Probe {
+        admin,
+        metrics,
+        stats,
+        control,
+        task,
+    }
+}
+
+impl Probe {
+    /// Stops the probe (it flushes) and returns its attempts per target.
+    async fn stop(self) -> (Metrics, Vec<(String, u64)>) {
+        self.control.send(Control::Shutdown).await.unwrap();
+        self.task.await.unwrap().unwrap();
+        let attempts = self
+            .stats
+            .all()
+            .iter()
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    t.family(Family::V4).map_or(0, |f| f.attempts()),
+                )
+            })
+            .collect();
+        (self.metrics, attempts)
+    }
+}
+
+/// Attempts per target stored by the collector.
+async fn stored(addr: SocketAddr) -> Vec<(String, u64)> {
+    let auth = format!("Bearer {TOKEN}");
+    let (status, text) = http(
+        addr,
+        "GET",
+        "/api/v1/rollups",
+        &[("Authorization", &auth)],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{text}");
+    let rows: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut out: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in rows.as_array().unwrap() {
+        *out.entry(r["target"].as_str().unwrap().to_string())
+            .or_default() += r["count"].as_u64().unwrap();
+    }
+    out.into_iter().collect()
+}
+
+async fn spool_batches(admin: SocketAddr) -> f64 {
+    let (_, body) = http_get(admin, "/metrics").await.unwrap();
+    value(&parse_exposition(&body), "vantage_probe_spool_batches", &[]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_round_reaches_the_store_exactly_once() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let closed = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("fleet-exact");
+    let addr = SocketAddr::new(LO, free_port());
+    let (stop, task) = collector(&dir, addr).await;
+    let p = probe(&dir, addr, web.addr.port(), closed.addr.port(), 64 << 20, 0).await;
+    wait_for_200(p.admin, "/-/ready", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (metrics, mut sent) = p.stop().await;
+    sent.sort();
+    assert!(sent.iter().all(|(_, n)| *n >= 8), "{sent:?}");
+    assert_eq!(
+        stored(addr).await,
+        sent,
+        "the store holds exactly what the probe measured"
+    );
+    assert_eq!(
+        metrics.spool_batches.get(),
+        0,
+        "everything acknowledged, spool empty"
+    );
+    assert_eq!(
+        metrics.results_dropped.get() + metrics.spool_dropped.get(),
+        0
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_backfilled_when_the_collector_returns() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let closed = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("fleet-outage");
+    let addr = SocketAddr::new(LO, free_port());
+    // The collector is not there yet: the probe measures and spools.
+    let p = probe(&dir, addr, web.addr.port(), closed.addr.port(), 64 << 20, 0).await;
+    wait_for_200(p.admin, "/-/ready", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let waiting = spool_batches(p.admin).await;
+    assert!(
+        waiting >= 5.0,
+        "{waiting} batches spooled during the outage"
+    );
+    assert!(p.metrics.push_batches.with_label_values(&["failed"]).get() > 0);
+
+    let (stop, task) = collector(&dir, addr).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while spool_batches(p.admin).await > 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backlog did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (metrics, mut sent) = p.stop().await;
+    sent.sort();
+    assert_eq!(
+        stored(addr).await,
+        sent,
+        "nothing lost within spool capacity"
+    );
+    assert_eq!(metrics.spool_dropped.get(), 0);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_drops_the_oldest_and_counts_them() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let closed = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("fleet-overflow");
+    let addr = SocketAddr::new(LO, free_port());
+    let p = probe(
+        &dir,
+        addr,
+        web.addr.port(),
+        closed.addr.port(),
+        64 << 10,
+        60,
+    )
+    .await;
+    wait_for_200(p.admin, "/-/ready", Duration::from_secs(5)).await;
+    // Run until the 64 KiB spool overflows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while p.metrics.spool_dropped.get() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spool never filled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(p.metrics.spool_bytes.get() <= 64 << 10);
+    let (stop, task) = collector(&dir, addr).await;
+    let (metrics, sent) = p.stop().await;
+    // Whatever is left after the final flush stays spooled for next time.
+    let left = metrics.spool_results.get() as u64;
+    let measured: u64 = sent.iter().map(|(_, n)| n).sum();
+    let stored: u64 = stored(addr).await.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        stored + metrics.spool_dropped.get() + left,
+        measured,
+        "every result is stored, counted as dropped, or still spooled"
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
