@@ -32,6 +32,16 @@ pub enum Command {
         #[arg(short, long, env = "VANTAGE_COLLECTOR_CONFIG")]
         config: PathBuf,
     },
+    /// The whole fleet on this machine: a collector and probes for three
+    /// regions (each from its own loopback address) against local backends.
+    Demo {
+        /// Where the collector listens.
+        #[arg(long, default_value = "127.0.0.1:9640")]
+        listen: std::net::SocketAddr,
+        /// Stop after this long (default: run until Ctrl-C).
+        #[arg(long = "for", value_name = "DURATION", value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
     /// Check a config without running it; exit 64 if it is invalid.
     Validate {
         /// The config file (TOML).
@@ -53,14 +63,23 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 if c.tokens.len() == 1 { "" } else { "s" }
             );
         }
+        Command::Demo { listen, duration } => {
+            runtime()?.block_on(async {
+                let stop = CancellationToken::new();
+                tokio::spawn(stop_on_signal(stop.clone()));
+                if let Some(d) = duration {
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(d).await;
+                        stop.cancel();
+                    });
+                }
+                crate::demo::run(listen, stop).await
+            })?;
+        }
         Command::Serve { config } => {
             let config = Config::load(&config)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .context("starting the runtime")?;
-            runtime.block_on(async {
+            runtime()?.block_on(async {
                 let collector = Collector::bind(config).await?;
                 let stop = CancellationToken::new();
                 tokio::spawn(stop_on_signal(stop.clone()));
@@ -69,6 +88,14 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")
 }
 
 async fn stop_on_signal(stop: CancellationToken) {

@@ -11,10 +11,12 @@
 //! - [`fleet`]: live state: probe liveness and clocks, per (region, target) totals.
 //! - [`metrics`], [`read_api`], [`server`]: `/metrics`, the JSON read API, health endpoints.
 //! - [`service`], [`cli`]: the running collector and its command line.
+//! - [`demo`]: the whole fleet on one machine (the README's first command).
 
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod fleet;
 pub mod ingest;
 pub mod metrics;

@@ -94,6 +94,7 @@ impl Service {
             listener,
             state,
         } = self;
+        let admin_addr = listener.local_addr().context("admin listener address")?;
         let stop_admin = CancellationToken::new();
         let admin = tokio::spawn(admin::serve(listener, state.clone(), stop_admin.clone()));
 
@@ -126,7 +127,7 @@ impl Service {
             src_region = %config.identity.src_region,
             probe_id = %config.identity.probe_id,
             targets = config.targets.len(),
-            admin = %config.admin_listen,
+            admin = %admin_addr,
             "probe running"
         );
 

@@ -20,9 +20,23 @@ fn error_of(name: &str) -> String {
 
 #[test]
 fn shipped_examples_validate() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let example = root.join("deploy/examples/probe.toml");
-    let cfg = Config::load(&example, &Overrides::default()).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    // The example names a token file, as a deployment would; give it one.
+    let dir = std::env::temp_dir().join(format!("vantage-example-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    for f in ["probe.toml", "targets.json"] {
+        std::fs::copy(root.join(f), dir.join(f)).unwrap();
+    }
+    std::fs::write(
+        dir.join("tokens/us-east-2"),
+        "0123456789abcdef0123456789abcdef\n",
+    )
+    .unwrap();
+    let cfg = Config::load(&dir.join("probe.toml"), &Overrides::default()).unwrap();
+    let push = cfg.push.as_ref().expect("the example pushes");
+    assert_eq!(push.spool_dir, dir.join("spool"));
+    assert_eq!(push.token.len(), 32);
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(cfg.identity.src_region, "us-east-2");
     assert_eq!(cfg.targets.len(), 6, "3 inline + 3 from targets.json");
     let v6 = cfg

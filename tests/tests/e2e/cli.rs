@@ -19,8 +19,16 @@ fn probe() -> Command {
 #[test]
 fn validate_accepts_the_example_and_names_the_line_of_an_error() {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let dir = Scratch::new("example");
+    for f in ["probe.toml", "targets.json"] {
+        let text = std::fs::read_to_string(format!("{root}/deploy/examples/{f}")).unwrap();
+        dir.write(f, &text);
+    }
+    std::fs::create_dir_all(dir.path.join("tokens")).unwrap();
+    dir.write("tokens/us-east-2", "0123456789abcdef0123456789abcdef\n");
     let ok = probe()
-        .args(["validate", &format!("{root}/deploy/examples/probe.toml")])
+        .arg("validate")
+        .arg(dir.path.join("probe.toml"))
         .output()
         .unwrap();
     assert!(ok.status.success(), "{ok:?}");

@@ -707,3 +707,63 @@ fn the_example_config_validates() {
             .contains("bad.toml:3: tokens[0]: the token is 5 characters long")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_collector() {
+    let dir = Scratch::new("collector-prometheus");
+    let (addr, stop, task) = start(&dir, "").await;
+    let b = batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![round("api", 443, ConnectOutcome::Ok, None); 3],
+    );
+    assert_eq!(post(addr, EAST, &b).await.0, 200);
+
+    let prom_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let cfg = dir.write(
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: vantage-collector\n    static_configs:\n      - targets: ['{addr}']\n"
+        ),
+    );
+    let mut cmd = Command::new("prometheus");
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={prom_addr}"));
+    let prom = Proc::spawn(&mut cmd);
+    wait_for_200(prom_addr, "/-/ready", Duration::from_secs(30)).await;
+
+    let query = |q: &'static str| async move {
+        let (status, body) = http_get(prom_addr, &format!("/api/v1/query?query={q}"))
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let up = query("up").await;
+        let attempts = query("vantage_connect_attempts_total").await;
+        if up.first().is_some_and(|r| r["value"][1] == "1") && !attempts.is_empty() {
+            let series = &attempts[0];
+            assert_eq!(series["metric"]["src_region"], "us-east-2");
+            assert_eq!(series["metric"]["target"], "api");
+            assert_eq!(series["metric"]["job"], "vantage-collector");
+            assert_eq!(series["value"][1], "3");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus did not scrape the collector: up={up:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    drop(prom);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

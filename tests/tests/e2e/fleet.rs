@@ -262,3 +262,53 @@ async fn a_full_spool_drops_the_oldest_and_counts_them() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_demo_shows_every_region_within_seconds() {
+    let addr = SocketAddr::new(LO, free_port());
+    let mut cmd = std::process::Command::new(vantage_tests::bin("vantage-collector"));
+    cmd.args([
+        "demo",
+        "--log-level",
+        "warn",
+        "--listen",
+        &addr.to_string(),
+        "--for",
+        "60s",
+    ]);
+    let p = vantage_tests::Proc::spawn(&mut cmd);
+    wait_for_200(addr, "/-/ready", Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = http_get(addr, "/metrics").await.unwrap();
+        let s = parse_exposition(&body);
+        let reached = ["us-east-2", "us-west-1", "onprem"].iter().all(|r| {
+            value(
+                &s,
+                "vantage_connect_attempts_total",
+                &[("src_region", r), ("target", "api")],
+            )
+            .is_some_and(|v| v > 0.0)
+                && value(
+                    &s,
+                    "vantage_connect_failures_total",
+                    &[("src_region", r), ("target", "db"), ("reason", "refused")],
+                )
+                .is_some_and(|v| v > 0.0)
+        });
+        if reached {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every region reported:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    p.signal("INT");
+    let (status, stderr) =
+        tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(status.success(), "{stderr}");
+}
