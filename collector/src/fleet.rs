@@ -23,8 +23,15 @@ pub struct Fleet {
     policy: ProbePolicy,
     max_targets_per_probe: usize,
     probes: RwLock<BTreeMap<String, ProbeState>>,
-    targets: RwLock<BTreeMap<TargetKey, Arc<TargetStats>>>,
+    targets: RwLock<BTreeMap<TargetKey, TargetEntry>>,
     seen_targets: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+/// A (src_region, target)'s totals and when a probe last reported it.
+#[derive(Debug)]
+struct TargetEntry {
+    stats: Arc<TargetStats>,
+    last_seen: SystemTime,
 }
 
 /// One probe as last heard from.
@@ -121,12 +128,14 @@ impl Fleet {
         {
             let mut targets = self.targets.write().unwrap();
             for r in &batch.results {
-                let stats = targets
+                let entry = targets
                     .entry((region.clone(), r.target.clone()))
-                    .or_insert_with(|| {
-                        Arc::new(TargetStats::new(r.target.clone(), r.labels.clone()))
+                    .or_insert_with(|| TargetEntry {
+                        stats: Arc::new(TargetStats::new(r.target.clone(), r.labels.clone())),
+                        last_seen: received,
                     });
-                stats.record(r);
+                entry.stats.record(r);
+                entry.last_seen = entry.last_seen.max(received);
             }
         }
         let offset = micros(probe_clock, received);
@@ -156,12 +165,20 @@ impl Fleet {
     }
 
     /// Per (src_region, target) totals for the exposition, in key order.
-    pub fn target_stats(&self) -> Vec<(Arc<str>, Arc<TargetStats>)> {
+    /// A series no probe has reported for `forget_after` is removed: a
+    /// target dropped from every probe's config leaves `/metrics`.
+    pub fn target_stats(&self, now: SystemTime) -> Vec<(Arc<str>, Arc<TargetStats>)> {
+        let forget = self.policy.forget_after;
+        let fresh = |e: &TargetEntry| now.duration_since(e.last_seen).unwrap_or_default() <= forget;
+        let stale = self.targets.read().unwrap().values().any(|e| !fresh(e));
+        if stale {
+            self.targets.write().unwrap().retain(|_, e| fresh(e));
+        }
         self.targets
             .read()
             .unwrap()
             .iter()
-            .map(|((region, _), s)| (region.clone(), s.clone()))
+            .map(|((region, _), e)| (region.clone(), e.stats.clone()))
             .collect()
     }
 

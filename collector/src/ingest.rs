@@ -147,11 +147,20 @@ async fn accept(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| humantime::parse_rfc3339_weak(v).ok())
         .unwrap_or(batch.sent_at.system_time());
+    let oldest = batch
+        .results
+        .iter()
+        .map(|r| r.started_at.system_time())
+        .min();
     match app.store.submit(batch, received, probe_clock).await {
         Ok(ack) => {
             let result = if ack.duplicate { "duplicate" } else { "stored" };
             app.metrics.batches.with_label_values(&[result]).inc();
             app.metrics.results.inc_by(u64::from(ack.stored));
+            if let Some(oldest) = oldest.filter(|_| !ack.duplicate) {
+                let age = received.duration_since(oldest).unwrap_or_default();
+                app.metrics.result_delay.observe(age.as_secs_f64());
+            }
             Ok(json_response(StatusCode::OK, &ack))
         }
         Err(e) => {

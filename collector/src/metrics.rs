@@ -31,6 +31,9 @@ pub struct Metrics {
     pub ingest_seconds: Histogram,
     /// Store failures (answered 503).
     pub store_errors: IntCounter,
+    /// Age of a stored batch's oldest result on arrival: how far behind a
+    /// backfill after an outage is.
+    pub result_delay: Histogram,
 }
 
 impl Metrics {
@@ -79,6 +82,14 @@ impl Metrics {
                 "Batches the store failed to keep (answered 503, to be retried).",
             )
             .unwrap(),
+            result_delay: Histogram::with_opts(
+                HistogramOpts::new(
+                    "vantage_collector_result_delay_seconds",
+                    "Age of each stored batch's oldest result when it arrived; large during a backfill.",
+                )
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0]),
+            )
+            .unwrap(),
             registry,
         };
         for c in [
@@ -88,6 +99,7 @@ impl Metrics {
             Box::new(m.refused.clone()),
             Box::new(m.ingest_seconds.clone()),
             Box::new(m.store_errors.clone()),
+            Box::new(m.result_delay.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

@@ -122,7 +122,7 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
                 .into_response();
         }
     };
-    let chunks = TargetChunks::new(app.fleet.target_stats(), FLEET_PREFIX);
+    let chunks = TargetChunks::new(app.fleet.target_stats(SystemTime::now()), FLEET_PREFIX);
     let rest = futures_util::stream::unfold(chunks, |mut chunks| async move {
         let chunk = chunks.next_chunk()?;
         tokio::task::yield_now().await;

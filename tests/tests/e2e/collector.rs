@@ -767,3 +767,73 @@ async fn a_real_prometheus_scrapes_the_collector() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_of_forgotten_probes_and_targets_leave_metrics() {
+    let dir = Scratch::new("collector-forget");
+    let (addr, stop, task) = start(
+        &dir,
+        "[probes]\nsilent_after = \"1s\"\nforget_after = \"2s\"\n",
+    )
+    .await;
+    let old = Timestamp::from(SystemTime::now() - Duration::from_secs(120));
+    let mut late = batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    late.results[0].started_at = old;
+    late.results[0].attempts[0].started_at = old;
+    assert_eq!(post(addr, EAST, &late).await.0, 200);
+    let (_, body) = http_get(addr, "/metrics").await.unwrap();
+    let s = parse_exposition(&body);
+    assert_eq!(
+        value(&s, "vantage_connect_attempts_total", &[("target", "api")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "vantage_fleet_probe_silent", &[("probe_id", "e1")]),
+        Some(0.0)
+    );
+    // A result two minutes old on arrival is a backfill, and says so.
+    assert_eq!(
+        value(
+            &s,
+            "vantage_collector_result_delay_seconds_bucket",
+            &[("le", "60")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &s,
+            "vantage_collector_result_delay_seconds_bucket",
+            &[("le", "300")]
+        ),
+        Some(1.0)
+    );
+
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let (_, body) = http_get(addr, "/metrics").await.unwrap();
+    let s = parse_exposition(&body);
+    assert_eq!(
+        value(&s, "vantage_connect_attempts_total", &[("target", "api")]),
+        None
+    );
+    assert_eq!(
+        value(&s, "vantage_fleet_probe_silent", &[("probe_id", "e1")]),
+        None
+    );
+    // Forgotten by /metrics, not by the store: the evidence stays.
+    assert_eq!(
+        get_json(addr, "/api/v1/probes").await[0]["state"],
+        "forgotten"
+    );
+    assert_eq!(
+        stored_attempts(addr).await[&("us-east-2".into(), "api".into())],
+        1
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
