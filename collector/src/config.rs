@@ -18,6 +18,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded store lives.
     pub data_dir: PathBuf,
+    /// Certificate chain and key (PEM) to serve TLS; plain HTTP without.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Who may push, and as which region.
     pub tokens: Vec<TokenBinding>,
     /// How long stored data is kept.
@@ -134,6 +136,8 @@ struct Raw {
 struct RawServer {
     listen: Option<S<String>>,
     data_dir: Option<S<String>>,
+    tls_cert_file: Option<S<String>>,
+    tls_key_file: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +217,19 @@ impl Config {
             Some(v) => Some(base.join(v.get_ref())),
             None => {
                 c.missing("server.data_dir", "where the store keeps its data");
+                None
+            }
+        };
+
+        let tls = match (&raw.server.tls_cert_file, &raw.server.tls_key_file) {
+            (None, None) => None,
+            (Some(c), Some(k)) => Some((base.join(c.get_ref()), base.join(k.get_ref()))),
+            (Some(v), None) | (None, Some(v)) => {
+                c.bad(
+                    v,
+                    "server.tls_cert_file / tls_key_file",
+                    "set both, or neither for plain HTTP",
+                );
                 None
             }
         };
@@ -347,6 +364,7 @@ impl Config {
         Ok(Config {
             listen: listen.expect("checked"),
             data_dir: data_dir.expect("checked"),
+            tls,
             tokens,
             retention: Retention {
                 rollups: rollups.expect("checked"),

@@ -9,6 +9,7 @@
 //! - [`ingest`]: `POST /api/v1/results`: decode, check ([`validate`]), store, acknowledge.
 //! - [`store`]: the embedded SQLite store: receipts, probes, per-minute rollups, failures.
 //! - [`fleet`]: live state: probe liveness and clocks, per (region, target) totals.
+//! - [`tls`]: rustls on the listener.
 //! - [`metrics`], [`read_api`], [`server`]: `/metrics`, the JSON read API, health endpoints.
 //! - [`service`], [`cli`]: the running collector and its command line.
 //! - [`demo`]: the whole fleet on one machine (the README's first command).
@@ -24,4 +25,5 @@ pub mod read_api;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod validate;

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vantage_probe::exposition::TargetChunks;
 use vantage_probe::wire::RESULTS_PATH;
@@ -59,11 +58,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Serves until `stop` is cancelled.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     state: Arc<AppState>,
     stop: CancellationToken,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(state))
         .with_graceful_shutdown(stop.cancelled_owned())
         .await

@@ -17,10 +17,19 @@ use crate::server::{self, AppState};
 use crate::store::Store;
 
 /// A collector with its store open and its listener bound.
-#[derive(Debug)]
 pub struct Collector {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<AppState>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("listener", &self.listener)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Collector {
@@ -34,6 +43,10 @@ impl Collector {
                     f.record(b, at, clock);
                 }
             })
+        };
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(crate::tls::acceptor(cert, key).context("server TLS")?),
+            None => None,
         };
         let store = Store::open(&config.data_dir, config.retention, on_stored)?;
         let fleet = Arc::new(Fleet::new(
@@ -55,7 +68,11 @@ impl Collector {
             rates: RateLimits::default(),
             ready: false.into(),
         });
-        Ok(Collector { listener, state })
+        Ok(Collector {
+            listener,
+            tls,
+            state,
+        })
     }
 
     /// Where it listens.
@@ -68,8 +85,19 @@ impl Collector {
     /// Serves until `stop` is cancelled; requests in flight finish.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         self.state.ready.store(true, Ordering::Release);
-        tracing::info!(listen = %self.addr(), data_dir = %self.state.config.data_dir.display(), "collector running");
-        server::serve(self.listener, self.state, stop).await?;
+        tracing::info!(
+            listen = %self.addr(),
+            tls = self.tls.is_some(),
+            data_dir = %self.state.config.data_dir.display(),
+            "collector running"
+        );
+        match self.tls {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(self.listener, acceptor)?;
+                server::serve(listener, self.state, stop).await?;
+            }
+            None => server::serve(self.listener, self.state, stop).await?,
+        }
         Ok(())
     }
 }

@@ -62,6 +62,7 @@ pub(crate) struct RawCollector {
     pub(crate) batch_max_results: Option<S<i64>>,
     pub(crate) flush_interval: Option<S<String>>,
     pub(crate) timeout: Option<S<String>>,
+    pub(crate) ca_file: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -389,24 +389,15 @@ impl Checker {
                 None
             }
             Some(u) => match reqwest::Url::parse(u.get_ref()) {
-                Ok(url) if url.scheme() == "http" && url.host().is_some() => {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
                     Some(u.get_ref().clone())
-                }
-                Ok(url) if url.scheme() == "https" => {
-                    self.bad(
-                        u,
-                        "collector.url",
-                        format!("{:?}", u.get_ref()),
-                        "https is not supported by this build yet; push over http inside the trusted network",
-                    );
-                    None
                 }
                 _ => {
                     self.bad(
                         u,
                         "collector.url",
                         format!("{:?}", u.get_ref()),
-                        "must be an http:// URL with a host",
+                        "must be an http:// or https:// URL with a host",
                     );
                     None
                 }
@@ -515,6 +506,24 @@ impl Checker {
             2_000,
         );
         let timeout = dur(self, &r.timeout, "collector.timeout", 1_000, 60_000, 10_000);
+        let ca_file = r.ca_file.as_ref().and_then(|f| {
+            let path = base.join(f.get_ref());
+            let https = url.as_deref().is_some_and(|u| u.starts_with("https://"));
+            let problem = if !https {
+                Some("only applies to an https:// collector.url".to_string())
+            } else {
+                std::fs::metadata(&path)
+                    .err()
+                    .map(|e| format!("cannot read {}: {e}", path.display()))
+            };
+            match problem {
+                Some(p) => {
+                    self.bad(f, "collector.ca_file", format!("{:?}", f.get_ref()), p);
+                    None
+                }
+                None => Some(path),
+            }
+        });
         if self.problems.len() > before {
             return None;
         }
@@ -526,6 +535,7 @@ impl Checker {
             batch_max_results: batch_max_results? as usize,
             flush_interval: flush_interval?,
             timeout: timeout?,
+            ca_file,
         })
     }
 

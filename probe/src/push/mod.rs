@@ -46,6 +46,9 @@ pub struct PushSettings {
     pub flush_interval: Duration,
     /// Timeout of one request.
     pub timeout: Duration,
+    /// Trust only this CA (PEM) for an `https://` collector; the system's
+    /// roots otherwise.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The running pusher.
@@ -83,10 +86,7 @@ impl Pusher {
     ) -> std::io::Result<(Pusher, mpsc::Sender<RoundResult>)> {
         let spool = Spool::open(&settings.spool_dir, settings.spool_max_bytes)?;
         update_gauges(&metrics, &spool);
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(std::io::Error::other)?;
+        let client = client(&settings)?;
         let shared = Arc::new(Shared {
             spool: Mutex::new(spool),
             metrics,
@@ -128,6 +128,37 @@ impl Pusher {
             let _ = sender.await;
         }
     }
+}
+
+/// The HTTP client: rustls (ring), pinned to `ca_file` when given.
+fn client(settings: &PushSettings) -> std::io::Result<reqwest::Client> {
+    // The process-wide default provider; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = reqwest::Client::builder().timeout(settings.timeout);
+    if let Some(ca) = &settings.ca_file {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let bad = |e: String| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", ca.display()),
+            )
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(e.to_string()))? {
+            roots
+                .add(cert.map_err(|e| bad(e.to_string()))?)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        if roots.is_empty() {
+            return Err(bad("no certificate in the file".into()));
+        }
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    builder.build().map_err(std::io::Error::other)
 }
 
 async fn seal_loop(
@@ -280,6 +311,12 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
             }
             Sent::Retry(why) => {
                 metrics.push_batches.with_label_values(&["failed"]).inc();
+                if shared.draining.load(Ordering::Acquire) {
+                    // Stopping and the collector is not taking batches: one
+                    // try is enough; the spool keeps the rest for next time.
+                    tracing::warn!(reason = %why, backlog = spool.lock().unwrap().len(), "collector unreachable while stopping; results stay in the spool");
+                    return;
+                }
                 backoff = (backoff * 2).clamp(Duration::from_millis(500), MAX_BACKOFF);
                 tracing::warn!(reason = %why, retry_in = ?backoff, backlog = spool.lock().unwrap().len(), "collector not reachable; results stay in the spool");
             }
@@ -346,6 +383,7 @@ impl std::fmt::Debug for PushSettings {
             .field("batch_max_results", &self.batch_max_results)
             .field("flush_interval", &self.flush_interval)
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }

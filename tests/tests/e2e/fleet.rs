@@ -20,16 +20,22 @@ use vantage_tests::{Scratch, free_port, http, http_get, parse_exposition, value,
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const TOKEN: &str = "fleet-test-token-0123456789";
 
-async fn collector(
-    dir: &Scratch,
-    listen: SocketAddr,
-) -> (
+type Running = (
     CancellationToken,
     tokio::task::JoinHandle<anyhow::Result<()>>,
-) {
+);
+
+async fn collector(dir: &Scratch, listen: SocketAddr) -> Running {
+    let c = collector_with(dir, listen, "").await;
+    wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
+    c
+}
+
+/// A collector with extra `[server]` settings (TLS); not waited for.
+async fn collector_with(dir: &Scratch, listen: SocketAddr, server_extra: &str) -> Running {
     let text = format!(
-        "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\n[[tokens]]\ntoken = \"{TOKEN}\"\nsrc_region = \"lab-a\"\n\
-         [limits]\nmax_batches_per_second = 10000\n"
+        "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\n{server_extra}\n[[tokens]]\ntoken = \"{TOKEN}\"\n\
+         src_region = \"lab-a\"\n[limits]\nmax_batches_per_second = 10000\n"
     );
     let path = dir.write("collector.toml", &text);
     let c = Collector::bind(CollectorConfig::load(&path).unwrap())
@@ -37,7 +43,6 @@ async fn collector(
         .unwrap();
     let stop = CancellationToken::new();
     let task = tokio::spawn(c.run(stop.clone()));
-    wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
     (stop, task)
 }
 
@@ -57,6 +62,27 @@ async fn probe(
     spool_max: u64,
     extra_targets: usize,
 ) -> Probe {
+    probe_with(
+        dir,
+        &format!("http://{collector}"),
+        "",
+        web,
+        closed,
+        spool_max,
+        extra_targets,
+    )
+    .await
+}
+
+async fn probe_with(
+    dir: &Scratch,
+    url: &str,
+    collector_extra: &str,
+    web: u16,
+    closed: u16,
+    spool_max: u64,
+    extra_targets: usize,
+) -> Probe {
     let mut text = format!(
         r#"
 [probe]
@@ -65,7 +91,8 @@ id = "p1"
 [admin]
 listen = "127.0.0.1:0"
 [collector]
-url = "http://{collector}"
+url = "{url}"
+{collector_extra}
 token = "{TOKEN}"
 spool_dir = "spool"
 spool_max_bytes = {spool_max}
@@ -311,4 +338,92 @@ async fn the_fleet_demo_shows_every_region_within_seconds() {
             .await
             .unwrap();
     assert!(status.success(), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_over_tls_only_to_a_collector_the_probe_trusts() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let closed = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("fleet-tls");
+    let (ca, cert, key) = vantage_tests::test_certificates(&dir.path);
+    let addr = SocketAddr::new(LO, free_port());
+    let tls = format!(
+        "tls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
+        cert.display(),
+        key.display()
+    );
+    let (stop, task) = collector_with(&dir, addr, &tls).await;
+
+    // Plain HTTP to the TLS port gets no HTTP answer at all.
+    let plain = http_get(addr, "/-/ready").await;
+    assert!(!matches!(plain, Ok((200, _))), "{plain:?}");
+
+    // A probe pinned to the test CA pushes over TLS; everything arrives.
+    let pinned = format!("ca_file = \"{}\"", ca.display());
+    let url = format!("https://127.0.0.1:{}", addr.port());
+    let p = probe_with(
+        &dir,
+        &url,
+        &pinned,
+        web.addr.port(),
+        closed.addr.port(),
+        64 << 20,
+        0,
+    )
+    .await;
+    wait_for_200(p.admin, "/-/ready", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (metrics, mut sent) = p.stop().await;
+    sent.sort();
+    assert!(metrics.push_batches.with_label_values(&["stored"]).get() > 0);
+
+    // A probe that does not trust the CA sends nothing (its results stay
+    // spooled, the failures counted).
+    let other = Scratch::new("fleet-tls-untrusted");
+    let q = probe_with(
+        &other,
+        &url,
+        "",
+        web.addr.port(),
+        closed.addr.port(),
+        64 << 20,
+        0,
+    )
+    .await;
+    wait_for_200(q.admin, "/-/ready", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (untrusted, _) = q.stop().await;
+    assert_eq!(
+        untrusted.push_batches.with_label_values(&["stored"]).get(),
+        0
+    );
+    assert!(untrusted.push_batches.with_label_values(&["failed"]).get() > 0);
+    assert!(
+        untrusted.spool_batches.get() > 0,
+        "kept for when trust is fixed"
+    );
+
+    // The store holds exactly the trusted probe's rounds (read over TLS).
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap()])
+        .build()
+        .unwrap();
+    let rows: serde_json::Value = client
+        .get(format!("{url}/api/v1/rollups"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut stored: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in rows.as_array().unwrap() {
+        *stored
+            .entry(r["target"].as_str().unwrap().to_string())
+            .or_default() += r["count"].as_u64().unwrap();
+    }
+    assert_eq!(stored.into_iter().collect::<Vec<_>>(), sent);
+    stop.cancel();
+    task.await.unwrap().unwrap();
 }
