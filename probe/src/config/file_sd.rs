@@ -49,23 +49,6 @@ pub(super) fn read(
             return None;
         }
     };
-    let groups: Vec<FileSdGroup> = match serde_json::from_str(&text) {
-        Ok(g) => g,
-        Err(err) => {
-            let loc = Loc {
-                file: Some(shown),
-                line: Some(err.line()),
-            };
-            c.push(
-                &loc,
-                field,
-                None,
-                format!("not a file_sd target list: {err}"),
-            );
-            return Some(path);
-        }
-    };
-
     // The entry's own settings override [defaults] for its targets.
     let defaults = Defaults {
         interval: c
@@ -83,6 +66,48 @@ pub(super) fn read(
         .iter()
         .map(|(k, v)| (k.clone(), v.get_ref().clone(), c.loc(v)))
         .collect();
+    add_targets(
+        c,
+        &field,
+        &shown,
+        &text,
+        &defaults,
+        &entry_labels,
+        dns,
+        targets,
+    );
+    Some(path)
+}
+
+/// Adds the targets of file_sd list `text` (read from `shown`) with
+/// `defaults` and `entry_labels`; problems name `field` and the file.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn add_targets(
+    c: &mut Checker,
+    field: &str,
+    shown: &str,
+    text: &str,
+    defaults: &Defaults,
+    entry_labels: &[(String, String, Loc)],
+    dns: &DnsSettings,
+    targets: &mut Vec<(Target, Loc, String)>,
+) {
+    let groups: Vec<FileSdGroup> = match serde_json::from_str(text) {
+        Ok(g) => g,
+        Err(err) => {
+            let loc = Loc {
+                file: Some(shown.to_string()),
+                line: Some(err.line()),
+            };
+            c.push(
+                &loc,
+                field,
+                None,
+                format!("not a file_sd target list: {err}"),
+            );
+            return;
+        }
+    };
 
     // serde_json has no spans for values; find each group's line by its
     // first target, searching on from the previous group (groups are in
@@ -99,10 +124,10 @@ pub(super) fn read(
             cursor = off;
         }
         let group_loc = Loc {
-            file: Some(shown.clone()),
+            file: Some(shown.to_string()),
             line: found.map(|off| lines.line_col(off).0),
         };
-        let mut labels = entry_labels.clone();
+        let mut labels = entry_labels.to_vec();
         let mut name = None;
         for (k, v) in &group.labels {
             if k == "name" {
@@ -136,12 +161,11 @@ pub(super) fn read(
                 source_address: None,
                 bind_device: None,
             };
-            if let Some(target) = c.target(draft, &defaults, dns) {
+            if let Some(target) = c.target(draft, defaults, dns) {
                 targets.push(target);
             }
         }
     }
-    Some(path)
 }
 
 #[cfg(test)]
