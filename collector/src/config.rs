@@ -28,6 +28,8 @@ pub struct Config {
     pub limits: IngestLimits,
     /// When a probe counts as silent, forgotten, or off-clock.
     pub probes: ProbePolicy,
+    /// The fleet inventory's file_sd files (empty: no inventory).
+    pub inventory: Vec<PathBuf>,
 }
 
 /// A bearer token bound to one region (and optionally to some probes in it).
@@ -129,6 +131,15 @@ struct Raw {
     limits: RawLimits,
     #[serde(default)]
     probes: RawProbes,
+    #[serde(default)]
+    inventory: RawInventory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    #[serde(default)]
+    file_sd: Vec<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -355,6 +366,15 @@ impl Config {
             ));
         }
 
+        let mut inventory = Vec::new();
+        for (i, f) in raw.inventory.file_sd.iter().enumerate() {
+            let path = base.join(f.get_ref());
+            match crate::inventory::read(&path) {
+                Ok(_) => inventory.push(path),
+                Err(e) => c.bad(f, &format!("inventory.file_sd[{i}]"), &e),
+            }
+        }
+
         if !c.problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: name.clone(),
@@ -373,6 +393,7 @@ impl Config {
             },
             limits,
             probes,
+            inventory,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`ingest`]: `POST /api/v1/results`: decode, check ([`validate`]), store, acknowledge.
 //! - [`store`]: the embedded SQLite store: receipts, probes, per-minute rollups, failures.
 //! - [`fleet`]: live state: probe liveness and clocks, per (region, target) totals.
+//! - [`inventory`]: `GET /api/v1/targets`: the fleet's one target list, per region.
 //! - [`tls`]: rustls on the listener.
 //! - [`metrics`], [`read_api`], [`server`]: `/metrics`, the JSON read API, health endpoints.
 //! - [`service`], [`cli`]: the running collector and its command line.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod demo;
 pub mod fleet;
 pub mod ingest;
+pub mod inventory;
 pub mod metrics;
 pub mod read_api;
 pub mod server;

@@ -34,6 +34,10 @@ pub struct Metrics {
     /// Age of a stored batch's oldest result on arrival: how far behind a
     /// backfill after an outage is.
     pub result_delay: Histogram,
+    /// Fleet inventory requests, by result (`served`, `not_modified`, `refused`).
+    pub inventory_requests: IntCounterVec,
+    /// 1 while the inventory files on disk are what is served.
+    pub inventory_healthy: IntGauge,
 }
 
 impl Metrics {
@@ -90,6 +94,19 @@ impl Metrics {
                 .buckets(vec![1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0]),
             )
             .unwrap(),
+            inventory_requests: IntCounterVec::new(
+                Opts::new(
+                    "vantage_collector_inventory_requests_total",
+                    "Fleet inventory requests from probes, by result (served, not_modified, refused).",
+                ),
+                &["result"],
+            )
+            .unwrap(),
+            inventory_healthy: IntGauge::new(
+                "vantage_collector_inventory_healthy",
+                "1 while the fleet inventory files on disk are what is served; 0 after a change that could not be read.",
+            )
+            .unwrap(),
             registry,
         };
         for c in [
@@ -100,6 +117,8 @@ impl Metrics {
             Box::new(m.ingest_seconds.clone()),
             Box::new(m.store_errors.clone()),
             Box::new(m.result_delay.clone()),
+            Box::new(m.inventory_requests.clone()),
+            Box::new(m.inventory_healthy.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// The collector's own metrics.
     pub metrics: Metrics,
+    /// The fleet inventory.
+    pub inventory: crate::inventory::Inventory,
     /// Per-probe rate limits.
     pub rates: RateLimits,
     /// The readiness latch.
@@ -49,6 +51,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(RESULTS_PATH, post(ingest::post_results))
         .route("/api/v1/probes", get(probes))
+        .route(
+            vantage_probe::push::inventory::TARGETS_PATH,
+            get(crate::inventory::get_targets),
+        )
         .route("/api/v1/rollups", get(read_api::rollups))
         .route("/api/v1/failures", get(read_api::failures))
         .route("/metrics", get(metrics))

@@ -59,12 +59,20 @@ impl Collector {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding server.listen {}", config.listen))?;
+        let metrics = Metrics::new();
+        let inventory = crate::inventory::Inventory::load(
+            config.inventory.clone(),
+            metrics.inventory_healthy.clone(),
+        )
+        .map_err(anyhow::Error::msg)
+        .context("fleet inventory")?;
         let state = Arc::new(AppState {
             tokens: Tokens::new(config.tokens.clone()),
+            inventory,
             config,
             store,
             fleet,
-            metrics: Metrics::new(),
+            metrics,
             rates: RateLimits::default(),
             ready: false.into(),
         });

@@ -210,7 +210,7 @@ fn print_validation(path: &std::path::Path, cfg: &Config) -> std::io::Result<()>
     let demand = cfg.demanded_connects_per_second();
     writeln!(
         out,
-        "{}: ok: probe {} in {}, {} target{}{}, about {:.1} connects/s of {} allowed",
+        "{}: ok: probe {} in {}, {} target{}{}{}, about {:.1} connects/s of {} allowed",
         path.display(),
         cfg.identity.probe_id,
         cfg.identity.src_region,
@@ -228,6 +228,16 @@ fn print_validation(path: &std::path::Path, cfg: &Config) -> std::io::Result<()>
                     "s"
                 }
             )
+        },
+        match cfg.push.as_ref().and_then(|p| p.inventory_refresh) {
+            None => String::new(),
+            Some(_) if cfg.inventory_targets == 0 => {
+                " (none from the fleet inventory: not fetched yet, or empty)".to_string()
+            }
+            Some(_) => format!(
+                " ({} from the cached fleet inventory)",
+                cfg.inventory_targets
+            ),
         },
         demand,
         cfg.limits.max_connects_per_second

@@ -96,6 +96,10 @@ pub struct Metrics {
     pub spool_results: IntGauge,
     /// Results dropped unsent because the spool was full (or unwritable).
     pub spool_dropped: IntCounter,
+    /// Fleet inventory fetches by result.
+    pub inventory_fetches: IntCounterVec,
+    /// Targets that came from the fleet inventory.
+    pub inventory_targets: IntGauge,
 }
 
 impl Metrics {
@@ -204,10 +208,23 @@ impl Metrics {
                 "Results dropped unsent because the spool was full or could not be written.",
             )
             .unwrap(),
+            inventory_fetches: IntCounterVec::new(
+                Opts::new(
+                    "vantage_probe_inventory_fetches_total",
+                    "Fleet inventory fetches from the collector, by result (updated, unchanged, invalid, failed).",
+                ),
+                &["result"],
+            )
+            .unwrap(),
+            inventory_targets: IntGauge::new(
+                "vantage_probe_inventory_targets",
+                "Targets in the running config that came from the fleet inventory.",
+            )
+            .unwrap(),
             registry,
         };
         m.reload_ok.set(1);
-        let collectors: [Box<dyn Collector>; 16] = [
+        let collectors: [Box<dyn Collector>; 18] = [
             Box::new(build),
             Box::new(ident),
             Box::new(m.scheduler_lag.clone()),
@@ -224,6 +241,8 @@ impl Metrics {
             Box::new(m.spool_bytes.clone()),
             Box::new(m.spool_results.clone()),
             Box::new(m.spool_dropped.clone()),
+            Box::new(m.inventory_fetches.clone()),
+            Box::new(m.inventory_targets.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");

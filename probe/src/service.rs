@@ -131,7 +131,32 @@ impl Service {
             "probe running"
         );
 
-        while let Some(event) = control.recv().await {
+        let stop_inventory = CancellationToken::new();
+        let (inventory_tx, mut inventory_rx) = mpsc::channel(1);
+        let inventory = match &config.push {
+            Some(settings) if settings.inventory_refresh.is_some() => {
+                Some(crate::push::inventory::spawn(
+                    settings.clone(),
+                    config.identity.src_region.clone(),
+                    path.clone(),
+                    overrides.clone(),
+                    state.metrics.clone(),
+                    inventory_tx,
+                    stop_inventory.clone(),
+                )?)
+            }
+            _ => None,
+        };
+        state
+            .metrics
+            .inventory_targets
+            .set(config.inventory_targets as i64);
+
+        loop {
+            let event = tokio::select! {
+                event = control.recv() => event.unwrap_or(Control::Shutdown),
+                Some(()) = inventory_rx.recv() => Control::Reload,
+            };
             match event {
                 Control::Shutdown => break,
                 Control::Reload => {
@@ -153,7 +178,15 @@ impl Service {
                             crate::memory::release_free_heap();
                             state.metrics.reloads.with_label_values(&["success"]).inc();
                             state.metrics.reload_ok.set(1);
-                            tracing::info!(targets = new.targets.len(), "config reloaded");
+                            state
+                                .metrics
+                                .inventory_targets
+                                .set(new.inventory_targets as i64);
+                            tracing::info!(
+                                targets = new.targets.len(),
+                                from_inventory = new.inventory_targets,
+                                "config reloaded"
+                            );
                             config = new;
                         }
                         Err(err) => {
@@ -166,6 +199,10 @@ impl Service {
                     }
                 }
             }
+        }
+        stop_inventory.cancel();
+        if let Some(task) = inventory {
+            let _ = task.await;
         }
 
         state.ready.store(false, Ordering::Release);

@@ -144,6 +144,18 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
+    let (status, _, body) = http_with_head(addr, method, path, headers, body).await?;
+    Ok((status, body))
+}
+
+/// Like [`http`], with the response's header lines as a third part.
+pub async fn http_with_head(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String, String)> {
     assert!(addr.ip().is_loopback(), "tests talk to loopback only");
     let mut s = tokio::net::TcpStream::connect(addr).await?;
     let mut head = format!(
@@ -165,7 +177,15 @@ pub async fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    Ok((status, body.to_string()))
+    Ok((status, head.to_string(), body.to_string()))
+}
+
+/// The value of header `name` in a response head, if present.
+pub fn header_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+    })
 }
 
 /// gzip-compresses `data`.

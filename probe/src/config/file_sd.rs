@@ -112,7 +112,7 @@ pub(super) fn add_targets(
     // serde_json has no spans for values; find each group's line by its
     // first target, searching on from the previous group (groups are in
     // file order), which is good enough to point a person at it.
-    let lines = LineIndex::new(&text);
+    let lines = LineIndex::new(text);
     let mut cursor = 0;
     for (g, group) in groups.iter().enumerate() {
         let found = group

@@ -81,6 +81,8 @@ pub struct Config {
     pub file_sd_paths: Vec<PathBuf>,
     /// Where results are pushed, if anywhere.
     pub push: Option<PushSettings>,
+    /// How many of `targets` came from the collector's fleet inventory.
+    pub inventory_targets: usize,
 }
 
 /// Global caps that no target list can exceed.
@@ -218,9 +220,39 @@ impl Config {
         Config::parse(&text, path, overrides)
     }
 
+    /// Like [`Config::load`], with the fleet inventory `text` (fetched from
+    /// `shown`) in place of the cached one: how a fetched inventory is
+    /// checked before it is cached.
+    pub fn load_with_inventory(
+        path: &Path,
+        overrides: &Overrides,
+        shown: &str,
+        text: &str,
+    ) -> Result<Config, ConfigError> {
+        let config = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse_inner(
+            &config,
+            path,
+            overrides,
+            Some(&validate::Inventory { shown, text }),
+        )
+    }
+
     /// Validates config `text` as if read from `path` (file_sd paths are
     /// relative to its directory).
     pub fn parse(text: &str, path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Config::parse_inner(text, path, overrides, None)
+    }
+
+    fn parse_inner(
+        text: &str,
+        path: &Path,
+        overrides: &Overrides,
+        inventory: Option<&validate::Inventory<'_>>,
+    ) -> Result<Config, ConfigError> {
         let name = path.display().to_string();
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
@@ -232,9 +264,11 @@ impl Config {
             }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        validate::validate(raw, text, base, overrides).map_err(|problems| ConfigError::Invalid {
-            path: name,
-            problems,
+        validate::validate(raw, text, base, overrides, inventory).map_err(|problems| {
+            ConfigError::Invalid {
+                path: name,
+                problems,
+            }
         })
     }
 

@@ -63,6 +63,8 @@ pub(crate) struct RawCollector {
     pub(crate) flush_interval: Option<S<String>>,
     pub(crate) timeout: Option<S<String>>,
     pub(crate) ca_file: Option<S<String>>,
+    pub(crate) inventory: Option<S<bool>>,
+    pub(crate) inventory_refresh: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

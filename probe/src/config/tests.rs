@@ -232,3 +232,128 @@ fn line_index_maps_offsets_to_lines() {
         assert_eq!(line_col(text, offset), *want);
     }
 }
+
+/// A config that takes its targets from the fleet inventory, in a fresh
+/// directory with one local target `db` and `inventory.json` as cached.
+fn inventory_config(name: &str, cached: Option<&str>) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vantage-inv-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("spool")).unwrap();
+    std::fs::write(
+        dir.join("probe.toml"),
+        r#"[probe]
+src_region = "us-east-2"
+id = "p1"
+
+[collector]
+url = "http://127.0.0.1:9640"
+token = "0123456789abcdef0123"
+spool_dir = "spool"
+inventory = true
+inventory_refresh = "5s"
+
+[[targets]]
+name = "db"
+host = "127.0.0.1"
+port = 5432
+labels = { owner = "local" }
+"#,
+    )
+    .unwrap();
+    if let Some(text) = cached {
+        std::fs::write(dir.join("spool/inventory.json"), text).unwrap();
+    }
+    dir
+}
+
+const FLEET: &str = r#"[
+  {"targets": ["127.0.0.1:443"], "labels": {"name": "web", "provider": "gcp"}},
+  {"targets": ["127.0.0.2:5432"], "labels": {"name": "db", "provider": "gcp"}}
+]"#;
+
+#[test]
+fn the_cached_inventory_adds_targets_and_local_ones_win() {
+    let dir = inventory_config("merge", Some(FLEET));
+    let cfg = Config::load(&dir.join("probe.toml"), &Overrides::default()).unwrap();
+    assert_eq!(
+        cfg.push.as_ref().unwrap().inventory_refresh,
+        Some(Duration::from_secs(5))
+    );
+    let names: Vec<&str> = cfg.targets.iter().map(|t| &*t.name).collect();
+    assert_eq!(names, ["db", "web"]);
+    assert_eq!(cfg.inventory_targets, 1, "db is overridden locally");
+    let db = &cfg.targets[0];
+    assert_eq!(db.port, 5432);
+    assert_eq!(
+        db.host,
+        Host::Ip("127.0.0.1".parse().unwrap()),
+        "the local db"
+    );
+    assert_eq!(db.labels.get("owner").map(String::as_str), Some("local"));
+    let web = &cfg.targets[1];
+    assert_eq!(web.labels.get("provider").map(String::as_str), Some("gcp"));
+
+    // A fetched list is checked in place of the cache.
+    let fetched = r#"[{"targets": ["127.0.0.3:80"], "labels": {"name": "api"}}]"#;
+    let cfg = Config::load_with_inventory(
+        &dir.join("probe.toml"),
+        &Overrides::default(),
+        "http://127.0.0.1:9640/api/v1/targets?src_region=us-east-2",
+        fetched,
+    )
+    .unwrap();
+    let names: Vec<&str> = cfg.targets.iter().map(|t| &*t.name).collect();
+    assert_eq!(names, ["api", "db"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn no_cached_inventory_yet_starts_with_local_targets() {
+    let dir = inventory_config("none", None);
+    let cfg = Config::load(&dir.join("probe.toml"), &Overrides::default()).unwrap();
+    assert_eq!(cfg.targets.len(), 1);
+    assert_eq!(cfg.inventory_targets, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_inventory_is_named_with_its_source_and_line() {
+    let dir = inventory_config("bad", None);
+    let bad = "[\n  {\"targets\": [\"127.0.0.1:443\"]},\n  {\"targets\": [\"127.0.0.1:99999\"]}\n]";
+    let err = Config::load_with_inventory(
+        &dir.join("probe.toml"),
+        &Overrides::default(),
+        "http://c/api/v1/targets?src_region=us-east-2",
+        bad,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("http://c/api/v1/targets?src_region=us-east-2:3: [1].targets[0].port = 99999"),
+        "{err}"
+    );
+    assert!(err.contains("99999"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn inventory_refresh_needs_the_inventory() {
+    let text = r#"[probe]
+src_region = "r"
+id = "p"
+[collector]
+url = "http://127.0.0.1:9640"
+token = "0123456789abcdef0123"
+spool_dir = "spool"
+inventory_refresh = "5s"
+"#;
+    let err = Config::parse(text, Path::new("p.toml"), &Overrides::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "p.toml:8: collector.inventory_refresh = \"5s\": only applies with collector.inventory = true"
+        ),
+        "{err}"
+    );
+}

@@ -68,6 +68,7 @@ pub(super) fn validate(
     text: &str,
     base: &Path,
     overrides: &Overrides,
+    inventory: Option<&Inventory<'_>>,
 ) -> Result<Config, Vec<Problem>> {
     let mut c = Checker {
         lines: super::LineIndex::new(text),
@@ -137,6 +138,10 @@ pub(super) fn validate(
             file_sd_paths.push(path);
         }
     }
+    let inventory_targets = match push.as_ref().filter(|p| p.inventory_refresh.is_some()) {
+        Some(p) => c.inventory(p, inventory, &defaults, &dns, &mut targets),
+        None => 0,
+    };
     c.unique_names(&targets);
     if targets.len() > ceiling::TARGETS {
         c.problems.push(Problem {
@@ -167,7 +172,18 @@ pub(super) fn validate(
         targets,
         file_sd_paths,
         push,
+        inventory_targets,
     })
+}
+
+/// A fleet inventory to use instead of the cached one: a list fetched from
+/// the collector, checked before it replaces the cache.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Inventory<'a> {
+    /// Where it came from, for problems.
+    pub(crate) shown: &'a str,
+    /// The file_sd JSON.
+    pub(crate) text: &'a str,
 }
 
 impl Checker {
@@ -374,6 +390,58 @@ impl Checker {
         }
     }
 
+    /// Adds the fleet inventory's targets (`given`, or the cached copy in
+    /// the spool directory) to `targets`; a local target of the same name
+    /// wins. Returns how many came from the inventory.
+    fn inventory(
+        &mut self,
+        push: &PushSettings,
+        given: Option<&Inventory<'_>>,
+        defaults: &Defaults,
+        dns: &DnsSettings,
+        targets: &mut Vec<(Target, Loc, String)>,
+    ) -> usize {
+        let cache = crate::push::inventory::cache_path(&push.spool_dir);
+        let (shown, text) = match given {
+            Some(g) => (g.shown.to_string(), g.text.to_string()),
+            None => match std::fs::read_to_string(&cache) {
+                Ok(text) => (cache.display().to_string(), text),
+                // Not fetched yet: the probe starts with its own targets.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+                Err(e) => {
+                    let loc = Loc {
+                        file: Some(cache.display().to_string()),
+                        line: None,
+                    };
+                    self.push(
+                        &loc,
+                        "collector.inventory",
+                        None,
+                        format!("cannot read the cached inventory: {e}"),
+                    );
+                    return 0;
+                }
+            },
+        };
+        let mut fleet = Vec::new();
+        file_sd::add_targets(
+            self,
+            "collector.inventory",
+            &shown,
+            &text,
+            defaults,
+            &[],
+            dns,
+            &mut fleet,
+        );
+        let local: std::collections::HashSet<Arc<str>> =
+            targets.iter().map(|(t, ..)| t.name.clone()).collect();
+        fleet.retain(|(t, ..)| !local.contains(&t.name));
+        let n = fleet.len();
+        targets.extend(fleet);
+        n
+    }
+
     fn collector(&mut self, v: &S<super::raw::RawCollector>, base: &Path) -> Option<PushSettings> {
         let before = self.problems.len();
         let r = v.get_ref();
@@ -524,6 +592,25 @@ impl Checker {
                 None => Some(path),
             }
         });
+        let inventory = r.inventory.as_ref().is_some_and(|v| *v.get_ref());
+        let inventory_refresh = dur(
+            self,
+            &r.inventory_refresh,
+            "collector.inventory_refresh",
+            1_000,
+            3_600_000,
+            60_000,
+        );
+        if let Some(v) = &r.inventory_refresh
+            && !inventory
+        {
+            self.bad(
+                v,
+                "collector.inventory_refresh",
+                format!("{:?}", v.get_ref()),
+                "only applies with collector.inventory = true",
+            );
+        }
         if self.problems.len() > before {
             return None;
         }
@@ -536,6 +623,7 @@ impl Checker {
             flush_interval: flush_interval?,
             timeout: timeout?,
             ca_file,
+            inventory_refresh: if inventory { inventory_refresh } else { None },
         })
     }
 

@@ -9,6 +9,7 @@
 //! here ever blocks a round: the engine's hand-off is a bounded queue whose
 //! overflow is counted.
 
+pub mod inventory;
 pub mod spool;
 
 use std::path::PathBuf;
@@ -49,6 +50,9 @@ pub struct PushSettings {
     /// Trust only this CA (PEM) for an `https://` collector; the system's
     /// roots otherwise.
     pub ca_file: Option<PathBuf>,
+    /// Fetch the fleet's target list from the collector this often; `None`
+    /// when the probe uses only its own targets.
+    pub inventory_refresh: Option<Duration>,
 }
 
 /// The running pusher.
@@ -131,7 +135,7 @@ impl Pusher {
 }
 
 /// The HTTP client: rustls (ring), pinned to `ca_file` when given.
-fn client(settings: &PushSettings) -> std::io::Result<reqwest::Client> {
+pub(crate) fn client(settings: &PushSettings) -> std::io::Result<reqwest::Client> {
     // The process-wide default provider; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder().timeout(settings.timeout);
@@ -384,6 +388,7 @@ impl std::fmt::Debug for PushSettings {
             .field("flush_interval", &self.flush_interval)
             .field("timeout", &self.timeout)
             .field("ca_file", &self.ca_file)
+            .field("inventory_refresh", &self.inventory_refresh)
             .finish()
     }
 }

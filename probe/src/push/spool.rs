@@ -209,7 +209,7 @@ fn parse_name(name: &str) -> Option<Entry> {
 
 /// Writes `data` to `path` so that a crash leaves the old file or the new
 /// one, never a torn one: temporary file, fsync, rename, fsync the directory.
-fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = File::create(&tmp)?;
     f.write_all(data)?;

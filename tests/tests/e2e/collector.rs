@@ -680,12 +680,21 @@ async fn kill_9_during_ingest_loses_nothing_acknowledged_and_doubles_nothing() {
 fn the_example_config_validates() {
     let dir = Scratch::new("collector-example");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/collector.toml");
-    let path = dir.write("collector.toml", &std::fs::read_to_string(example).unwrap());
+    let path = dir.write(
+        "collector.toml",
+        &std::fs::read_to_string(&example).unwrap(),
+    );
+    let fleet = example.with_file_name("fleet-targets.json");
+    dir.write(
+        "fleet-targets.json",
+        &std::fs::read_to_string(fleet).unwrap(),
+    );
     std::fs::create_dir_all(dir.path.join("tokens")).unwrap();
     dir.write("tokens/us-east-2", "0123456789abcdef0123456789abcdef\n");
     dir.write("tokens/us-west-1", "fedcba9876543210fedcba9876543210\n");
     let c = Config::load(&path).unwrap();
     assert_eq!(c.tokens.len(), 2);
+    assert_eq!(c.inventory, [dir.path.join("fleet-targets.json")]);
     let out = Command::new(bin("vantage-collector"))
         .arg("validate")
         .arg(&path)

@@ -7,4 +7,5 @@ mod collector;
 mod connect;
 mod dns;
 mod fleet;
+mod inventory;
 mod service;

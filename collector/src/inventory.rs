@@ -1,0 +1,392 @@
+//! The fleet inventory: one target list for every region, served to probes
+//! at `GET /api/v1/targets?src_region=R` so that all regions probe the same
+//! targets and the cross-region matrix has no holes.
+//!
+//! The list is kept in Prometheus file_sd JSON files (`[inventory] file_sd`).
+//! A group with a `src_region` label (one region or a comma-separated list)
+//! goes only to those regions, and the label is not passed on: the probe
+//! sets its own. The files are re-read when they change; a change that does
+//! not parse is logged and counted, and the last good list is served.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use vantage_probe::config::{parse_host, split_host_port};
+use vantage_probe::wire::Refusal;
+
+use crate::config::valid_ident;
+use crate::ingest::json_response;
+use crate::server::AppState;
+
+/// The label that restricts a group to some regions.
+pub const REGION_LABEL: &str = "src_region";
+
+/// One file_sd group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    /// `host:port` entries.
+    pub targets: Vec<String>,
+    /// Labels for every target of the group.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Reads and checks one inventory file. The error names the file and, where
+/// known, the line.
+pub fn read(path: &Path) -> Result<Vec<Group>, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let groups: Vec<Group> = serde_json::from_str(&text)
+        .map_err(|e| format!("{shown}:{}: not a file_sd target list: {e}", e.line()))?;
+    for (i, g) in groups.iter().enumerate() {
+        for (j, t) in g.targets.iter().enumerate() {
+            let ok = split_host_port(t).is_some_and(|(host, port)| {
+                (1..=65535).contains(&port) && parse_host(host).is_ok()
+            });
+            if !ok {
+                return Err(format!(
+                    "{shown}: [{i}].targets[{j}] = {t:?}: must be host:port with a port of 1-65535"
+                ));
+            }
+        }
+        for (k, v) in &g.labels {
+            let name_ok = !k.is_empty()
+                && !k.starts_with("__")
+                && k.bytes().enumerate().all(|(n, b)| {
+                    b == b'_' || b.is_ascii_alphabetic() || (n > 0 && b.is_ascii_digit())
+                });
+            if !name_ok {
+                return Err(format!(
+                    "{shown}: [{i}].labels: {k:?} is not a label name (letters, digits, '_'; not starting with a digit or '__')"
+                ));
+            }
+            if k == REGION_LABEL && !v.split(',').map(str::trim).all(valid_ident) {
+                return Err(format!(
+                    "{shown}: [{i}].labels.{REGION_LABEL} = {v:?}: must be a region or a comma-separated list of regions"
+                ));
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// The configured inventory, re-read when its files change.
+#[derive(Debug)]
+pub struct Inventory {
+    paths: Vec<PathBuf>,
+    loaded: Mutex<Loaded>,
+    /// 1 while the files on disk are what is served, 0 after a change that
+    /// could not be read.
+    pub healthy: prometheus::IntGauge,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    stamps: Vec<Option<(SystemTime, u64)>>,
+    groups: Arc<Vec<Group>>,
+}
+
+/// One region's list, ready to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// Its entity tag (quoted).
+    pub etag: String,
+}
+
+impl Inventory {
+    /// Reads `paths`; fails like [`read`] on the first bad file.
+    pub fn load(paths: Vec<PathBuf>, healthy: prometheus::IntGauge) -> Result<Inventory, String> {
+        let stamps = paths.iter().map(|p| modified(p)).collect();
+        let groups = read_all(&paths)?;
+        healthy.set(1);
+        Ok(Inventory {
+            paths,
+            loaded: Mutex::new(Loaded {
+                stamps,
+                groups: Arc::new(groups),
+            }),
+            healthy,
+        })
+    }
+
+    /// Whether any file is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.paths.is_empty()
+    }
+
+    /// The list for `src_region`: groups for every region plus those
+    /// labelled for it, without the region label.
+    pub fn for_region(&self, src_region: &str) -> Served {
+        let groups = self.current();
+        let mine: Vec<Group> = groups
+            .iter()
+            .filter(|g| {
+                g.labels
+                    .get(REGION_LABEL)
+                    .is_none_or(|v| v.split(',').any(|r| r.trim() == src_region))
+            })
+            .map(|g| {
+                let mut g = g.clone();
+                g.labels.remove(REGION_LABEL);
+                g
+            })
+            .collect();
+        let body = serde_json::to_vec_pretty(&mine).expect("groups serialize");
+        let etag = format!("\"{:016x}\"", fnv1a(&body));
+        Served { body, etag }
+    }
+
+    /// The groups, re-read first if a file changed since the last read.
+    fn current(&self) -> Arc<Vec<Group>> {
+        let mut loaded = self.loaded.lock().expect("inventory lock");
+        let stamps: Vec<_> = self.paths.iter().map(|p| modified(p)).collect();
+        if stamps != loaded.stamps {
+            match read_all(&self.paths) {
+                Ok(groups) => {
+                    tracing::info!(groups = groups.len(), "fleet inventory re-read");
+                    loaded.groups = Arc::new(groups);
+                    self.healthy.set(1);
+                }
+                Err(err) => {
+                    tracing::error!(
+                        "fleet inventory changed but is not valid; serving the last good one: {err}"
+                    );
+                    self.healthy.set(0);
+                }
+            }
+            loaded.stamps = stamps;
+        }
+        loaded.groups.clone()
+    }
+}
+
+fn read_all(paths: &[PathBuf]) -> Result<Vec<Group>, String> {
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(read(p)?);
+    }
+    Ok(all)
+}
+
+/// What tells that a file changed: its modification time and length.
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Query of `GET /api/v1/targets`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetsQuery {
+    /// The asking probe's region; its token must be bound to it.
+    pub src_region: Option<String>,
+}
+
+/// `GET /api/v1/targets?src_region=R`.
+pub async fn get_targets(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<TargetsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let refuse = |status: StatusCode, reason: &str, message: String| {
+        app.metrics
+            .inventory_requests
+            .with_label_values(&["refused"])
+            .inc();
+        json_response(
+            status,
+            &Refusal {
+                reason: reason.into(),
+                message,
+            },
+        )
+    };
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let binding = match app.tokens.authenticate(auth) {
+        Ok(b) => b,
+        Err(d) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                d.reason(),
+                "send `Authorization: Bearer <token>`".into(),
+            );
+        }
+    };
+    let src_region = match query {
+        Ok(Query(TargetsQuery {
+            src_region: Some(r),
+        })) => r,
+        Ok(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                "src_region is required".into(),
+            );
+        }
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    if binding.src_region != src_region {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "wrong_region",
+            format!(
+                "this token is bound to src_region {:?}, not {src_region:?}",
+                binding.src_region
+            ),
+        );
+    }
+    if !app.inventory.is_configured() {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "no_inventory",
+            "this collector keeps no fleet inventory ([inventory] file_sd is not set)".into(),
+        );
+    }
+    let inventory = app.clone();
+    let served = match tokio::task::spawn_blocking(move || {
+        inventory.inventory.for_region(&src_region)
+    })
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    };
+    let etag = HeaderValue::from_str(&served.etag).expect("a hex tag is a header value");
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == served.etag.as_bytes());
+    let result = if matches { "not_modified" } else { "served" };
+    app.metrics
+        .inventory_requests
+        .with_label_values(&[result])
+        .inc();
+    if matches {
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    (
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        served.body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vantage-inventory-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn groups_for_other_regions_are_left_out_and_the_region_label_is_not_passed_on() {
+        let p = file(
+            "fleet.json",
+            r#"[
+  {"targets": ["web.gcp.example:443"], "labels": {"provider": "gcp"}},
+  {"targets": ["10.0.0.1:22"], "labels": {"src_region": "us-east-2, onprem", "service": "bastion"}},
+  {"targets": ["10.9.0.1:22"], "labels": {"src_region": "us-west-1"}}
+]"#,
+        );
+        let inv = Inventory::load(vec![p], prometheus::IntGauge::new("h", "h").unwrap()).unwrap();
+        let east: Vec<Group> = serde_json::from_slice(&inv.for_region("us-east-2").body).unwrap();
+        assert_eq!(east.len(), 2);
+        assert_eq!(east[1].targets, ["10.0.0.1:22"]);
+        assert!(!east[1].labels.contains_key("src_region"));
+        assert_eq!(east[1].labels["service"], "bastion");
+        let west: Vec<Group> = serde_json::from_slice(&inv.for_region("us-west-1").body).unwrap();
+        assert_eq!(west.len(), 2);
+        assert_eq!(west[1].targets, ["10.9.0.1:22"]);
+        let other = inv.for_region("eu-west-1");
+        assert_eq!(
+            serde_json::from_slice::<Vec<Group>>(&other.body)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_ne!(other.etag, inv.for_region("us-east-2").etag);
+        assert_eq!(
+            other,
+            inv.for_region("eu-west-1"),
+            "stable for the same list"
+        );
+    }
+
+    #[test]
+    fn a_bad_change_keeps_serving_the_last_good_list() {
+        let p = file("change.json", r#"[{"targets": ["127.0.0.1:80"]}]"#);
+        let inv = Inventory::load(
+            vec![p.clone()],
+            prometheus::IntGauge::new("h", "h").unwrap(),
+        )
+        .unwrap();
+        let before = inv.for_region("r");
+        // A different length changes the stamp even within one tick of
+        // the file system clock.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&p, "[{\"targets\": [\"127.0.0.1:0\"]}, ").unwrap();
+        assert_eq!(inv.for_region("r"), before);
+        assert_eq!(inv.healthy.get(), 0);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&p, r#"[{"targets": ["127.0.0.1:81"]}]"#).unwrap();
+        let after = inv.for_region("r");
+        assert_ne!(after, before);
+        assert_eq!(inv.healthy.get(), 1);
+    }
+
+    #[test]
+    fn bad_files_are_named_with_what_is_wrong() {
+        let p = file("bad1.json", "[\n  {\"targets\": [\"x:99999\"]}\n]");
+        let e = read(&p).unwrap_err();
+        assert!(
+            e.ends_with(
+                "bad1.json: [0].targets[0] = \"x:99999\": must be host:port with a port of 1-65535"
+            ),
+            "{e}"
+        );
+        let p = file("bad2.json", "[\n  {\"targets\": [],\n \"lables\": {}}\n]");
+        let e = read(&p).unwrap_err();
+        assert!(
+            e.contains("bad2.json:3: not a file_sd target list: unknown field `lables`"),
+            "{e}"
+        );
+        let p = file(
+            "bad3.json",
+            r#"[{"targets": [], "labels": {"src_region": "a b"}}]"#,
+        );
+        assert!(
+            read(&p)
+                .unwrap_err()
+                .contains("labels.src_region = \"a b\"")
+        );
+    }
+}
