@@ -39,12 +39,15 @@ const EXPIRE_CHUNK: i64 = 10_000;
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
+    on_stored: OnStored,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
-/// Called by the writer after a batch is committed (never for duplicates),
-/// with the receipt time and the probe's clock at sending.
+/// Called after a batch is committed and before it is acknowledged (never
+/// for duplicates), with the receipt time and the probe's clock at sending.
+/// It runs on the submitting task, not on the writer thread, so that the
+/// one writer does nothing but write.
 pub type OnStored = Arc<dyn Fn(&Batch, SystemTime, SystemTime) + Send + Sync>;
 
 /// A probe as the store remembers it.
@@ -126,7 +129,8 @@ struct Job {
     batch: Batch,
     received: SystemTime,
     probe_clock: SystemTime,
-    reply: oneshot::Sender<Result<Ack, String>>,
+    /// The result, and the batch handed back to the submitter.
+    reply: oneshot::Sender<(Result<Ack, String>, Batch)>,
 }
 
 impl Store {
@@ -174,9 +178,8 @@ impl Store {
         let writer = Writer {
             conn,
             retention,
-            on_stored,
-            targets: HashMap::new(),
-            series: HashMap::new(),
+            ids: Ids::default(),
+            open: OpenMinutes::default(),
             last_expiry: SystemTime::now(),
         };
         std::thread::Builder::new()
@@ -188,6 +191,7 @@ impl Store {
             })?;
         Ok(Store {
             jobs: tx,
+            on_stored,
             reader: Arc::new(Mutex::new(reader)),
             path,
         })
@@ -212,8 +216,13 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         match answer.await {
-            Ok(Ok(ack)) => Ok(ack),
-            Ok(Err(message)) => Err(StoreError::Write {
+            Ok((Ok(ack), batch)) => {
+                if !ack.duplicate {
+                    (self.on_stored)(&batch, received, probe_clock);
+                }
+                Ok(ack)
+            }
+            Ok((Err(message), _)) => Err(StoreError::Write {
                 path: self.path.display().to_string(),
                 message,
             }),
@@ -332,10 +341,53 @@ impl std::fmt::Debug for Store {
 struct Writer {
     conn: Connection,
     retention: Retention,
-    on_stored: OnStored,
-    targets: HashMap<(String, String, u16, String), i64>,
-    series: HashMap<(String, String, i64, String), i64>,
+    ids: Ids,
+    open: OpenMinutes,
     last_expiry: SystemTime,
+}
+
+/// Database ids of targets and series, cached. Lookups on the hot path
+/// allocate nothing: a target is found by a key written into a reused
+/// buffer, a series by integers and the address.
+#[derive(Default)]
+struct Ids {
+    /// `name \x1f host \x1f port \x1f labels` to the target's id.
+    targets: HashMap<String, i64>,
+    /// (region, probe) to a small local number used in `series` keys.
+    probes: HashMap<(String, String), u32>,
+    /// (probe number, target id, address; `None` for DNS) to the series id.
+    series: HashMap<(u32, i64, Option<std::net::SocketAddr>), i64>,
+    key: String,
+}
+
+impl Ids {
+    /// Forgets every id: those handed out in a rolled-back transaction are gone.
+    fn clear(&mut self) {
+        self.targets.clear();
+        self.probes.clear();
+        self.series.clear();
+    }
+}
+
+/// Encoded rollup rows of the newest minutes, so that the batches of a
+/// minute merge into its row without reading it back each time. Only what
+/// is committed (or about to be, in the open transaction) is here: any
+/// rollback clears it, and a miss reads the row from the database.
+#[derive(Default)]
+struct OpenMinutes {
+    rows: HashMap<(i64, i64), Vec<u8>>,
+    newest: i64,
+}
+
+impl OpenMinutes {
+    /// Keeps the newest two minutes; older rows are read back if a late
+    /// batch needs them.
+    fn trim(&mut self) {
+        let keep = self.newest - 1;
+        if self.rows.keys().any(|&(_, m)| m < keep) {
+            self.rows.retain(|&(_, m), _| m >= keep);
+        }
+    }
 }
 
 /// What one batch adds, grouped before it touches the database.
@@ -383,16 +435,15 @@ impl Writer {
             let tx = self.conn.unchecked_transaction()?;
             for job in &jobs {
                 tx.execute_batch("SAVEPOINT batch")?;
-                match store_batch(&tx, &mut self.targets, &mut self.series, job) {
+                match store_batch(&tx, &mut self.ids, &mut self.open, job) {
                     Ok(ack) => {
                         tx.execute_batch("RELEASE batch")?;
                         results.push(Ok(ack));
                     }
                     Err(e) => {
                         tx.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
-                        // Ids handed out inside the rolled-back savepoint are gone.
-                        self.targets.clear();
-                        self.series.clear();
+                        self.ids.clear();
+                        self.open.rows.clear();
                         results.push(Err(e.to_string()));
                     }
                 }
@@ -401,28 +452,24 @@ impl Writer {
         })();
         if let Err(e) = outcome {
             tracing::error!(error = %e, "storing a group of batches");
-            self.targets.clear();
-            self.series.clear();
+            self.ids.clear();
+            self.open.rows.clear();
             for job in jobs {
-                let _ = job.reply.send(Err(e.to_string()));
+                let _ = job.reply.send((Err(e.to_string()), job.batch));
             }
             return;
         }
+        self.open.trim();
         for (job, result) in jobs.into_iter().zip(results) {
-            if let Ok(ack) = &result
-                && !ack.duplicate
-            {
-                (self.on_stored)(&job.batch, job.received, job.probe_clock);
-            }
-            let _ = job.reply.send(result);
+            let _ = job.reply.send((result, job.batch));
         }
     }
 }
 
 fn store_batch(
     tx: &Connection,
-    targets: &mut HashMap<(String, String, u16, String), i64>,
-    series: &mut HashMap<(String, String, i64, String), i64>,
+    ids: &mut Ids,
+    open: &mut OpenMinutes,
     job: &Job,
 ) -> rusqlite::Result<Ack> {
     let (b, received) = (&job.batch, job.received);
@@ -456,13 +503,13 @@ fn store_batch(
     .execute(params![p.probe_id, p.src_region, p.zone, now_us, offset_us, b.results.len() as i64])?;
 
     let mut g = Grouped::default();
+    let probe = probe_number(ids, &p.src_region, &p.probe_id);
     for r in &b.results {
-        let target = target_id(tx, targets, r)?;
-        let series_id = |address: String, series: &mut HashMap<_, _>| {
-            series_id(tx, series, &p.src_region, &p.probe_id, target, address)
-        };
+        let target = target_id(tx, ids, r)?;
+        let mut series_id =
+            |address: Option<std::net::SocketAddr>| series_id(tx, ids, p, probe, target, address);
         if let Some(d) = &r.dns {
-            let s = series_id(String::new(), series)?;
+            let s = series_id(None)?;
             let m = g
                 .dns
                 .entry((s, minute(r.started_at.system_time())))
@@ -482,7 +529,7 @@ fn store_batch(
             }
         }
         for a in &r.attempts {
-            let s = series_id(a.address.to_string(), series)?;
+            let s = series_id(Some(a.address))?;
             let m = g
                 .connect
                 .entry((s, minute(a.started_at.system_time())))
@@ -513,25 +560,32 @@ fn store_batch(
     let mut write = tx.prepare_cached(
         "INSERT OR REPLACE INTO minutes (series_id, minute, data) VALUES (?1, ?2, ?3)",
     )?;
-    for ((s, min), mut m) in g.connect {
-        if let Some(old) = read
-            .query_row(params![s, min], |r| r.get::<_, Vec<u8>>(0))
-            .optional()?
-        {
-            let old = ConnectMinute::decode(&old).map_err(malformed)?;
-            m.merge(&old);
+    // The row as stored so far: from the open minutes, else the database.
+    let mut stored = |key: (i64, i64)| -> rusqlite::Result<Option<Vec<u8>>> {
+        match open.rows.remove(&key) {
+            Some(row) => Ok(Some(row)),
+            None => read
+                .query_row(params![key.0, key.1], |r| r.get::<_, Vec<u8>>(0))
+                .optional(),
         }
-        write.execute(params![s, min, m.encode()])?;
+    };
+    let mut merged = Vec::with_capacity(g.connect.len() + g.dns.len());
+    for (key, mut m) in g.connect {
+        if let Some(old) = stored(key)? {
+            m.merge(&ConnectMinute::decode(&old).map_err(malformed)?);
+        }
+        merged.push((key, m.encode()));
     }
-    for ((s, min), mut m) in g.dns {
-        if let Some(old) = read
-            .query_row(params![s, min], |r| r.get::<_, Vec<u8>>(0))
-            .optional()?
-        {
-            let old = DnsMinute::decode(&old).map_err(malformed)?;
-            m.merge(&old);
+    for (key, mut m) in g.dns {
+        if let Some(old) = stored(key)? {
+            m.merge(&DnsMinute::decode(&old).map_err(malformed)?);
         }
-        write.execute(params![s, min, m.encode()])?;
+        merged.push((key, m.encode()));
+    }
+    for (key, row) in merged {
+        write.execute(params![key.0, key.1, row])?;
+        open.newest = open.newest.max(key.1);
+        open.rows.insert(key, row);
     }
     let mut fail = tx.prepare_cached(
         "INSERT INTO failures (series_id, at_us, outcome, duration_us, syn_retransmits, errno, local_port)
@@ -555,51 +609,63 @@ fn store_batch(
     })
 }
 
-fn target_id(
-    tx: &Connection,
-    cache: &mut HashMap<(String, String, u16, String), i64>,
-    r: &RoundResult,
-) -> rusqlite::Result<i64> {
-    let labels = serde_json::to_string(&*r.labels).unwrap_or_default();
-    let key = (r.target.to_string(), r.host.to_string(), r.port, labels);
-    if let Some(id) = cache.get(&key) {
+fn target_id(tx: &Connection, ids: &mut Ids, r: &RoundResult) -> rusqlite::Result<i64> {
+    use std::fmt::Write as _;
+    let key = &mut ids.key;
+    key.clear();
+    let _ = write!(key, "{}\x1f{}\x1f{}", r.target, r.host, r.port);
+    for (k, v) in r.labels.iter() {
+        let _ = write!(key, "\x1f{k}\x1e{v}");
+    }
+    if let Some(id) = ids.targets.get(key.as_str()) {
         return Ok(*id);
     }
+    let labels = serde_json::to_string(&*r.labels).unwrap_or_default();
+    let row = params![&*r.target, &*r.host, r.port, labels];
     tx.prepare_cached(
         "INSERT OR IGNORE INTO targets (name, host, port, labels) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![key.0, key.1, key.2, key.3])?;
+    .execute(row)?;
     let id = tx
         .prepare_cached(
             "SELECT id FROM targets WHERE name = ?1 AND host = ?2 AND port = ?3 AND labels = ?4",
         )?
-        .query_row(params![key.0, key.1, key.2, key.3], |r| r.get(0))?;
-    cache.insert(key, id);
+        .query_row(row, |r| r.get(0))?;
+    ids.targets.insert(key.clone(), id);
     Ok(id)
+}
+
+fn probe_number(ids: &mut Ids, region: &str, probe: &str) -> u32 {
+    // One lookup per batch; a probe that changed region gets a new number.
+    let next = ids.probes.len() as u32;
+    *ids.probes
+        .entry((region.to_string(), probe.to_string()))
+        .or_insert(next)
 }
 
 fn series_id(
     tx: &Connection,
-    cache: &mut HashMap<(String, String, i64, String), i64>,
-    region: &str,
-    probe: &str,
+    ids: &mut Ids,
+    p: &vantage_probe::result::Identity,
+    probe: u32,
     target: i64,
-    address: String,
+    address: Option<std::net::SocketAddr>,
 ) -> rusqlite::Result<i64> {
-    let key = (region.to_string(), probe.to_string(), target, address);
-    if let Some(id) = cache.get(&key) {
+    if let Some(id) = ids.series.get(&(probe, target, address)) {
         return Ok(*id);
     }
+    let shown = address.map(|a| a.to_string()).unwrap_or_default();
+    let row = params![p.src_region, p.probe_id, target, shown];
     tx.prepare_cached(
         "INSERT OR IGNORE INTO series (src_region, probe_id, target_id, address) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![key.0, key.1, key.2, key.3])?;
+    .execute(row)?;
     let id = tx
         .prepare_cached(
             "SELECT id FROM series WHERE src_region = ?1 AND probe_id = ?2 AND target_id = ?3 AND address = ?4",
         )?
-        .query_row(params![key.0, key.1, key.2, key.3], |r| r.get(0))?;
-    cache.insert(key, id);
+        .query_row(row, |r| r.get(0))?;
+    ids.series.insert((probe, target, address), id);
     Ok(id)
 }
 

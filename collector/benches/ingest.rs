@@ -1,0 +1,574 @@
+//! Collector ingest benchmark: the real `vantage-collector` binary takes a
+//! simulated fleet's batches over HTTP on loopback, as probes send them
+//! (gzipped JSON, one batch per probe every 2 s of probing).
+//!
+//! The fleet: `REGIONS` regions with one probe each, every probe measuring the
+//! same `TARGETS` targets once a second (half of them names with a DNS lookup,
+//! 1% of connects timing out), for `MINUTES` minutes of probe time. Batches are
+//! built and compressed before the clock starts; senders replay them on
+//! keep-alive connections as fast as the collector acknowledges.
+//!
+//! Printed, in one run:
+//! - the decode floor: the same bodies gunzipped and parsed in this process
+//!   on one thread, which every JSON ingest pays before storing anything;
+//! - ingest: results/s from first send to last acknowledgement, collector
+//!   CPU per result (from /proc), peak RSS;
+//! - disk: bytes per stored result after a checkpoint;
+//! - read: one hour of rollups for the whole fleet through the store's read
+//!   path, in a second store filled with one result per series per minute.
+//!
+//! ```sh
+//! cargo bench -p vantage-collector --bench ingest            # 100 regions x 1k targets, 1 minute
+//! VANTAGE_BENCH_REGIONS=10 cargo bench -p vantage-collector --bench ingest
+//! ```
+//!
+//! Selectors: `ingest`, `read`; anything starting with `-` is ignored.
+//! Traffic: loopback only; every loop is bounded by the data built up front.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use vantage_collector::config::Retention;
+use vantage_collector::store::Store;
+use vantage_collector::store::read::Window;
+use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
+use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResult, Timestamp};
+use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};
+
+const TOKEN_PREFIX: &str = "bench-token-0123456789-";
+/// Seconds of probing per batch (the probe's default flush interval).
+const BATCH_SECONDS: u64 = 2;
+/// Connections sending at once (a fleet has a probe per region, each with
+/// its own connection; more than the writer's group needs to fill up).
+const SENDERS: usize = 16;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Fleet {
+    regions: usize,
+    targets: usize,
+    minutes: usize,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
+    let fleet = Fleet {
+        regions: env_or("VANTAGE_BENCH_REGIONS", 100),
+        targets: env_or("VANTAGE_BENCH_TARGETS", 1_000),
+        minutes: env_or("VANTAGE_BENCH_MINUTES", 1),
+    };
+    println!(
+        "fleet: {} regions x {} targets, 1 s interval; host: {} cores",
+        fleet.regions,
+        fleet.targets,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    if want("ingest") {
+        ingest(&fleet);
+    }
+    if want("read") {
+        read_hour(&fleet);
+    }
+}
+
+/// Target `t` as every probe sees it.
+struct TargetSpec {
+    name: Arc<str>,
+    host: Arc<str>,
+    labels: Arc<BTreeMap<String, String>>,
+    dns: bool,
+    address: SocketAddr,
+}
+
+fn targets(n: usize) -> Vec<TargetSpec> {
+    const PROVIDERS: [&str; 3] = ["aws", "gcp", "onprem"];
+    (0..n)
+        .map(|t| {
+            let dns = t % 2 == 0;
+            let name: Arc<str> = format!("svc-{t:04}").into();
+            let ip = [10, 20, (t / 250) as u8, (t % 250) as u8 + 1];
+            TargetSpec {
+                host: if dns {
+                    format!("svc-{t:04}.{}.example.internal", PROVIDERS[t % 3]).into()
+                } else {
+                    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]).into()
+                },
+                name,
+                labels: Arc::new(BTreeMap::from([
+                    ("provider".to_string(), PROVIDERS[t % 3].to_string()),
+                    ("service".to_string(), format!("svc-{}", t / 10)),
+                ])),
+                dns,
+                address: SocketAddr::from((ip, 443)),
+            }
+        })
+        .collect()
+}
+
+/// One round of `t` at `at`, deterministic in `seed`.
+fn round(t: &TargetSpec, at: SystemTime, rng: &mut fastrand::Rng) -> RoundResult {
+    let started = Timestamp::from(at);
+    let timeout = rng.u32(..100) == 0;
+    let rtt = rng.u32(500..30_000);
+    RoundResult {
+        target: t.name.clone(),
+        host: t.host.clone(),
+        port: 443,
+        labels: t.labels.clone(),
+        started_at: started,
+        dns: t.dns.then(|| DnsObservation {
+            outcome: DnsOutcome::Ok,
+            duration_us: rng.u64(300..3_000),
+            addresses: 1,
+        }),
+        attempts: vec![ConnectAttempt {
+            address: t.address,
+            local: Some(SocketAddr::from(([10, 9, 0, 1], rng.u16(32_768..60_999)))),
+            started_at: started,
+            outcome: if timeout {
+                ConnectOutcome::Timeout
+            } else {
+                ConnectOutcome::Ok
+            },
+            duration_us: if timeout {
+                5_000_000
+            } else {
+                u64::from(rtt) + rng.u64(20..200)
+            },
+            rtt_us: (!timeout).then_some(rtt),
+            syn_retransmits: if timeout { 3 } else { 0 },
+            errno: timeout.then_some(110),
+        }],
+    }
+}
+
+struct Body {
+    region: usize,
+    results: usize,
+    gz: Vec<u8>,
+}
+
+fn gzip(json: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(json.len() / 8),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(json).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Every probe's batches for `seconds` of probing ending a minute ago,
+/// `every` seconds between two rounds of a target, in send order (all
+/// probes' first batch, then their second, ...). Built on every core.
+fn build(fleet: &Fleet, seconds: u64, every: u64, per_batch: u64) -> Vec<Body> {
+    let start = SystemTime::now() - Duration::from_secs(seconds + 60);
+    // Align to a minute so that rollup rows fill whole minutes.
+    let start = start
+        - Duration::from_secs(
+            start
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                % 60,
+        );
+    let specs = Arc::new(targets(fleet.targets));
+    let batches_per_probe = seconds.div_ceil(per_batch) as usize;
+    let jobs: Vec<(usize, usize)> = (0..batches_per_probe)
+        .flat_map(|b| (0..fleet.regions).map(move |r| (b, r)))
+        .collect();
+    let jobs = Arc::new(jobs);
+    let next = Arc::new(AtomicUsize::new(0));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (jobs, next, specs) = (jobs.clone(), next.clone(), specs.clone());
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(b, r)) = jobs.get(i) else { break };
+                    let mut rng = fastrand::Rng::with_seed((b * 1_000_003 + r) as u64);
+                    let mut results = Vec::new();
+                    let first = b as u64 * per_batch;
+                    let mut s = first;
+                    while s < (first + per_batch).min(seconds) {
+                        for (t, spec) in specs.iter().enumerate() {
+                            // Staggered across the second, as the scheduler does.
+                            let offset = Duration::from_micros(
+                                (t as u64 * 1_000_000 / specs.len() as u64) % 1_000_000,
+                            );
+                            let at = start + Duration::from_secs(s) + offset;
+                            results.push(round(spec, at, &mut rng));
+                        }
+                        s += every;
+                    }
+                    let n = results.len();
+                    let batch = Batch {
+                        schema: SCHEMA_VERSION,
+                        probe: Identity {
+                            src_region: format!("region-{r:03}"),
+                            zone: None,
+                            probe_id: format!("probe-{r:03}"),
+                        },
+                        stream: "bench".into(),
+                        seq: b as u64 + 1,
+                        sent_at: Timestamp::now(),
+                        results,
+                    };
+                    let gz = gzip(&serde_json::to_vec(&batch).unwrap());
+                    out.push((
+                        i,
+                        Body {
+                            region: r,
+                            results: n,
+                            gz,
+                        },
+                    ));
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all: Vec<(usize, Body)> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, b)| b).collect()
+}
+
+fn config(dir: &Path, listen: SocketAddr, regions: usize) -> PathBuf {
+    let mut text = format!(
+        "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\n\
+         [limits]\nmax_batches_per_second = 100000\nmax_body_bytes = 67108864\n\
+         max_results_per_batch = 1000000\n\
+         [retention]\nrollups = \"30d\"\nfailures = \"90d\"\nreceipts = \"7d\"\n"
+    );
+    for r in 0..regions {
+        text.push_str(&format!(
+            "[[tokens]]\ntoken = \"{TOKEN_PREFIX}{r:03}\"\nsrc_region = \"region-{r:03}\"\n"
+        ));
+    }
+    let path = dir.join("collector.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+struct Collector {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Collector {
+    fn start(dir: &Path, regions: usize) -> Collector {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let path = config(dir, addr, regions);
+        let child = Command::new(env!("CARGO_BIN_EXE_vantage-collector"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting vantage-collector");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "the collector did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Collector { child, addr }
+    }
+
+    /// User plus system CPU seconds so far.
+    fn cpu(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / 100.0
+    }
+
+    fn status_kib(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn stop(mut self) {
+        // SIGTERM: a clean stop checkpoints the WAL.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection to the collector.
+struct Conn {
+    stream: BufReader<TcpStream>,
+    addr: SocketAddr,
+}
+
+impl Conn {
+    fn new(addr: SocketAddr) -> Conn {
+        assert!(addr.ip().is_loopback());
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        Conn {
+            stream: BufReader::new(s),
+            addr,
+        }
+    }
+
+    /// Posts one batch; returns the status.
+    fn post(&mut self, token: &str, body: &[u8]) -> u16 {
+        let head = format!(
+            "POST {RESULTS_PATH} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            self.addr,
+            body.len()
+        );
+        let s = self.stream.get_mut();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut line = String::new();
+        self.stream.read_line(&mut line).unwrap();
+        let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).unwrap();
+        status
+    }
+}
+
+/// Sends every body on `SENDERS` connections; returns the wall time.
+fn send_all(addr: SocketAddr, bodies: &Arc<Vec<Body>>) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            let (bodies, next) = (bodies.clone(), next.clone());
+            std::thread::spawn(move || {
+                let mut conn = Conn::new(addr);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(b) = bodies.get(i) else { break };
+                    let token = format!("{TOKEN_PREFIX}{:03}", b.region);
+                    let status = conn.post(&token, &b.gz);
+                    assert_eq!(status, 200, "batch {i} refused");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    start.elapsed()
+}
+
+/// Folds the WAL into the database file, so that the size on disk is what
+/// the data takes rather than where the last checkpoint happened to be.
+fn checkpoint(dir: &Path) {
+    let conn = rusqlite::Connection::open(dir.join("vantage.db")).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+fn scratch(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vantage-bench-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ingest(fleet: &Fleet) {
+    // A first minute fills the dictionaries (targets, series) and is
+    // measured apart; the figures are for the minutes after it, which is
+    // what a running collector does all day.
+    let seconds = (fleet.minutes as u64 + 1) * 60;
+    let t = Instant::now();
+    let mut bodies = build(fleet, seconds, 1, BATCH_SECONDS);
+    let first_minute = fleet.regions * (60 / BATCH_SECONDS as usize);
+    let rest = Arc::new(bodies.split_off(first_minute));
+    let first = Arc::new(bodies);
+    let results: usize = rest.iter().map(|b| b.results).sum();
+    let gz_bytes: usize = rest.iter().map(|b| b.gz.len()).sum();
+    println!(
+        "built {} batches ({results} results measured after a first minute), {:.1} B/result gzipped, in {:.1} s",
+        first.len() + rest.len(),
+        gz_bytes as f64 / results as f64,
+        t.elapsed().as_secs_f64()
+    );
+
+    // Reference: what decoding alone costs, one thread.
+    let sample = rest.len().min(200);
+    let t = Instant::now();
+    let mut decoded = 0;
+    for b in &rest[..sample] {
+        let mut json = Vec::new();
+        flate2::read::GzDecoder::new(&b.gz[..])
+            .read_to_end(&mut json)
+            .unwrap();
+        let batch: Batch = serde_json::from_slice(&json).unwrap();
+        decoded += batch.results.len();
+    }
+    let per = t.elapsed().as_secs_f64() / decoded as f64;
+    println!(
+        "reference: gunzip + JSON decode only, 1 thread: {:.2} us/result, {:.0} results/s",
+        per * 1e6,
+        1.0 / per
+    );
+
+    let dir = scratch("ingest");
+    let collector = Collector::start(&dir, fleet.regions);
+    let wall = send_all(collector.addr, &first);
+    let n: usize = first.iter().map(|b| b.results).sum();
+    println!(
+        "first minute (new targets and series): {n} results in {:.2} s: {:.0} results/s",
+        wall.as_secs_f64(),
+        n as f64 / wall.as_secs_f64()
+    );
+    collector.stop();
+    checkpoint(&dir.join("data"));
+    let before = dir_bytes(&dir.join("data"));
+
+    let collector = Collector::start(&dir, fleet.regions);
+    let cpu0 = collector.cpu();
+    let wall = send_all(collector.addr, &rest);
+    let cpu = collector.cpu() - cpu0;
+    let hwm = collector.status_kib("VmHWM:");
+    let rss = collector.status_kib("VmRSS:");
+    println!(
+        "ingest: {results} results in {:.2} s: {:.0} results/s, collector CPU {:.2} us/result ({:.2} cores), RSS {:.1} MiB (peak {:.1} MiB)",
+        wall.as_secs_f64(),
+        results as f64 / wall.as_secs_f64(),
+        cpu / results as f64 * 1e6,
+        cpu / wall.as_secs_f64(),
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    collector.stop();
+    checkpoint(&dir.join("data"));
+    let after = dir_bytes(&dir.join("data"));
+    println!(
+        "disk: {:.1} MiB after the first minute, {:.1} MiB after all: {:.2} bytes per result after rollup",
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0,
+        (after - before) as f64 / results as f64
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn read_hour(fleet: &Fleet) {
+    // One result per series per minute for an hour: every rollup row an
+    // hour of the whole fleet has, at a sixtieth of the results.
+    let t = Instant::now();
+    let bodies = Arc::new(build(fleet, 3600, 60, 600));
+    let results: usize = bodies.iter().map(|b| b.results).sum();
+    println!(
+        "read: built an hour of {} series-minutes in {:.1} s",
+        results,
+        t.elapsed().as_secs_f64()
+    );
+    let dir = scratch("read");
+    let collector = Collector::start(&dir, fleet.regions);
+    let wall = send_all(collector.addr, &bodies);
+    println!(
+        "read: stored in {:.1} s ({:.0} results/s at one per series-minute)",
+        wall.as_secs_f64(),
+        results as f64 / wall.as_secs_f64()
+    );
+    collector.stop();
+
+    let store = Store::open(
+        &dir.join("data"),
+        Retention {
+            rollups: Duration::from_secs(30 * 86_400),
+            failures: Duration::from_secs(90 * 86_400),
+            receipts: Duration::from_secs(7 * 86_400),
+        },
+        Arc::new(|_, _, _| {}),
+    )
+    .unwrap();
+    let window = Window {
+        from: Some(SystemTime::now() - Duration::from_secs(3 * 3600)),
+        to: Some(SystemTime::now()),
+        src_region: None,
+        target: None,
+        limit: usize::MAX,
+    };
+    let t = Instant::now();
+    let rows = store.rollups(&window).unwrap();
+    let took = t.elapsed();
+    println!(
+        "read: one hour of rollups for the whole fleet: {} rows in {:.2} s ({:.2} us/row)",
+        rows.len(),
+        took.as_secs_f64(),
+        took.as_secs_f64() / rows.len().max(1) as f64 * 1e6
+    );
+    let mut window = window;
+    window.src_region = Some("region-000".into());
+    let t = Instant::now();
+    let rows = store.rollups(&window).unwrap();
+    println!(
+        "read: one hour of one region: {} rows in {:.3} s",
+        rows.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
