@@ -8,6 +8,7 @@
 //! - [`auth`]: bearer tokens bound to one region (and optionally probe ids).
 //! - [`ingest`]: `POST /api/v1/results`: decode, check ([`validate`]), store, acknowledge.
 //! - [`store`]: the embedded SQLite store: receipts, probes, per-minute rollups, failures.
+//! - [`evidence`]: the region x target matrix, per-cell tests, localized findings, reachability.
 //! - [`fleet`]: live state: probe liveness and clocks, per (region, target) totals.
 //! - [`inventory`]: `GET /api/v1/targets`: the fleet's one target list, per region.
 //! - [`tls`]: rustls on the listener.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod evidence;
 pub mod fleet;
 pub mod ingest;
 pub mod inventory;

@@ -51,6 +51,11 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(RESULTS_PATH, post(ingest::post_results))
         .route("/api/v1/probes", get(probes))
+        .route("/api/v1/findings", get(crate::evidence::api::findings))
+        .route(
+            "/api/v1/reachability",
+            get(crate::evidence::api::reachability),
+        )
         .route(
             vantage_probe::push::inventory::TARGETS_PATH,
             get(crate::inventory::get_targets),

@@ -322,6 +322,19 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Runs `f` on the read connection (a consistent snapshot of what is
+    /// committed), for readers outside this module such as the evidence.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.reader.lock().unwrap();
+        let tx = conn.unchecked_transaction().map_err(|e| self.err(e))?;
+        let out = f(&tx).map_err(|e| self.err(e))?;
+        drop(tx);
+        Ok(out)
+    }
+
     fn err(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sqlite {
             path: self.path.display().to_string(),

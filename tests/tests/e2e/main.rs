@@ -6,6 +6,7 @@ mod cli;
 mod collector;
 mod connect;
 mod dns;
+mod evidence;
 mod fleet;
 mod inventory;
 mod service;

@@ -1,0 +1,207 @@
+//! `GET /api/v1/findings` (the localized faults now) and
+//! `GET /api/v1/reachability?target=T[&from=R]`: the second opinion that
+//! automation asks before it acts on "I can't reach it".
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use vantage_probe::wire::Refusal;
+
+use super::cells::State as CellState;
+use super::localize::{Finding, Scope};
+use super::{Assessment, Params, assess};
+use crate::ingest::json_response;
+use crate::server::AppState;
+
+/// Query of `GET /api/v1/reachability`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReachabilityQuery {
+    /// The target name.
+    pub target: Option<String>,
+    /// The asking region, if any.
+    pub from: Option<String>,
+}
+
+/// One region's view of a target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionView {
+    /// The region.
+    pub src_region: String,
+    /// `reachable`, `failing` or `unknown`.
+    pub state: &'static str,
+    /// Recent attempts (every address).
+    pub attempts: u64,
+    /// Failures in the telling window, when failing.
+    pub failures: u64,
+    /// Failures by outcome, when failing.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reachability {
+    /// The target.
+    pub target: String,
+    /// `reachable` (no region fails), `reachable_elsewhere` (some regions
+    /// fail, others reach it: not the target), `down` (a target-side
+    /// finding), `unreachable` (every region with data fails, without a
+    /// quorum to call it down), `unknown` (no recent data).
+    pub verdict: &'static str,
+    /// The asking region's own state, when `from` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<RegionView>,
+    /// Regions that reach it.
+    pub reachable_from: Vec<String>,
+    /// Regions that fail to reach it.
+    pub failing_from: Vec<String>,
+    /// Every region with recent data.
+    pub regions: Vec<RegionView>,
+    /// The findings that name this target.
+    pub findings: Vec<Finding>,
+}
+
+fn refuse(status: StatusCode, reason: &str, message: String) -> Response {
+    json_response(
+        status,
+        &Refusal {
+            reason: reason.into(),
+            message,
+        },
+    )
+}
+
+async fn assessment(app: &Arc<AppState>, headers: &HeaderMap) -> Result<Assessment, Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Err(d) = app.tokens.authenticate(auth) {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            d.reason(),
+            "send `Authorization: Bearer <token>`".into(),
+        ));
+    }
+    let store = app.store.clone();
+    match tokio::task::spawn_blocking(move || assess(&store, SystemTime::now(), Params::default()))
+        .await
+    {
+        Ok(Ok(a)) => Ok(a),
+        Ok(Err(e)) => Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )),
+        Err(e) => Err(refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            e.to_string(),
+        )),
+    }
+}
+
+/// `GET /api/v1/findings`.
+pub async fn findings(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    match assessment(&app, &headers).await {
+        Ok(a) => json_response(StatusCode::OK, &a.findings),
+        Err(r) => r,
+    }
+}
+
+/// `GET /api/v1/reachability`.
+pub async fn reachability(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<ReachabilityQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let Some(target) = q.target.filter(|t| !t.is_empty()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "target is required".into(),
+        );
+    };
+    match assessment(&app, &headers).await {
+        Ok(a) => json_response(StatusCode::OK, &judge(&a, &target, q.from.as_deref())),
+        Err(r) => r,
+    }
+}
+
+/// The reachability of `target` in an assessment.
+pub fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
+    let mut regions: BTreeMap<String, RegionView> = BTreeMap::new();
+    for c in a
+        .cells
+        .iter()
+        .filter(|c| c.target == target && c.address.is_some())
+    {
+        let v = regions
+            .entry(c.src_region.clone())
+            .or_insert_with(|| RegionView {
+                src_region: c.src_region.clone(),
+                state: "unknown",
+                attempts: 0,
+                failures: 0,
+                reasons: BTreeMap::new(),
+            });
+        v.attempts += c.attempts;
+        match c.state(a.at_us, Params::default().alpha) {
+            CellState::Failing(f) => {
+                v.state = "failing";
+                v.failures += f.failures;
+                for (k, n) in f.reasons {
+                    *v.reasons.entry(k).or_insert(0) += n;
+                }
+            }
+            CellState::Healthy if v.state == "unknown" => v.state = "reachable",
+            _ => {}
+        }
+    }
+    let regions: Vec<RegionView> = regions.into_values().collect();
+    let names = |state: &str| -> Vec<String> {
+        regions
+            .iter()
+            .filter(|v| v.state == state)
+            .map(|v| v.src_region.clone())
+            .collect()
+    };
+    let (reachable_from, failing_from) = (names("reachable"), names("failing"));
+    let findings: Vec<Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.targets.iter().any(|t| t == target))
+        .cloned()
+        .collect();
+    let verdict = if findings
+        .iter()
+        .any(|f| f.scope == Scope::Target || f.scope == Scope::Global)
+    {
+        "down"
+    } else if reachable_from.is_empty() && failing_from.is_empty() {
+        "unknown"
+    } else if failing_from.is_empty() {
+        "reachable"
+    } else if reachable_from.is_empty() {
+        "unreachable"
+    } else {
+        "reachable_elsewhere"
+    };
+    Reachability {
+        target: target.to_string(),
+        verdict,
+        from: from.and_then(|r| regions.iter().find(|v| v.src_region == r).cloned()),
+        reachable_from,
+        failing_from,
+        regions,
+        findings,
+    }
+}

@@ -1,0 +1,305 @@
+//! The matrix's cells: what one region measured of one target over one
+//! address (or of its name, for DNS) in the recent window, against the same
+//! cell's baseline, and whether that is evidence of a fault.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rusqlite::{Connection, params};
+use vantage_probe::outcome::{Blame, ConnectOutcome, DnsOutcome};
+
+use super::stats::{baseline_rate, binomial_tail};
+use crate::store::rollup::{ConnectMinute, DnsMinute};
+
+const MINUTE_US: i64 = 60_000_000;
+
+/// One cell of the region x target matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// Measuring region.
+    pub src_region: String,
+    /// Target name.
+    pub target: String,
+    /// The target's group: its `provider` label, else `service`, else its name.
+    pub group: String,
+    /// The address; `None` for the target's DNS lookups.
+    pub address: Option<String>,
+    /// Attempts in the recent window.
+    pub attempts: u64,
+    /// Where the recent window's data starts (the first minute with data).
+    pub first_us: i64,
+    /// Baseline attempts and failures blamed on the target or path.
+    pub baseline_attempts: u64,
+    /// See `baseline_attempts`.
+    pub baseline_failures: u64,
+    /// Failures blamed on the target or path in the recent window, oldest
+    /// first: when, and the outcome label.
+    pub failures: Vec<(i64, String)>,
+    /// Failures blamed on the probe's own host in the recent window.
+    pub local_failures: u64,
+}
+
+/// What a cell says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum State {
+    /// Failing beyond its baseline.
+    Failing(Failing),
+    /// Measured, and not failing beyond its baseline.
+    Healthy,
+    /// Too little data to say.
+    Unknown,
+}
+
+/// The evidence of a failing cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failing {
+    /// The most telling window starts here (the first failure of it).
+    pub since_us: i64,
+    /// Failures in that window.
+    pub failures: u64,
+    /// Attempts in that window (estimated from the cell's attempt rate).
+    pub attempts: u64,
+    /// How likely this many failures would be at the baseline rate,
+    /// corrected for the windows tried.
+    pub p_value: f64,
+    /// Failures by outcome in that window.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// Fewest attempts for a cell to count as healthy.
+pub const MIN_HEALTHY_ATTEMPTS: u64 = 3;
+
+impl Cell {
+    /// Tests the cell at `now_us` with significance `alpha`.
+    ///
+    /// A scan over window starts: each recent failure opens a window that
+    /// ends now; its attempts are estimated from the cell's attempt rate,
+    /// and the window whose failure count is least likely at the baseline
+    /// rate decides (its p-value multiplied by the number of windows tried).
+    /// A hard outage is two failures in two attempts; an intermittent one
+    /// is a few percent over minutes; one failure is never evidence.
+    pub fn state(&self, now_us: i64, alpha: f64) -> State {
+        let m = self.failures.len();
+        if m < 2 {
+            return if self.attempts >= MIN_HEALTHY_ATTEMPTS {
+                State::Healthy
+            } else {
+                State::Unknown
+            };
+        }
+        let p0 = baseline_rate(self.baseline_failures, self.baseline_attempts);
+        let span_s = ((now_us - self.first_us).max(1) as f64) / 1e6;
+        let rate = self.attempts as f64 / span_s;
+        let mut best: Option<(f64, usize, u64, u64)> = None;
+        for (j, &(at, _)) in self.failures.iter().enumerate() {
+            let k = (m - j) as u64;
+            if k < 2 {
+                break;
+            }
+            let since_s = ((now_us - at).max(0) as f64) / 1e6;
+            let n = ((rate * since_s).round() as u64 + 1)
+                .max(k)
+                .min(self.attempts.max(k));
+            let p = binomial_tail(k, n, p0);
+            if best.is_none_or(|(bp, ..)| p < bp) {
+                best = Some((p, j, k, n));
+            }
+        }
+        let Some((p, j, k, n)) = best else {
+            return State::Healthy;
+        };
+        let p_value = (p * m as f64).min(1.0);
+        if p_value >= alpha {
+            return State::Healthy;
+        }
+        let mut reasons = BTreeMap::new();
+        for (_, outcome) in &self.failures[j..] {
+            *reasons.entry(outcome.clone()).or_insert(0) += 1;
+        }
+        State::Failing(Failing {
+            since_us: self.failures[j].0,
+            failures: k,
+            attempts: n,
+            p_value,
+            reasons,
+        })
+    }
+}
+
+/// The group of a target from its stored labels (JSON).
+fn group_of(name: &str, labels: &str) -> String {
+    let labels: BTreeMap<String, String> = serde_json::from_str(labels).unwrap_or_default();
+    labels
+        .get("provider")
+        .or_else(|| labels.get("service"))
+        .cloned()
+        .unwrap_or_else(|| name.to_string())
+}
+
+/// Reads every cell with data since `baseline_from_us`; the recent window
+/// starts at `recent_from_us` (both rounded down to their minute).
+pub fn read(
+    conn: &Connection,
+    baseline_from_us: i64,
+    recent_from_us: i64,
+) -> rusqlite::Result<Vec<Cell>> {
+    let recent_minute = recent_from_us.div_euclid(MINUTE_US);
+    let mut cells: HashMap<i64, Cell> = HashMap::new();
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.series_id, m.minute, m.data, s.src_region, t.name, t.labels, s.address
+         FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
+         WHERE m.minute >= ?1",
+    )?;
+    let mut rows = stmt.query(params![baseline_from_us.div_euclid(MINUTE_US)])?;
+    while let Some(r) = rows.next()? {
+        let series: i64 = r.get(0)?;
+        let minute: i64 = r.get(1)?;
+        let data: Vec<u8> = r.get(2)?;
+        let address: String = r.get(6)?;
+        let cell = match cells.entry(series) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let target: String = r.get(4)?;
+                let labels: String = r.get(5)?;
+                e.insert(Cell {
+                    src_region: r.get(3)?,
+                    group: group_of(&target, &labels),
+                    target,
+                    address: (!address.is_empty()).then_some(address.clone()),
+                    attempts: 0,
+                    first_us: i64::MAX,
+                    baseline_attempts: 0,
+                    baseline_failures: 0,
+                    failures: Vec::new(),
+                    local_failures: 0,
+                })
+            }
+        };
+        let (attempts, remote_failures) = if address.is_empty() {
+            let Ok(d) = DnsMinute::decode(&data) else {
+                continue;
+            };
+            let n: u64 = d.outcomes.iter().sum();
+            (n, n - d.outcomes[DnsOutcome::Ok.index()])
+        } else {
+            let Ok(c) = ConnectMinute::decode(&data) else {
+                continue;
+            };
+            let mut remote = 0;
+            let mut local = 0;
+            for o in ConnectOutcome::ALL {
+                match o.blame() {
+                    Blame::Remote => remote += c.outcomes[o.index()],
+                    Blame::Local => local += c.outcomes[o.index()],
+                    Blame::None => {}
+                }
+            }
+            if minute >= recent_minute {
+                cell.local_failures += local;
+            }
+            (c.attempts() - local, remote)
+        };
+        if minute >= recent_minute {
+            cell.attempts += attempts;
+            cell.first_us = cell.first_us.min(minute * MINUTE_US);
+        } else {
+            cell.baseline_attempts += attempts;
+            cell.baseline_failures += remote_failures;
+        }
+    }
+    drop(rows);
+    let mut stmt = conn.prepare_cached(
+        "SELECT series_id, at_us, outcome FROM failures WHERE at_us >= ?1 ORDER BY at_us",
+    )?;
+    let mut rows = stmt.query(params![recent_minute * MINUTE_US])?;
+    while let Some(r) = rows.next()? {
+        let series: i64 = r.get(0)?;
+        let outcome: String = r.get(2)?;
+        let local = ConnectOutcome::ALL
+            .iter()
+            .any(|o| o.blame() == Blame::Local && o.as_str() == outcome);
+        if local {
+            continue;
+        }
+        if let Some(cell) = cells.get_mut(&series) {
+            cell.failures.push((r.get(1)?, outcome));
+        }
+    }
+    let mut out: Vec<Cell> = cells
+        .into_values()
+        .filter(|c| c.attempts > 0 || !c.failures.is_empty())
+        .collect();
+    out.sort_by(|a, b| {
+        (&a.src_region, &a.target, &a.address).cmp(&(&b.src_region, &b.target, &b.address))
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000;
+
+    /// A cell probed once a second for `seconds` up to `now`, with
+    /// failures at the given seconds before now.
+    fn cell(seconds: i64, failures_ago: &[i64], baseline: (u64, u64)) -> (Cell, i64) {
+        let now = 10_000 * S;
+        let mut failures: Vec<(i64, String)> = failures_ago
+            .iter()
+            .map(|a| (now - a * S, "timeout".to_string()))
+            .collect();
+        failures.sort();
+        (
+            Cell {
+                src_region: "r".into(),
+                target: "t".into(),
+                group: "g".into(),
+                address: Some("10.0.0.1:443".into()),
+                attempts: seconds as u64,
+                first_us: now - seconds * S,
+                baseline_attempts: baseline.0,
+                baseline_failures: baseline.1,
+                failures,
+                local_failures: 0,
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn a_hard_outage_is_failing_after_two_rounds() {
+        let (c, now) = cell(600, &[1, 0], (3600, 0));
+        let State::Failing(f) = c.state(now, 1e-3) else {
+            panic!("{:?}", c.state(now, 1e-3));
+        };
+        assert_eq!((f.failures, f.attempts), (2, 2));
+        assert_eq!(f.reasons["timeout"], 2);
+    }
+
+    #[test]
+    fn one_failure_is_never_evidence_and_scattered_ones_are_not_either() {
+        let (c, now) = cell(600, &[30], (3600, 0));
+        assert_eq!(c.state(now, 1e-3), State::Healthy);
+        // Two failures ten minutes apart in 600 attempts.
+        let (c, now) = cell(600, &[590, 10], (3600, 0));
+        assert_eq!(c.state(now, 1e-3), State::Healthy);
+        // Too little data to call it healthy.
+        let (c, now) = cell(2, &[], (0, 0));
+        assert_eq!(c.state(now, 1e-3), State::Unknown);
+    }
+
+    #[test]
+    fn an_intermittent_fault_is_failing_within_minutes() {
+        // 18% of connects failing for two minutes (seed 003).
+        let ago: Vec<i64> = (0..120).filter(|s| s % 11 == 0 || s % 17 == 0).collect();
+        let (c, now) = cell(900, &ago, (3600, 0));
+        let State::Failing(f) = c.state(now, 1e-3) else {
+            panic!("not failing");
+        };
+        assert!(f.failures >= 15, "{f:?}");
+        assert!(f.since_us >= now - 120 * S);
+        // The same rate on a path that always failed that much is no news.
+        let (c, now) = cell(900, &ago, (3600, 650));
+        assert_eq!(c.state(now, 1e-3), State::Healthy);
+    }
+}

@@ -1,0 +1,707 @@
+//! Localization: from the states of the matrix's cells to findings with a
+//! scope. Every rule needs a quorum of the regions (or targets) that have
+//! data, and a scope the data cannot support is reported as inconclusive,
+//! never guessed.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::cells::{Cell, Failing, State};
+
+/// The share of regions (or targets) with data that must agree.
+pub const QUORUM: f64 = 2.0 / 3.0;
+
+/// Where a fault is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Most regions fail to one target: the backend.
+    Target,
+    /// One region fails to most targets: its own network or egress.
+    Source,
+    /// One region to one group of targets, while others reach the group
+    /// and the region reaches other groups.
+    Path,
+    /// One address of a name fails everywhere while its siblings work.
+    Address,
+    /// Name resolution fails, in one region or everywhere.
+    Dns,
+    /// Most regions fail to most targets: a shared cause.
+    Global,
+    /// Failures the data cannot place.
+    Inconclusive,
+}
+
+/// What one region shows of a finding.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegionEvidence {
+    /// The region.
+    pub src_region: String,
+    /// Failures in the telling windows of its failing cells.
+    pub failures: u64,
+    /// Attempts in those windows.
+    pub attempts: u64,
+    /// Failures by outcome.
+    pub reasons: BTreeMap<String, u64>,
+    /// Its first failure of this finding (µs since the epoch).
+    pub since_us: i64,
+    /// Baseline failures and attempts of the same cells.
+    pub baseline_failures: u64,
+    /// See `baseline_failures`.
+    pub baseline_attempts: u64,
+    /// The least likely cell's p-value.
+    pub p_value: f64,
+}
+
+/// One localized fault.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// Where it is.
+    pub scope: Scope,
+    /// Affected regions.
+    pub src_regions: Vec<String>,
+    /// Affected targets.
+    pub targets: Vec<String>,
+    /// The target group, for path findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_group: Option<String>,
+    /// The address, for address findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Earliest failure (µs since the epoch).
+    pub since_us: i64,
+    /// Per affected region.
+    pub evidence: Vec<RegionEvidence>,
+    /// Regions that still reach the same targets.
+    pub healthy_alternatives: Vec<String>,
+    /// How many of the regions (or targets) with data agree, e.g. "3 of 3 regions".
+    pub quorum: String,
+}
+
+/// A cell with its state.
+struct Judged<'a> {
+    cell: &'a Cell,
+    failing: Option<Failing>,
+    healthy: bool,
+}
+
+fn meets_quorum(agree: usize, of: usize) -> bool {
+    of > 0 && agree as f64 >= (QUORUM * of as f64).ceil() - 1e-9
+}
+
+/// Localizes the failing cells among `cells` at `now_us`.
+pub fn localize(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> {
+    let judged: Vec<Judged<'_>> = cells
+        .iter()
+        .map(|c| {
+            let state = c.state(now_us, alpha);
+            Judged {
+                cell: c,
+                healthy: state == State::Healthy,
+                failing: match state {
+                    State::Failing(f) => Some(f),
+                    _ => None,
+                },
+            }
+        })
+        .collect();
+    let mut findings = Vec::new();
+    let (dns, connect): (Vec<&Judged<'_>>, Vec<&Judged<'_>>) =
+        judged.iter().partition(|j| j.cell.address.is_none());
+
+    // Addresses: one address of a target failing in a quorum of regions
+    // while a sibling address works in a quorum of its regions.
+    let mut explained: BTreeSet<(String, String, Option<String>)> = BTreeSet::new();
+    let targets: BTreeSet<&str> = connect.iter().map(|j| j.cell.target.as_str()).collect();
+    for t in &targets {
+        let of_t: Vec<&&Judged<'_>> = connect.iter().filter(|j| j.cell.target == *t).collect();
+        let addresses: BTreeSet<&str> = of_t
+            .iter()
+            .filter_map(|j| j.cell.address.as_deref())
+            .collect();
+        if addresses.len() < 2 {
+            continue;
+        }
+        let verdict = |a: &str| {
+            let cells: Vec<&&&Judged<'_>> = of_t
+                .iter()
+                .filter(|j| j.cell.address.as_deref() == Some(a))
+                .collect();
+            let known = cells
+                .iter()
+                .filter(|j| j.healthy || j.failing.is_some())
+                .count();
+            let failing = cells.iter().filter(|j| j.failing.is_some()).count();
+            let healthy = cells.iter().filter(|j| j.healthy).count();
+            (
+                meets_quorum(failing, known),
+                meets_quorum(healthy, known) && healthy > 0,
+            )
+        };
+        for a in &addresses {
+            let (fails, _) = verdict(a);
+            let sibling_ok = addresses.iter().any(|b| b != a && verdict(b).1);
+            if fails && sibling_ok {
+                let failing: Vec<&Judged<'_>> = of_t
+                    .iter()
+                    .filter(|j| j.cell.address.as_deref() == Some(*a) && j.failing.is_some())
+                    .map(|j| **j)
+                    .collect();
+                for j in &failing {
+                    explained.insert(key(j.cell));
+                }
+                let regions = regions_of(&failing);
+                let known = of_t
+                    .iter()
+                    .filter(|j| j.cell.address.as_deref() == Some(*a))
+                    .filter(|j| j.healthy || j.failing.is_some())
+                    .count();
+                findings.push(finding(
+                    Scope::Address,
+                    &failing,
+                    Vec::new(),
+                    None,
+                    Some(a.to_string()),
+                    format!("{} of {known} regions", regions.len()),
+                ));
+            }
+        }
+    }
+
+    // The region x target matrix from what addresses leave unexplained.
+    let remaining: Vec<&Judged<'_>> = connect
+        .iter()
+        .filter(|j| !explained.contains(&key(j.cell)))
+        .copied()
+        .collect();
+    let status = Matrix::new(&remaining);
+
+    // Target-side, or global when it is most targets.
+    let mut target_side = BTreeSet::new();
+    for t in &status.targets {
+        let known = status.known_regions(t);
+        let failing = status.failing_regions(t);
+        if known.len() >= 2 && meets_quorum(failing.len(), known.len()) {
+            target_side.insert(t.clone());
+        }
+    }
+    let all_targets = status.targets.len();
+    if target_side.len() >= 3 && meets_quorum(target_side.len(), all_targets) {
+        let cells: Vec<&Judged<'_>> = remaining
+            .iter()
+            .filter(|j| j.failing.is_some() && target_side.contains(&j.cell.target))
+            .copied()
+            .collect();
+        findings.push(finding(
+            Scope::Global,
+            &cells,
+            Vec::new(),
+            None,
+            None,
+            format!("{} of {all_targets} targets", target_side.len()),
+        ));
+        return finish(findings, dns_findings(&dns));
+    }
+    for t in &target_side {
+        let cells: Vec<&Judged<'_>> = remaining
+            .iter()
+            .filter(|j| j.failing.is_some() && &j.cell.target == t)
+            .copied()
+            .collect();
+        let known = status.known_regions(t).len();
+        let healthy = status.healthy_regions(t);
+        findings.push(finding(
+            Scope::Target,
+            &cells,
+            healthy,
+            None,
+            None,
+            format!("{} of {known} regions", regions_of(&cells).len()),
+        ));
+    }
+
+    // Source-side: a region failing to most of the other targets, across
+    // more than one group.
+    let mut source_side = BTreeSet::new();
+    for r in &status.regions {
+        let known: Vec<&String> = status
+            .known_targets(r)
+            .into_iter()
+            .filter(|t| !target_side.contains(*t))
+            .collect();
+        let failing: Vec<&String> = known
+            .iter()
+            .filter(|t| status.is_failing(r, t))
+            .copied()
+            .collect();
+        let groups: BTreeSet<&str> = failing.iter().map(|t| status.group(t)).collect();
+        if known.len() >= 3 && groups.len() >= 2 && meets_quorum(failing.len(), known.len()) {
+            source_side.insert(r.clone());
+            let cells: Vec<&Judged<'_>> = remaining
+                .iter()
+                .filter(|j| {
+                    j.failing.is_some()
+                        && &j.cell.src_region == r
+                        && !target_side.contains(&j.cell.target)
+                })
+                .copied()
+                .collect();
+            let alternatives = alternatives(&status, r, &failing);
+            findings.push(finding(
+                Scope::Source,
+                &cells,
+                alternatives,
+                None,
+                None,
+                format!("{} of {} targets", failing.len(), known.len()),
+            ));
+        }
+    }
+
+    // Paths: what is left, per region and target group.
+    let mut paths: BTreeMap<(String, String), Vec<&Judged<'_>>> = BTreeMap::new();
+    for j in &remaining {
+        if j.failing.is_some()
+            && !target_side.contains(&j.cell.target)
+            && !source_side.contains(&j.cell.src_region)
+        {
+            paths
+                .entry((j.cell.src_region.clone(), j.cell.group.clone()))
+                .or_default()
+                .push(j);
+        }
+    }
+    for ((r, g), cells) in paths {
+        let failing: Vec<&String> = cells
+            .iter()
+            .map(|j| &j.cell.target)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let in_group = status
+            .known_targets(&r)
+            .into_iter()
+            .filter(|t| status.group(t) == g)
+            .count();
+        let alternatives = alternatives(&status, &r, &failing);
+        let reaches_elsewhere = status
+            .known_targets(&r)
+            .into_iter()
+            .any(|t| status.group(t) != g && status.is_healthy(&r, t));
+        let scope = if !alternatives.is_empty() && reaches_elsewhere {
+            Scope::Path
+        } else {
+            Scope::Inconclusive
+        };
+        findings.push(finding(
+            scope,
+            &cells,
+            alternatives,
+            Some(g.clone()),
+            None,
+            format!("{} of {in_group} targets in {g}", failing.len()),
+        ));
+    }
+    finish(findings, dns_findings(&dns))
+}
+
+/// DNS cells: everywhere for a name, region-wide for a resolver, else one
+/// region and one name.
+fn dns_findings(dns: &[&Judged<'_>]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let status = Matrix::new(dns);
+    let mut explained: BTreeSet<(String, String)> = BTreeSet::new();
+    for t in &status.targets {
+        let known = status.known_regions(t);
+        let failing = status.failing_regions(t);
+        if known.len() >= 2 && meets_quorum(failing.len(), known.len()) {
+            let cells: Vec<&Judged<'_>> = dns
+                .iter()
+                .filter(|j| j.failing.is_some() && &j.cell.target == t)
+                .copied()
+                .collect();
+            for j in &cells {
+                explained.insert((j.cell.src_region.clone(), t.clone()));
+            }
+            out.push(finding(
+                Scope::Dns,
+                &cells,
+                Vec::new(),
+                None,
+                None,
+                format!("{} of {} regions", failing.len(), known.len()),
+            ));
+        }
+    }
+    for r in &status.regions {
+        let cells: Vec<&Judged<'_>> = dns
+            .iter()
+            .filter(|j| {
+                j.failing.is_some()
+                    && &j.cell.src_region == r
+                    && !explained.contains(&(r.clone(), j.cell.target.clone()))
+            })
+            .copied()
+            .collect();
+        if cells.is_empty() {
+            continue;
+        }
+        let names: BTreeSet<&String> = cells.iter().map(|j| &j.cell.target).collect();
+        let known = status.known_targets(r).len();
+        let alternatives: Vec<String> = status
+            .regions
+            .iter()
+            .filter(|o| *o != r && names.iter().all(|t| status.is_healthy(o, t)))
+            .cloned()
+            .collect();
+        out.push(finding(
+            Scope::Dns,
+            &cells,
+            alternatives,
+            None,
+            None,
+            format!("{} of {known} names", names.len()),
+        ));
+    }
+    out
+}
+
+fn finish(mut findings: Vec<Finding>, dns: Vec<Finding>) -> Vec<Finding> {
+    findings.extend(dns);
+    findings.sort_by(|a, b| {
+        (a.since_us, a.scope, &a.src_regions, &a.targets).cmp(&(
+            b.since_us,
+            b.scope,
+            &b.src_regions,
+            &b.targets,
+        ))
+    });
+    findings
+}
+
+fn key(c: &Cell) -> (String, String, Option<String>) {
+    (c.src_region.clone(), c.target.clone(), c.address.clone())
+}
+
+fn regions_of(cells: &[&Judged<'_>]) -> BTreeSet<String> {
+    cells.iter().map(|j| j.cell.src_region.clone()).collect()
+}
+
+/// Regions other than `r` that reach every one of `targets`.
+fn alternatives(status: &Matrix, r: &str, targets: &[&String]) -> Vec<String> {
+    status
+        .regions
+        .iter()
+        .filter(|o| o.as_str() != r && targets.iter().all(|t| status.is_healthy(o, t)))
+        .cloned()
+        .collect()
+}
+
+fn finding(
+    scope: Scope,
+    cells: &[&Judged<'_>],
+    healthy_alternatives: Vec<String>,
+    target_group: Option<String>,
+    address: Option<String>,
+    quorum: String,
+) -> Finding {
+    let mut per_region: BTreeMap<String, RegionEvidence> = BTreeMap::new();
+    let mut targets = BTreeSet::new();
+    for j in cells {
+        let Some(f) = &j.failing else { continue };
+        targets.insert(j.cell.target.clone());
+        let e = per_region
+            .entry(j.cell.src_region.clone())
+            .or_insert_with(|| RegionEvidence {
+                src_region: j.cell.src_region.clone(),
+                failures: 0,
+                attempts: 0,
+                reasons: BTreeMap::new(),
+                since_us: i64::MAX,
+                baseline_failures: 0,
+                baseline_attempts: 0,
+                p_value: 1.0,
+            });
+        e.failures += f.failures;
+        e.attempts += f.attempts;
+        for (k, v) in &f.reasons {
+            *e.reasons.entry(k.clone()).or_insert(0) += v;
+        }
+        e.since_us = e.since_us.min(f.since_us);
+        e.baseline_failures += j.cell.baseline_failures;
+        e.baseline_attempts += j.cell.baseline_attempts;
+        e.p_value = e.p_value.min(f.p_value);
+    }
+    let evidence: Vec<RegionEvidence> = per_region.into_values().collect();
+    Finding {
+        scope,
+        src_regions: evidence.iter().map(|e| e.src_region.clone()).collect(),
+        targets: targets.into_iter().collect(),
+        target_group,
+        address,
+        since_us: evidence.iter().map(|e| e.since_us).min().unwrap_or(0),
+        evidence,
+        healthy_alternatives,
+        quorum,
+    }
+}
+
+/// Region x target status from cells (any failing cell makes a pair
+/// failing; a pair is healthy when it has a healthy cell and no failing one).
+struct Matrix {
+    regions: BTreeSet<String>,
+    targets: BTreeSet<String>,
+    failing: BTreeSet<(String, String)>,
+    healthy: BTreeSet<(String, String)>,
+    groups: BTreeMap<String, String>,
+}
+
+impl Matrix {
+    fn new(cells: &[&Judged<'_>]) -> Matrix {
+        let mut m = Matrix {
+            regions: BTreeSet::new(),
+            targets: BTreeSet::new(),
+            failing: BTreeSet::new(),
+            healthy: BTreeSet::new(),
+            groups: BTreeMap::new(),
+        };
+        for j in cells {
+            let pair = (j.cell.src_region.clone(), j.cell.target.clone());
+            m.regions.insert(pair.0.clone());
+            m.targets.insert(pair.1.clone());
+            m.groups.insert(pair.1.clone(), j.cell.group.clone());
+            if j.failing.is_some() {
+                m.failing.insert(pair);
+            } else if j.healthy {
+                m.healthy.insert(pair);
+            }
+        }
+        m.healthy.retain(|p| !m.failing.contains(p));
+        m
+    }
+
+    fn is_failing(&self, r: &str, t: &str) -> bool {
+        self.failing.contains(&(r.to_string(), t.to_string()))
+    }
+
+    fn is_healthy(&self, r: &str, t: &str) -> bool {
+        self.healthy.contains(&(r.to_string(), t.to_string()))
+    }
+
+    fn group<'a>(&'a self, t: &'a str) -> &'a str {
+        self.groups.get(t).map_or(t, String::as_str)
+    }
+
+    fn known_regions(&self, t: &str) -> Vec<&String> {
+        self.regions
+            .iter()
+            .filter(|r| self.is_failing(r, t) || self.is_healthy(r, t))
+            .collect()
+    }
+
+    fn failing_regions(&self, t: &str) -> Vec<&String> {
+        self.regions
+            .iter()
+            .filter(|r| self.is_failing(r, t))
+            .collect()
+    }
+
+    fn healthy_regions(&self, t: &str) -> Vec<String> {
+        self.regions
+            .iter()
+            .filter(|r| self.is_healthy(r, t))
+            .cloned()
+            .collect()
+    }
+
+    fn known_targets(&self, r: &str) -> Vec<&String> {
+        self.targets
+            .iter()
+            .filter(|t| self.is_failing(r, t) || self.is_healthy(r, t))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000;
+    const NOW: i64 = 100_000 * S;
+    const REGIONS: [&str; 3] = ["us-east-2", "us-west-1", "onprem"];
+    /// (target, group, addresses)
+    const TARGETS: [(&str, &str, &[&str]); 5] = [
+        (
+            "api",
+            "gcp",
+            &["10.1.0.1:443", "10.1.0.2:443", "10.1.0.3:443"],
+        ),
+        ("db", "gcp", &["10.1.0.9:5432"]),
+        ("queue", "gcp", &["10.1.0.7:5672"]),
+        ("web", "aws", &["10.2.0.1:443"]),
+        ("cache", "aws", &["10.2.0.2:6379"]),
+    ];
+
+    /// Every cell of the fleet, healthy except where `fails(region, target,
+    /// address)` gives a failing share (1.0 for a hard outage); `dns` adds
+    /// name lookups of `api` the same way.
+    fn fleet(fails: impl Fn(&str, &str, &str) -> f64) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for r in REGIONS {
+            for (t, g, addrs) in TARGETS {
+                for a in addrs.iter().copied().chain((t == "api").then_some("")) {
+                    let share = fails(r, t, a);
+                    // 300 s at one attempt a second; the fault began 120 s ago.
+                    let failures: Vec<(i64, String)> = (0..120)
+                        .filter(|s| {
+                            share > 0.0
+                                && ((*s as f64 * share).fract() + share >= 1.0 || share >= 1.0)
+                        })
+                        .map(|s| {
+                            (
+                                NOW - (120 - s) * S,
+                                if a.is_empty() {
+                                    "dns_servfail"
+                                } else {
+                                    "timeout"
+                                }
+                                .to_string(),
+                            )
+                        })
+                        .collect();
+                    cells.push(Cell {
+                        src_region: r.into(),
+                        target: t.into(),
+                        group: g.into(),
+                        address: (!a.is_empty()).then(|| a.to_string()),
+                        attempts: 300,
+                        first_us: NOW - 300 * S,
+                        baseline_attempts: 3600,
+                        baseline_failures: 0,
+                        failures,
+                        local_failures: 0,
+                    });
+                }
+            }
+        }
+        cells
+    }
+
+    fn scopes(f: &[Finding]) -> Vec<(Scope, Vec<String>, Vec<String>)> {
+        f.iter()
+            .map(|f| (f.scope, f.src_regions.clone(), f.targets.clone()))
+            .collect()
+    }
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_healthy_fleet_has_no_findings() {
+        assert!(localize(&fleet(|_, _, _| 0.0), NOW, 1e-3).is_empty());
+    }
+
+    #[test]
+    fn a_backend_refusing_everywhere_is_target_side() {
+        let f = localize(
+            &fleet(|_, t, a| f64::from(t == "db" && !a.is_empty())),
+            NOW,
+            1e-3,
+        );
+        assert_eq!(
+            scopes(&f),
+            [(Scope::Target, v(&REGIONS_SORTED), v(&["db"]))]
+        );
+        assert_eq!(f[0].quorum, "3 of 3 regions");
+        assert!(f[0].healthy_alternatives.is_empty());
+        assert_eq!(f[0].evidence[0].reasons["timeout"], 120);
+    }
+
+    const REGIONS_SORTED: [&str; 3] = ["onprem", "us-east-2", "us-west-1"];
+
+    #[test]
+    fn one_region_to_one_provider_is_a_path_with_alternatives() {
+        // Seed 003: 18% of connects from us-east-2 to every GCP backend.
+        let f = localize(
+            &fleet(|r, t, a| {
+                if r == "us-east-2" && ["api", "db", "queue"].contains(&t) && !a.is_empty() {
+                    0.18
+                } else {
+                    0.0
+                }
+            }),
+            NOW,
+            1e-3,
+        );
+        assert_eq!(
+            scopes(&f),
+            [(Scope::Path, v(&["us-east-2"]), v(&["api", "db", "queue"]))]
+        );
+        assert_eq!(f[0].target_group.as_deref(), Some("gcp"));
+        assert_eq!(f[0].healthy_alternatives, v(&["onprem", "us-west-1"]));
+        assert_eq!(f[0].quorum, "3 of 3 targets in gcp");
+        let e = &f[0].evidence[0];
+        assert!(e.failures * 100 / e.attempts >= 12, "{e:?}");
+    }
+
+    #[test]
+    fn one_region_failing_to_everything_is_source_side() {
+        let f = localize(
+            &fleet(|r, _, a| f64::from(r == "onprem" && !a.is_empty())),
+            NOW,
+            1e-3,
+        );
+        assert_eq!(
+            scopes(&f),
+            [(
+                Scope::Source,
+                v(&["onprem"]),
+                v(&["api", "cache", "db", "queue", "web"])
+            )]
+        );
+        assert_eq!(f[0].healthy_alternatives, v(&["us-east-2", "us-west-1"]));
+    }
+
+    #[test]
+    fn one_address_failing_everywhere_is_an_address() {
+        let f = localize(&fleet(|_, _, a| f64::from(a == "10.1.0.3:443")), NOW, 1e-3);
+        assert_eq!(
+            scopes(&f),
+            [(Scope::Address, v(&REGIONS_SORTED), v(&["api"]))]
+        );
+        assert_eq!(f[0].address.as_deref(), Some("10.1.0.3:443"));
+    }
+
+    #[test]
+    fn dns_in_one_region_is_dns_there_only() {
+        let f = localize(
+            &fleet(|r, _, a| f64::from(r == "us-west-1" && a.is_empty())),
+            NOW,
+            1e-3,
+        );
+        assert_eq!(scopes(&f), [(Scope::Dns, v(&["us-west-1"]), v(&["api"]))]);
+        assert_eq!(f[0].healthy_alternatives, v(&["onprem", "us-east-2"]));
+    }
+
+    #[test]
+    fn everything_failing_everywhere_is_global_not_a_guess() {
+        let f = localize(&fleet(|_, _, a| f64::from(!a.is_empty())), NOW, 1e-3);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].scope, Scope::Global);
+        assert_eq!(f[0].quorum, "5 of 5 targets");
+    }
+
+    #[test]
+    fn a_path_no_other_region_measures_is_inconclusive() {
+        let mut cells = fleet(|r, t, _| f64::from(r == "us-east-2" && t == "web"));
+        cells.retain(|c| c.target != "web" || c.src_region == "us-east-2");
+        let f = localize(&cells, NOW, 1e-3);
+        assert_eq!(
+            scopes(&f),
+            [(Scope::Inconclusive, v(&["us-east-2"]), v(&["web"]))]
+        );
+        assert!(f[0].healthy_alternatives.is_empty());
+    }
+}

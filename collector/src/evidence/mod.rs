@@ -1,0 +1,70 @@
+//! Cross-region evidence: which paths fail beyond their baseline, where the
+//! fault is (target, source region, path, address, DNS), and the numbers
+//! that prove it.
+//!
+//! - [`stats`]: the binomial test and histogram quantiles;
+//! - [`cells`]: the region x target x address matrix read from the store,
+//!   and the test of one cell;
+//! - [`localize`]: from cell states to scoped findings;
+//! - [`api`]: `GET /api/v1/findings` and `GET /api/v1/reachability`.
+
+pub mod api;
+pub mod cells;
+pub mod localize;
+pub mod stats;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::store::{Store, StoreError};
+use localize::Finding;
+
+/// How the matrix is judged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    /// The recent window, in which faults are looked for.
+    pub recent: Duration,
+    /// The baseline before it.
+    pub baseline: Duration,
+    /// Significance of one cell's test.
+    pub alpha: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            recent: Duration::from_secs(15 * 60),
+            baseline: Duration::from_secs(60 * 60),
+            alpha: 1e-3,
+        }
+    }
+}
+
+/// The cells and findings at one moment.
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    /// When (µs since the epoch).
+    pub at_us: i64,
+    /// Every cell with recent data.
+    pub cells: Vec<cells::Cell>,
+    /// The localized faults.
+    pub findings: Vec<Finding>,
+}
+
+/// Judges the store's data at `now`.
+pub fn assess(store: &Store, now: SystemTime, params: Params) -> Result<Assessment, StoreError> {
+    let now_us = us(now);
+    let recent_from = now_us - params.recent.as_micros() as i64;
+    let baseline_from = recent_from - params.baseline.as_micros() as i64;
+    let cells = store.read(|conn| cells::read(conn, baseline_from, recent_from))?;
+    let findings = localize::localize(&cells, now_us, params.alpha);
+    Ok(Assessment {
+        at_us: now_us,
+        cells,
+        findings,
+    })
+}
+
+fn us(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}

@@ -1,0 +1,153 @@
+//! Evidence from real probes on loopback: three regions push to a
+//! collector; a refusing backend is found target-side, and the
+//! reachability API answers for it and for a backend that works.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use vantage_collector::config::Config as CollectorConfig;
+use vantage_collector::service::Collector;
+use vantage_probe::config::{Config, Overrides};
+use vantage_probe::service::Service;
+use vantage_probe::shutdown::Control;
+use vantage_probe::testbed::{Accepting, Refusing};
+use vantage_tests::{Scratch, free_port, http, wait_for_200};
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const REGIONS: [&str; 3] = ["lab-a", "lab-b", "lab-c"];
+
+fn token(region: &str) -> String {
+    format!("evidence-{region}-0123456789")
+}
+
+async fn get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {}", token("lab-a"));
+    let (status, body) = http(addr, "GET", path, &[("Authorization", &auth)], &[])
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_backend_is_target_side_and_reachability_says_so() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let db = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("evidence");
+    let addr = SocketAddr::new(LO, free_port());
+    let mut text = format!(
+        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n"
+    );
+    for r in REGIONS {
+        text.push_str(&format!(
+            "[[tokens]]\ntoken = \"{}\"\nsrc_region = \"{r}\"\n",
+            token(r)
+        ));
+    }
+    let path = dir.write("collector.toml", &text);
+    let collector = Collector::bind(CollectorConfig::load(&path).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(collector.run(stop.clone()));
+    wait_for_200(addr, "/-/ready", Duration::from_secs(5)).await;
+
+    let mut probes = Vec::new();
+    for (i, r) in REGIONS.iter().enumerate() {
+        let source = format!("127.0.0.{}", 11 + i);
+        let text = format!(
+            r#"
+[probe]
+src_region = "{r}"
+id = "{r}-1"
+[admin]
+listen = "127.0.0.1:0"
+[collector]
+url = "http://{addr}"
+token = "{}"
+spool_dir = "spool-{r}"
+flush_interval = "100ms"
+[defaults]
+interval = "200ms"
+timeout = "100ms"
+[[targets]]
+name = "web"
+host = "127.0.0.1"
+port = {}
+source_address = "{source}"
+labels = {{ provider = "lab" }}
+[[targets]]
+name = "db"
+host = "127.0.0.1"
+port = {}
+source_address = "{source}"
+labels = {{ provider = "lab" }}
+"#,
+            token(r),
+            web.addr.port(),
+            db.addr.port()
+        );
+        let path = dir.write(&format!("probe-{r}.toml"), &text);
+        let config = Config::load(&path, &Overrides::default()).unwrap();
+        let service = Service::with_config(path, Overrides::default(), config)
+            .await
+            .unwrap();
+        let (control, rx) = mpsc::channel(1);
+        probes.push((control, tokio::spawn(service.run(rx))));
+    }
+
+    // Hard faults: found within two rounds plus the flush, a few seconds.
+    let started = Instant::now();
+    let findings = loop {
+        let (status, body) = get(addr, "/api/v1/findings").await;
+        assert_eq!(status, 200, "{body}");
+        if body.as_array().is_some_and(|a| !a.is_empty()) {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no finding in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Give every region time to report, then judge.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, findings_now) = get(addr, "/api/v1/findings").await;
+    let f = findings_now.as_array().unwrap();
+    assert_eq!(f.len(), 1, "{findings_now:#}\nfirst seen: {findings:#}");
+    assert_eq!(f[0]["scope"], "target");
+    assert_eq!(f[0]["targets"], serde_json::json!(["db"]));
+    assert_eq!(f[0]["src_regions"], serde_json::json!(REGIONS));
+    assert_eq!(f[0]["quorum"], "3 of 3 regions");
+    assert!(f[0]["evidence"][0]["reasons"]["refused"].as_u64() >= Some(2));
+
+    let (status, db_view) = get(addr, "/api/v1/reachability?target=db&from=lab-b").await;
+    assert_eq!(status, 200);
+    assert_eq!(db_view["verdict"], "down", "{db_view:#}");
+    assert_eq!(db_view["failing_from"], serde_json::json!(REGIONS));
+    assert_eq!(db_view["from"]["state"], "failing");
+    let (_, web_view) = get(addr, "/api/v1/reachability?target=web").await;
+    assert_eq!(web_view["verdict"], "reachable", "{web_view:#}");
+    assert_eq!(web_view["reachable_from"], serde_json::json!(REGIONS));
+    let (_, none) = get(addr, "/api/v1/reachability?target=nothing").await;
+    assert_eq!(none["verdict"], "unknown");
+
+    // Bad requests are refused with a reason.
+    let (status, body) = get(addr, "/api/v1/reachability").await;
+    assert_eq!((status, body["reason"].as_str()), (400, Some("bad_query")));
+    let (status, _) = http(addr, "GET", "/api/v1/findings", &[], &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 401);
+
+    for (control, task) in probes {
+        control.send(Control::Shutdown).await.unwrap();
+        task.await.unwrap().unwrap();
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
