@@ -77,6 +77,8 @@ pub struct Finding {
     pub healthy_alternatives: Vec<String>,
     /// How many of the regions (or targets) with data agree, e.g. "3 of 3 regions".
     pub quorum: String,
+    /// One sentence a person can read aloud on a call.
+    pub explanation: String,
 }
 
 /// A cell with its state.
@@ -434,7 +436,7 @@ fn finding(
         e.p_value = e.p_value.min(f.p_value);
     }
     let evidence: Vec<RegionEvidence> = per_region.into_values().collect();
-    Finding {
+    let mut f = Finding {
         scope,
         src_regions: evidence.iter().map(|e| e.src_region.clone()).collect(),
         targets: targets.into_iter().collect(),
@@ -444,6 +446,92 @@ fn finding(
         evidence,
         healthy_alternatives,
         quorum,
+        explanation: String::new(),
+    };
+    f.explanation = explain(&f);
+    f
+}
+
+/// `HH:MM UTC` of a time in µs since the epoch.
+fn clock(us: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} UTC", &s[11..16])
+}
+
+fn list(items: &[String]) -> String {
+    match items {
+        [] => "no region".to_string(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// The finding in one sentence: when, what share failed how, where the
+/// fault therefore is, and who still gets through.
+fn explain(f: &Finding) -> String {
+    let (failures, attempts) = f
+        .evidence
+        .iter()
+        .fold((0, 0), |(k, n), e| (k + e.failures, n + e.attempts));
+    let share = (failures * 100 + attempts / 2)
+        .checked_div(attempts)
+        .unwrap_or(0);
+    let mut reasons: BTreeMap<&str, u64> = BTreeMap::new();
+    for e in &f.evidence {
+        for (r, n) in &e.reasons {
+            *reasons.entry(r.as_str()).or_insert(0) += n;
+        }
+    }
+    let reason = reasons
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map_or("failing", |(r, _)| *r);
+    let since = clock(f.since_us);
+    let regions = list(&f.src_regions);
+    let targets = list(&f.targets);
+    let alternatives = if f.healthy_alternatives.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} reach{} the same targets fine",
+            list(&f.healthy_alternatives),
+            if f.healthy_alternatives.len() == 1 {
+                "es"
+            } else {
+                ""
+            }
+        )
+    };
+    match f.scope {
+        Scope::Target => format!(
+            "Since {since} {share}% of connects to {targets} fail ({reason}) from {regions} ({}): the target itself is down or refusing, not one region's network.",
+            f.quorum
+        ),
+        Scope::Source => format!(
+            "Since {since} {share}% of connects from {regions} fail ({reason}) to {} ({}){alternatives}: the fault is {regions}'s own network or egress, not the targets.",
+            targets, f.quorum
+        ),
+        Scope::Path => format!(
+            "Since {since} {share}% of connects from {regions} to {} targets ({targets}) fail ({reason}){alternatives}, and {regions} reaches other targets: the fault is on the {regions} -> {} path, not the targets.",
+            f.target_group.as_deref().unwrap_or("these"),
+            f.target_group.as_deref().unwrap_or("target")
+        ),
+        Scope::Address => format!(
+            "Since {since} connects to {} of {targets} fail ({reason}) from {regions} while its other addresses work: that one backend address is at fault.",
+            f.address.as_deref().unwrap_or("one address")
+        ),
+        Scope::Dns => format!(
+            "Since {since} {share}% of lookups of {targets} fail ({}) from {regions}{alternatives}: name resolution is at fault, not the connects.",
+            reason.trim_start_matches("dns_")
+        ),
+        Scope::Global => format!(
+            "Since {since} connects from {regions} to most targets fail ({reason}; {}): a shared cause, no single region or target to blame.",
+            f.quorum
+        ),
+        Scope::Inconclusive => format!(
+            "Since {since} {share}% of connects from {regions} to {targets} fail ({reason}), but no other region measures the same targets healthily to compare with: the data cannot say whether the target or the path is at fault."
+        ),
     }
 }
 
@@ -642,6 +730,20 @@ mod tests {
         assert_eq!(f[0].target_group.as_deref(), Some("gcp"));
         assert_eq!(f[0].healthy_alternatives, v(&["onprem", "us-west-1"]));
         assert_eq!(f[0].quorum, "3 of 3 targets in gcp");
+        assert!(
+            f[0].explanation.ends_with(
+                "of connects from us-east-2 to gcp targets (api, db and queue) fail (timeout); \
+                 onprem and us-west-1 reach the same targets fine, and us-east-2 reaches other \
+                 targets: the fault is on the us-east-2 -> gcp path, not the targets."
+            ),
+            "{}",
+            f[0].explanation
+        );
+        assert!(
+            f[0].explanation.starts_with("Since 03:44 UTC 18% "),
+            "{}",
+            f[0].explanation
+        );
         let e = &f[0].evidence[0];
         assert!(e.failures * 100 / e.attempts >= 12, "{e:?}");
     }

@@ -124,6 +124,11 @@ labels = {{ provider = "lab" }}
     assert_eq!(f[0]["src_regions"], serde_json::json!(REGIONS));
     assert_eq!(f[0]["quorum"], "3 of 3 regions");
     assert!(f[0]["evidence"][0]["reasons"]["refused"].as_u64() >= Some(2));
+    let said = f[0]["explanation"].as_str().unwrap();
+    assert!(
+        said.contains("% of connects to db fail (refused) from lab-a, lab-b and lab-c (3 of 3 regions): the target itself is down or refusing"),
+        "{said}"
+    );
 
     let (status, db_view) = get(addr, "/api/v1/reachability?target=db&from=lab-b").await;
     assert_eq!(status, 200);
