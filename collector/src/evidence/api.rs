@@ -88,8 +88,9 @@ async fn assessment(app: &Arc<AppState>, headers: &HeaderMap) -> Result<Assessme
         ));
     }
     let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || assess(&store, SystemTime::now(), Params::default()))
-        .await
+    let now = SystemTime::now();
+    let probes = super::probes_of(&app.fleet, now);
+    match tokio::task::spawn_blocking(move || assess(&store, &probes, now, Params::default())).await
     {
         Ok(Ok(a)) => Ok(a),
         Ok(Err(e)) => Err(refuse(

@@ -21,6 +21,10 @@ pub struct Cell {
     pub target: String,
     /// The target's group: its `provider` label, else `service`, else its name.
     pub group: String,
+    /// A control target (label `role = "control"`): one that should always
+    /// be reachable from a working probe host, so that failing it blames
+    /// the host, not the network.
+    pub control: bool,
     /// The address; `None` for the target's DNS lookups.
     pub address: Option<String>,
     /// Attempts in the recent window.
@@ -36,6 +40,8 @@ pub struct Cell {
     pub failures: Vec<(i64, String)>,
     /// Failures blamed on the probe's own host in the recent window.
     pub local_failures: u64,
+    /// The first of them (µs since the epoch).
+    pub local_since_us: Option<i64>,
 }
 
 /// What a cell says.
@@ -125,14 +131,16 @@ impl Cell {
     }
 }
 
-/// The group of a target from its stored labels (JSON).
-fn group_of(name: &str, labels: &str) -> String {
+/// The group of a target from its stored labels (JSON), and whether it is
+/// a control target.
+fn group_of(name: &str, labels: &str) -> (String, bool) {
     let labels: BTreeMap<String, String> = serde_json::from_str(labels).unwrap_or_default();
-    labels
+    let group = labels
         .get("provider")
         .or_else(|| labels.get("service"))
         .cloned()
-        .unwrap_or_else(|| name.to_string())
+        .unwrap_or_else(|| name.to_string());
+    (group, labels.get("role").is_some_and(|r| r == "control"))
 }
 
 /// Reads every cell with data since `baseline_from_us`; the recent window
@@ -160,9 +168,11 @@ pub fn read(
             std::collections::hash_map::Entry::Vacant(e) => {
                 let target: String = r.get(4)?;
                 let labels: String = r.get(5)?;
+                let (group, control) = group_of(&target, &labels);
                 e.insert(Cell {
                     src_region: r.get(3)?,
-                    group: group_of(&target, &labels),
+                    group,
+                    control,
                     target,
                     address: (!address.is_empty()).then_some(address.clone()),
                     attempts: 0,
@@ -171,6 +181,7 @@ pub fn read(
                     baseline_failures: 0,
                     failures: Vec::new(),
                     local_failures: 0,
+                    local_since_us: None,
                 })
             }
         };
@@ -217,11 +228,13 @@ pub fn read(
         let local = ConnectOutcome::ALL
             .iter()
             .any(|o| o.blame() == Blame::Local && o.as_str() == outcome);
-        if local {
-            continue;
-        }
         if let Some(cell) = cells.get_mut(&series) {
-            cell.failures.push((r.get(1)?, outcome));
+            let at: i64 = r.get(1)?;
+            if local {
+                cell.local_since_us = Some(cell.local_since_us.map_or(at, |s| s.min(at)));
+            } else {
+                cell.failures.push((at, outcome));
+            }
         }
     }
     let mut out: Vec<Cell> = cells
@@ -254,6 +267,7 @@ mod tests {
                 src_region: "r".into(),
                 target: "t".into(),
                 group: "g".into(),
+                control: false,
                 address: Some("10.0.0.1:443".into()),
                 attempts: seconds as u64,
                 first_us: now - seconds * S,
@@ -261,6 +275,7 @@ mod tests {
                 baseline_failures: baseline.1,
                 failures,
                 local_failures: 0,
+                local_since_us: None,
             },
             now,
         )

@@ -31,6 +31,24 @@ pub enum Scope {
     Global,
     /// Failures the data cannot place.
     Inconclusive,
+    /// A probe's own host is broken (local errors, or it fails a control
+    /// target): not evidence against the targets; its region sits out the vote.
+    Probe,
+    /// A probe stopped reporting: silent is neither "down" nor healthy.
+    Silent,
+}
+
+/// A probe as the fleet knows it, for silent-probe findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeLiveness {
+    /// Its id.
+    pub probe_id: String,
+    /// Its region.
+    pub src_region: String,
+    /// Its last batch (µs since the epoch).
+    pub last_seen_us: i64,
+    /// Whether it is silent now.
+    pub silent: bool,
 }
 
 /// What one region shows of a finding.
@@ -69,6 +87,9 @@ pub struct Finding {
     /// The address, for address findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// The probe, for silent-probe findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe_id: Option<String>,
     /// Earliest failure (µs since the epoch).
     pub since_us: i64,
     /// Per affected region.
@@ -92,8 +113,132 @@ fn meets_quorum(agree: usize, of: usize) -> bool {
     of > 0 && agree as f64 >= (QUORUM * of as f64).ceil() - 1e-9
 }
 
-/// Localizes the failing cells among `cells` at `now_us`.
-pub fn localize(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> {
+/// Localizes the failing cells among `cells` at `now_us`. Regions whose
+/// probe host is broken, or whose every probe is silent, are reported as
+/// such and left out of the vote.
+pub fn localize(cells: &[Cell], probes: &[ProbeLiveness], now_us: i64, alpha: f64) -> Vec<Finding> {
+    let mut own = Vec::new();
+    let mut excluded: BTreeSet<String> = BTreeSet::new();
+    for p in probes.iter().filter(|p| p.silent) {
+        let region_silent = probes
+            .iter()
+            .filter(|q| q.src_region == p.src_region)
+            .all(|q| q.silent);
+        if region_silent {
+            excluded.insert(p.src_region.clone());
+        }
+        own.push(silent_finding(p, region_silent));
+    }
+    for f in probe_host_findings(cells, now_us, alpha) {
+        excluded.extend(f.src_regions.iter().cloned());
+        own.push(f);
+    }
+    let voting: Vec<Cell> = cells
+        .iter()
+        .filter(|c| !excluded.contains(&c.src_region))
+        .cloned()
+        .collect();
+    let mut findings = localize_voting(&voting, now_us, alpha);
+    findings.extend(own);
+    finish(findings, Vec::new())
+}
+
+/// A region whose probes fail with local errors (at least 3, and a tenth of
+/// their attempts), or fail a control target.
+fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> {
+    let regions: BTreeSet<&str> = cells.iter().map(|c| c.src_region.as_str()).collect();
+    let mut out = Vec::new();
+    for r in regions {
+        let of_r: Vec<&Cell> = cells.iter().filter(|c| c.src_region == r).collect();
+        let local: u64 = of_r.iter().map(|c| c.local_failures).sum();
+        let attempts: u64 = of_r.iter().map(|c| c.attempts).sum::<u64>() + local;
+        let controls: Vec<(&Cell, Failing)> = of_r
+            .iter()
+            .filter(|c| c.control)
+            .filter_map(|c| match c.state(now_us, alpha) {
+                State::Failing(f) => Some((*c, f)),
+                _ => None,
+            })
+            .collect();
+        let local_broken = local >= 3 && local * 10 >= attempts;
+        if !local_broken && controls.is_empty() {
+            continue;
+        }
+        let mut reasons = BTreeMap::new();
+        let mut failures = 0;
+        let mut since = i64::MAX;
+        if local_broken {
+            reasons.insert("local_errors".to_string(), local);
+            failures += local;
+            since = of_r
+                .iter()
+                .filter_map(|c| c.local_since_us)
+                .min()
+                .unwrap_or(now_us);
+        }
+        for (_, f) in &controls {
+            failures += f.failures;
+            since = since.min(f.since_us);
+            for (k, v) in &f.reasons {
+                *reasons.entry(k.clone()).or_insert(0) += v;
+            }
+        }
+        let targets: Vec<String> = controls.iter().map(|(c, _)| c.target.clone()).collect();
+        let mut f = Finding {
+            scope: Scope::Probe,
+            src_regions: vec![r.to_string()],
+            targets,
+            target_group: None,
+            address: None,
+            probe_id: None,
+            since_us: since,
+            evidence: vec![RegionEvidence {
+                src_region: r.to_string(),
+                failures,
+                attempts,
+                reasons,
+                since_us: since,
+                baseline_failures: 0,
+                baseline_attempts: 0,
+                p_value: controls.iter().map(|(_, f)| f.p_value).fold(1.0, f64::min),
+            }],
+            healthy_alternatives: Vec::new(),
+            quorum: if local_broken {
+                format!("{local} local errors in {attempts} attempts")
+            } else {
+                format!("{} control targets failing", controls.len())
+            },
+            explanation: String::new(),
+        };
+        f.explanation = explain(&f);
+        out.push(f);
+    }
+    out
+}
+
+fn silent_finding(p: &ProbeLiveness, region_silent: bool) -> Finding {
+    let mut f = Finding {
+        scope: Scope::Silent,
+        src_regions: vec![p.src_region.clone()],
+        targets: Vec::new(),
+        target_group: None,
+        address: None,
+        probe_id: Some(p.probe_id.clone()),
+        since_us: p.last_seen_us,
+        evidence: Vec::new(),
+        healthy_alternatives: Vec::new(),
+        quorum: if region_silent {
+            "every probe of the region".to_string()
+        } else {
+            "other probes of the region report".to_string()
+        },
+        explanation: String::new(),
+    };
+    f.explanation = explain(&f);
+    f
+}
+
+fn localize_voting(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> {
     let judged: Vec<Judged<'_>> = cells
         .iter()
         .map(|c| {
@@ -442,6 +587,7 @@ fn finding(
         targets: targets.into_iter().collect(),
         target_group,
         address,
+        probe_id: None,
         since_us: evidence.iter().map(|e| e.since_us).min().unwrap_or(0),
         evidence,
         healthy_alternatives,
@@ -528,6 +674,23 @@ fn explain(f: &Finding) -> String {
         Scope::Global => format!(
             "Since {since} connects from {regions} to most targets fail ({reason}; {}): a shared cause, no single region or target to blame.",
             f.quorum
+        ),
+        Scope::Probe => format!(
+            "Since {since} the probe host in {regions} is failing on its own ({}): its failures say nothing about the targets and {regions} is left out of the vote.",
+            if f.targets.is_empty() {
+                "local errors".to_string()
+            } else {
+                format!("it cannot reach its control target {targets}")
+            }
+        ),
+        Scope::Silent => format!(
+            "Probe {} in {regions} has not reported since {since}: silent, which is neither \"its targets are down\" nor healthy{}.",
+            f.probe_id.as_deref().unwrap_or("?"),
+            if f.quorum.starts_with("every") {
+                format!("; {regions} is left out of the vote")
+            } else {
+                String::new()
+            }
         ),
         Scope::Inconclusive => format!(
             "Since {since} {share}% of connects from {regions} to {targets} fail ({reason}), but no other region measures the same targets healthily to compare with: the data cannot say whether the target or the path is at fault."
@@ -662,6 +825,7 @@ mod tests {
                         src_region: r.into(),
                         target: t.into(),
                         group: g.into(),
+                        control: false,
                         address: (!a.is_empty()).then(|| a.to_string()),
                         attempts: 300,
                         first_us: NOW - 300 * S,
@@ -669,11 +833,16 @@ mod tests {
                         baseline_failures: 0,
                         failures,
                         local_failures: 0,
+                        local_since_us: None,
                     });
                 }
             }
         }
         cells
+    }
+
+    fn localize_all(cells: &[Cell], now: i64, alpha: f64) -> Vec<Finding> {
+        localize(cells, &[], now, alpha)
     }
 
     fn scopes(f: &[Finding]) -> Vec<(Scope, Vec<String>, Vec<String>)> {
@@ -688,12 +857,12 @@ mod tests {
 
     #[test]
     fn a_healthy_fleet_has_no_findings() {
-        assert!(localize(&fleet(|_, _, _| 0.0), NOW, 1e-3).is_empty());
+        assert!(localize_all(&fleet(|_, _, _| 0.0), NOW, 1e-3).is_empty());
     }
 
     #[test]
     fn a_backend_refusing_everywhere_is_target_side() {
-        let f = localize(
+        let f = localize_all(
             &fleet(|_, t, a| f64::from(t == "db" && !a.is_empty())),
             NOW,
             1e-3,
@@ -712,7 +881,7 @@ mod tests {
     #[test]
     fn one_region_to_one_provider_is_a_path_with_alternatives() {
         // Seed 003: 18% of connects from us-east-2 to every GCP backend.
-        let f = localize(
+        let f = localize_all(
             &fleet(|r, t, a| {
                 if r == "us-east-2" && ["api", "db", "queue"].contains(&t) && !a.is_empty() {
                     0.18
@@ -750,7 +919,7 @@ mod tests {
 
     #[test]
     fn one_region_failing_to_everything_is_source_side() {
-        let f = localize(
+        let f = localize_all(
             &fleet(|r, _, a| f64::from(r == "onprem" && !a.is_empty())),
             NOW,
             1e-3,
@@ -768,7 +937,7 @@ mod tests {
 
     #[test]
     fn one_address_failing_everywhere_is_an_address() {
-        let f = localize(&fleet(|_, _, a| f64::from(a == "10.1.0.3:443")), NOW, 1e-3);
+        let f = localize_all(&fleet(|_, _, a| f64::from(a == "10.1.0.3:443")), NOW, 1e-3);
         assert_eq!(
             scopes(&f),
             [(Scope::Address, v(&REGIONS_SORTED), v(&["api"]))]
@@ -778,7 +947,7 @@ mod tests {
 
     #[test]
     fn dns_in_one_region_is_dns_there_only() {
-        let f = localize(
+        let f = localize_all(
             &fleet(|r, _, a| f64::from(r == "us-west-1" && a.is_empty())),
             NOW,
             1e-3,
@@ -789,7 +958,7 @@ mod tests {
 
     #[test]
     fn everything_failing_everywhere_is_global_not_a_guess() {
-        let f = localize(&fleet(|_, _, a| f64::from(!a.is_empty())), NOW, 1e-3);
+        let f = localize_all(&fleet(|_, _, a| f64::from(!a.is_empty())), NOW, 1e-3);
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].scope, Scope::Global);
         assert_eq!(f[0].quorum, "5 of 5 targets");
@@ -799,11 +968,71 @@ mod tests {
     fn a_path_no_other_region_measures_is_inconclusive() {
         let mut cells = fleet(|r, t, _| f64::from(r == "us-east-2" && t == "web"));
         cells.retain(|c| c.target != "web" || c.src_region == "us-east-2");
-        let f = localize(&cells, NOW, 1e-3);
+        let f = localize_all(&cells, NOW, 1e-3);
         assert_eq!(
             scopes(&f),
             [(Scope::Inconclusive, v(&["us-east-2"]), v(&["web"]))]
         );
         assert!(f[0].healthy_alternatives.is_empty());
+    }
+
+    #[test]
+    fn a_broken_probe_host_is_its_own_finding_and_sits_out_the_vote() {
+        // onprem fails everything, but with local errors: its host, not the
+        // network, and not the targets.
+        let mut cells = fleet(|r, _, a| f64::from(r == "onprem" && !a.is_empty()));
+        for c in cells.iter_mut().filter(|c| c.src_region == "onprem") {
+            c.local_failures = 40;
+            c.local_since_us = Some(NOW - 100 * S);
+        }
+        let f = localize_all(&cells, NOW, 1e-3);
+        assert_eq!(scopes(&f), [(Scope::Probe, v(&["onprem"]), v(&[]))]);
+        assert!(
+            f[0].explanation.contains("local errors"),
+            "{}",
+            f[0].explanation
+        );
+
+        // A failing control target blames the host the same way.
+        let mut cells =
+            fleet(|r, t, a| f64::from(r == "us-west-1" && t == "cache" && !a.is_empty()));
+        for c in cells.iter_mut().filter(|c| c.target == "cache") {
+            c.control = true;
+        }
+        let f = localize_all(&cells, NOW, 1e-3);
+        assert_eq!(
+            scopes(&f),
+            [(Scope::Probe, v(&["us-west-1"]), v(&["cache"]))]
+        );
+    }
+
+    #[test]
+    fn a_silent_region_is_reported_and_not_counted_against_targets() {
+        // us-west-1's last data shows failures to web, then it went silent:
+        // only the silence is reported, not a path or a target.
+        let cells = fleet(|r, t, a| f64::from(r == "us-west-1" && t == "web" && !a.is_empty()));
+        let probes = [
+            ProbeLiveness {
+                probe_id: "w1".into(),
+                src_region: "us-west-1".into(),
+                last_seen_us: NOW - 90 * S,
+                silent: true,
+            },
+            ProbeLiveness {
+                probe_id: "e1".into(),
+                src_region: "us-east-2".into(),
+                last_seen_us: NOW - S,
+                silent: false,
+            },
+        ];
+        let f = localize(&cells, &probes, NOW, 1e-3);
+        assert_eq!(scopes(&f), [(Scope::Silent, v(&["us-west-1"]), v(&[]))]);
+        assert_eq!(f[0].probe_id.as_deref(), Some("w1"));
+        assert!(
+            f[0].explanation
+                .contains("neither \"its targets are down\" nor healthy; us-west-1 is left out"),
+            "{}",
+            f[0].explanation
+        );
     }
 }

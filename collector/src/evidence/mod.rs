@@ -50,18 +50,38 @@ pub struct Assessment {
     pub findings: Vec<Finding>,
 }
 
-/// Judges the store's data at `now`.
-pub fn assess(store: &Store, now: SystemTime, params: Params) -> Result<Assessment, StoreError> {
+/// Judges the store's data at `now`, with the fleet's probes as they are.
+pub fn assess(
+    store: &Store,
+    probes: &[localize::ProbeLiveness],
+    now: SystemTime,
+    params: Params,
+) -> Result<Assessment, StoreError> {
     let now_us = us(now);
     let recent_from = now_us - params.recent.as_micros() as i64;
     let baseline_from = recent_from - params.baseline.as_micros() as i64;
     let cells = store.read(|conn| cells::read(conn, baseline_from, recent_from))?;
-    let findings = localize::localize(&cells, now_us, params.alpha);
+    let findings = localize::localize(&cells, probes, now_us, params.alpha);
     Ok(Assessment {
         at_us: now_us,
         cells,
         findings,
     })
+}
+
+/// The fleet's probes for [`assess`].
+pub fn probes_of(fleet: &crate::fleet::Fleet, now: SystemTime) -> Vec<localize::ProbeLiveness> {
+    fleet
+        .probes(now)
+        .into_iter()
+        .filter(|(_, _, l)| *l != crate::fleet::Liveness::Forgotten)
+        .map(|(id, p, l)| localize::ProbeLiveness {
+            probe_id: id,
+            src_region: p.src_region,
+            last_seen_us: us(p.last_seen),
+            silent: l == crate::fleet::Liveness::Silent,
+        })
+        .collect()
 }
 
 fn us(t: SystemTime) -> i64 {
