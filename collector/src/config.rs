@@ -30,6 +30,21 @@ pub struct Config {
     pub probes: ProbePolicy,
     /// The fleet inventory's file_sd files (empty: no inventory).
     pub inventory: Vec<PathBuf>,
+    /// How evidence is judged and incidents kept.
+    pub evidence: EvidencePolicy,
+}
+
+/// How evidence is judged and incidents kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidencePolicy {
+    /// How often the matrix is judged and incidents updated.
+    pub evaluate_every: Duration,
+    /// The recent window in which faults are looked for.
+    pub recent: Duration,
+    /// The baseline window before it.
+    pub baseline: Duration,
+    /// How long an incident's paths must be clean before it is resolved.
+    pub resolve_after: Duration,
 }
 
 /// A bearer token bound to one region (and optionally to some probes in it).
@@ -133,6 +148,17 @@ struct Raw {
     probes: RawProbes,
     #[serde(default)]
     inventory: RawInventory,
+    #[serde(default)]
+    evidence: RawEvidence,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvidence {
+    evaluate_every: Option<S<String>>,
+    recent: Option<S<String>>,
+    baseline: Option<S<String>>,
+    resolve_after: Option<S<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -366,6 +392,43 @@ impl Config {
             ));
         }
 
+        let evidence = EvidencePolicy {
+            evaluate_every: dur(
+                &mut c,
+                &raw.evidence.evaluate_every,
+                "evidence.evaluate_every",
+                Duration::from_secs(10),
+            )
+            .unwrap_or_default(),
+            recent: dur(
+                &mut c,
+                &raw.evidence.recent,
+                "evidence.recent",
+                Duration::from_secs(15 * 60),
+            )
+            .unwrap_or_default(),
+            baseline: dur(
+                &mut c,
+                &raw.evidence.baseline,
+                "evidence.baseline",
+                Duration::from_secs(3600),
+            )
+            .unwrap_or_default(),
+            resolve_after: dur(
+                &mut c,
+                &raw.evidence.resolve_after,
+                "evidence.resolve_after",
+                Duration::from_secs(180),
+            )
+            .unwrap_or_default(),
+        };
+        if evidence.resolve_after < evidence.evaluate_every {
+            c.problems.push(format!(
+                "  {name}: evidence.resolve_after ({}) must be at least evidence.evaluate_every ({})",
+                humantime::format_duration(evidence.resolve_after),
+                humantime::format_duration(evidence.evaluate_every)
+            ));
+        }
         let mut inventory = Vec::new();
         for (i, f) in raw.inventory.file_sd.iter().enumerate() {
             let path = base.join(f.get_ref());
@@ -394,6 +457,7 @@ impl Config {
             limits,
             probes,
             inventory,
+            evidence,
         })
     }
 }

@@ -38,6 +38,14 @@ pub struct Metrics {
     pub inventory_requests: IntCounterVec,
     /// 1 while the inventory files on disk are what is served.
     pub inventory_healthy: IntGauge,
+    /// Evidence evaluations, by result.
+    pub evaluations: IntCounterVec,
+    /// How long the last evaluation took.
+    pub evidence_seconds: prometheus::Gauge,
+    /// Incidents opened, by scope.
+    pub incidents_opened: IntCounterVec,
+    /// Incidents resolved, by scope.
+    pub incidents_resolved: IntCounterVec,
 }
 
 impl Metrics {
@@ -107,6 +115,29 @@ impl Metrics {
                 "1 while the fleet inventory files on disk are what is served; 0 after a change that could not be read.",
             )
             .unwrap(),
+            evaluations: IntCounterVec::new(
+                Opts::new(
+                    "vantage_evidence_evaluations_total",
+                    "Evaluations of the region x target matrix, by result (ok, error).",
+                ),
+                &["result"],
+            )
+            .unwrap(),
+            evidence_seconds: prometheus::Gauge::new(
+                "vantage_evidence_last_evaluation_seconds",
+                "How long the last evaluation of the matrix took.",
+            )
+            .unwrap(),
+            incidents_opened: IntCounterVec::new(
+                Opts::new("vantage_incidents_opened_total", "Incidents opened, by scope."),
+                &["scope"],
+            )
+            .unwrap(),
+            incidents_resolved: IntCounterVec::new(
+                Opts::new("vantage_incidents_resolved_total", "Incidents resolved, by scope."),
+                &["scope"],
+            )
+            .unwrap(),
             registry,
         };
         for c in [
@@ -119,14 +150,23 @@ impl Metrics {
             Box::new(m.result_delay.clone()),
             Box::new(m.inventory_requests.clone()),
             Box::new(m.inventory_healthy.clone()),
+            Box::new(m.evaluations.clone()),
+            Box::new(m.evidence_seconds.clone()),
+            Box::new(m.incidents_opened.clone()),
+            Box::new(m.incidents_resolved.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }
         m
     }
 
-    /// The collector's own series and every probe's state.
-    pub fn encode_head(&self, fleet: &Fleet, now: SystemTime) -> io::Result<Vec<u8>> {
+    /// The collector's own series, every probe's state and the open incidents.
+    pub fn encode_head(
+        &self,
+        fleet: &Fleet,
+        incidents: &[crate::evidence::incidents::Incident],
+        now: SystemTime,
+    ) -> io::Result<Vec<u8>> {
         let mut buf = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buf)
@@ -180,6 +220,7 @@ impl Metrics {
                 );
             }
         }
+        encode_incidents(incidents, &mut out);
         buf.extend_from_slice(out.as_bytes());
         Ok(buf)
     }
@@ -188,6 +229,55 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+/// `vantage_incident_active` (one series per incident and affected region,
+/// for alert routing and dashboards) and `vantage_incident_onset_timestamp_seconds`.
+fn encode_incidents(incidents: &[crate::evidence::incidents::Incident], out: &mut String) {
+    if incidents.is_empty() {
+        return;
+    }
+    let esc = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let _ = writeln!(
+        out,
+        "# HELP vantage_incident_active An open incident, per affected region: scope (target, source, path, address, dns, global, inconclusive, probe, silent), target group and targets.\n# TYPE vantage_incident_active gauge"
+    );
+    for i in incidents {
+        let f = &i.finding;
+        let targets = if f.targets.len() > 5 {
+            format!("{},+{}", f.targets[..5].join(","), f.targets.len() - 5)
+        } else {
+            f.targets.join(",")
+        };
+        for r in &f.src_regions {
+            let _ = writeln!(
+                out,
+                "vantage_incident_active{{incident_id=\"{}\",scope=\"{}\",src_region=\"{}\",target_group=\"{}\",target=\"{}\"}} 1",
+                i.id,
+                f.scope.as_str(),
+                esc(r),
+                esc(f.target_group.as_deref().unwrap_or("")),
+                esc(&targets)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP vantage_incident_onset_timestamp_seconds When an open incident's first failure happened (Unix time).\n# TYPE vantage_incident_onset_timestamp_seconds gauge"
+    );
+    for i in incidents {
+        let _ = writeln!(
+            out,
+            "vantage_incident_onset_timestamp_seconds{{incident_id=\"{}\",scope=\"{}\"}} {}",
+            i.id,
+            i.finding.scope.as_str(),
+            i.finding.since_us as f64 / 1e6
+        );
     }
 }
 

@@ -38,6 +38,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// The collector's own metrics.
     pub metrics: Metrics,
+    /// The open incidents.
+    pub incidents: std::sync::Mutex<crate::evidence::incidents::Tracker>,
     /// The fleet inventory.
     pub inventory: crate::inventory::Inventory,
     /// Per-probe rate limits.
@@ -52,6 +54,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(RESULTS_PATH, post(ingest::post_results))
         .route("/api/v1/probes", get(probes))
         .route("/api/v1/findings", get(crate::evidence::api::findings))
+        .route("/api/v1/incidents", get(crate::evidence::api::incidents))
+        .route(
+            "/api/v1/incidents/{id}",
+            get(crate::evidence::api::incident),
+        )
         .route(
             "/api/v1/reachability",
             get(crate::evidence::api::reachability),
@@ -126,7 +133,11 @@ async fn probes(State(app): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<AppState>>) -> Response {
-    let head = match app.metrics.encode_head(&app.fleet, SystemTime::now()) {
+    let open = crate::evidence::runner::open(&app);
+    let head = match app
+        .metrics
+        .encode_head(&app.fleet, &open, SystemTime::now())
+    {
         Ok(h) => h,
         Err(e) => {
             return (

@@ -66,8 +66,17 @@ impl Collector {
         )
         .map_err(anyhow::Error::msg)
         .context("fleet inventory")?;
+        let (open, last_id) = store
+            .read(crate::evidence::incidents::load_open)
+            .context("reading open incidents")?;
+        let incidents = std::sync::Mutex::new(crate::evidence::incidents::Tracker::new(
+            open,
+            last_id,
+            config.evidence.resolve_after,
+        ));
         let state = Arc::new(AppState {
             tokens: Tokens::new(config.tokens.clone()),
+            incidents,
             inventory,
             config,
             store,
@@ -93,6 +102,10 @@ impl Collector {
     /// Serves until `stop` is cancelled; requests in flight finish.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         self.state.ready.store(true, Ordering::Release);
+        let evidence = tokio::spawn(crate::evidence::runner::run(
+            self.state.clone(),
+            stop.clone(),
+        ));
         tracing::info!(
             listen = %self.addr(),
             tls = self.tls.is_some(),
@@ -106,6 +119,7 @@ impl Collector {
             }
             None => server::serve(self.listener, self.state, stop).await?,
         }
+        let _ = evidence.await;
         Ok(())
     }
 }

@@ -77,21 +77,14 @@ fn refuse(status: StatusCode, reason: &str, message: String) -> Response {
 }
 
 async fn assessment(app: &Arc<AppState>, headers: &HeaderMap) -> Result<Assessment, Response> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(d) = app.tokens.authenticate(auth) {
-        return Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            d.reason(),
-            "send `Authorization: Bearer <token>`".into(),
-        ));
+    if let Some(r) = denied(app, headers) {
+        return Err(r);
     }
     let store = app.store.clone();
     let now = SystemTime::now();
     let probes = super::probes_of(&app.fleet, now);
-    match tokio::task::spawn_blocking(move || assess(&store, &probes, now, Params::default())).await
-    {
+    let params = Params::from_policy(&app.config.evidence);
+    match tokio::task::spawn_blocking(move || assess(&store, &probes, now, params)).await {
         Ok(Ok(a)) => Ok(a),
         Ok(Err(e)) => Err(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -112,6 +105,117 @@ pub async fn findings(State(app): State<Arc<AppState>>, headers: HeaderMap) -> R
         Ok(a) => json_response(StatusCode::OK, &a.findings),
         Err(r) => r,
     }
+}
+
+/// Query of `GET /api/v1/incidents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentsQuery {
+    /// Also incidents resolved since then (RFC 3339); default: a day ago.
+    pub since: Option<String>,
+    /// At most this many (default and maximum 1000).
+    pub limit: Option<usize>,
+}
+
+/// `GET /api/v1/incidents`: open incidents and those changed since `since`,
+/// newest first.
+pub async fn incidents(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<IncidentsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Some(r) = denied(&app, &headers) {
+        return r;
+    }
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let since = match q.since.as_deref().map(humantime::parse_rfc3339_weak) {
+        None => SystemTime::now() - std::time::Duration::from_secs(86_400),
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+                format!("since: not an RFC 3339 time ({e})"),
+            );
+        }
+    };
+    let since_us = super::us(since);
+    let limit = q.limit.unwrap_or(1000).min(1000);
+    let store = app.store.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        store.read(|c| super::incidents::list(c, since_us, limit))
+    })
+    .await;
+    match read {
+        Ok(Ok(list)) => json_response(StatusCode::OK, &list),
+        Ok(Err(e)) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// One incident with its timeline.
+#[derive(Debug, Serialize)]
+pub struct IncidentView {
+    /// The incident.
+    #[serde(flatten)]
+    pub incident: super::incidents::Incident,
+    /// Its timeline, oldest first.
+    pub timeline: Vec<super::incidents::Event>,
+}
+
+/// `GET /api/v1/incidents/{id}`.
+pub async fn incident(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    id: Result<axum::extract::Path<u64>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    if let Some(r) = denied(&app, &headers) {
+        return r;
+    }
+    let id = match id {
+        Ok(axum::extract::Path(id)) => id,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let store = app.store.clone();
+    let read =
+        tokio::task::spawn_blocking(move || store.read(|c| super::incidents::one(c, id))).await;
+    match read {
+        Ok(Ok(Some((incident, timeline)))) => {
+            json_response(StatusCode::OK, &IncidentView { incident, timeline })
+        }
+        Ok(Ok(None)) => refuse(
+            StatusCode::NOT_FOUND,
+            "no_such_incident",
+            format!("no incident {id}"),
+        ),
+        Ok(Err(e)) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}
+
+/// The 401 for a request without a known token; `None` lets it through.
+fn denied(app: &AppState, headers: &HeaderMap) -> Option<Response> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    app.tokens.authenticate(auth).err().map(|d| {
+        refuse(
+            StatusCode::UNAUTHORIZED,
+            d.reason(),
+            "send `Authorization: Bearer <token>`".into(),
+        )
+    })
 }
 
 /// `GET /api/v1/reachability`.
@@ -155,7 +259,7 @@ pub fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
                 reasons: BTreeMap::new(),
             });
         v.attempts += c.attempts;
-        match c.state(a.at_us, Params::default().alpha) {
+        match c.state(a.at_us, a.alpha) {
             CellState::Failing(f) => {
                 v.state = "failing";
                 v.failures += f.failures;

@@ -71,6 +71,14 @@ pub struct Failing {
     pub reasons: BTreeMap<String, u64>,
 }
 
+/// A run of successes this unlikely at the fault's failure rate means the
+/// fault is over.
+pub const RECOVERED: f64 = 1e-3;
+
+/// Attempts not counted as clean after a failure: they may not have
+/// arrived yet.
+pub const LATE_ATTEMPTS: f64 = 2.0;
+
 /// Fewest attempts for a cell to count as healthy.
 pub const MIN_HEALTHY_ATTEMPTS: u64 = 3;
 
@@ -115,6 +123,19 @@ impl Cell {
         };
         let p_value = (p * m as f64).min(1.0);
         if p_value >= alpha {
+            return State::Healthy;
+        }
+        // Over? The attempts since the last failure all succeeded; at the
+        // window's failure rate that run would be unlikely if it went on.
+        let last = self.failures[m - 1].0;
+        // Two attempts of slack: results arrive a flush interval late.
+        let clean = (rate * ((now_us - last).max(0) as f64 / 1e6)).floor() - LATE_ATTEMPTS;
+        // The failure rate while it lasted: from the window's first failure
+        // to its last.
+        let lasted =
+            ((rate * ((last - self.failures[j].0).max(0) as f64 / 1e6)).round() as u64 + 1).max(k);
+        let share = k as f64 / lasted as f64;
+        if clean >= 1.0 && (1.0 - share).powf(clean) < RECOVERED {
             return State::Healthy;
         }
         let mut reasons = BTreeMap::new();
@@ -289,6 +310,26 @@ mod tests {
         };
         assert_eq!((f.failures, f.attempts), (2, 2));
         assert_eq!(f.reasons["timeout"], 2);
+    }
+
+    #[test]
+    fn a_fault_is_over_once_the_successes_since_are_unlikely_under_it() {
+        // A hard outage of 20 rounds that ended 5 s ago: over.
+        let ago: Vec<i64> = (5..25).collect();
+        let (c, now) = cell(600, &ago, (3600, 0));
+        assert_eq!(c.state(now, 1e-3), State::Healthy);
+        // Ending now: still failing.
+        let ago: Vec<i64> = (0..20).collect();
+        let (c, now) = cell(600, &ago, (3600, 0));
+        assert!(matches!(c.state(now, 1e-3), State::Failing(_)));
+        // 18% with the last failure 10 s ago: could be a lull, still failing.
+        let ago: Vec<i64> = (10..130).filter(|s| s % 11 == 0 || s % 17 == 0).collect();
+        let (c, now) = cell(900, &ago, (3600, 0));
+        assert!(matches!(c.state(now, 1e-3), State::Failing(_)));
+        // ... and 60 clean seconds later it is over.
+        let ago: Vec<i64> = (60..180).filter(|s| s % 11 == 0 || s % 17 == 0).collect();
+        let (c, now) = cell(900, &ago, (3600, 0));
+        assert_eq!(c.state(now, 1e-3), State::Healthy);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cells::{Cell, Failing, State};
 
@@ -13,7 +13,7 @@ use super::cells::{Cell, Failing, State};
 pub const QUORUM: f64 = 2.0 / 3.0;
 
 /// Where a fault is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Most regions fail to one target: the backend.
@@ -38,6 +38,23 @@ pub enum Scope {
     Silent,
 }
 
+impl Scope {
+    /// The label value; identical to the serde name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Target => "target",
+            Scope::Source => "source",
+            Scope::Path => "path",
+            Scope::Address => "address",
+            Scope::Dns => "dns",
+            Scope::Global => "global",
+            Scope::Inconclusive => "inconclusive",
+            Scope::Probe => "probe",
+            Scope::Silent => "silent",
+        }
+    }
+}
+
 /// A probe as the fleet knows it, for silent-probe findings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeLiveness {
@@ -52,7 +69,7 @@ pub struct ProbeLiveness {
 }
 
 /// What one region shows of a finding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegionEvidence {
     /// The region.
     pub src_region: String,
@@ -73,7 +90,7 @@ pub struct RegionEvidence {
 }
 
 /// One localized fault.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     /// Where it is.
     pub scope: Scope,
@@ -811,7 +828,7 @@ mod tests {
                         })
                         .map(|s| {
                             (
-                                NOW - (120 - s) * S,
+                                NOW - (119 - s) * S,
                                 if a.is_empty() {
                                     "dns_servfail"
                                 } else {

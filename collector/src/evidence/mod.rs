@@ -10,7 +10,9 @@
 
 pub mod api;
 pub mod cells;
+pub mod incidents;
 pub mod localize;
+pub mod runner;
 pub mod stats;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +29,17 @@ pub struct Params {
     pub baseline: Duration,
     /// Significance of one cell's test.
     pub alpha: f64,
+}
+
+impl Params {
+    /// The parameters a collector config asks for.
+    pub fn from_policy(p: &crate::config::EvidencePolicy) -> Params {
+        Params {
+            recent: p.recent,
+            baseline: p.baseline,
+            ..Params::default()
+        }
+    }
 }
 
 impl Default for Params {
@@ -48,6 +61,8 @@ pub struct Assessment {
     pub cells: Vec<cells::Cell>,
     /// The localized faults.
     pub findings: Vec<Finding>,
+    /// The significance the cells were judged at.
+    pub alpha: f64,
 }
 
 /// Judges the store's data at `now`, with the fleet's probes as they are.
@@ -66,6 +81,7 @@ pub fn assess(
         at_us: now_us,
         cells,
         findings,
+        alpha: params.alpha,
     })
 }
 

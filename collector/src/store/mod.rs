@@ -38,7 +38,7 @@ const EXPIRE_CHUNK: i64 = 10_000;
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Work>,
     on_stored: OnStored,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
@@ -125,6 +125,21 @@ pub enum StoreError {
     Closed,
 }
 
+/// What the writer does: store a batch, or run a write of its own.
+enum Work {
+    Batch(Job),
+    Write(WriteJob),
+}
+
+/// A write of the store's own, run on the writer's connection.
+type WriteFn = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
+/// A write outside ingest (incidents), in a transaction of its own.
+struct WriteJob {
+    write: WriteFn,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
 struct Job {
     batch: Batch,
     received: SystemTime,
@@ -207,12 +222,12 @@ impl Store {
     ) -> Result<Ack, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job {
+            .send(Work::Batch(Job {
                 batch,
                 received,
                 probe_clock,
                 reply,
-            })
+            }))
             .await
             .map_err(|_| StoreError::Closed)?;
         match answer.await {
@@ -223,6 +238,30 @@ impl Store {
                 Ok(ack)
             }
             Ok((Err(message), _)) => Err(StoreError::Write {
+                path: self.path.display().to_string(),
+                message,
+            }),
+            Err(_) => Err(StoreError::Closed),
+        }
+    }
+
+    /// Runs `write` on the writer's connection in a transaction of its own,
+    /// committed (durable) when this returns `Ok`.
+    pub async fn write(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Work::Write(WriteJob {
+                write: Box::new(write),
+                reply,
+            }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Write {
                 path: self.path.display().to_string(),
                 message,
             }),
@@ -423,16 +462,28 @@ struct FailureRow {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Work>) {
         while let Some(first) = rx.blocking_recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < GROUP {
-                match rx.try_recv() {
-                    Ok(job) => jobs.push(job),
-                    Err(_) => break,
+            let mut jobs = Vec::new();
+            let mut next = Some(first);
+            while let Some(work) = next.take() {
+                match work {
+                    Work::Batch(job) => jobs.push(job),
+                    Work::Write(w) => {
+                        // In arrival order: the batches before it first.
+                        if !jobs.is_empty() {
+                            self.store_group(std::mem::take(&mut jobs));
+                        }
+                        self.write(w);
+                    }
+                }
+                if jobs.len() < GROUP {
+                    next = rx.try_recv().ok();
                 }
             }
-            self.store_group(jobs);
+            if !jobs.is_empty() {
+                self.store_group(jobs);
+            }
             if self.last_expiry.elapsed().unwrap_or_default() >= EXPIRE_EVERY {
                 self.last_expiry = SystemTime::now();
                 if let Err(e) = expire(&self.conn, self.retention, SystemTime::now()) {
@@ -440,6 +491,18 @@ impl Writer {
                 }
             }
         }
+    }
+
+    fn write(&mut self, w: WriteJob) {
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.unchecked_transaction()?;
+            (w.write)(&tx)?;
+            tx.commit()
+        })();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "writing to the store");
+        }
+        let _ = w.reply.send(result.map_err(|e| e.to_string()));
     }
 
     fn store_group(&mut self, jobs: Vec<Job>) {

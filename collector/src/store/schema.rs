@@ -78,4 +78,21 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 CREATE INDEX IF NOT EXISTS failures_by_time ON failures (at_us);
 CREATE INDEX IF NOT EXISTS failures_by_series ON failures (series_id, at_us);
+
+-- Incidents opened from the evidence, with their current state as JSON,
+-- and their timelines.
+CREATE TABLE IF NOT EXISTS incidents (
+    id          INTEGER PRIMARY KEY,
+    opened_us   INTEGER NOT NULL,
+    updated_us  INTEGER NOT NULL,
+    resolved_us INTEGER,
+    state       TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incident_events (
+    incident_id INTEGER NOT NULL,
+    at_us       INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    text        TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_events_by_incident ON incident_events (incident_id, at_us);
 ";

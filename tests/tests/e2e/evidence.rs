@@ -1,6 +1,8 @@
 //! Evidence from real probes on loopback: three regions push to a
-//! collector; a refusing backend is found target-side, and the
-//! reachability API answers for it and for a backend that works.
+//! collector; a refusing backend is found target-side, the reachability API
+//! answers for it and for a backend that works, an incident opens with its
+//! timeline and Prometheus series, resolves when the backend comes back,
+//! and is still there after a restart.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -33,6 +35,42 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
     )
 }
 
+type Running = (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+async fn start_collector(path: &std::path::Path, addr: SocketAddr) -> Running {
+    let collector = Collector::bind(CollectorConfig::load(path).unwrap())
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(collector.run(stop.clone()));
+    wait_for_200(addr, "/-/ready", Duration::from_secs(5)).await;
+    (stop, task)
+}
+
+async fn wait_for(
+    addr: SocketAddr,
+    path: &str,
+    limit: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let (status, body) = get(addr, path).await;
+        assert_eq!(status, 200, "{body}");
+        if done(&body) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{path} after {limit:?}: {body:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_backend_is_target_side_and_reachability_says_so() {
     let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
@@ -40,7 +78,8 @@ async fn a_refusing_backend_is_target_side_and_reachability_says_so() {
     let dir = Scratch::new("evidence");
     let addr = SocketAddr::new(LO, free_port());
     let mut text = format!(
-        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n"
+        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n\
+         [evidence]\nevaluate_every = \"1s\"\nresolve_after = \"2s\"\n"
     );
     for r in REGIONS {
         text.push_str(&format!(
@@ -48,13 +87,8 @@ async fn a_refusing_backend_is_target_side_and_reachability_says_so() {
             token(r)
         ));
     }
-    let path = dir.write("collector.toml", &text);
-    let collector = Collector::bind(CollectorConfig::load(&path).unwrap())
-        .await
-        .unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(collector.run(stop.clone()));
-    wait_for_200(addr, "/-/ready", Duration::from_secs(5)).await;
+    let collector_config = dir.write("collector.toml", &text);
+    let (stop, task) = start_collector(&collector_config, addr).await;
 
     let mut probes = Vec::new();
     for (i, r) in REGIONS.iter().enumerate() {
@@ -148,6 +182,74 @@ labels = {{ provider = "lab" }}
         .await
         .unwrap();
     assert_eq!(status, 401);
+
+    // The finding became an incident, with a timeline and series.
+    let list = wait_for(addr, "/api/v1/incidents", Duration::from_secs(5), |b| {
+        b.as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:#?}");
+    assert_eq!(list[0]["id"], 1);
+    assert_eq!(list[0]["finding"]["scope"], "target");
+    assert!(list[0]["resolved_us"].is_null());
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], &[]).await.unwrap();
+    let samples = vantage_tests::parse_exposition(&metrics);
+    for r in REGIONS {
+        assert_eq!(
+            vantage_tests::value(
+                &samples,
+                "vantage_incident_active",
+                &[
+                    ("incident_id", "1"),
+                    ("scope", "target"),
+                    ("src_region", r),
+                    ("target", "db")
+                ]
+            ),
+            Some(1.0),
+            "{r}"
+        );
+    }
+    vantage_tests::promtool_check_metrics(&metrics);
+
+    // The backend comes back: the incident resolves.
+    let port = db.addr.port();
+    drop(db);
+    let _db = Accepting::bind(SocketAddr::new(LO, port)).await.unwrap();
+    let one = wait_for(addr, "/api/v1/incidents/1", Duration::from_secs(15), |b| {
+        !b["resolved_us"].is_null()
+    })
+    .await;
+    let kinds: Vec<&str> = one["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["onset", "onset", "onset", "opened", "resolved"],
+        "{one:#}"
+    );
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], &[]).await.unwrap();
+    assert!(!metrics.contains("vantage_incident_active{"), "{metrics}");
+    let (_, db_view) = get(addr, "/api/v1/reachability?target=db").await;
+    assert_eq!(db_view["verdict"], "reachable", "{db_view:#}");
+
+    // History survives a restart; an unknown incident is a 404.
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let (stop, task) = start_collector(&collector_config, addr).await;
+    let (status, again) = get(addr, "/api/v1/incidents/1").await;
+    assert_eq!(status, 200);
+    assert_eq!(again["timeline"], one["timeline"]);
+    assert_eq!(again["resolved_us"], one["resolved_us"]);
+    let (status, body) = get(addr, "/api/v1/incidents/99").await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (404, Some("no_such_incident"))
+    );
 
     for (control, task) in probes {
         control.send(Control::Shutdown).await.unwrap();

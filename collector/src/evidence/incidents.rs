@@ -1,0 +1,450 @@
+//! Incidents: findings that persist get a stable id, a timeline and a
+//! resolution. Each evaluation matches the current findings to the open
+//! incidents by the (region, target) pairs they share; a match updates the
+//! incident (regions added or recovered, scope changed), a finding without
+//! one opens a new incident, and an incident without a matching finding
+//! for `resolve_after` is resolved. Every change is written to the store
+//! before it is shown, so incidents and their history survive restarts.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::localize::{Finding, Scope};
+
+/// One incident as it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Stable id, from 1.
+    pub id: u64,
+    /// When it was opened (µs since the epoch).
+    pub opened_us: i64,
+    /// When it last changed.
+    pub updated_us: i64,
+    /// When it was resolved, if it was.
+    pub resolved_us: Option<i64>,
+    /// When a finding last matched it.
+    pub last_seen_us: i64,
+    /// The latest finding: scope, regions, targets, evidence, explanation.
+    pub finding: Finding,
+}
+
+/// One line of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// The incident.
+    pub incident: u64,
+    /// When (µs since the epoch).
+    pub at_us: i64,
+    /// `onset`, `opened`, `regions`, `scope`, `targets` or `resolved`.
+    pub kind: String,
+    /// What happened, in a sentence.
+    pub text: String,
+}
+
+/// What an evaluation changed, to be written and then shown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Changes {
+    /// Incidents opened or changed (their new state).
+    pub upserts: Vec<Incident>,
+    /// New timeline lines.
+    pub events: Vec<Event>,
+}
+
+/// The open incidents and the rules to update them.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    /// Open incidents, by id.
+    pub open: Vec<Incident>,
+    next_id: u64,
+    resolve_after: Duration,
+}
+
+/// The (region, target) pairs a finding speaks of; silent and probe-host
+/// findings speak of their region's probe.
+fn pairs(f: &Finding) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for r in &f.src_regions {
+        match f.scope {
+            Scope::Silent => {
+                out.insert((
+                    r.clone(),
+                    format!("probe:{}", f.probe_id.as_deref().unwrap_or("")),
+                ));
+            }
+            Scope::Probe => {
+                out.insert((r.clone(), "probe-host".to_string()));
+            }
+            _ => {
+                for t in &f.targets {
+                    out.insert((r.clone(), t.clone()));
+                }
+                if let Some(a) = &f.address {
+                    out.insert((r.clone(), format!("address:{a}")));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn hhmm(us: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_micros(us.max(0) as u64);
+    let s = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} UTC", &s[11..16])
+}
+
+impl Tracker {
+    /// A tracker with the store's open incidents; ids continue after `last_id`.
+    pub fn new(open: Vec<Incident>, last_id: u64, resolve_after: Duration) -> Tracker {
+        Tracker {
+            open,
+            next_id: last_id + 1,
+            resolve_after,
+        }
+    }
+
+    /// Matches `findings` at `now_us` against the open incidents. The
+    /// tracker changes only through [`Tracker::apply`], after the changes
+    /// are durable.
+    pub fn evaluate(&self, findings: &[Finding], now_us: i64) -> Changes {
+        let mut changes = Changes::default();
+        let mut matched: BTreeSet<u64> = BTreeSet::new();
+        let mut next_id = self.next_id;
+        for f in findings {
+            let fp = pairs(f);
+            let hit = self
+                .open
+                .iter()
+                .find(|i| !matched.contains(&i.id) && !pairs(&i.finding).is_disjoint(&fp))
+                .or_else(|| {
+                    // A finding already merged into an incident this round
+                    // (two findings of one fault) updates the same one.
+                    changes
+                        .upserts
+                        .iter()
+                        .find(|i| !pairs(&i.finding).is_disjoint(&fp))
+                });
+            match hit {
+                Some(i) if matched.contains(&i.id) => continue,
+                Some(i) => {
+                    matched.insert(i.id);
+                    let mut next = i.clone();
+                    next.last_seen_us = now_us;
+                    let events = self.differences(i, f, now_us);
+                    if !events.is_empty() || i.finding.evidence != f.evidence {
+                        next.finding = f.clone();
+                        if !events.is_empty() {
+                            next.updated_us = now_us;
+                        }
+                    }
+                    changes.events.extend(events);
+                    changes.upserts.push(next);
+                }
+                None => {
+                    let id = next_id;
+                    next_id += 1;
+                    matched.insert(id);
+                    for e in &f.evidence {
+                        changes.events.push(Event {
+                            incident: id,
+                            at_us: e.since_us,
+                            kind: "onset".into(),
+                            text: format!(
+                                "{}: first failure ({} of {} connects failed since, {})",
+                                e.src_region,
+                                e.failures,
+                                e.attempts,
+                                dominant(&e.reasons)
+                            ),
+                        });
+                    }
+                    changes.events.push(Event {
+                        incident: id,
+                        at_us: now_us,
+                        kind: "opened".into(),
+                        text: format!("Opened, scope {}: {}", f.scope.as_str(), f.explanation),
+                    });
+                    changes.upserts.push(Incident {
+                        id,
+                        opened_us: now_us,
+                        updated_us: now_us,
+                        resolved_us: None,
+                        last_seen_us: now_us,
+                        finding: f.clone(),
+                    });
+                }
+            }
+        }
+        for i in &self.open {
+            if matched.contains(&i.id) {
+                continue;
+            }
+            let quiet = Duration::from_micros((now_us - i.last_seen_us).max(0) as u64);
+            if quiet >= self.resolve_after {
+                let mut next = i.clone();
+                next.resolved_us = Some(now_us);
+                next.updated_us = now_us;
+                changes.events.push(Event {
+                    incident: i.id,
+                    at_us: now_us,
+                    kind: "resolved".into(),
+                    text: format!(
+                        "Resolved: no failures beyond baseline since {} ({} without a finding)",
+                        hhmm(i.last_seen_us),
+                        humantime::format_duration(Duration::from_secs(quiet.as_secs()))
+                    ),
+                });
+                changes.upserts.push(next);
+            }
+        }
+        changes
+    }
+
+    fn differences(&self, i: &Incident, f: &Finding, now_us: i64) -> Vec<Event> {
+        let mut out = Vec::new();
+        let was: BTreeSet<&String> = i.finding.src_regions.iter().collect();
+        let now: BTreeSet<&String> = f.src_regions.iter().collect();
+        let added: Vec<String> = now.difference(&was).map(|s| s.to_string()).collect();
+        let gone: Vec<String> = was.difference(&now).map(|s| s.to_string()).collect();
+        if !added.is_empty() {
+            out.push(Event {
+                incident: i.id,
+                at_us: now_us,
+                kind: "regions".into(),
+                text: format!("Now also failing from {}", added.join(", ")),
+            });
+        }
+        if !gone.is_empty() {
+            out.push(Event {
+                incident: i.id,
+                at_us: now_us,
+                kind: "regions".into(),
+                text: format!("No longer failing from {}", gone.join(", ")),
+            });
+        }
+        if i.finding.scope != f.scope {
+            out.push(Event {
+                incident: i.id,
+                at_us: now_us,
+                kind: "scope".into(),
+                text: format!(
+                    "Scope changed from {} to {}: {}",
+                    i.finding.scope.as_str(),
+                    f.scope.as_str(),
+                    f.explanation
+                ),
+            });
+        } else if i.finding.targets != f.targets {
+            out.push(Event {
+                incident: i.id,
+                at_us: now_us,
+                kind: "targets".into(),
+                text: format!("Targets now {}", f.targets.join(", ")),
+            });
+        }
+        out
+    }
+
+    /// Takes in changes that were written.
+    pub fn apply(&mut self, changes: &Changes) {
+        for u in &changes.upserts {
+            self.next_id = self.next_id.max(u.id + 1);
+            self.open.retain(|i| i.id != u.id);
+            if u.resolved_us.is_none() {
+                self.open.push(u.clone());
+            }
+        }
+        self.open.sort_by_key(|i| i.id);
+    }
+}
+
+fn dominant(reasons: &std::collections::BTreeMap<String, u64>) -> String {
+    reasons
+        .iter()
+        .max_by_key(|(_, n)| **n)
+        .map_or_else(|| "no reason".to_string(), |(r, _)| r.clone())
+}
+
+/// Writes `changes` (inside the writer's transaction).
+pub fn write(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO incidents (id, opened_us, updated_us, resolved_us, state) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (id) DO UPDATE SET updated_us = excluded.updated_us,
+            resolved_us = excluded.resolved_us, state = excluded.state",
+    )?;
+    for i in &changes.upserts {
+        let state = serde_json::to_string(i).expect("an incident serializes");
+        upsert.execute(params![
+            i.id as i64,
+            i.opened_us,
+            i.updated_us,
+            i.resolved_us,
+            state
+        ])?;
+    }
+    let mut event = conn.prepare_cached(
+        "INSERT INTO incident_events (incident_id, at_us, kind, text) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for e in &changes.events {
+        event.execute(params![e.incident as i64, e.at_us, e.kind, e.text])?;
+    }
+    Ok(())
+}
+
+fn parse(state: String) -> rusqlite::Result<Incident> {
+    serde_json::from_str(&state).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// The open incidents and the highest id ever given.
+pub fn load_open(conn: &Connection) -> rusqlite::Result<(Vec<Incident>, u64)> {
+    let mut stmt =
+        conn.prepare("SELECT state FROM incidents WHERE resolved_us IS NULL ORDER BY id")?;
+    let open = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .map(|s| s.and_then(parse))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let last: Option<i64> = conn.query_row("SELECT max(id) FROM incidents", [], |r| r.get(0))?;
+    Ok((open, last.unwrap_or(0) as u64))
+}
+
+/// Incidents updated since `since_us`, newest first, at most `limit`.
+pub fn list(conn: &Connection, since_us: i64, limit: usize) -> rusqlite::Result<Vec<Incident>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT state FROM incidents WHERE updated_us >= ?1 OR resolved_us IS NULL
+         ORDER BY id DESC LIMIT ?2",
+    )?;
+    stmt.query_map(params![since_us, limit as i64], |r| r.get::<_, String>(0))?
+        .map(|s| s.and_then(parse))
+        .collect()
+}
+
+/// One incident and its timeline, oldest line first.
+pub fn one(conn: &Connection, id: u64) -> rusqlite::Result<Option<(Incident, Vec<Event>)>> {
+    let state: Option<String> = conn
+        .query_row(
+            "SELECT state FROM incidents WHERE id = ?1",
+            [id as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(state) = state else {
+        return Ok(None);
+    };
+    let mut stmt = conn.prepare_cached(
+        "SELECT at_us, kind, text FROM incident_events WHERE incident_id = ?1 ORDER BY at_us, rowid",
+    )?;
+    let events = stmt
+        .query_map([id as i64], |r| {
+            Ok(Event {
+                incident: id,
+                at_us: r.get(0)?,
+                kind: r.get(1)?,
+                text: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some((parse(state)?, events)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::evidence::localize::RegionEvidence;
+
+    const S: i64 = 1_000_000;
+
+    fn finding(scope: Scope, regions: &[&str], targets: &[&str]) -> Finding {
+        Finding {
+            scope,
+            src_regions: regions.iter().map(|s| s.to_string()).collect(),
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            target_group: None,
+            address: None,
+            probe_id: None,
+            since_us: 1_000 * S,
+            evidence: regions
+                .iter()
+                .map(|r| RegionEvidence {
+                    src_region: r.to_string(),
+                    failures: 10,
+                    attempts: 50,
+                    reasons: BTreeMap::from([("timeout".to_string(), 10)]),
+                    since_us: 1_000 * S,
+                    baseline_failures: 0,
+                    baseline_attempts: 3600,
+                    p_value: 1e-9,
+                })
+                .collect(),
+            healthy_alternatives: Vec::new(),
+            quorum: String::new(),
+            explanation: "it broke".into(),
+        }
+    }
+
+    #[test]
+    fn an_incident_opens_evolves_and_resolves_with_its_timeline() {
+        let mut t = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
+        let c = t.evaluate(
+            &[finding(Scope::Path, &["east"], &["api", "db"])],
+            1_010 * S,
+        );
+        assert_eq!(c.upserts.len(), 1);
+        assert_eq!(c.upserts[0].id, 1);
+        let kinds: Vec<&str> = c.events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["onset", "opened"]);
+        t.apply(&c);
+
+        // The same fault, unchanged: no new lines.
+        let c = t.evaluate(
+            &[finding(Scope::Path, &["east"], &["api", "db"])],
+            1_020 * S,
+        );
+        assert!(c.events.is_empty());
+        t.apply(&c);
+
+        // It spreads to a second region and becomes target-side.
+        let c = t.evaluate(
+            &[finding(Scope::Target, &["east", "west"], &["db"])],
+            1_030 * S,
+        );
+        assert_eq!(c.upserts[0].id, 1, "the same incident");
+        let texts: Vec<&str> = c.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts[0], "Now also failing from west");
+        assert!(
+            texts[1].starts_with("Scope changed from path to target"),
+            "{texts:?}"
+        );
+        t.apply(&c);
+
+        // An unrelated fault is another incident.
+        let c = t.evaluate(
+            &[
+                finding(Scope::Target, &["east", "west"], &["db"]),
+                finding(Scope::Dns, &["onprem"], &["web"]),
+            ],
+            1_040 * S,
+        );
+        assert_eq!(c.upserts.iter().map(|i| i.id).collect::<Vec<_>>(), [1, 2]);
+        t.apply(&c);
+
+        // Quiet, but not for long enough: still open.
+        let c = t.evaluate(&[], 1_100 * S);
+        assert!(c.upserts.is_empty());
+        // Three minutes without a finding: both resolve.
+        let c = t.evaluate(&[], 1_040 * S + 180 * S);
+        assert_eq!(c.upserts.len(), 2);
+        assert!(c.upserts.iter().all(|i| i.resolved_us.is_some()));
+        assert!(c.events.iter().all(|e| e.kind == "resolved"));
+        t.apply(&c);
+        assert!(t.open.is_empty());
+
+        // The fault comes back: a new incident, not a resurrected one.
+        let c = t.evaluate(&[finding(Scope::Target, &["east"], &["db"])], 2_000 * S);
+        assert_eq!(c.upserts[0].id, 3);
+    }
+}

@@ -1,0 +1,82 @@
+//! The evaluation loop: every `evaluate_every` the matrix is judged, the
+//! incidents updated, the changes written, and only then shown.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::incidents::{self, Incident};
+use super::{Params, assess, probes_of};
+use crate::server::AppState;
+
+/// Runs until `stop`.
+pub async fn run(app: Arc<AppState>, stop: CancellationToken) {
+    let every = app.config.evidence.evaluate_every;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let started = Instant::now();
+        let result = evaluate(&app).await;
+        app.metrics
+            .evidence_seconds
+            .set(started.elapsed().as_secs_f64());
+        let label = if result.is_ok() { "ok" } else { "error" };
+        app.metrics.evaluations.with_label_values(&[label]).inc();
+        if let Err(e) = result {
+            tracing::error!("evaluating the evidence: {e:#}");
+        }
+    }
+}
+
+/// One evaluation.
+pub async fn evaluate(app: &Arc<AppState>) -> anyhow::Result<()> {
+    let now = SystemTime::now();
+    let probes = probes_of(&app.fleet, now);
+    let store = app.store.clone();
+    let params = Params::from_policy(&app.config.evidence);
+    let assessment =
+        tokio::task::spawn_blocking(move || assess(&store, &probes, now, params)).await??;
+    let changes = app
+        .incidents
+        .lock()
+        .expect("incidents lock")
+        .evaluate(&assessment.findings, assessment.at_us);
+    if changes.upserts.is_empty() && changes.events.is_empty() {
+        return Ok(());
+    }
+    let written = changes.clone();
+    app.store
+        .write(move |conn| incidents::write(conn, &written))
+        .await?;
+    for i in &changes.upserts {
+        let scope = i.finding.scope.as_str();
+        if i.resolved_us.is_some() {
+            app.metrics
+                .incidents_resolved
+                .with_label_values(&[scope])
+                .inc();
+            tracing::info!(incident = i.id, scope, "incident resolved");
+        } else if i.opened_us == i.updated_us && i.opened_us == assessment.at_us {
+            app.metrics
+                .incidents_opened
+                .with_label_values(&[scope])
+                .inc();
+            tracing::warn!(incident = i.id, scope, "{}", i.finding.explanation);
+        }
+    }
+    app.incidents
+        .lock()
+        .expect("incidents lock")
+        .apply(&changes);
+    Ok(())
+}
+
+/// The open incidents now, for `/metrics`.
+pub fn open(app: &AppState) -> Vec<Incident> {
+    app.incidents.lock().expect("incidents lock").open.clone()
+}
