@@ -47,6 +47,63 @@ pub enum Command {
         /// The config file (TOML).
         config: PathBuf,
     },
+    /// Write the evidence of an incident (or a window of time) as Markdown
+    /// for a postmortem, text for a status update, or JSON; optionally an
+    /// SVG chart. The same stored data always gives the same output.
+    Report(Box<ReportArgs>),
+}
+
+/// Arguments of `report`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["data_dir", "collector"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["incident", "from"])))]
+pub struct ReportArgs {
+    /// Read a collector's data directory (read-only; it may be running).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Ask a running collector at this base URL (http:// or https://).
+    #[arg(long, value_name = "URL")]
+    pub collector: Option<String>,
+    /// Its bearer token (any configured token may read).
+    #[arg(long, env = "VANTAGE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A file holding the token.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Trust only this CA (PEM) for an https collector.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// The incident to report on.
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<u64>,
+    /// Or a window: from (RFC 3339, e.g. 2026-12-01T23:00:00Z) ...
+    #[arg(long, requires = "to", value_parser = parse_time)]
+    pub from: Option<vantage_probe::result::Timestamp>,
+    /// ... to.
+    #[arg(long, requires = "from", value_parser = parse_time)]
+    pub to: Option<vantage_probe::result::Timestamp>,
+    /// Only this target.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Only this region.
+    #[arg(long)]
+    pub src_region: Option<String>,
+    /// markdown (postmortems, bugs), text (chat, IRC) or json.
+    #[arg(long, default_value = "markdown", value_parser = ["markdown", "text", "json"])]
+    pub format: String,
+    /// Also write an SVG chart of failures and RTT per region to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Print a fresh status this often until the incident is resolved
+    /// (e.g. 30m); needs --incident.
+    #[arg(long, value_name = "DURATION", requires = "incident", value_parser = humantime::parse_duration)]
+    pub every: Option<std::time::Duration>,
+}
+
+fn parse_time(s: &str) -> Result<vantage_probe::result::Timestamp, String> {
+    humantime::parse_rfc3339_weak(s)
+        .map(Into::into)
+        .map_err(|e| format!("not an RFC 3339 time ({e})"))
 }
 
 /// Runs a parsed command line.
@@ -76,6 +133,9 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 crate::demo::run(listen, stop).await
             })?;
+        }
+        Command::Report(args) => {
+            return runtime()?.block_on(crate::report::run::run(*args));
         }
         Command::Serve { config } => {
             let config = Config::load(&config)?;

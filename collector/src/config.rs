@@ -14,6 +14,9 @@ use toml::Spanned;
 /// A validated collector configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// The fleet's name, written at the top of every report so that
+    /// staging evidence is never mistaken for production's.
+    pub fleet: String,
     /// Where the API, `/metrics` and health endpoints are served.
     pub listen: SocketAddr,
     /// Where the embedded store lives.
@@ -171,6 +174,7 @@ struct RawInventory {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
+    fleet: Option<S<String>>,
     listen: Option<S<String>>,
     data_dir: Option<S<String>>,
     tls_cert_file: Option<S<String>>,
@@ -245,6 +249,18 @@ impl Config {
         let listen = match &raw.server.listen {
             Some(v) => c.parse(v, "server.listen", "an IP:port like \"0.0.0.0:9640\""),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 9640))),
+        };
+        let fleet = match &raw.server.fleet {
+            Some(v) if valid_ident(v.get_ref()) => Some(v.get_ref().clone()),
+            Some(v) => {
+                c.bad(
+                    v,
+                    "server.fleet",
+                    "must be 1-63 characters of letters, digits, '-', '_' or '.'",
+                );
+                None
+            }
+            None => Some("unnamed".to_string()),
         };
         let data_dir = match &raw.server.data_dir {
             Some(v) if v.get_ref().is_empty() => {
@@ -445,6 +461,7 @@ impl Config {
             });
         }
         Ok(Config {
+            fleet: fleet.expect("checked"),
             listen: listen.expect("checked"),
             data_dir: data_dir.expect("checked"),
             tls,

@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod inventory;
 pub mod metrics;
 pub mod read_api;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod store;

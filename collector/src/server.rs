@@ -55,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/probes", get(probes))
         .route("/api/v1/findings", get(crate::evidence::api::findings))
         .route("/api/v1/incidents", get(crate::evidence::api::incidents))
+        .route("/api/v1/report", get(crate::evidence::api::report))
         .route(
             "/api/v1/incidents/{id}",
             get(crate::evidence::api::incident),

@@ -66,6 +66,17 @@ impl Collector {
         )
         .map_err(anyhow::Error::msg)
         .context("fleet inventory")?;
+        let fleet_name = config.fleet.clone();
+        store
+            .write(move |c| {
+                c.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('fleet', ?1)",
+                    [fleet_name],
+                )
+                .map(|_| ())
+            })
+            .await
+            .context("recording the fleet name")?;
         let (open, last_id) = store
             .read(crate::evidence::incidents::load_open)
             .context("reading open incidents")?;

@@ -310,3 +310,83 @@ pub fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
         findings,
     }
 }
+
+/// Query of `GET /api/v1/report`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// One incident.
+    pub incident: Option<u64>,
+    /// Or a window (RFC 3339).
+    pub from: Option<String>,
+    /// See `from`.
+    pub to: Option<String>,
+    /// Only this target.
+    pub target: Option<String>,
+    /// Only this region.
+    pub src_region: Option<String>,
+}
+
+/// `GET /api/v1/report`: the report model (`vantage-collector report
+/// --format json`).
+pub async fn report(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Some(r) = denied(&app, &headers) {
+        return r;
+    }
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
+    };
+    let time = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|s| {
+                humantime::parse_rfc3339_weak(s)
+                    .map(vantage_probe::result::Timestamp::from)
+                    .map_err(|e| format!("{name} = {s:?}: not an RFC 3339 time ({e})"))
+            })
+            .transpose()
+    };
+    let req = match (time("from", &q.from), time("to", &q.to)) {
+        (Ok(from), Ok(to)) => crate::report::Request {
+            incident: q.incident,
+            from,
+            to,
+            target: q.target,
+            src_region: q.src_region,
+        },
+        (Err(m), _) | (_, Err(m)) => return refuse(StatusCode::BAD_REQUEST, "bad_query", m),
+    };
+    let store = app.store.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        store.read(|c| Ok(crate::report::build(c, &req, "collector")))
+    })
+    .await;
+    match built {
+        Ok(Ok(Ok(r))) => json_response(StatusCode::OK, &r),
+        Ok(Ok(Err(crate::report::ReportError::NoSuchIncident(id)))) => refuse(
+            StatusCode::NOT_FOUND,
+            "no_such_incident",
+            format!("no incident {id}"),
+        ),
+        Ok(Ok(Err(crate::report::ReportError::NoWindow))) => refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "give incident, or both from and to".into(),
+        ),
+        Ok(Ok(Err(e))) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
+        Ok(Err(e)) => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        ),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
+    }
+}

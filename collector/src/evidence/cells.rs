@@ -154,7 +154,7 @@ impl Cell {
 
 /// The group of a target from its stored labels (JSON), and whether it is
 /// a control target.
-fn group_of(name: &str, labels: &str) -> (String, bool) {
+pub(crate) fn group_of(name: &str, labels: &str) -> (String, bool) {
     let labels: BTreeMap<String, String> = serde_json::from_str(labels).unwrap_or_default();
     let group = labels
         .get("provider")
@@ -164,21 +164,27 @@ fn group_of(name: &str, labels: &str) -> (String, bool) {
     (group, labels.get("role").is_some_and(|r| r == "control"))
 }
 
-/// Reads every cell with data since `baseline_from_us`; the recent window
-/// starts at `recent_from_us` (both rounded down to their minute).
+/// Reads every cell with data from `baseline_from_us` to `now_us`; the
+/// recent window starts at `recent_from_us` (minutes are taken whole).
+/// Nothing after `now_us` is read: a probe whose clock runs ahead, or an
+/// assessment of the past, never sees results from its future.
 pub fn read(
     conn: &Connection,
     baseline_from_us: i64,
     recent_from_us: i64,
+    now_us: i64,
 ) -> rusqlite::Result<Vec<Cell>> {
     let recent_minute = recent_from_us.div_euclid(MINUTE_US);
     let mut cells: HashMap<i64, Cell> = HashMap::new();
     let mut stmt = conn.prepare_cached(
         "SELECT m.series_id, m.minute, m.data, s.src_region, t.name, t.labels, s.address
          FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
-         WHERE m.minute >= ?1",
+         WHERE m.minute >= ?1 AND m.minute <= ?2",
     )?;
-    let mut rows = stmt.query(params![baseline_from_us.div_euclid(MINUTE_US)])?;
+    let mut rows = stmt.query(params![
+        baseline_from_us.div_euclid(MINUTE_US),
+        now_us.div_euclid(MINUTE_US)
+    ])?;
     while let Some(r) = rows.next()? {
         let series: i64 = r.get(0)?;
         let minute: i64 = r.get(1)?;
@@ -240,9 +246,9 @@ pub fn read(
     }
     drop(rows);
     let mut stmt = conn.prepare_cached(
-        "SELECT series_id, at_us, outcome FROM failures WHERE at_us >= ?1 ORDER BY at_us",
+        "SELECT series_id, at_us, outcome FROM failures WHERE at_us >= ?1 AND at_us <= ?2 ORDER BY at_us",
     )?;
-    let mut rows = stmt.query(params![recent_minute * MINUTE_US])?;
+    let mut rows = stmt.query(params![recent_minute * MINUTE_US, now_us])?;
     while let Some(r) = rows.next()? {
         let series: i64 = r.get(0)?;
         let outcome: String = r.get(2)?;

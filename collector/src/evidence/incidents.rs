@@ -153,7 +153,7 @@ impl Tracker {
                             at_us: e.since_us,
                             kind: "onset".into(),
                             text: format!(
-                                "{}: first failure ({} of {} connects failed since, {})",
+                                "{}: failures began ({} of {} connects failed since, mostly {})",
                                 e.src_region,
                                 e.failures,
                                 e.attempts,

@@ -75,7 +75,7 @@ pub fn assess(
     let now_us = us(now);
     let recent_from = now_us - params.recent.as_micros() as i64;
     let baseline_from = recent_from - params.baseline.as_micros() as i64;
-    let cells = store.read(|conn| cells::read(conn, baseline_from, recent_from))?;
+    let cells = store.read(|conn| cells::read(conn, baseline_from, recent_from, now_us))?;
     let findings = localize::localize(&cells, probes, now_us, params.alpha);
     Ok(Assessment {
         at_us: now_us,

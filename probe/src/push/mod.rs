@@ -136,10 +136,19 @@ impl Pusher {
 
 /// The HTTP client: rustls (ring), pinned to `ca_file` when given.
 pub(crate) fn client(settings: &PushSettings) -> std::io::Result<reqwest::Client> {
+    http_client(settings.timeout, settings.ca_file.as_deref())
+}
+
+/// An HTTP client for talking to a collector: rustls (ring), each request
+/// bounded by `timeout`, trusting only `ca_file` (PEM) when given.
+pub fn http_client(
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> std::io::Result<reqwest::Client> {
     // The process-wide default provider; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut builder = reqwest::Client::builder().timeout(settings.timeout);
-    if let Some(ca) = &settings.ca_file {
+    let mut builder = reqwest::Client::builder().timeout(timeout);
+    if let Some(ca) = ca_file {
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
         let bad = |e: String| {

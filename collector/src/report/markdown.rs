@@ -1,0 +1,135 @@
+//! The report as Markdown, for postmortems and bugs.
+
+use std::io::{self, Write};
+
+use super::{MatrixCell, Report, clock};
+
+/// `k/n (p%)`.
+pub fn rate(failures: u64, attempts: u64) -> String {
+    if attempts == 0 {
+        return "no data".to_string();
+    }
+    format!(
+        "{failures}/{attempts} ({:.1}%)",
+        failures as f64 * 100.0 / attempts as f64
+    )
+}
+
+/// One matrix cell in a few words.
+pub fn cell(c: &MatrixCell) -> String {
+    let mut s = rate(c.failures, c.attempts);
+    if c.failures > 0
+        && let Some(r) = &c.dominant_reason
+    {
+        s.push(' ');
+        s.push_str(r);
+    }
+    if let (Some(p50), Some(p95)) = (c.rtt_p50_ms, c.rtt_p95_ms) {
+        s.push_str(&format!(" · {p50} / {p95} ms"));
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// Writes `r` as Markdown.
+pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "# {}", esc(&r.title))?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Fleet **{}** · data from `{}` · {} to {} UTC",
+        esc(&r.fleet),
+        r.source,
+        clock(r.from),
+        clock(r.to)
+    )?;
+    writeln!(out)?;
+    match &r.incident {
+        Some(i) => writeln!(out, "**Verdict: {}.** {}", r.verdict, esc(&i.explanation))?,
+        None => writeln!(out, "**Verdict: {}.**", r.verdict)?,
+    }
+    writeln!(out)?;
+
+    writeln!(out, "## Timeline")?;
+    writeln!(out)?;
+    if r.timeline.is_empty() {
+        writeln!(out, "Nothing happened in this window.")?;
+    } else {
+        writeln!(out, "| Time (UTC) | Event |")?;
+        writeln!(out, "| --- | --- |")?;
+        for l in &r.timeline {
+            writeln!(out, "| {} | {} |", clock(l.at), esc(&l.event))?;
+        }
+    }
+    writeln!(out)?;
+
+    writeln!(out, "## Evidence")?;
+    writeln!(out)?;
+    if r.matrix.is_empty() {
+        writeln!(out, "No connect data in this window.")?;
+    } else {
+        writeln!(
+            out,
+            "Connect failures per region and target group over the window: failed/attempts (%), the most common failure, and median / p95 kernel RTT of the successful connects."
+        )?;
+        writeln!(out)?;
+        write!(out, "| Region |")?;
+        for g in &r.groups {
+            write!(out, " {} |", esc(g))?;
+        }
+        writeln!(out)?;
+        write!(out, "| --- |")?;
+        for _ in &r.groups {
+            write!(out, " --- |")?;
+        }
+        writeln!(out)?;
+        for region in &r.regions {
+            write!(out, "| {} |", esc(region))?;
+            for g in &r.groups {
+                let c = r
+                    .matrix
+                    .iter()
+                    .find(|c| &c.src_region == region && &c.group == g);
+                match c {
+                    Some(c) => write!(out, " {} |", esc(&cell(c)))?,
+                    None => write!(out, " no data |")?,
+                }
+            }
+            writeln!(out)?;
+        }
+    }
+    writeln!(out)?;
+
+    if r.incident.is_some() {
+        writeln!(out, "## Healthy alternatives")?;
+        writeln!(out)?;
+        if r.healthy_alternatives.is_empty() {
+            writeln!(
+                out,
+                "None: no region reaches the affected targets without failures."
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{} reach{} the affected targets without failures.",
+                r.healthy_alternatives.join(", "),
+                if r.healthy_alternatives.len() == 1 {
+                    "es"
+                } else {
+                    ""
+                }
+            )?;
+        }
+        writeln!(out)?;
+    }
+
+    writeln!(out, "## What the data cannot say")?;
+    writeln!(out)?;
+    for c in &r.cannot_say {
+        writeln!(out, "- {}", esc(c))?;
+    }
+    Ok(())
+}

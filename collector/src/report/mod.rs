@@ -1,0 +1,530 @@
+//! The incident report: the evidence for an incident (or a window of time)
+//! as one document, built from stored data only, so that the same data
+//! always gives the same bytes. [`build`] makes the model (also the
+//! `--format json` output, schema [`SCHEMA`]); `markdown.rs`, `text.rs` and
+//! `svg.rs` render it to any `io::Write`.
+
+pub mod fetch;
+pub mod markdown;
+pub mod run;
+pub mod svg;
+pub mod text;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use vantage_probe::outcome::{Blame, ConnectOutcome};
+use vantage_probe::result::Timestamp;
+use vantage_probe::stats::CONNECT_BUCKETS_US;
+
+use crate::evidence::cells::group_of;
+use crate::evidence::incidents;
+use crate::evidence::stats::quantile;
+use crate::store::rollup::{ConnectMinute, Hist};
+
+/// The version of the JSON form.
+pub const SCHEMA: u32 = 1;
+
+const MINUTE_US: i64 = 60_000_000;
+/// Context shown before an incident's first failure.
+const LEAD: Duration = Duration::from_secs(10 * 60);
+
+/// What to report on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// One incident.
+    pub incident: Option<u64>,
+    /// Or a window: from (inclusive).
+    pub from: Option<Timestamp>,
+    /// To (exclusive).
+    pub to: Option<Timestamp>,
+    /// Only this target.
+    pub target: Option<String>,
+    /// Only this region.
+    pub src_region: Option<String>,
+}
+
+/// The report (`--format json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA`].
+    pub schema: u32,
+    /// The fleet the data belongs to (`[server] fleet` of its collector).
+    pub fleet: String,
+    /// Where the data was read: a collector URL or a data directory.
+    pub source: String,
+    /// The window covered.
+    pub from: Timestamp,
+    /// See `from`.
+    pub to: Timestamp,
+    /// A title for the document.
+    pub title: String,
+    /// The verdict in one line.
+    pub verdict: String,
+    /// The incident reported on, if any.
+    pub incident: Option<IncidentSummary>,
+    /// What happened, oldest first.
+    pub timeline: Vec<Line>,
+    /// Regions with data, sorted.
+    pub regions: Vec<String>,
+    /// Target groups with data, sorted.
+    pub groups: Vec<String>,
+    /// Region x group over the window.
+    pub matrix: Vec<MatrixCell>,
+    /// Per region and minute, over the targets in question (for charts).
+    pub series: Vec<RegionSeries>,
+    /// Regions that reach the affected targets.
+    pub healthy_alternatives: Vec<String>,
+    /// What the data cannot say.
+    pub cannot_say: Vec<String>,
+}
+
+/// The incident in a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentSummary {
+    /// Its id.
+    pub id: u64,
+    /// `open` or `resolved`.
+    pub state: String,
+    /// Its scope.
+    pub scope: String,
+    /// Affected regions.
+    pub src_regions: Vec<String>,
+    /// Affected targets.
+    pub targets: Vec<String>,
+    /// First failure.
+    pub onset: Timestamp,
+    /// When it was resolved.
+    pub resolved: Option<Timestamp>,
+    /// The finding's sentence.
+    pub explanation: String,
+}
+
+/// One timeline line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub event: String,
+}
+
+/// One region x group cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatrixCell {
+    /// Region.
+    pub src_region: String,
+    /// Target group.
+    pub group: String,
+    /// Connect attempts (local failures left out).
+    pub attempts: u64,
+    /// Failures blamed on the target or path.
+    pub failures: u64,
+    /// The most common failure outcome.
+    pub dominant_reason: Option<String>,
+    /// SYN retransmits, over every attempt.
+    pub syn_retransmits: u64,
+    /// Median kernel RTT of successful connects, ms.
+    pub rtt_p50_ms: Option<f64>,
+    /// 95th percentile, ms.
+    pub rtt_p95_ms: Option<f64>,
+}
+
+/// One region's minutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionSeries {
+    /// Region.
+    pub src_region: String,
+    /// Minutes with data, oldest first.
+    pub minutes: Vec<MinutePoint>,
+}
+
+/// One minute of one region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinutePoint {
+    /// The minute's start.
+    pub minute: Timestamp,
+    /// Attempts.
+    pub attempts: u64,
+    /// Failures.
+    pub failures: u64,
+    /// RTT percentiles of successful connects, ms: 5th, 50th, 95th.
+    pub rtt_ms: Option<[f64; 3]>,
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The incident does not exist.
+    #[error("no incident {0}")]
+    NoSuchIncident(u64),
+    /// Neither an incident nor a whole window was asked for.
+    #[error("give an incident, or both from and to")]
+    NoWindow,
+    /// The store said no.
+    #[error("reading the store: {0}")]
+    Store(#[from] rusqlite::Error),
+}
+
+fn us(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn at(us: i64) -> Timestamp {
+    Timestamp::from(UNIX_EPOCH + Duration::from_micros(us.max(0) as u64))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn clock(t: Timestamp) -> String {
+    let s = humantime::format_rfc3339_seconds(t.system_time()).to_string();
+    s.trim_end_matches('Z').replace('T', " ")
+}
+
+/// The fleet name kept in the store (`[server] fleet` of the collector
+/// that wrote it).
+pub fn fleet_name(conn: &Connection) -> rusqlite::Result<String> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = 'fleet'", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or_else(|| "unnamed".to_string()))
+}
+
+/// Builds the report for `req` from the store behind `conn`; `source`
+/// names where the data was read.
+pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, ReportError> {
+    let fleet = fleet_name(conn)?;
+    let incident = match req.incident {
+        Some(id) => Some(incidents::one(conn, id)?.ok_or(ReportError::NoSuchIncident(id))?),
+        None => None,
+    };
+    let (from_us, to_us) = match (&incident, &req.from, &req.to) {
+        (Some((i, _)), _, _) => {
+            let onset = i.finding.since_us.min(i.opened_us);
+            let end = i.resolved_us.unwrap_or(i.last_seen_us);
+            (
+                (onset - LEAD.as_micros() as i64).div_euclid(MINUTE_US) * MINUTE_US,
+                (end.div_euclid(MINUTE_US) + 1) * MINUTE_US,
+            )
+        }
+        (None, Some(f), Some(t)) => (us(f.system_time()), us(t.system_time())),
+        _ => return Err(ReportError::NoWindow),
+    };
+    let focus: Option<BTreeSet<String>> = match (&incident, &req.target) {
+        (_, Some(t)) => Some(BTreeSet::from([t.clone()])),
+        (Some((i, _)), None) if !i.finding.targets.is_empty() => {
+            Some(i.finding.targets.iter().cloned().collect())
+        }
+        _ => None,
+    };
+
+    let rows = read_minutes(conn, from_us, to_us, req.src_region.as_deref())?;
+    let mut regions = BTreeSet::new();
+    let mut groups = BTreeSet::new();
+    let mut cells: BTreeMap<(String, String), Acc> = BTreeMap::new();
+    let mut minutes: BTreeMap<(String, i64), Acc> = BTreeMap::new();
+    for r in &rows {
+        regions.insert(r.region.clone());
+        groups.insert(r.group.clone());
+        cells
+            .entry((r.region.clone(), r.group.clone()))
+            .or_default()
+            .add(&r.data);
+        if focus.as_ref().is_none_or(|f| f.contains(&r.target)) {
+            minutes
+                .entry((r.region.clone(), r.minute))
+                .or_default()
+                .add(&r.data);
+        }
+    }
+    let matrix: Vec<MatrixCell> = cells
+        .into_iter()
+        .map(|((src_region, group), a)| MatrixCell {
+            src_region,
+            group,
+            attempts: a.attempts,
+            failures: a.failures,
+            dominant_reason: a.dominant(),
+            syn_retransmits: a.syn_retransmits,
+            rtt_p50_ms: a.rtt(0.5),
+            rtt_p95_ms: a.rtt(0.95),
+        })
+        .collect();
+    let mut series: BTreeMap<String, Vec<MinutePoint>> = BTreeMap::new();
+    for ((region, minute), a) in minutes {
+        series.entry(region).or_default().push(MinutePoint {
+            minute: at(minute * MINUTE_US),
+            attempts: a.attempts,
+            failures: a.failures,
+            rtt_ms: match (a.rtt(0.05), a.rtt(0.5), a.rtt(0.95)) {
+                (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+                _ => None,
+            },
+        });
+    }
+
+    let mut timeline = Vec::new();
+    let mut cannot_say = Vec::new();
+    let (title, verdict, summary, healthy_alternatives) = match &incident {
+        Some((i, events)) => {
+            for e in events {
+                timeline.push(Line {
+                    at: at(e.at_us),
+                    event: e.text.clone(),
+                });
+            }
+            let f = &i.finding;
+            let what = if f.targets.is_empty() {
+                f.src_regions.join(", ")
+            } else {
+                match &f.target_group {
+                    Some(g) => format!("{} -> {g}", f.src_regions.join(", ")),
+                    None => f.targets.join(", "),
+                }
+            };
+            let state = if i.resolved_us.is_some() {
+                "resolved"
+            } else {
+                "open"
+            };
+            let missing: Vec<&String> = f
+                .healthy_alternatives
+                .iter()
+                .filter(|r| !regions.contains(*r))
+                .collect();
+            if !missing.is_empty() {
+                cannot_say.push(format!(
+                    "Regions named as healthy alternatives have no data in this window: {}.",
+                    missing
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            (
+                format!(
+                    "Incident {}: {} ({}, {state})",
+                    i.id,
+                    what,
+                    f.scope.as_str()
+                ),
+                format!("{} ({state})", f.scope.as_str()),
+                Some(IncidentSummary {
+                    id: i.id,
+                    state: state.to_string(),
+                    scope: f.scope.as_str().to_string(),
+                    src_regions: f.src_regions.clone(),
+                    targets: f.targets.clone(),
+                    onset: at(f.since_us),
+                    resolved: i.resolved_us.map(at),
+                    explanation: f.explanation.clone(),
+                }),
+                f.healthy_alternatives.clone(),
+            )
+        }
+        None => {
+            let overlapping = incidents_in(conn, from_us, to_us)?;
+            for (id, e) in &overlapping {
+                timeline.push(Line {
+                    at: at(e.at_us),
+                    event: format!("Incident {id}: {}", e.text),
+                });
+            }
+            let ids: BTreeSet<u64> = overlapping.iter().map(|(id, _)| *id).collect();
+            let verdict = if ids.is_empty() {
+                "no incident in this window".to_string()
+            } else {
+                format!(
+                    "{} incident{} in this window: {}",
+                    ids.len(),
+                    if ids.len() == 1 { "" } else { "s" },
+                    ids.iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            (
+                format!(
+                    "Connectivity {} to {}",
+                    clock(at(from_us)),
+                    clock(at(to_us))
+                ),
+                verdict,
+                None,
+                Vec::new(),
+            )
+        }
+    };
+    // Mechanisms and limits the numbers imply.
+    let timeouts: u64 = matrix
+        .iter()
+        .filter(|c| c.dominant_reason.as_deref() == Some("timeout"))
+        .map(|c| c.failures)
+        .sum();
+    let retransmits: u64 = matrix.iter().map(|c| c.syn_retransmits).sum();
+    if timeouts > 0 {
+        cannot_say.push(format!(
+            "{timeouts} connects timed out: their SYNs went unanswered. The data cannot tell a SYN lost on the way out from a SYN-ACK lost on the way back, nor a drop on the path from a backend that stopped answering."
+        ));
+    }
+    if retransmits > 0 {
+        cannot_say.push(format!(
+            "{retransmits} SYN retransmits in this window: the kernel resent lost SYNs (about 1 s each), so lost packets show as slow connects before they show as failures."
+        ));
+    }
+    cannot_say.push(
+        "Connect failures show where TCP handshakes failed, not why: a firewall, a route, a saturated NAT and an overloaded backend look alike from the probes.".to_string(),
+    );
+
+    Ok(Report {
+        schema: SCHEMA,
+        fleet,
+        source: source.to_string(),
+        from: at(from_us),
+        to: at(to_us),
+        title,
+        verdict,
+        incident: summary,
+        timeline,
+        regions: regions.into_iter().collect(),
+        groups: groups.into_iter().collect(),
+        matrix,
+        series: series
+            .into_iter()
+            .map(|(src_region, minutes)| RegionSeries {
+                src_region,
+                minutes,
+            })
+            .collect(),
+        healthy_alternatives,
+        cannot_say,
+    })
+}
+
+struct Row {
+    minute: i64,
+    region: String,
+    target: String,
+    group: String,
+    data: ConnectMinute,
+}
+
+fn read_minutes(
+    conn: &Connection,
+    from_us: i64,
+    to_us: i64,
+    region: Option<&str>,
+) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT m.minute, s.src_region, t.name, t.labels, m.data
+         FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
+         WHERE m.minute >= ?1 AND m.minute < ?2 AND s.address <> ''
+           AND (?3 = '' OR s.src_region = ?3)
+         ORDER BY m.minute, s.src_region, t.name, s.address",
+    )?;
+    let first = from_us.div_euclid(MINUTE_US);
+    let end = to_us.div_euclid(MINUTE_US) + i64::from(to_us.rem_euclid(MINUTE_US) != 0);
+    let rows = stmt.query_map(params![first, end, region.unwrap_or("")], |r| {
+        let target: String = r.get(2)?;
+        let labels: String = r.get(3)?;
+        let data: Vec<u8> = r.get(4)?;
+        Ok((r.get(0)?, r.get(1)?, target, labels, data))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (minute, region, target, labels, data): (i64, String, String, String, Vec<u8>) = row?;
+        let Ok(data) = ConnectMinute::decode(&data) else {
+            continue;
+        };
+        out.push(Row {
+            minute,
+            region,
+            group: group_of(&target, &labels).0,
+            target,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// Timeline lines of incidents inside the window.
+fn incidents_in(
+    conn: &Connection,
+    from_us: i64,
+    to_us: i64,
+) -> rusqlite::Result<Vec<(u64, incidents::Event)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT incident_id, at_us, kind, text FROM incident_events
+         WHERE at_us >= ?1 AND at_us < ?2 ORDER BY at_us, rowid",
+    )?;
+    stmt.query_map(params![from_us, to_us], |r| {
+        let id = r.get::<_, i64>(0)? as u64;
+        Ok((
+            id,
+            incidents::Event {
+                incident: id,
+                at_us: r.get(1)?,
+                kind: r.get(2)?,
+                text: r.get(3)?,
+            },
+        ))
+    })?
+    .collect()
+}
+
+/// Totals of some rollup rows.
+#[derive(Default)]
+struct Acc {
+    attempts: u64,
+    failures: u64,
+    syn_retransmits: u64,
+    reasons: BTreeMap<&'static str, u64>,
+    rtt: Option<Hist>,
+}
+
+impl Acc {
+    fn add(&mut self, m: &ConnectMinute) {
+        for o in ConnectOutcome::ALL {
+            let n = m.outcomes[o.index()];
+            match o.blame() {
+                Blame::Local => continue,
+                Blame::Remote if n > 0 => {
+                    self.failures += n;
+                    *self.reasons.entry(o.as_str()).or_insert(0) += n;
+                }
+                _ => {}
+            }
+            self.attempts += n;
+        }
+        self.syn_retransmits += m.syn_retransmits;
+        match &mut self.rtt {
+            Some(h) => h.merge(&m.rtt),
+            None => self.rtt = Some(m.rtt.clone()),
+        }
+    }
+
+    fn dominant(&self) -> Option<String> {
+        // Ties go to the first outcome in label order: stable output.
+        let mut best: Option<(&str, u64)> = None;
+        for (r, n) in &self.reasons {
+            if best.is_none_or(|(_, b)| *n > b) {
+                best = Some((r, *n));
+            }
+        }
+        best.map(|(r, _)| r.to_string())
+    }
+
+    fn rtt(&self, q: f64) -> Option<f64> {
+        let h = self.rtt.as_ref()?;
+        quantile(&CONNECT_BUCKETS_US, &h.counts, q).map(|us| (us / 100.0).round() / 10.0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

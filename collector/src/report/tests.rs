@@ -1,0 +1,214 @@
+//! Reports from a store filled through the real ingest path and judged by
+//! the real evidence pipeline at a fixed moment: the same data gives the
+//! same bytes, and each format is pinned by a snapshot.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use vantage_probe::outcome::ConnectOutcome;
+use vantage_probe::result::{ConnectAttempt, Identity, RoundResult, Timestamp};
+use vantage_probe::wire::{Batch, SCHEMA_VERSION};
+
+use super::*;
+use crate::config::Retention;
+use crate::evidence::incidents::Tracker;
+use crate::evidence::{Params, assess};
+use crate::store::Store;
+
+/// 2026-01-10T23:00:00Z.
+const START: u64 = 1_768_086_000;
+const REGIONS: [&str; 3] = ["onprem", "us-east-2", "us-west-1"];
+const TARGETS: [(&str, &str, [u8; 4]); 3] = [
+    ("api", "gcp", [10, 1, 0, 1]),
+    ("db", "gcp", [10, 1, 0, 2]),
+    ("web", "aws", [10, 2, 0, 1]),
+];
+
+fn t(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(START + secs)
+}
+
+/// 20 minutes of one round a second per target; from minute 8 on, every
+/// fifth connect from us-east-2 to gcp times out after 3 SYN retransmits.
+fn rounds(region: &str, second: u64) -> Vec<RoundResult> {
+    TARGETS
+        .iter()
+        .enumerate()
+        .map(|(i, (name, provider, ip))| {
+            let fails = region == "us-east-2"
+                && *provider == "gcp"
+                && second >= 480
+                && second.is_multiple_of(5);
+            let at = Timestamp::from(t(second) + Duration::from_millis(100 * i as u64));
+            let rtt = 800
+                + 400 * i as u32
+                + (second % 7) as u32 * 50
+                + if region == "onprem" { 9_000 } else { 0 };
+            RoundResult {
+                target: (*name).into(),
+                host: format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]).into(),
+                port: 443,
+                labels: Arc::new(BTreeMap::from([(
+                    "provider".to_string(),
+                    provider.to_string(),
+                )])),
+                started_at: at,
+                dns: None,
+                attempts: vec![ConnectAttempt {
+                    address: SocketAddr::from((*ip, 443)),
+                    local: Some(SocketAddr::from((
+                        [10, 9, 0, 1],
+                        40_000 + (second % 1000) as u16,
+                    ))),
+                    started_at: at,
+                    outcome: if fails {
+                        ConnectOutcome::Timeout
+                    } else {
+                        ConnectOutcome::Ok
+                    },
+                    duration_us: if fails {
+                        5_000_000
+                    } else {
+                        u64::from(rtt) + 40
+                    },
+                    rtt_us: (!fails).then_some(rtt),
+                    syn_retransmits: if fails { 3 } else { 0 },
+                    errno: fails.then_some(110),
+                }],
+            }
+        })
+        .collect()
+}
+
+async fn fleet_store(dir: &std::path::Path) -> Store {
+    let store = Store::open(
+        dir,
+        Retention {
+            rollups: Duration::from_secs(3650 * 86_400),
+            failures: Duration::from_secs(3650 * 86_400),
+            receipts: Duration::from_secs(3650 * 86_400),
+        },
+        Arc::new(|_, _, _| {}),
+    )
+    .unwrap();
+    store
+        .write(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('fleet', 'production')",
+                [],
+            )
+            .map(|_| ())
+        })
+        .await
+        .unwrap();
+    for region in REGIONS {
+        for (seq, chunk) in (0..1200u64).collect::<Vec<_>>().chunks(60).enumerate() {
+            let results = chunk.iter().flat_map(|s| rounds(region, *s)).collect();
+            let batch = Batch {
+                schema: SCHEMA_VERSION,
+                probe: Identity {
+                    src_region: region.into(),
+                    zone: None,
+                    probe_id: format!("{region}-1"),
+                },
+                stream: "s".into(),
+                seq: seq as u64 + 1,
+                sent_at: Timestamp::from(t(chunk[chunk.len() - 1])),
+                results,
+            };
+            store
+                .submit(batch, t(chunk[chunk.len() - 1]), t(chunk[chunk.len() - 1]))
+                .await
+                .unwrap();
+        }
+    }
+    // Judge at minute 12 (the fault is on), then at minute 40 (long over).
+    let mut tracker = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
+    for at in [t(720), t(2400)] {
+        let a = assess(&store, &[], at, Params::default()).unwrap();
+        let changes = tracker.evaluate(&a.findings, a.at_us);
+        let written = changes.clone();
+        store
+            .write(move |c| crate::evidence::incidents::write(c, &written))
+            .await
+            .unwrap();
+        tracker.apply(&changes);
+    }
+    store
+}
+
+fn render(report: &Report) -> [String; 4] {
+    let mut md = Vec::new();
+    markdown::render(report, &mut md).unwrap();
+    let mut txt = Vec::new();
+    text::render(report, &mut txt).unwrap();
+    let mut chart = Vec::new();
+    svg::render(report, &mut chart).unwrap();
+    [
+        String::from_utf8(md).unwrap(),
+        String::from_utf8(txt).unwrap(),
+        serde_json::to_string_pretty(report).unwrap(),
+        String::from_utf8(chart).unwrap(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
+    let dir = std::env::temp_dir().join(format!("vantage-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = fleet_store(&dir).await;
+    let req = Request {
+        incident: Some(1),
+        ..Request::default()
+    };
+    let report = store
+        .read(|c| Ok(build(c, &req, "/var/lib/vantage")))
+        .unwrap()
+        .unwrap();
+    let incident = report.incident.as_ref().expect("incident 1 exists");
+    assert_eq!(incident.scope, "path");
+    assert_eq!(incident.src_regions, ["us-east-2"]);
+    assert_eq!(incident.state, "resolved");
+    assert_eq!(report.healthy_alternatives, ["onprem", "us-west-1"]);
+
+    let again = store
+        .read(|c| Ok(build(c, &req, "/var/lib/vantage")))
+        .unwrap()
+        .unwrap();
+    let [md, txt, json, chart] = render(&report);
+    assert_eq!(
+        render(&again),
+        [md.clone(), txt.clone(), json.clone(), chart.clone()]
+    );
+    let parsed: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed, report, "the JSON form reads back");
+    insta::assert_snapshot!("incident_markdown", md);
+    insta::assert_snapshot!("incident_text", txt);
+    insta::assert_snapshot!("incident_svg", chart);
+
+    let window = Request {
+        from: Some(t(0).into()),
+        to: Some(t(1200).into()),
+        ..Request::default()
+    };
+    let report = store
+        .read(|c| Ok(build(c, &window, "/var/lib/vantage")))
+        .unwrap()
+        .unwrap();
+    let [md, ..] = render(&report);
+    insta::assert_snapshot!("window_markdown", md);
+
+    let missing = Request {
+        incident: Some(9),
+        ..Request::default()
+    };
+    let err = store
+        .read(|c| Ok(build(c, &missing, "x")))
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no incident 9");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,35 @@
+//! The report as a few plain lines, for chat and status updates.
+
+use std::io::{self, Write};
+
+use super::markdown::rate;
+use super::{Report, clock};
+
+/// Writes `r` as a status update.
+pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "[vantage {}] {}", r.fleet, r.title)?;
+    if let Some(i) = &r.incident {
+        writeln!(out, "{}", i.explanation)?;
+    } else {
+        writeln!(out, "Verdict: {}.", r.verdict)?;
+    }
+    // Per region, over the targets in question (the incident's, or all).
+    for series in &r.series {
+        let (k, n) = series
+            .minutes
+            .iter()
+            .fold((0, 0), |(k, n), m| (k + m.failures, n + m.attempts));
+        writeln!(out, "  {}: {} failed", series.src_region, rate(k, n))?;
+    }
+    if r.incident.is_some() && !r.healthy_alternatives.is_empty() {
+        writeln!(
+            out,
+            "Healthy alternatives: {}",
+            r.healthy_alternatives.join(", ")
+        )?;
+    }
+    if let Some(last) = r.timeline.last() {
+        writeln!(out, "Latest: {} UTC {}", clock(last.at), last.event)?;
+    }
+    Ok(())
+}
