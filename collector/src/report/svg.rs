@@ -10,11 +10,11 @@ use super::{Report, clock};
 
 const WIDTH: f64 = 900.0;
 const LEFT: f64 = 110.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 64.0;
 const FAIL_H: f64 = 36.0;
 const RTT_H: f64 = 64.0;
 const GAP: f64 = 18.0;
-const TOP: f64 = 48.0;
+const TOP: f64 = 62.0;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -39,13 +39,6 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     let minute_w = (60.0 / span * plot_w).max(1.0);
     let rows = r.series.len().max(1) as f64;
     let height = TOP + rows * (FAIL_H + RTT_H + GAP) + 30.0;
-    let rtt_max = r
-        .series
-        .iter()
-        .flat_map(|s| s.minutes.iter())
-        .filter_map(|m| m.rtt_ms.map(|v| v[2]))
-        .fold(0.0_f64, f64::max)
-        .max(1.0);
 
     let mut s = String::new();
     let _ = writeln!(
@@ -60,11 +53,14 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     );
     let _ = writeln!(
         s,
-        r##"<text x="{LEFT}" y="34" fill="#555">fleet {} · {} to {} UTC · <tspan fill="#c62828">failed connects, % per minute</tspan> · <tspan fill="#333">RTT ms: median line, 5–95% smoke (0 to {:.1} ms)</tspan></text>"##,
+        r##"<text x="{LEFT}" y="34" fill="#555">fleet {} · {} to {} UTC</text>"##,
         esc(&r.fleet),
         clock(r.from),
-        clock(r.to),
-        rtt_max
+        clock(r.to)
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="{LEFT}" y="50" fill="#555">per region and minute: <tspan fill="#c62828">failed connects (0–100%)</tspan> · <tspan fill="#333">connect RTT: median line in a 5–95% smoke, scaled per region</tspan></text>"##
     );
     for (i, series) in r.series.iter().enumerate() {
         let y0 = TOP + i as f64 * (FAIL_H + RTT_H + GAP);
@@ -89,6 +85,22 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         let _ = writeln!(
             s,
             r##"<rect x="{LEFT}" y="{y0}" width="{plot_w}" height="{FAIL_H}" fill="#fafafa" stroke="#ddd"/><rect x="{LEFT}" y="{rtt_top}" width="{plot_w}" height="{RTT_H}" fill="#fafafa" stroke="#ddd"/>"##
+        );
+        let rtt_max = series
+            .minutes
+            .iter()
+            .filter_map(|m| m.rtt_ms.map(|v| v[2]))
+            .fold(0.0_f64, f64::max)
+            .max(0.1);
+        let _ = writeln!(
+            s,
+            r##"<text x="{}" y="{}" fill="#c62828">100%</text><text x="{}" y="{}" fill="#333">{rtt_max} ms</text><text x="{}" y="{}" fill="#333">0</text>"##,
+            WIDTH - RIGHT + 4.0,
+            y0 + 10.0,
+            WIDTH - RIGHT + 4.0,
+            rtt_top + 10.0,
+            WIDTH - RIGHT + 4.0,
+            rtt_base
         );
         let y_rtt = |ms: f64| rtt_base - ms / rtt_max * RTT_H;
         let mut median = Vec::new();
