@@ -42,6 +42,11 @@ pub struct Cell {
     pub local_failures: u64,
     /// The first of them (µs since the epoch).
     pub local_since_us: Option<i64>,
+    /// Kernel RTT of successful connects in the baseline window
+    /// (histogram counts in the probe's connect buckets).
+    pub rtt_baseline: Vec<u64>,
+    /// The same per minute of the latency window, oldest first.
+    pub rtt_recent: Vec<(i64, Vec<u64>)>,
 }
 
 /// What a cell says.
@@ -69,7 +74,34 @@ pub struct Failing {
     pub p_value: f64,
     /// Failures by outcome in that window.
     pub reasons: BTreeMap<String, u64>,
+    /// For a latency regression: RTT before and now.
+    pub rtt: Option<RttShift>,
 }
+
+/// How a path's RTT moved, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RttShift {
+    /// Baseline median.
+    pub baseline_p50_ms: f64,
+    /// Baseline 95th percentile.
+    pub baseline_p95_ms: f64,
+    /// Median over the latency window.
+    pub recent_p50_ms: f64,
+    /// 95th percentile over the latency window.
+    pub recent_p95_ms: f64,
+}
+
+/// RTT is judged over the last few minutes: a latency change is a level
+/// shift, and a long window would dilute it.
+pub const LATENCY_WINDOW_MINUTES: i64 = 5;
+/// Fewest successful connects in the latency window and in the baseline.
+pub const LATENCY_MIN_RECENT: u64 = 20;
+/// See [`LATENCY_MIN_RECENT`].
+pub const LATENCY_MIN_BASELINE: u64 = 60;
+/// A regression is at least this much slower (median or p95) ...
+pub const LATENCY_MIN_RATIO: f64 = 1.5;
+/// ... and at least this many milliseconds slower.
+pub const LATENCY_MIN_ADDED_MS: f64 = 5.0;
 
 /// A run of successes this unlikely at the fault's failure rate means the
 /// fault is over.
@@ -148,6 +180,73 @@ impl Cell {
             attempts: n,
             p_value,
             reasons,
+            rtt: None,
+        })
+    }
+
+    /// Tests the cell's RTT: the last [`LATENCY_WINDOW_MINUTES`] against
+    /// the baseline. A regression needs both a size (median or p95 at
+    /// least 1.5x and 5 ms above the baseline's) and significance: more
+    /// recent connects above the baseline's 95th percentile than the 5%
+    /// the baseline itself has (binomial, `alpha`). DNS cells have no RTT.
+    pub fn latency(&self, alpha: f64) -> State {
+        use vantage_probe::stats::CONNECT_BUCKETS_US as B;
+        if self.address.is_none() {
+            return State::Unknown;
+        }
+        let mut recent = vec![0u64; B.len() + 1];
+        for (_, counts) in &self.rtt_recent {
+            for (a, b) in recent.iter_mut().zip(counts) {
+                *a += b;
+            }
+        }
+        let n_recent: u64 = recent.iter().sum();
+        let n_base: u64 = self.rtt_baseline.iter().sum();
+        if n_recent < LATENCY_MIN_RECENT || n_base < LATENCY_MIN_BASELINE {
+            return State::Unknown;
+        }
+        let q = |counts: &[u64], q: f64| super::stats::quantile(&B, counts, q).unwrap_or(0.0);
+        let ms = |us: f64| (us / 100.0).round() / 10.0;
+        let shift = RttShift {
+            baseline_p50_ms: ms(q(&self.rtt_baseline, 0.5)),
+            baseline_p95_ms: ms(q(&self.rtt_baseline, 0.95)),
+            recent_p50_ms: ms(q(&recent, 0.5)),
+            recent_p95_ms: ms(q(&recent, 0.95)),
+        };
+        let grew = |before: f64, now: f64| {
+            now >= before * LATENCY_MIN_RATIO && now - before >= LATENCY_MIN_ADDED_MS
+        };
+        if !grew(shift.baseline_p50_ms, shift.recent_p50_ms)
+            && !grew(shift.baseline_p95_ms, shift.recent_p95_ms)
+        {
+            return State::Healthy;
+        }
+        // Recent connects in buckets wholly above the baseline's p95.
+        let p95_us = q(&self.rtt_baseline, 0.95);
+        let first_above = B.partition_point(|&b| (b as f64) < p95_us) + 1;
+        let above: u64 = recent.iter().skip(first_above).sum();
+        let p_value = super::stats::binomial_tail(above, n_recent, 0.05);
+        if p_value >= alpha {
+            return State::Healthy;
+        }
+        // Onset: the first minute of the window whose median grew.
+        let since_us = self
+            .rtt_recent
+            .iter()
+            .find(|(_, c)| {
+                c.iter().sum::<u64>() > 0
+                    && (grew(shift.baseline_p50_ms, ms(q(c, 0.5)))
+                        || grew(shift.baseline_p95_ms, ms(q(c, 0.95))))
+            })
+            .or(self.rtt_recent.first())
+            .map_or(self.first_us, |(m, _)| m * MINUTE_US);
+        State::Failing(Failing {
+            since_us,
+            failures: above,
+            attempts: n_recent,
+            p_value,
+            reasons: BTreeMap::new(),
+            rtt: Some(shift),
         })
     }
 }
@@ -175,6 +274,7 @@ pub fn read(
     now_us: i64,
 ) -> rusqlite::Result<Vec<Cell>> {
     let recent_minute = recent_from_us.div_euclid(MINUTE_US);
+    let now_minute = now_us.div_euclid(MINUTE_US);
     let mut cells: HashMap<i64, Cell> = HashMap::new();
     let mut stmt = conn.prepare_cached(
         "SELECT m.series_id, m.minute, m.data, s.src_region, t.name, t.labels, s.address
@@ -209,6 +309,8 @@ pub fn read(
                     failures: Vec::new(),
                     local_failures: 0,
                     local_since_us: None,
+                    rtt_baseline: Vec::new(),
+                    rtt_recent: Vec::new(),
                 })
             }
         };
@@ -233,6 +335,16 @@ pub fn read(
             }
             if minute >= recent_minute {
                 cell.local_failures += local;
+            }
+            if minute > now_minute - LATENCY_WINDOW_MINUTES {
+                cell.rtt_recent.push((minute, c.rtt.counts.clone()));
+            } else {
+                if cell.rtt_baseline.is_empty() {
+                    cell.rtt_baseline = vec![0; c.rtt.counts.len()];
+                }
+                for (a, b) in cell.rtt_baseline.iter_mut().zip(&c.rtt.counts) {
+                    *a += b;
+                }
             }
             (c.attempts() - local, remote)
         };
@@ -267,6 +379,10 @@ pub fn read(
     let mut out: Vec<Cell> = cells
         .into_values()
         .filter(|c| c.attempts > 0 || !c.failures.is_empty())
+        .map(|mut c| {
+            c.rtt_recent.sort_by_key(|(m, _)| *m);
+            c
+        })
         .collect();
     out.sort_by(|a, b| {
         (&a.src_region, &a.target, &a.address).cmp(&(&b.src_region, &b.target, &b.address))
@@ -303,6 +419,8 @@ mod tests {
                 failures,
                 local_failures: 0,
                 local_since_us: None,
+                rtt_baseline: Vec::new(),
+                rtt_recent: Vec::new(),
             },
             now,
         )
@@ -336,6 +454,51 @@ mod tests {
         let ago: Vec<i64> = (60..180).filter(|s| s % 11 == 0 || s % 17 == 0).collect();
         let (c, now) = cell(900, &ago, (3600, 0));
         assert_eq!(c.state(now, 1e-3), State::Healthy);
+    }
+
+    /// Counts in the connect buckets with `n` samples in the bucket of `us`.
+    fn hist(us: u64, n: u64) -> Vec<u64> {
+        use vantage_probe::stats::CONNECT_BUCKETS_US as B;
+        let mut h = vec![0; B.len() + 1];
+        h[B.partition_point(|&b| b < us)] = n;
+        h
+    }
+
+    #[test]
+    fn forty_added_milliseconds_are_a_latency_regression_jitter_is_not() {
+        let (mut c, _) = cell(600, &[], (3600, 0));
+        let mut base = hist(900, 3000);
+        base[5] += 150; // a 5% tail up to 5 ms
+        c.rtt_baseline = base;
+        c.rtt_recent = (0..5).map(|m| (m, hist(900, 60))).collect();
+        assert_eq!(c.latency(1e-3), State::Healthy, "the same as before");
+        c.rtt_recent = (0..5)
+            .map(|m| {
+                (
+                    m,
+                    if m < 2 {
+                        hist(900, 60)
+                    } else {
+                        hist(41_000, 60)
+                    },
+                )
+            })
+            .collect();
+        let State::Failing(f) = c.latency(1e-3) else {
+            panic!("{:?}", c.latency(1e-3));
+        };
+        let shift = f.rtt.unwrap();
+        assert!(
+            shift.recent_p95_ms > 25.0 && shift.baseline_p50_ms < 1.0,
+            "{shift:?}"
+        );
+        assert_eq!(f.since_us, 2 * MINUTE_US, "the first slow minute");
+        // Twice as slow but only 1 ms more: not a regression worth a page.
+        c.rtt_recent = (0..5).map(|m| (m, hist(2_000, 60))).collect();
+        assert_eq!(c.latency(1e-3), State::Healthy);
+        // Too few samples to say.
+        c.rtt_recent = vec![(0, hist(41_000, 5))];
+        assert_eq!(c.latency(1e-3), State::Unknown);
     }
 
     #[test]

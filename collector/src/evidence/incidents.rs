@@ -78,8 +78,13 @@ fn pairs(f: &Finding) -> BTreeSet<(String, String)> {
                 out.insert((r.clone(), "probe-host".to_string()));
             }
             _ => {
+                // A slow path and a failing path are separate incidents.
+                let signal = match f.signal {
+                    super::localize::Signal::Failures => "",
+                    super::localize::Signal::Latency => "latency:",
+                };
                 for t in &f.targets {
-                    out.insert((r.clone(), t.clone()));
+                    out.insert((r.clone(), format!("{signal}{t}")));
                 }
                 if let Some(a) = &f.address {
                     out.insert((r.clone(), format!("address:{a}")));
@@ -361,6 +366,7 @@ mod tests {
     fn finding(scope: Scope, regions: &[&str], targets: &[&str]) -> Finding {
         Finding {
             scope,
+            signal: crate::evidence::localize::Signal::Failures,
             src_regions: regions.iter().map(|s| s.to_string()).collect(),
             targets: targets.iter().map(|s| s.to_string()).collect(),
             target_group: None,
@@ -378,6 +384,7 @@ mod tests {
                     baseline_failures: 0,
                     baseline_attempts: 3600,
                     p_value: 1e-9,
+                    rtt: None,
                 })
                 .collect(),
             healthy_alternatives: Vec::new(),

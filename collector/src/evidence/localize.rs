@@ -55,6 +55,17 @@ impl Scope {
     }
 }
 
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// Connects (or lookups) failing.
+    #[default]
+    Failures,
+    /// Connects succeeding, but slower than their baseline.
+    Latency,
+}
+
 /// A probe as the fleet knows it, for silent-probe findings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeLiveness {
@@ -87,6 +98,9 @@ pub struct RegionEvidence {
     pub baseline_attempts: u64,
     /// The least likely cell's p-value.
     pub p_value: f64,
+    /// For latency: the RTT shift of the region's most shifted cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt: Option<super::cells::RttShift>,
 }
 
 /// One localized fault.
@@ -94,6 +108,9 @@ pub struct RegionEvidence {
 pub struct Finding {
     /// Where it is.
     pub scope: Scope,
+    /// Failures or latency.
+    #[serde(default)]
+    pub signal: Signal,
     /// Affected regions.
     pub src_regions: Vec<String>,
     /// Affected targets.
@@ -155,7 +172,9 @@ pub fn localize(cells: &[Cell], probes: &[ProbeLiveness], now_us: i64, alpha: f6
         .filter(|c| !excluded.contains(&c.src_region))
         .cloned()
         .collect();
-    let mut findings = localize_voting(&voting, now_us, alpha);
+    let mut findings = localize_voting(&voting, &|c: &Cell| c.state(now_us, alpha));
+    let latency: Vec<Cell> = voting.into_iter().filter(|c| c.address.is_some()).collect();
+    findings.extend(localize_voting(&latency, &|c: &Cell| c.latency(alpha)));
     findings.extend(own);
     finish(findings, Vec::new())
 }
@@ -203,6 +222,7 @@ fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> 
         let targets: Vec<String> = controls.iter().map(|(c, _)| c.target.clone()).collect();
         let mut f = Finding {
             scope: Scope::Probe,
+            signal: Signal::Failures,
             src_regions: vec![r.to_string()],
             targets,
             target_group: None,
@@ -218,6 +238,7 @@ fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> 
                 baseline_failures: 0,
                 baseline_attempts: 0,
                 p_value: controls.iter().map(|(_, f)| f.p_value).fold(1.0, f64::min),
+                rtt: None,
             }],
             healthy_alternatives: Vec::new(),
             quorum: if local_broken {
@@ -236,6 +257,7 @@ fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> 
 fn silent_finding(p: &ProbeLiveness, region_silent: bool) -> Finding {
     let mut f = Finding {
         scope: Scope::Silent,
+        signal: Signal::Failures,
         src_regions: vec![p.src_region.clone()],
         targets: Vec::new(),
         target_group: None,
@@ -255,11 +277,11 @@ fn silent_finding(p: &ProbeLiveness, region_silent: bool) -> Finding {
     f
 }
 
-fn localize_voting(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> {
+fn localize_voting(cells: &[Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
     let judged: Vec<Judged<'_>> = cells
         .iter()
         .map(|c| {
-            let state = c.state(now_us, alpha);
+            let state = judge(c);
             Judged {
                 cell: c,
                 healthy: state == State::Healthy,
@@ -586,6 +608,7 @@ fn finding(
                 baseline_failures: 0,
                 baseline_attempts: 0,
                 p_value: 1.0,
+                rtt: None,
             });
         e.failures += f.failures;
         e.attempts += f.attempts;
@@ -596,10 +619,21 @@ fn finding(
         e.baseline_failures += j.cell.baseline_failures;
         e.baseline_attempts += j.cell.baseline_attempts;
         e.p_value = e.p_value.min(f.p_value);
+        if let Some(shift) = f.rtt {
+            let added = |s: &super::cells::RttShift| s.recent_p50_ms - s.baseline_p50_ms;
+            if e.rtt.as_ref().is_none_or(|r| added(&shift) > added(r)) {
+                e.rtt = Some(shift);
+            }
+        }
     }
     let evidence: Vec<RegionEvidence> = per_region.into_values().collect();
     let mut f = Finding {
         scope,
+        signal: if evidence.iter().any(|e| e.rtt.is_some()) {
+            Signal::Latency
+        } else {
+            Signal::Failures
+        },
         src_regions: evidence.iter().map(|e| e.src_region.clone()).collect(),
         targets: targets.into_iter().collect(),
         target_group,
@@ -613,6 +647,44 @@ fn finding(
     };
     f.explanation = explain(&f);
     f
+}
+
+fn explain_latency(
+    f: &Finding,
+    since: &str,
+    regions: &str,
+    targets: &str,
+    alternatives: &str,
+) -> String {
+    let shift = f.evidence.iter().filter_map(|e| e.rtt).max_by(|a, b| {
+        (a.recent_p50_ms - a.baseline_p50_ms).total_cmp(&(b.recent_p50_ms - b.baseline_p50_ms))
+    });
+    let moved = shift.map_or_else(String::new, |s| {
+        format!(
+            " from a median of {} ms (p95 {}) to {} ms (p95 {})",
+            s.baseline_p50_ms, s.baseline_p95_ms, s.recent_p50_ms, s.recent_p95_ms
+        )
+    });
+    let group = f.target_group.as_deref().unwrap_or("these");
+    match f.scope {
+        Scope::Target => format!(
+            "Since {since} connect RTT to {targets} rose{moved} from {regions} ({}): the target answers slowly, not one region's network.",
+            f.quorum
+        ),
+        Scope::Source => format!(
+            "Since {since} connect RTT from {regions} to {targets} rose{moved}{alternatives}: {regions}'s own network adds the delay."
+        ),
+        Scope::Path => format!(
+            "Since {since} connect RTT from {regions} to {group} targets ({targets}) rose{moved}{alternatives}: the delay is on the {regions} -> {group} path."
+        ),
+        Scope::Address => format!(
+            "Since {since} connect RTT to {} of {targets} rose{moved} from {regions} while its other addresses did not: that backend address is slow.",
+            f.address.as_deref().unwrap_or("one address")
+        ),
+        _ => format!(
+            "Since {since} connect RTT from {regions} to {targets} rose{moved}, and the data cannot say whether the target or the path is slower."
+        ),
+    }
 }
 
 /// `HH:MM UTC` of a time in µs since the epoch.
@@ -666,6 +738,9 @@ fn explain(f: &Finding) -> String {
             }
         )
     };
+    if f.signal == Signal::Latency {
+        return explain_latency(f, &since, &regions, &targets, &alternatives);
+    }
     match f.scope {
         Scope::Target => format!(
             "Since {since} {share}% of connects to {targets} fail ({reason}) from {regions} ({}): the target itself is down or refusing, not one region's network.",
@@ -851,6 +926,8 @@ mod tests {
                         failures,
                         local_failures: 0,
                         local_since_us: None,
+                        rtt_baseline: Vec::new(),
+                        rtt_recent: Vec::new(),
                     });
                 }
             }
@@ -1050,6 +1127,40 @@ mod tests {
                 .contains("neither \"its targets are down\" nor healthy; us-west-1 is left out"),
             "{}",
             f[0].explanation
+        );
+    }
+
+    #[test]
+    fn forty_ms_on_one_path_is_a_latency_path_finding() {
+        use vantage_probe::stats::CONNECT_BUCKETS_US as B;
+        let hist = |us: u64, n: u64| {
+            let mut h = vec![0; B.len() + 1];
+            h[B.partition_point(|&b| b < us)] = n;
+            h
+        };
+        let mut cells = fleet(|_, _, _| 0.0);
+        for c in cells.iter_mut().filter(|c| c.address.is_some()) {
+            c.rtt_baseline = hist(900, 3000);
+            let slow = c.src_region == "us-east-2" && c.group == "gcp";
+            c.rtt_recent = (0..5)
+                .map(|m| (m, hist(if slow { 41_000 } else { 900 }, 60)))
+                .collect();
+        }
+        let f = localize_all(&cells, NOW, 1e-3);
+        assert_eq!(
+            scopes(&f),
+            [(Scope::Path, v(&["us-east-2"]), v(&["api", "db", "queue"]))]
+        );
+        assert_eq!(f[0].signal, Signal::Latency);
+        assert_eq!(f[0].healthy_alternatives, v(&["onprem", "us-west-1"]));
+        assert!(
+            f[0].explanation.contains("connect RTT from us-east-2 to gcp targets (api, db and queue) rose from a median of 0.8 ms"),
+            "{}",
+            f[0].explanation
+        );
+        assert!(
+            f[0].explanation
+                .ends_with("the delay is on the us-east-2 -> gcp path.")
         );
     }
 }
