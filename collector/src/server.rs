@@ -57,6 +57,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/incidents", get(crate::evidence::api::incidents))
         .route("/api/v1/report", get(crate::evidence::api::report))
         .route(
+            "/api/v1/alertmanager",
+            post(crate::evidence::alertmanager::receive).get(crate::evidence::alertmanager::recent),
+        )
+        .route(
             "/api/v1/incidents/{id}",
             get(crate::evidence::api::incident),
         )

@@ -29,12 +29,12 @@ pub struct ReachabilityQuery {
 }
 
 /// One region's view of a target.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegionView {
     /// The region.
     pub src_region: String,
     /// `reachable`, `failing` or `unknown`.
-    pub state: &'static str,
+    pub state: String,
     /// Recent attempts (every address).
     pub attempts: u64,
     /// Failures in the telling window, when failing.
@@ -44,7 +44,7 @@ pub struct RegionView {
 }
 
 /// The answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reachability {
     /// The target.
     pub target: String,
@@ -52,7 +52,7 @@ pub struct Reachability {
     /// fail, others reach it: not the target), `down` (a target-side
     /// finding), `unreachable` (every region with data fails, without a
     /// quorum to call it down), `unknown` (no recent data).
-    pub verdict: &'static str,
+    pub verdict: String,
     /// The asking region's own state, when `from` was given.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from: Option<RegionView>,
@@ -253,7 +253,7 @@ pub fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
             .entry(c.src_region.clone())
             .or_insert_with(|| RegionView {
                 src_region: c.src_region.clone(),
-                state: "unknown",
+                state: "unknown".into(),
                 attempts: 0,
                 failures: 0,
                 reasons: BTreeMap::new(),
@@ -261,13 +261,13 @@ pub fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
         v.attempts += c.attempts;
         match c.state(a.at_us, a.alpha) {
             CellState::Failing(f) => {
-                v.state = "failing";
+                v.state = "failing".into();
                 v.failures += f.failures;
                 for (k, n) in f.reasons {
                     *v.reasons.entry(k).or_insert(0) += n;
                 }
             }
-            CellState::Healthy if v.state == "unknown" => v.state = "reachable",
+            CellState::Healthy if v.state == "unknown" => v.state = "reachable".into(),
             _ => {}
         }
     }
@@ -302,7 +302,7 @@ pub fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
     };
     Reachability {
         target: target.to_string(),
-        verdict,
+        verdict: verdict.to_string(),
         from: from.and_then(|r| regions.iter().find(|v| v.src_region == r).cloned()),
         reachable_from,
         failing_from,

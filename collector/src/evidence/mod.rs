@@ -8,6 +8,7 @@
 //! - [`localize`]: from cell states to scoped findings;
 //! - [`api`]: `GET /api/v1/findings` and `GET /api/v1/reachability`.
 
+pub mod alertmanager;
 pub mod api;
 pub mod cells;
 pub mod incidents;

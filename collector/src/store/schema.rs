@@ -95,4 +95,12 @@ CREATE TABLE IF NOT EXISTS incident_events (
     text        TEXT    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS incident_events_by_incident ON incident_events (incident_id, at_us);
+
+-- The cross-region evidence given for each Alertmanager alert received.
+CREATE TABLE IF NOT EXISTS alert_evidence (
+    received_us INTEGER NOT NULL,
+    fingerprint TEXT    NOT NULL,
+    status      TEXT    NOT NULL,
+    evidence    TEXT    NOT NULL
+);
 ";

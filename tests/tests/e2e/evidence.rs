@@ -72,7 +72,7 @@ async fn wait_for(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refusing_backend_is_target_side_and_reachability_says_so() {
+async fn a_refusing_backend_is_found_explained_reported_and_resolved() {
     let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
     let db = Refusing::bind(LO).unwrap();
     let dir = Scratch::new("evidence");
@@ -212,6 +212,82 @@ labels = {{ provider = "lab" }}
         );
     }
     vantage_tests::promtool_check_metrics(&metrics);
+
+    // Alertmanager asks about an alert: the evidence for its window comes
+    // back and is kept; bad payloads change nothing.
+    let started =
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now() - Duration::from_secs(60));
+    let hook = serde_json::json!({
+        "version": "4", "status": "firing", "receiver": "vantage", "groupKey": "{}:{}",
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am",
+        "alerts": [
+            {"status": "firing", "labels": {"alertname": "DbDown", "instance": format!("127.0.0.1:{}", db.addr.port())},
+             "annotations": {}, "startsAt": started.to_string(), "endsAt": "0001-01-01T00:00:00Z",
+             "generatorURL": "", "fingerprint": "f1"},
+            {"status": "firing", "labels": {"alertname": "Other", "service": "nothing-we-probe"},
+             "annotations": {}, "startsAt": started.to_string(), "fingerprint": "f2"}
+        ]
+    });
+    let auth = format!("Bearer {}", token("lab-b"));
+    let post = |body: Vec<u8>, auth: Option<String>| async move {
+        let mut headers = vec![("Content-Type", "application/json".to_string())];
+        if let Some(a) = auth {
+            headers.push(("Authorization", a));
+        }
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, text) = http(addr, "POST", "/api/v1/alertmanager", &headers, &body)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+        )
+    };
+    let (status, answer) = post(serde_json::to_vec(&hook).unwrap(), Some(auth.clone())).await;
+    assert_eq!(status, 200, "{answer:#}");
+    let a = &answer["alerts"][0];
+    assert_eq!(a["matched"], serde_json::json!(["db"]), "{a:#}");
+    assert_eq!(a["matched_by"], "instance");
+    assert_eq!(a["regions"].as_array().unwrap().len(), 3);
+    assert!(
+        a["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "failing"),
+        "{a:#}"
+    );
+    assert!(
+        a["summary"]
+            .as_str()
+            .unwrap()
+            .contains("every region saw connects fail"),
+        "{a:#}"
+    );
+    assert_eq!(a["now"][0]["verdict"], "down");
+    let b = &answer["alerts"][1];
+    assert_eq!(b["matched"], serde_json::json!([]));
+    assert!(
+        b["summary"].as_str().unwrap().starts_with("No evidence"),
+        "{b:#}"
+    );
+    let mut wrong = hook.clone();
+    wrong["version"] = "3".into();
+    let (status, body) = post(serde_json::to_vec(&wrong).unwrap(), Some(auth.clone())).await;
+    assert_eq!(
+        (status, body["reason"].as_str()),
+        (422, Some("unknown_version"))
+    );
+    let (status, body) = post(b"{not json".to_vec(), Some(auth.clone())).await;
+    assert_eq!((status, body["reason"].as_str()), (400, Some("malformed")));
+    let (status, _) = post(serde_json::to_vec(&hook).unwrap(), None).await;
+    assert_eq!(status, 401);
+    let (_, kept) = get(addr, "/api/v1/alertmanager").await;
+    assert_eq!(
+        kept.as_array().unwrap().len(),
+        2,
+        "only the accepted payload is kept: {kept:#}"
+    );
 
     // The backend comes back: the incident resolves.
     let port = db.addr.port();
