@@ -15,7 +15,8 @@
 //!   CPU per result (from /proc), peak RSS;
 //! - disk: bytes per stored result after a checkpoint;
 //! - read: one hour of rollups for the whole fleet through the store's read
-//!   path, in a second store filled with one result per series per minute.
+//!   path, in a second store filled with one result per series per minute;
+//!   and one evidence evaluation (every cell's recent window and baseline).
 //!
 //! ```sh
 //! cargo bench -p vantage-collector --bench ingest            # 100 regions x 1k targets, 1 minute
@@ -560,6 +561,22 @@ fn read_hour(fleet: &Fleet) {
         rows.len(),
         took.as_secs_f64(),
         took.as_secs_f64() / rows.len().max(1) as f64 * 1e6
+    );
+    // The evidence evaluation reads the same rows (recent window and
+    // baseline) every evaluate_every.
+    let t = Instant::now();
+    let assessment = vantage_collector::evidence::assess(
+        &store,
+        &[],
+        SystemTime::now(),
+        vantage_collector::evidence::Params::default(),
+    )
+    .unwrap();
+    println!(
+        "evidence: one evaluation of {} cells ({} findings) in {:.2} s",
+        assessment.cells.len(),
+        assessment.findings.len(),
+        t.elapsed().as_secs_f64()
     );
     let mut window = window;
     window.src_region = Some("region-000".into());

@@ -154,6 +154,42 @@ fn render(report: &Report) -> [String; 4] {
     ]
 }
 
+/// Every field path the JSON form has is a row of REPORT.md.
+fn assert_documented(v: &serde_json::Value) {
+    fn walk(v: &serde_json::Value, path: String, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    out.push(p.clone());
+                    walk(v, p, out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for v in a {
+                    if v.is_object() {
+                        walk(v, format!("{path}[]"), out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let doc = include_str!("../../REPORT.md");
+    let mut paths = Vec::new();
+    walk(v, String::new(), &mut paths);
+    for p in paths {
+        assert!(
+            doc.contains(&format!("`{p}`")),
+            "REPORT.md does not document `{p}`"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
     let dir = std::env::temp_dir().join(format!("vantage-report-{}", std::process::id()));
@@ -184,6 +220,7 @@ async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
     );
     let parsed: Report = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed, report, "the JSON form reads back");
+    assert_documented(&serde_json::from_str(&json).unwrap());
     insta::assert_snapshot!("incident_markdown", md);
     insta::assert_snapshot!("incident_text", txt);
     insta::assert_snapshot!("incident_svg", chart);
