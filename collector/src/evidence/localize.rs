@@ -12,6 +12,13 @@ use super::cells::{Cell, Failing, State};
 /// The share of regions (or targets) with data that must agree.
 pub const QUORUM: f64 = 2.0 / 3.0;
 
+/// How often a fleet may see a false finding, per evaluation. Each cell is
+/// tested at its own level; a finding stands only if its evidence (the
+/// product of its regions' p-values) is unlikely across all the cells that
+/// were tested (a Bonferroni bound). A single path in a large fleet so
+/// needs a round more than a fault seen from several regions at once.
+pub const FLEET_ALPHA: f64 = 0.01;
+
 /// Where a fault is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -278,6 +285,16 @@ fn silent_finding(p: &ProbeLiveness, region_silent: bool) -> Finding {
 }
 
 fn localize_voting(cells: &[Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
+    let tested = cells.len().max(1) as f64;
+    let mut findings = localize_judged(cells, judge);
+    findings.retain(|f| {
+        let log_p: f64 = f.evidence.iter().map(|e| e.p_value.max(1e-300).ln()).sum();
+        log_p + tested.ln() < FLEET_ALPHA.ln()
+    });
+    findings
+}
+
+fn localize_judged(cells: &[Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
     let judged: Vec<Judged<'_>> = cells
         .iter()
         .map(|c| {
@@ -1162,5 +1179,36 @@ mod tests {
             f[0].explanation
                 .ends_with("the delay is on the us-east-2 -> gcp path.")
         );
+    }
+
+    #[test]
+    fn a_lone_path_in_a_big_fleet_needs_one_round_more() {
+        // us-east-2 -> web failing hard for `rounds` rounds, among 6,000
+        // healthy cells.
+        let with = |rounds: i64| {
+            let mut cells = fleet(|_, _, _| 0.0);
+            let template = cells[0].clone();
+            for i in 0..6_000 {
+                let mut c = template.clone();
+                c.target = format!("extra-{i}");
+                c.group = format!("group-{}", i % 7);
+                cells.push(c);
+            }
+            for c in cells
+                .iter_mut()
+                .filter(|c| c.src_region == "us-east-2" && c.target == "web")
+            {
+                c.failures = (0..rounds)
+                    .map(|r| (NOW - r * S, "timeout".to_string()))
+                    .collect();
+            }
+            localize_all(&cells, NOW, 1e-3)
+        };
+        assert!(
+            with(2).is_empty(),
+            "two rounds of one path among thousands of cells"
+        );
+        let f = with(3);
+        assert_eq!(scopes(&f), [(Scope::Path, v(&["us-east-2"]), v(&["web"]))]);
     }
 }

@@ -73,13 +73,17 @@ fn ln_gamma(x: f64) -> f64 {
     0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
 }
 
-/// The baseline failure rate to test against: the observed rate, never
-/// below [`BASELINE_FLOOR`].
+/// The baseline failure rate to test against: the observed rate with one
+/// failure more than was seen, so that a short baseline without failures
+/// is not taken for a perfect path (60 clean attempts say "below about
+/// 2%", not "0%"); never below [`BASELINE_FLOOR`]. A path with no baseline
+/// at all (a new probe or target) is assumed healthy, at the floor, so
+/// that it can show a fault from its first rounds.
 pub fn baseline_rate(failures: u64, attempts: u64) -> f64 {
     if attempts == 0 {
         return BASELINE_FLOOR;
     }
-    (failures as f64 / attempts as f64).max(BASELINE_FLOOR)
+    ((failures + 1) as f64 / (attempts + 1) as f64).clamp(BASELINE_FLOOR, 1.0)
 }
 
 /// The `q` quantile (0..=1) of a histogram with upper `bounds` and
@@ -144,6 +148,10 @@ mod tests {
         // A path that always failed 2% does not become news at 2%.
         let p0 = baseline_rate(72, 3600);
         assert!(binomial_tail(40, 2000, p0) > 0.3);
+        // A short clean baseline is not a perfect one: 2 failures in 6
+        // attempts against 60 clean ones is not evidence.
+        assert!(binomial_tail(2, 6, baseline_rate(0, 60)) > 1e-3);
+        assert_eq!(baseline_rate(0, 3600), BASELINE_FLOOR);
     }
 
     #[test]
