@@ -5,6 +5,7 @@
 mod cli;
 mod collector;
 mod connect;
+mod dashboards;
 mod dns;
 mod evidence;
 mod fleet;
