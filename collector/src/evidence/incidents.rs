@@ -153,18 +153,7 @@ impl Tracker {
                     next_id += 1;
                     matched.insert(id);
                     for e in &f.evidence {
-                        changes.events.push(Event {
-                            incident: id,
-                            at_us: e.since_us,
-                            kind: "onset".into(),
-                            text: format!(
-                                "{}: failures began ({} of {} connects failed since, mostly {})",
-                                e.src_region,
-                                e.failures,
-                                e.attempts,
-                                dominant(&e.reasons)
-                            ),
-                        });
+                        changes.events.push(onset(id, e));
                     }
                     changes.events.push(Event {
                         incident: id,
@@ -215,6 +204,10 @@ impl Tracker {
         let added: Vec<String> = now.difference(&was).map(|s| s.to_string()).collect();
         let gone: Vec<String> = was.difference(&now).map(|s| s.to_string()).collect();
         if !added.is_empty() {
+            // Each region's own onset stays on the timeline.
+            for e in f.evidence.iter().filter(|e| added.contains(&e.src_region)) {
+                out.push(onset(i.id, e));
+            }
             out.push(Event {
                 incident: i.id,
                 at_us: now_us,
@@ -263,6 +256,29 @@ impl Tracker {
             }
         }
         self.open.sort_by_key(|i| i.id);
+    }
+}
+
+/// The timeline line of one region's first failure.
+fn onset(incident: u64, e: &super::localize::RegionEvidence) -> Event {
+    let text = match &e.rtt {
+        Some(r) => format!(
+            "{}: slower since (median {} ms, was {} ms)",
+            e.src_region, r.recent_p50_ms, r.baseline_p50_ms
+        ),
+        None => format!(
+            "{}: failures began ({} of {} connects failed since, mostly {})",
+            e.src_region,
+            e.failures,
+            e.attempts,
+            dominant(&e.reasons)
+        ),
+    };
+    Event {
+        incident,
+        at_us: e.since_us,
+        kind: "onset".into(),
+        text,
     }
 }
 
@@ -421,9 +437,13 @@ mod tests {
         );
         assert_eq!(c.upserts[0].id, 1, "the same incident");
         let texts: Vec<&str> = c.events.iter().map(|e| e.text.as_str()).collect();
-        assert_eq!(texts[0], "Now also failing from west");
         assert!(
-            texts[1].starts_with("Scope changed from path to target"),
+            texts[0].starts_with("west: failures began (10 of 50"),
+            "{texts:?}"
+        );
+        assert_eq!(texts[1], "Now also failing from west");
+        assert!(
+            texts[2].starts_with("Scope changed from path to target"),
             "{texts:?}"
         );
         t.apply(&c);
