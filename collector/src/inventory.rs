@@ -18,10 +18,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use vantage_probe::config::{parse_host, split_host_port};
-use vantage_probe::wire::Refusal;
 
 use crate::config::valid_ident;
-use crate::ingest::json_response;
 use crate::server::AppState;
 
 /// The label that restricts a group to some regions.
@@ -208,13 +206,7 @@ pub async fn get_targets(
             .inventory_requests
             .with_label_values(&["refused"])
             .inc();
-        json_response(
-            status,
-            &Refusal {
-                reason: reason.into(),
-                message,
-            },
-        )
+        crate::answer::refuse(status, reason, message)
     };
     let auth = headers
         .get(header::AUTHORIZATION)

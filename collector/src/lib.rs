@@ -16,6 +16,7 @@
 //! - [`service`], [`cli`]: the running collector and its command line.
 //! - [`demo`]: the whole fleet on one machine (the README's first command).
 
+pub mod answer;
 pub mod auth;
 pub mod cli;
 pub mod config;

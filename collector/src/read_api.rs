@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use vantage_probe::wire::Refusal;
 
+use crate::answer::{denied, refuse};
 use crate::ingest::json_response;
 use crate::server::AppState;
 use crate::store::read::Window;
@@ -67,24 +67,8 @@ async fn read(
     Query(q): Query<WindowQuery>,
     f: fn(&crate::store::Store, Window) -> Result<serde_json::Value, crate::store::StoreError>,
 ) -> Response {
-    let refuse = |status: StatusCode, reason: &str, message: String| {
-        json_response(
-            status,
-            &Refusal {
-                reason: reason.into(),
-                message,
-            },
-        )
-    };
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(d) = app.tokens.authenticate(auth) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            d.reason(),
-            "send `Authorization: Bearer <token>`".into(),
-        );
+    if let Some(r) = denied(app, headers) {
+        return r;
     }
     let time = |name: &str, v: &Option<String>| -> Result<Option<SystemTime>, String> {
         v.as_deref()

@@ -17,11 +17,11 @@ use axum::response::Response;
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use vantage_probe::result::Timestamp;
-use vantage_probe::wire::Refusal;
 
 use super::api::{Reachability, judge};
 use super::stats::{BASELINE_FLOOR, binomial_tail};
 use super::{Params, assess, probes_of};
+use crate::answer::{denied, refuse};
 use crate::ingest::json_response;
 use crate::report::markdown::rate;
 use crate::server::AppState;
@@ -100,31 +100,14 @@ pub struct RegionWindow {
     pub state: String,
 }
 
-fn refuse(status: StatusCode, reason: &str, message: String) -> Response {
-    json_response(
-        status,
-        &Refusal {
-            reason: reason.into(),
-            message,
-        },
-    )
-}
-
 /// `POST /api/v1/alertmanager`.
 pub async fn receive(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(d) = app.tokens.authenticate(auth) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            d.reason(),
-            "send `Authorization: Bearer <token>` (Alertmanager: http_config.authorization)".into(),
-        );
+    if let Some(r) = denied(&app, &headers) {
+        return r;
     }
     if body.len() > MAX_BODY {
         return refuse(
@@ -412,24 +395,8 @@ pub fn list(c: &Connection, limit: usize) -> rusqlite::Result<Vec<AlertEvidence>
 
 /// `GET /api/v1/alertmanager`: the evidence given for recent alerts.
 pub async fn recent(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if let Err(d) = app.tokens.authenticate(auth) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            d.reason(),
-            "send `Authorization: Bearer <token>`".into(),
-        );
+    if let Some(r) = denied(&app, &headers) {
+        return r;
     }
-    let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || store.read(|c| list(c, 100))).await {
-        Ok(Ok(l)) => json_response(StatusCode::OK, &l),
-        Ok(Err(e)) => refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        ),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    }
+    crate::answer::read(&app.store, |c| list(c, 100)).await
 }

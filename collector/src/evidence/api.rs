@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use vantage_probe::wire::Refusal;
 
 use super::cells::State as CellState;
 use super::localize::{Finding, Scope};
 use super::{Assessment, Params, assess};
+use crate::answer::{denied, refuse};
 use crate::ingest::json_response;
 use crate::server::AppState;
 
@@ -64,16 +64,6 @@ pub struct Reachability {
     pub regions: Vec<RegionView>,
     /// The findings that name this target.
     pub findings: Vec<Finding>,
-}
-
-fn refuse(status: StatusCode, reason: &str, message: String) -> Response {
-    json_response(
-        status,
-        &Refusal {
-            reason: reason.into(),
-            message,
-        },
-    )
 }
 
 async fn assessment(app: &Arc<AppState>, headers: &HeaderMap) -> Result<Assessment, Response> {
@@ -144,20 +134,10 @@ pub async fn incidents(
     };
     let since_us = super::us(since);
     let limit = q.limit.unwrap_or(1000).min(1000);
-    let store = app.store.clone();
-    let read = tokio::task::spawn_blocking(move || {
-        store.read(|c| super::incidents::list(c, since_us, limit))
+    crate::answer::read(&app.store, move |c| {
+        super::incidents::list(c, since_us, limit)
     })
-    .await;
-    match read {
-        Ok(Ok(list)) => json_response(StatusCode::OK, &list),
-        Ok(Err(e)) => refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        ),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    }
+    .await
 }
 
 /// One incident with its timeline.
@@ -204,20 +184,6 @@ pub async fn incident(
     }
 }
 
-/// The 401 for a request without a known token; `None` lets it through.
-fn denied(app: &AppState, headers: &HeaderMap) -> Option<Response> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    app.tokens.authenticate(auth).err().map(|d| {
-        refuse(
-            StatusCode::UNAUTHORIZED,
-            d.reason(),
-            "send `Authorization: Bearer <token>`".into(),
-        )
-    })
-}
-
 /// `GET /api/v1/reachability`.
 pub async fn reachability(
     State(app): State<Arc<AppState>>,
@@ -229,11 +195,7 @@ pub async fn reachability(
         Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
     };
     let Some(target) = q.target.filter(|t| !t.is_empty()) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "bad_query",
-            "target is required".into(),
-        );
+        return refuse(StatusCode::BAD_REQUEST, "bad_query", "target is required");
     };
     match assessment(&app, &headers).await {
         Ok(a) => json_response(StatusCode::OK, &judge(&a, &target, q.from.as_deref())),
@@ -375,7 +337,7 @@ pub async fn report(
         Ok(Ok(Err(crate::report::ReportError::NoWindow))) => refuse(
             StatusCode::BAD_REQUEST,
             "bad_query",
-            "give incident, or both from and to".into(),
+            "give incident, or both from and to",
         ),
         Ok(Ok(Err(e))) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
