@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+pub mod lab;
+
 /// The path of a workspace binary, built (once per test run) in the same
 /// profile as the tests so it is never stale.
 pub fn bin(name: &str) -> PathBuf {

@@ -107,6 +107,10 @@ pub const LATENCY_MIN_ADDED_MS: f64 = 5.0;
 /// fault is over.
 pub const RECOVERED: f64 = 1e-3;
 
+/// A window whose p-value is within this factor of the best window's is
+/// nearly as telling; the longest such window describes the fault.
+pub const NEARLY_AS_TELLING: f64 = 1e3;
+
 /// Attempts not counted as clean after a failure: they may not have
 /// arrived yet.
 pub const LATE_ATTEMPTS: f64 = 2.0;
@@ -135,22 +139,37 @@ impl Cell {
         let p0 = baseline_rate(self.baseline_failures, self.baseline_attempts);
         let span_s = ((now_us - self.first_us).max(1) as f64) / 1e6;
         let rate = self.attempts as f64 / span_s;
-        let mut best: Option<(f64, usize, u64, u64)> = None;
+        let mut windows: Vec<(f64, usize, u64, u64)> = Vec::new();
         for (j, &(at, _)) in self.failures.iter().enumerate() {
             let k = (m - j) as u64;
             if k < 2 {
                 break;
             }
-            let since_s = ((now_us - at).max(0) as f64) / 1e6;
-            let n = ((rate * since_s).round() as u64 + 1)
+            // Attempts from this failure to the last one, plus those since
+            // the last one that have surely arrived (results come a flush
+            // interval late: the newest LATE_ATTEMPTS are not counted).
+            let last = self.failures[m - 1].0;
+            let span_s = ((last - at).max(0) as f64) / 1e6;
+            let after_s = ((now_us - last).max(0) as f64) / 1e6;
+            let n = ((rate * span_s).round() as u64
+                + 1
+                + (rate * after_s - LATE_ATTEMPTS).max(0.0).round() as u64)
                 .max(k)
                 .min(self.attempts.max(k));
-            let p = binomial_tail(k, n, p0);
-            if best.is_none_or(|(bp, ..)| p < bp) {
-                best = Some((p, j, k, n));
-            }
+            windows.push((binomial_tail(k, n, p0), j, k, n));
         }
-        let Some((p, j, k, n)) = best else {
+        let Some(best) = windows.iter().map(|w| w.0).min_by(f64::total_cmp) else {
+            return State::Healthy;
+        };
+        // Of the windows nearly as telling as the best, the longest: a
+        // burst inside a long fault would overstate its rate and date its
+        // onset late.
+        let significant = |p: f64| p * m as f64 <= alpha;
+        let Some(&(p, j, k, n)) = windows
+            .iter()
+            .find(|w| w.0 <= best * NEARLY_AS_TELLING && significant(w.0))
+            .or_else(|| windows.iter().find(|w| w.0 == best))
+        else {
             return State::Healthy;
         };
         let p_value = (p * m as f64).min(1.0);

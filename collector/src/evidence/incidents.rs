@@ -28,7 +28,12 @@ pub struct Incident {
     /// When a finding last matched it.
     pub last_seen_us: i64,
     /// The latest finding: scope, regions, targets, evidence, explanation.
+    /// While the fault heals (its finding shrinks), this stays the fault at
+    /// its widest.
     pub finding: Finding,
+    /// Regions of `finding` that have recovered while the rest heals.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub recovered_regions: BTreeSet<String>,
 }
 
 /// One line of an incident's timeline.
@@ -138,6 +143,35 @@ impl Tracker {
                     matched.insert(i.id);
                     let mut next = i.clone();
                     next.last_seen_us = now_us;
+                    let (was, now) = (pairs(&i.finding), fp);
+                    if now.is_subset(&was) && now != was {
+                        // Recovering: part of the fault has cleared. The
+                        // incident keeps its extent and scope (a source
+                        // fault does not become a path fault while it
+                        // heals); what recovered goes on the timeline.
+                        let gone: BTreeSet<String> = i
+                            .finding
+                            .src_regions
+                            .iter()
+                            .filter(|r| !f.src_regions.contains(r))
+                            .cloned()
+                            .collect();
+                        let fresh: Vec<String> =
+                            gone.difference(&i.recovered_regions).cloned().collect();
+                        if !fresh.is_empty() {
+                            next.recovered_regions.extend(fresh.iter().cloned());
+                            changes.events.push(Event {
+                                incident: i.id,
+                                at_us: now_us,
+                                kind: "regions".into(),
+                                text: format!("No longer failing from {}", fresh.join(", ")),
+                            });
+                            next.updated_us = now_us;
+                        }
+                        changes.upserts.push(next);
+                        continue;
+                    }
+                    next.recovered_regions.clear();
                     let events = self.differences(i, f, now_us);
                     if !events.is_empty() || i.finding.evidence != f.evidence {
                         next.finding = f.clone();
@@ -168,6 +202,7 @@ impl Tracker {
                         resolved_us: None,
                         last_seen_us: now_us,
                         finding: f.clone(),
+                        recovered_regions: BTreeSet::new(),
                     });
                 }
             }
@@ -446,6 +481,16 @@ mod tests {
             texts[2].starts_with("Scope changed from path to target"),
             "{texts:?}"
         );
+        t.apply(&c);
+
+        // It heals from one region: the scope and extent stay, once.
+        let c = t.evaluate(&[finding(Scope::Path, &["east"], &["db"])], 1_035 * S);
+        assert_eq!(c.upserts[0].finding.scope, Scope::Target);
+        let texts: Vec<&str> = c.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["No longer failing from west"]);
+        t.apply(&c);
+        let c = t.evaluate(&[finding(Scope::Path, &["east"], &["db"])], 1_036 * S);
+        assert!(c.events.is_empty(), "said once: {:?}", c.events);
         t.apply(&c);
 
         // An unrelated fault is another incident.

@@ -1020,7 +1020,7 @@ mod tests {
             f[0].explanation
         );
         assert!(
-            f[0].explanation.starts_with("Since 03:44 UTC 18% "),
+            f[0].explanation.starts_with("Since 03:44 UTC 19% "),
             "{}",
             f[0].explanation
         );

@@ -10,4 +10,5 @@ mod dns;
 mod evidence;
 mod fleet;
 mod inventory;
+mod lab;
 mod service;
