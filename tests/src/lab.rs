@@ -17,6 +17,7 @@
 // setns(2) has no safe std equivalent; it moves only the calling thread.
 #![allow(unsafe_code)]
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -27,6 +28,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+pub use vantage_probe::testbed::Answer;
+use vantage_probe::testbed::DnsServer;
 
 /// A region of the lab.
 #[derive(Debug, Clone)]
@@ -60,9 +64,10 @@ impl Backend {
 }
 
 /// A fault on the path from some regions to some backends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Fault {
     /// Packets silently dropped (SYNs go unanswered).
+    #[default]
     Blackhole,
     /// Connects answered with a TCP reset.
     Reject,
@@ -71,13 +76,15 @@ pub enum Fault {
 }
 
 /// Where a fault applies: source regions (None: all) to a backend
-/// address (None: every backend), optionally one port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (None: every backend), optionally one of its addresses and one port.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FaultRule {
     /// Region index, or every region.
     pub region: Option<u8>,
     /// Backend index, or every backend.
     pub backend: Option<u8>,
+    /// Only this address of the backend (the last octet: 2, 3 or 4).
+    pub host: Option<u8>,
     /// Only this destination port.
     pub port: Option<u16>,
     /// What happens.
@@ -100,7 +107,14 @@ pub struct Lab {
     faults: Vec<FaultRule>,
     stop_backends: Arc<AtomicBool>,
     backend_threads: Vec<std::thread::JoinHandle<()>>,
+    resolvers: Vec<(u8, ZoneSender, std::thread::JoinHandle<()>)>,
 }
+
+/// Where a region's resolver thread takes its next zone (`None`: stop).
+type ZoneSender = std::sync::mpsc::Sender<Option<HashMap<String, Answer>>>;
+
+/// Where each region's probe finds its resolver, inside its namespace.
+pub const RESOLVER: &str = "127.0.0.1:5353";
 
 fn run(cmd: &str, args: &[&str]) -> Result<String, String> {
     let out = Command::new(cmd)
@@ -191,6 +205,7 @@ impl Lab {
             faults: Vec::new(),
             stop_backends: Arc::new(AtomicBool::new(false)),
             backend_threads: Vec::new(),
+            resolvers: Vec::new(),
         };
         lab.add_ns(&core);
         ns_exec(&core, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
@@ -319,6 +334,53 @@ impl Lab {
         rx.recv().expect("the listener is up");
     }
 
+    /// Serves `zone` as region `region`'s resolver at [`RESOLVER`] inside
+    /// its namespace; calling again replaces the answers (per-region DNS
+    /// faults: nxdomain, servfail, silence).
+    pub fn dns(&mut self, region: u8, zone: HashMap<String, Answer>) {
+        if let Some((_, tx, _)) = self.resolvers.iter().find(|(r, ..)| *r == region) {
+            tx.send(Some(zone)).expect("the resolver thread runs");
+            return;
+        }
+        let ns = self.regions[region as usize].ns.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Option<HashMap<String, Answer>>>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            enter(&ns);
+            // A worker thread keeps serving between zone changes; it is
+            // created here, so it starts in this namespace too.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime for the lab resolver");
+            let mut server: Option<DnsServer> = None;
+            while let Ok(Some(zone)) = rx.recv() {
+                let old = server.take();
+                let ns = ns.clone();
+                server = Some(rt.block_on(async move {
+                    drop(old);
+                    // Let the old task drop its socket before rebinding.
+                    for _ in 0..50 {
+                        tokio::task::yield_now().await;
+                        if let Ok(s) =
+                            DnsServer::bind(RESOLVER.parse().unwrap(), zone.clone()).await
+                        {
+                            return s;
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    panic!("lab: the resolver in {ns} cannot bind {RESOLVER}");
+                }));
+                let _ = ready_tx.send(());
+            }
+            drop(server);
+        });
+        tx.send(Some(zone)).unwrap();
+        ready_rx.recv().expect("the resolver is up");
+        self.resolvers.push((region, tx, thread));
+    }
+
     /// Starts `exe args` inside `ns`, logging to `<dir>/<label>.log`.
     pub fn spawn(&mut self, label: &str, ns: &str, exe: &Path, args: &[&str]) {
         let log = File::create(self.dir.join(format!("{label}.log"))).unwrap();
@@ -370,9 +432,11 @@ impl Lab {
             let src = f
                 .region
                 .map_or("10.10.0.0/16".to_string(), |r| format!("10.10.{r}.0/24"));
-            let dst = f
-                .backend
-                .map_or("10.20.0.0/16".to_string(), |b| format!("10.20.{b}.0/24"));
+            let dst = match (f.backend, f.host) {
+                (Some(b), Some(h)) => format!("10.20.{b}.{h}"),
+                (Some(b), None) => format!("10.20.{b}.0/24"),
+                (None, _) => "10.20.0.0/16".to_string(),
+            };
             let port = f.port.map_or(String::new(), |p| format!(" tcp dport {p}"));
             let verdict = match f.fault {
                 Fault::Blackhole => "drop".to_string(),
@@ -454,6 +518,10 @@ impl Drop for Lab {
         for (_, c) in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for (_, tx, thread) in self.resolvers.drain(..) {
+            let _ = tx.send(None);
+            let _ = thread.join();
         }
         self.stop_backends.store(true, Ordering::Relaxed);
         for t in self.backend_threads.drain(..) {

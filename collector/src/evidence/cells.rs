@@ -111,6 +111,14 @@ pub const RECOVERED: f64 = 1e-3;
 /// nearly as telling; the longest such window describes the fault.
 pub const NEARLY_AS_TELLING: f64 = 1e3;
 
+/// How many of a fault's latest failures set its current rate, when
+/// judging whether it is over.
+pub const RECENT_FAILURES: usize = 10;
+
+/// Failures further apart than this many attempts belong to different
+/// stretches of a fault.
+pub const STRETCH_GAP_ATTEMPTS: f64 = 20.0;
+
 /// Attempts not counted as clean after a failure: they may not have
 /// arrived yet.
 pub const LATE_ATTEMPTS: f64 = 2.0;
@@ -181,11 +189,23 @@ impl Cell {
         let last = self.failures[m - 1].0;
         // Two attempts of slack: results arrive a flush interval late.
         let clean = (rate * ((now_us - last).max(0) as f64 / 1e6)).floor() - LATE_ATTEMPTS;
-        // The failure rate while it lasted: from the window's first failure
-        // to its last.
+        // The failure rate of its latest stretch: its last failures (at
+        // most RECENT_FAILURES) with no long clean gap between them. A long
+        // window describes a fault, but a hard spell at its end sets how
+        // soon a clean run means it is over, and an intermittent fault
+        // keeps its own rate.
+        let gap_us = (STRETCH_GAP_ATTEMPTS / rate.max(1e-9) * 1e6) as i64;
+        let mut bk = 1;
+        while bk < RECENT_FAILURES.min(m)
+            && self.failures[m - bk].0 - self.failures[m - bk - 1].0 <= gap_us
+        {
+            bk += 1;
+        }
+        let first = self.failures[m - bk].0;
         let lasted =
-            ((rate * ((last - self.failures[j].0).max(0) as f64 / 1e6)).round() as u64 + 1).max(k);
-        let share = k as f64 / lasted as f64;
+            ((rate * ((last - first).max(0) as f64 / 1e6)).round() as u64 + 1).max(bk as u64);
+        let bk = bk as u64;
+        let share = bk as f64 / lasted as f64;
         if clean >= 1.0 && (1.0 - share).powf(clean) < RECOVERED {
             return State::Healthy;
         }
@@ -469,6 +489,17 @@ mod tests {
         let ago: Vec<i64> = (10..130).filter(|s| s % 11 == 0 || s % 17 == 0).collect();
         let (c, now) = cell(900, &ago, (3600, 0));
         assert!(matches!(c.state(now, 1e-3), State::Failing(_)));
+        // A long 20% spell, then a hard one that ended 8 s ago: over,
+        // though the long window alone would wait minutes.
+        let mut ago: Vec<i64> = (30..300).filter(|s| s % 5 == 0).collect();
+        ago.extend(8..28);
+        let (c, now) = cell(900, &ago, (3600, 0));
+        assert_eq!(c.state(now, 1e-3), State::Healthy);
+        // The same after a pause of minutes between the two.
+        let mut ago: Vec<i64> = (200..300).filter(|s| s % 5 == 0).collect();
+        ago.extend(8..15);
+        let (c, now) = cell(900, &ago, (3600, 0));
+        assert_eq!(c.state(now, 1e-3), State::Healthy);
         // ... and 60 clean seconds later it is over.
         let ago: Vec<i64> = (60..180).filter(|s| s % 11 == 0 || s % 17 == 0).collect();
         let (c, now) = cell(900, &ago, (3600, 0));

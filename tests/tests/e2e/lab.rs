@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use vantage_tests::lab::{Fault, FaultRule, Lab};
+use std::collections::HashMap;
+
+use vantage_tests::lab::{Answer, Fault, FaultRule, Lab, RESOLVER};
 use vantage_tests::{Scratch, bin};
 
 const REGIONS: [&str; 3] = ["us-east-2", "us-west-1", "onprem"];
@@ -16,12 +18,35 @@ fn token(region: &str) -> String {
     format!("lab-token-{region}-0123456789")
 }
 
+/// The lab's zone: `api.gcp.lab` has the three addresses of the gcp
+/// backend, or answers SERVFAIL.
+fn zone(servfail: bool) -> HashMap<String, Answer> {
+    let answer = if servfail {
+        Answer::ServFail
+    } else {
+        Answer::Addresses(
+            (2..=4)
+                .map(|h| std::net::IpAddr::from([10, 20, 0, h]))
+                .collect(),
+        )
+    };
+    HashMap::from([("api.gcp.lab".to_string(), answer)])
+}
+
+fn probe_config(lab: &Lab, region: &str) -> String {
+    lab.dir
+        .join(format!("probe-{region}.toml"))
+        .display()
+        .to_string()
+}
+
 /// Collector and probes for the lab, started and reporting.
 fn start(lab: &mut Lab) {
     let mut collector = format!(
         "[server]\nfleet = \"lab\"\nlisten = \"0.0.0.0:{PORT}\"\ndata_dir = \"data\"\n\
          [limits]\nmax_batches_per_second = 1000\n\
-         [evidence]\nevaluate_every = \"1s\"\nresolve_after = \"10s\"\n"
+         [evidence]\nevaluate_every = \"1s\"\nresolve_after = \"10s\"\n\
+         [probes]\nsilent_after = \"5s\"\n"
     );
     for r in REGIONS {
         collector.push_str(&format!(
@@ -40,13 +65,18 @@ fn start(lab: &mut Lab) {
     );
 
     for region in lab.regions.clone() {
+        lab.dns(region.index, zone(false));
         let mut text = format!(
             "[probe]\nsrc_region = \"{}\"\nid = \"{}-lab\"\n[admin]\nlisten = \"127.0.0.1:9650\"\n\
              [collector]\nurl = \"http://10.10.{}.1:{PORT}\"\ntoken = \"{}\"\nspool_dir = \"spool-{}\"\nflush_interval = \"250ms\"\n\
              [defaults]\ninterval = \"1s\"\n\
              # Below the 1 s SYN retransmit: a lost SYN is a timeout, as for the\n\
              # applications of seed 003.\n\
-             timeout = \"900ms\"\nfamilies = [\"ipv4\"]\n",
+             timeout = \"900ms\"\nfamilies = [\"ipv4\"]\n\
+             [dns]\nservers = [\"{RESOLVER}\"]\ntimeout = \"300ms\"\n\
+             # A name with three addresses, behind the lab's resolver.\n\
+             [[targets]]\nname = \"api\"\nhost = \"api.gcp.lab\"\nport = 8000\ninterval = \"2s\"\n\
+             labels = {{ provider = \"gcp\" }}\n",
             region.name,
             region.name,
             region.index,
@@ -113,6 +143,40 @@ fn one_finding(lab: &Lab, scope: &str, limit: Duration) -> (Value, Duration) {
     })
 }
 
+/// Waits up to 90 s for every incident to resolve; says what is still
+/// open, and why, if they do not.
+fn wait_resolved(lab: &Lab, what: &str) -> Duration {
+    let start = std::time::Instant::now();
+    while !open_incidents(lab).is_empty() {
+        if start.elapsed() > Duration::from_secs(90) {
+            let (_, failures) =
+                lab.http_get(PORT, "/api/v1/failures?limit=100000", &token(REGIONS[0]));
+            let failures: Value = serde_json::from_str(&failures).unwrap_or_default();
+            let recent: Vec<String> = failures
+                .as_array()
+                .into_iter()
+                .flatten()
+                .rev()
+                .take(30)
+                .map(|f| {
+                    format!(
+                        "{} {} {} {:?} {}",
+                        f["at"], f["src_region"], f["target"], f["address"], f["outcome"]
+                    )
+                })
+                .collect();
+            panic!(
+                "lab: {what} did not happen within 90 s; open: {:#?}\nfindings: {:#?}\nlatest failures:\n{}",
+                open_incidents(lab),
+                findings(lab),
+                recent.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    start.elapsed()
+}
+
 fn open_incidents(lab: &Lab) -> Vec<Value> {
     let (_, body) = lab.http_get(PORT, "/api/v1/incidents", &token(REGIONS[0]));
     serde_json::from_str::<Value>(&body)
@@ -126,7 +190,7 @@ fn open_incidents(lab: &Lab) -> Vec<Value> {
 }
 
 #[test]
-fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
+fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them_resolve() {
     if !Lab::require() {
         return;
     }
@@ -147,6 +211,7 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
         backend: Some(0),
         port: None,
         fault: Fault::Loss(20),
+        ..FaultRule::default()
     });
     // Two lost SYNs in a row on one service may be found first; within
     // minutes the finding covers the whole us-east-2 -> gcp path.
@@ -157,7 +222,7 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
             let f = findings(&lab);
             (f.len() == 1
                 && f[0]["scope"] == "path"
-                && strings(&f[0]["targets"]) == ["gcp-svc0", "gcp-svc1"])
+                && strings(&f[0]["targets"]) == ["api", "gcp-svc0", "gcp-svc1"])
             .then(|| f[0].clone())
         },
     );
@@ -173,11 +238,7 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
         "{f:#}"
     );
     lab.clear_faults();
-    lab.wait_for(
-        "the path incident to resolve",
-        Duration::from_secs(90),
-        || open_incidents(&lab).is_empty().then_some(()),
-    );
+    wait_resolved(&lab, "the path incident to resolve");
 
     // 2. A backend service refuses everywhere: target-side, within two
     // rounds plus the flush and an evaluation.
@@ -186,6 +247,7 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
         backend: Some(1),
         port: Some(8001),
         fault: Fault::Reject,
+        ..FaultRule::default()
     });
     let (f, took) = one_finding(&lab, "target", Duration::from_secs(30));
     eprintln!("lab: target finding after {took:?}: {}", f["explanation"]);
@@ -210,11 +272,7 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
         "{f:#}"
     );
     lab.clear_faults();
-    lab.wait_for(
-        "the target incident to resolve",
-        Duration::from_secs(90),
-        || open_incidents(&lab).is_empty().then_some(()),
-    );
+    wait_resolved(&lab, "the target incident to resolve");
 
     // 3. onprem's egress to every backend is blackholed (its path to the
     // collector still works): source-side, not the targets.
@@ -223,6 +281,7 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
         backend: None,
         port: None,
         fault: Fault::Blackhole,
+        ..FaultRule::default()
     });
     let (f, took) = lab.wait_for(
         "a source finding for onprem",
@@ -249,7 +308,7 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
             let f = findings(&lab);
             assert!(!f.iter().any(|f| f["scope"] == "target"), "{f:#?}");
             let s: Vec<&Value> = f.iter().filter(|f| f["scope"] == "source").collect();
-            (s.len() == 1 && strings(&s[0]["targets"]).len() == 4).then(|| s[0].clone())
+            (s.len() == 1 && strings(&s[0]["targets"]).len() == 5).then(|| s[0].clone())
         },
     );
     assert_eq!(strings(&f["src_regions"]), ["onprem"]);
@@ -258,11 +317,80 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
         ["us-east-2", "us-west-1"]
     );
 
+    lab.clear_faults();
+    wait_resolved(&lab, "the source incident to resolve");
+
+    // 5. One of the three addresses of api.gcp.lab is blackholed from
+    // everywhere: an address finding, not the target, not a path.
+    lab.add_fault(FaultRule {
+        backend: Some(0),
+        host: Some(4),
+        fault: Fault::Blackhole,
+        ..FaultRule::default()
+    });
+    let (f, took) = lab.wait_for("an address finding", Duration::from_secs(60), || {
+        let f = findings(&lab);
+        (f.len() == 1 && f[0]["scope"] == "address" && strings(&f[0]["src_regions"]).len() == 3)
+            .then(|| f[0].clone())
+    });
+    eprintln!("lab: address finding after {took:?}: {}", f["explanation"]);
+    assert_eq!(f["address"], "10.20.0.4:8000");
+    assert_eq!(strings(&f["targets"]), ["api"]);
+    lab.clear_faults();
+    wait_resolved(&lab, "the address incident to resolve");
+
+    // 6. The us-west-1 probe is killed: a silent probe, and no outage.
+    lab.kill("probe-us-west-1");
+    let (f, took) = one_finding(&lab, "silent", Duration::from_secs(30));
+    eprintln!("lab: silent finding after {took:?}: {}", f["explanation"]);
+    assert_eq!(strings(&f["src_regions"]), ["us-west-1"]);
+    assert_eq!(f["probe_id"], "us-west-1-lab");
+    // Over a few evaluations nothing else is opened.
+    std::thread::sleep(Duration::from_secs(5));
+    let scopes: Vec<String> = open_incidents(&lab)
+        .iter()
+        .map(|i| i["finding"]["scope"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        scopes,
+        ["silent"],
+        "a silent probe opens no outage: {:#?}",
+        open_incidents(&lab)
+    );
+    let config = probe_config(&lab, "us-west-1");
+    let ns = lab.regions[1].ns.clone();
+    lab.spawn(
+        "probe-us-west-1",
+        &ns,
+        &bin("vantage-probe"),
+        &["run", "--config", &config],
+    );
+    wait_resolved(&lab, "the silent probe's incident to resolve");
+
+    // 7. us-west-1's resolver answers SERVFAIL: a dns finding there only.
+    lab.dns(1, zone(true));
+    let (f, took) = one_finding(&lab, "dns", Duration::from_secs(60));
+    eprintln!("lab: dns finding after {took:?}: {}", f["explanation"]);
+    assert_eq!(strings(&f["src_regions"]), ["us-west-1"]);
+    assert_eq!(strings(&f["targets"]), ["api"]);
+    assert_eq!(strings(&f["healthy_alternatives"]), ["onprem", "us-east-2"]);
+    assert!(
+        f["evidence"][0]["reasons"]["dns_servfail"].as_u64() >= Some(2),
+        "{f:#}"
+    );
+    // The finding becomes an incident before the resolver is fixed.
+    lab.wait_for("a dns incident", Duration::from_secs(15), || {
+        open_incidents(&lab)
+            .iter()
+            .any(|i| i["finding"]["scope"] == "dns")
+            .then_some(())
+    });
+    lab.dns(1, zone(false));
+    wait_resolved(&lab, "the dns incident to resolve");
+
     // 8. Every fault cleared: every incident resolves.
     lab.clear_faults();
-    let (_, took) = lab.wait_for("every incident to resolve", Duration::from_secs(90), || {
-        open_incidents(&lab).is_empty().then_some(())
-    });
+    let took = wait_resolved(&lab, "every incident to resolve");
     eprintln!("lab: all incidents resolved {took:?} after the faults were cleared");
     let (_, body) = lab.http_get(
         PORT,
@@ -276,7 +404,10 @@ fn the_lab_finds_path_target_and_source_faults_and_sees_them_resolve() {
         .iter()
         .map(|i| i["finding"]["scope"].as_str().unwrap())
         .collect();
-    for want in ["path", "target", "source"] {
-        assert!(scopes.contains(&want), "no {want} incident in {scopes:?}");
+    for want in ["path", "target", "source", "address", "dns", "silent"] {
+        assert!(
+            scopes.contains(&want),
+            "no {want} incident in {scopes:?}: {all:#}"
+        );
     }
 }
