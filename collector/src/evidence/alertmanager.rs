@@ -25,6 +25,7 @@ use crate::answer::{denied, refuse};
 use crate::ingest::json_response;
 use crate::report::markdown::rate;
 use crate::server::AppState;
+use crate::store::MINUTE_US;
 
 /// Largest webhook body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -175,7 +176,7 @@ pub async fn receive(
             let from = start.checked_sub(LEAD).unwrap_or(start);
             let to = end.unwrap_or(now).min(now);
             let regions = store
-                .read(|c| window(c, &matched, super::us(from), super::us(to)))
+                .read(|c| window(c, &matched, crate::store::us(from), crate::store::us(to)))
                 .map_err(|e| e.to_string())?;
             let reach: Vec<Reachability> = matched
                 .iter()
@@ -203,7 +204,7 @@ pub async fn receive(
         Ok(Err(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e),
         Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
-    let received = super::us(now);
+    let received = crate::store::us(now);
     let stored = evidence.clone();
     if let Err(e) = app
         .store
@@ -289,7 +290,6 @@ fn window(
     to_us: i64,
 ) -> rusqlite::Result<Vec<RegionWindow>> {
     use vantage_probe::outcome::{Blame, ConnectOutcome};
-    const MINUTE_US: i64 = 60_000_000;
     let mut per: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut stmt = c.prepare_cached(
         "SELECT s.src_region, t.name, m.data FROM minutes m

@@ -132,7 +132,7 @@ pub async fn incidents(
             );
         }
     };
-    let since_us = super::us(since);
+    let since_us = crate::store::us(since);
     let limit = q.limit.unwrap_or(1000).min(1000);
     crate::answer::read(&app.store, move |c| {
         super::incidents::list(c, since_us, limit)

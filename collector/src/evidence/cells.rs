@@ -8,9 +8,8 @@ use rusqlite::{Connection, params};
 use vantage_probe::outcome::{Blame, ConnectOutcome, DnsOutcome};
 
 use super::stats::{baseline_rate, binomial_tail};
+use crate::store::MINUTE_US;
 use crate::store::rollup::{ConnectMinute, DnsMinute};
-
-const MINUTE_US: i64 = 60_000_000;
 
 /// One cell of the region x target matrix.
 #[derive(Debug, Clone, PartialEq)]

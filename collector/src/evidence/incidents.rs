@@ -100,12 +100,6 @@ fn pairs(f: &Finding) -> BTreeSet<(String, String)> {
     out
 }
 
-fn hhmm(us: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_micros(us.max(0) as u64);
-    let s = humantime::format_rfc3339_seconds(t).to_string();
-    format!("{} UTC", &s[11..16])
-}
-
 impl Tracker {
     /// A tracker with the store's open incidents; ids continue after `last_id`.
     pub fn new(open: Vec<Incident>, last_id: u64, resolve_after: Duration) -> Tracker {
@@ -222,7 +216,7 @@ impl Tracker {
                     kind: "resolved".into(),
                     text: format!(
                         "Resolved: no failures beyond baseline since {} ({} without a finding)",
-                        hhmm(i.last_seen_us),
+                        super::hhmm(i.last_seen_us),
                         humantime::format_duration(Duration::from_secs(quiet.as_secs()))
                     ),
                 });

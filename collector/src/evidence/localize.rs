@@ -704,13 +704,6 @@ fn explain_latency(
     }
 }
 
-/// `HH:MM UTC` of a time in µs since the epoch.
-fn clock(us: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_micros(us.max(0) as u64);
-    let s = humantime::format_rfc3339_seconds(t).to_string();
-    format!("{} UTC", &s[11..16])
-}
-
 fn list(items: &[String]) -> String {
     match items {
         [] => "no region".to_string(),
@@ -739,7 +732,7 @@ fn explain(f: &Finding) -> String {
         .iter()
         .max_by_key(|(_, n)| **n)
         .map_or("failing", |(r, _)| *r);
-    let since = clock(f.since_us);
+    let since = super::hhmm(f.since_us);
     let regions = list(&f.src_regions);
     let targets = list(&f.targets);
     let alternatives = if f.healthy_alternatives.is_empty() {

@@ -16,9 +16,9 @@ pub mod localize;
 pub mod runner;
 pub mod stats;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, us};
 use localize::Finding;
 
 /// How the matrix is judged.
@@ -101,7 +101,8 @@ pub fn probes_of(fleet: &crate::fleet::Fleet, now: SystemTime) -> Vec<localize::
         .collect()
 }
 
-fn us(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
+/// `HH:MM UTC` of a time in microseconds since the epoch, for sentences.
+pub(crate) fn hhmm(at_us: i64) -> String {
+    let s = humantime::format_rfc3339_seconds(crate::store::from_us(at_us)).to_string();
+    format!("{} UTC", &s[11..16])
 }

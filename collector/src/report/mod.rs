@@ -11,7 +11,7 @@ pub mod svg;
 pub mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -23,11 +23,11 @@ use crate::evidence::cells::group_of;
 use crate::evidence::incidents;
 use crate::evidence::stats::quantile;
 use crate::store::rollup::{ConnectMinute, Hist};
+use crate::store::{MINUTE_US, from_us, us};
 
 /// The version of the JSON form.
 pub const SCHEMA: u32 = 1;
 
-const MINUTE_US: i64 = 60_000_000;
 /// Context shown before an incident's first failure.
 const LEAD: Duration = Duration::from_secs(10 * 60);
 
@@ -168,13 +168,8 @@ pub enum ReportError {
     Store(#[from] rusqlite::Error),
 }
 
-fn us(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
-}
-
 fn at(us: i64) -> Timestamp {
-    Timestamp::from(UNIX_EPOCH + Duration::from_micros(us.max(0) as u64))
+    from_us(us).into()
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC).

@@ -782,14 +782,19 @@ fn malformed(e: rollup::Malformed) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
-fn us(t: SystemTime) -> i64 {
+/// A minute in microseconds: rollups are kept per minute.
+pub(crate) const MINUTE_US: i64 = 60_000_000;
+
+/// Microseconds since the epoch (negative before it).
+pub(crate) fn us(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
     }
 }
 
-fn from_us(v: i64) -> SystemTime {
+/// The time `v` microseconds after the epoch.
+pub(crate) fn from_us(v: i64) -> SystemTime {
     if v >= 0 {
         UNIX_EPOCH + Duration::from_micros(v as u64)
     } else {
@@ -799,5 +804,5 @@ fn from_us(v: i64) -> SystemTime {
 
 /// Minutes since the epoch.
 fn minute(t: SystemTime) -> i64 {
-    us(t).div_euclid(60_000_000)
+    us(t).div_euclid(MINUTE_US)
 }

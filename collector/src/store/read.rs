@@ -9,7 +9,7 @@ use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
 use vantage_probe::result::Timestamp;
 
 use super::rollup::{ConnectMinute, DnsMinute, Hist};
-use super::{Store, StoreError, from_us, malformed, us};
+use super::{MINUTE_US, Store, StoreError, from_us, malformed, us};
 
 /// Which rows to read.
 #[derive(Debug, Clone, Default)]
@@ -97,8 +97,6 @@ impl HistView {
         }
     }
 }
-
-const MINUTE_US: i64 = 60_000_000;
 
 fn filters(w: &Window) -> (i64, i64, String, String) {
     (
