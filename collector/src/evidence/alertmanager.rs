@@ -289,38 +289,30 @@ fn window(
     from_us: i64,
     to_us: i64,
 ) -> rusqlite::Result<Vec<RegionWindow>> {
-    use vantage_probe::outcome::{Blame, ConnectOutcome};
+    use vantage_probe::outcome::Blame;
     let mut per: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    // One pass over the window; rows of other targets are left out by
+    // SQLite before their rollups are read.
+    let names = serde_json::to_string(targets).expect("names serialize");
     let mut stmt = c.prepare_cached(
-        "SELECT s.src_region, t.name, m.data FROM minutes m
+        "SELECT s.src_region, m.data FROM minutes m
          JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
-         WHERE m.minute >= ?1 AND m.minute <= ?2 AND s.address <> ''",
+         WHERE m.minute >= ?1 AND m.minute <= ?2 AND s.address <> ''
+           AND t.name IN (SELECT value FROM json_each(?3))",
     )?;
     let mut rows = stmt.query(params![
         from_us.div_euclid(MINUTE_US),
-        to_us.div_euclid(MINUTE_US)
+        to_us.div_euclid(MINUTE_US),
+        names
     ])?;
     while let Some(r) = rows.next()? {
-        let name: String = r.get(1)?;
-        if !targets.contains(&name) {
-            continue;
-        }
-        let data: Vec<u8> = r.get(2)?;
+        let data: Vec<u8> = r.get(1)?;
         let Ok(m) = crate::store::rollup::ConnectMinute::decode(&data) else {
             continue;
         };
         let e = per.entry(r.get(0)?).or_default();
-        for o in ConnectOutcome::ALL {
-            let n = m.outcomes[o.index()];
-            match o.blame() {
-                Blame::Local => {}
-                Blame::Remote => {
-                    e.0 += n;
-                    e.1 += n;
-                }
-                Blame::None => e.0 += n,
-            }
-        }
+        e.0 += m.attempts() - m.blamed(Blame::Local);
+        e.1 += m.blamed(Blame::Remote);
     }
     Ok(per
         .into_iter()

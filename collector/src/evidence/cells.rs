@@ -362,15 +362,7 @@ pub fn read(
             let Ok(c) = ConnectMinute::decode(&data) else {
                 continue;
             };
-            let mut remote = 0;
-            let mut local = 0;
-            for o in ConnectOutcome::ALL {
-                match o.blame() {
-                    Blame::Remote => remote += c.outcomes[o.index()],
-                    Blame::Local => local += c.outcomes[o.index()],
-                    Blame::None => {}
-                }
-            }
+            let (remote, local) = (c.blamed(Blame::Remote), c.blamed(Blame::Local));
             if minute >= recent_minute {
                 cell.local_failures += local;
             }

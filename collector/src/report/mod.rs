@@ -10,7 +10,7 @@ pub mod run;
 pub mod svg;
 pub mod text;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -417,7 +417,7 @@ fn read_minutes(
     region: Option<&str>,
 ) -> rusqlite::Result<Vec<Row>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT m.minute, s.src_region, t.name, t.labels, m.data
+        "SELECT m.minute, s.src_region, t.id, t.name, t.labels, m.data
          FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
          WHERE m.minute >= ?1 AND m.minute < ?2 AND s.address <> ''
            AND (?3 = '' OR s.src_region = ?3)
@@ -425,22 +425,30 @@ fn read_minutes(
     )?;
     let first = from_us.div_euclid(MINUTE_US);
     let end = to_us.div_euclid(MINUTE_US) + i64::from(to_us.rem_euclid(MINUTE_US) != 0);
-    let rows = stmt.query_map(params![first, end, region.unwrap_or("")], |r| {
-        let target: String = r.get(2)?;
-        let labels: String = r.get(3)?;
-        let data: Vec<u8> = r.get(4)?;
-        Ok((r.get(0)?, r.get(1)?, target, labels, data))
-    })?;
+    let mut rows = stmt.query(params![first, end, region.unwrap_or("")])?;
+    // A target's name and group, worked out (labels parsed) once per
+    // target rather than once per minute row.
+    let mut targets: HashMap<i64, (String, String)> = HashMap::new();
     let mut out = Vec::new();
-    for row in rows {
-        let (minute, region, target, labels, data): (i64, String, String, String, Vec<u8>) = row?;
-        let Ok(data) = ConnectMinute::decode(&data) else {
+    while let Some(r) = rows.next()? {
+        let Ok(data) = ConnectMinute::decode(r.get_ref(5)?.as_blob()?) else {
             continue;
         };
+        let id: i64 = r.get(2)?;
+        let (target, group) = match targets.get(&id) {
+            Some(t) => t.clone(),
+            None => {
+                let name: String = r.get(3)?;
+                let labels: String = r.get(4)?;
+                let t = (name.clone(), group_of(&name, &labels).0);
+                targets.insert(id, t.clone());
+                t
+            }
+        };
         out.push(Row {
-            minute,
-            region,
-            group: group_of(&target, &labels).0,
+            minute: r.get(0)?,
+            region: r.get(1)?,
+            group,
             target,
             data,
         });
@@ -485,17 +493,13 @@ struct Acc {
 
 impl Acc {
     fn add(&mut self, m: &ConnectMinute) {
+        self.attempts += m.attempts() - m.blamed(Blame::Local);
+        self.failures += m.blamed(Blame::Remote);
         for o in ConnectOutcome::ALL {
             let n = m.outcomes[o.index()];
-            match o.blame() {
-                Blame::Local => continue,
-                Blame::Remote if n > 0 => {
-                    self.failures += n;
-                    *self.reasons.entry(o.as_str()).or_insert(0) += n;
-                }
-                _ => {}
+            if n > 0 && o.blame() == Blame::Remote {
+                *self.reasons.entry(o.as_str()).or_insert(0) += n;
             }
-            self.attempts += n;
         }
         self.syn_retransmits += m.syn_retransmits;
         match &mut self.rtt {

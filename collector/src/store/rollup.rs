@@ -112,6 +112,15 @@ impl ConnectMinute {
         self.outcomes.iter().sum()
     }
 
+    /// Attempts whose outcome `blame` puts on `who`.
+    pub fn blamed(&self, who: vantage_probe::outcome::Blame) -> u64 {
+        ConnectOutcome::ALL
+            .iter()
+            .filter(|o| o.blame() == who)
+            .map(|o| self.outcomes[o.index()])
+            .sum()
+    }
+
     /// Adds another minute of the same series.
     pub fn merge(&mut self, o: &ConnectMinute) {
         for (a, b) in self.outcomes.iter_mut().zip(&o.outcomes) {
