@@ -239,9 +239,9 @@ fn encode_incidents(incidents: &[crate::evidence::incidents::Incident], out: &mu
         return;
     }
     let esc = |v: &str| {
-        v.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
+        let mut s = String::with_capacity(v.len());
+        vantage_probe::exposition::escape(&mut s, v);
+        s
     };
     let _ = writeln!(
         out,

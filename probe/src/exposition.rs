@@ -241,7 +241,7 @@ impl Writer<'_> {
 }
 
 /// Label value escaping of the text format: backslash, quote, newline.
-fn escape(out: &mut String, v: &str) {
+pub fn escape(out: &mut String, v: &str) {
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
