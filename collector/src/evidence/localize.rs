@@ -174,25 +174,30 @@ pub fn localize(cells: &[Cell], probes: &[ProbeLiveness], now_us: i64, alpha: f6
         excluded.extend(f.src_regions.iter().cloned());
         own.push(f);
     }
-    let voting: Vec<Cell> = cells
+    let voting: Vec<&Cell> = cells
         .iter()
         .filter(|c| !excluded.contains(&c.src_region))
-        .cloned()
         .collect();
     let mut findings = localize_voting(&voting, &|c: &Cell| c.state(now_us, alpha));
-    let latency: Vec<Cell> = voting.into_iter().filter(|c| c.address.is_some()).collect();
+    let latency: Vec<&Cell> = voting
+        .iter()
+        .copied()
+        .filter(|c| c.address.is_some())
+        .collect();
     findings.extend(localize_voting(&latency, &|c: &Cell| c.latency(alpha)));
     findings.extend(own);
-    finish(findings, Vec::new())
+    sorted(findings)
 }
 
 /// A region whose probes fail with local errors (at least 3, and a tenth of
 /// their attempts), or fail a control target.
 fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> {
-    let regions: BTreeSet<&str> = cells.iter().map(|c| c.src_region.as_str()).collect();
+    let mut regions: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
+    for c in cells {
+        regions.entry(&c.src_region).or_default().push(c);
+    }
     let mut out = Vec::new();
-    for r in regions {
-        let of_r: Vec<&Cell> = cells.iter().filter(|c| c.src_region == r).collect();
+    for (r, of_r) in regions {
         let local: u64 = of_r.iter().map(|c| c.local_failures).sum();
         let attempts: u64 = of_r.iter().map(|c| c.attempts).sum::<u64>() + local;
         let controls: Vec<(&Cell, Failing)> = of_r
@@ -262,6 +267,7 @@ fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> 
 }
 
 fn silent_finding(p: &ProbeLiveness, region_silent: bool) -> Finding {
+    // Other probes of the region still vote; a region with none left sits out.
     let mut f = Finding {
         scope: Scope::Silent,
         signal: Signal::Failures,
@@ -281,10 +287,15 @@ fn silent_finding(p: &ProbeLiveness, region_silent: bool) -> Finding {
         explanation: String::new(),
     };
     f.explanation = explain(&f);
+    if region_silent {
+        f.explanation.pop(); // the full stop
+        f.explanation
+            .push_str(&format!("; {} is left out of the vote.", p.src_region));
+    }
     f
 }
 
-fn localize_voting(cells: &[Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
+fn localize_voting(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
     let tested = cells.len().max(1) as f64;
     let mut findings = localize_judged(cells, judge);
     findings.retain(|f| {
@@ -294,7 +305,7 @@ fn localize_voting(cells: &[Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Findin
     findings
 }
 
-fn localize_judged(cells: &[Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
+fn localize_judged(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
     let judged: Vec<Judged<'_>> = cells
         .iter()
         .map(|c| {
@@ -404,7 +415,8 @@ fn localize_judged(cells: &[Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Findin
             None,
             format!("{} of {all_targets} targets", target_side.len()),
         ));
-        return finish(findings, dns_findings(&dns));
+        findings.extend(dns_findings(&dns));
+        return sorted(findings);
     }
     for t in &target_side {
         let cells: Vec<&Judged<'_>> = remaining
@@ -506,7 +518,8 @@ fn localize_judged(cells: &[Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Findin
             format!("{} of {in_group} targets in {g}", failing.len()),
         ));
     }
-    finish(findings, dns_findings(&dns))
+    findings.extend(dns_findings(&dns));
+    sorted(findings)
 }
 
 /// DNS cells: everywhere for a name, region-wide for a resolver, else one
@@ -570,8 +583,8 @@ fn dns_findings(dns: &[&Judged<'_>]) -> Vec<Finding> {
     out
 }
 
-fn finish(mut findings: Vec<Finding>, dns: Vec<Finding>) -> Vec<Finding> {
-    findings.extend(dns);
+/// Findings in a stable order: by onset, then scope, regions and targets.
+fn sorted(mut findings: Vec<Finding>) -> Vec<Finding> {
     findings.sort_by(|a, b| {
         (a.since_us, a.scope, &a.src_regions, &a.targets).cmp(&(
             b.since_us,
@@ -786,13 +799,8 @@ fn explain(f: &Finding) -> String {
             }
         ),
         Scope::Silent => format!(
-            "Probe {} in {regions} has not reported since {since}: silent, which is neither \"its targets are down\" nor healthy{}.",
+            "Probe {} in {regions} has not reported since {since}: silent, which is neither \"its targets are down\" nor healthy.",
             f.probe_id.as_deref().unwrap_or("?"),
-            if f.quorum.starts_with("every") {
-                format!("; {regions} is left out of the vote")
-            } else {
-                String::new()
-            }
         ),
         Scope::Inconclusive => format!(
             "Since {since} {share}% of connects from {regions} to {targets} fail ({reason}), but no other region measures the same targets healthily to compare with: the data cannot say whether the target or the path is at fault."
@@ -800,13 +808,14 @@ fn explain(f: &Finding) -> String {
     }
 }
 
-/// Region x target status from cells (any failing cell makes a pair
-/// failing; a pair is healthy when it has a healthy cell and no failing one).
+/// Region x target status from cells: a pair is failing when any of its
+/// cells fails, healthy when it has a healthy cell and no failing one, and
+/// unknown (absent from `known`) otherwise.
 struct Matrix {
     regions: BTreeSet<String>,
     targets: BTreeSet<String>,
-    failing: BTreeSet<(String, String)>,
-    healthy: BTreeSet<(String, String)>,
+    /// Region to target to failing (`true`) or healthy (`false`).
+    known: BTreeMap<String, BTreeMap<String, bool>>,
     groups: BTreeMap<String, String>,
 }
 
@@ -815,31 +824,36 @@ impl Matrix {
         let mut m = Matrix {
             regions: BTreeSet::new(),
             targets: BTreeSet::new(),
-            failing: BTreeSet::new(),
-            healthy: BTreeSet::new(),
+            known: BTreeMap::new(),
             groups: BTreeMap::new(),
         };
         for j in cells {
-            let pair = (j.cell.src_region.clone(), j.cell.target.clone());
-            m.regions.insert(pair.0.clone());
-            m.targets.insert(pair.1.clone());
-            m.groups.insert(pair.1.clone(), j.cell.group.clone());
-            if j.failing.is_some() {
-                m.failing.insert(pair);
-            } else if j.healthy {
-                m.healthy.insert(pair);
+            let (r, t) = (&j.cell.src_region, &j.cell.target);
+            m.regions.insert(r.clone());
+            m.targets.insert(t.clone());
+            m.groups.insert(t.clone(), j.cell.group.clone());
+            let failing = j.failing.is_some();
+            if failing || j.healthy {
+                *m.known
+                    .entry(r.clone())
+                    .or_default()
+                    .entry(t.clone())
+                    .or_insert(failing) |= failing;
             }
         }
-        m.healthy.retain(|p| !m.failing.contains(p));
         m
     }
 
+    fn state(&self, r: &str, t: &str) -> Option<bool> {
+        self.known.get(r)?.get(t).copied()
+    }
+
     fn is_failing(&self, r: &str, t: &str) -> bool {
-        self.failing.contains(&(r.to_string(), t.to_string()))
+        self.state(r, t) == Some(true)
     }
 
     fn is_healthy(&self, r: &str, t: &str) -> bool {
-        self.healthy.contains(&(r.to_string(), t.to_string()))
+        self.state(r, t) == Some(false)
     }
 
     fn group<'a>(&'a self, t: &'a str) -> &'a str {
@@ -849,7 +863,7 @@ impl Matrix {
     fn known_regions(&self, t: &str) -> Vec<&String> {
         self.regions
             .iter()
-            .filter(|r| self.is_failing(r, t) || self.is_healthy(r, t))
+            .filter(|r| self.state(r, t).is_some())
             .collect()
     }
 
@@ -869,10 +883,9 @@ impl Matrix {
     }
 
     fn known_targets(&self, r: &str) -> Vec<&String> {
-        self.targets
-            .iter()
-            .filter(|t| self.is_failing(r, t) || self.is_healthy(r, t))
-            .collect()
+        self.known
+            .get(r)
+            .map_or_else(Vec::new, |m| m.keys().collect())
     }
 }
 
