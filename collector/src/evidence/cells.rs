@@ -146,6 +146,7 @@ impl Cell {
         let p0 = baseline_rate(self.baseline_failures, self.baseline_attempts);
         let span_s = ((now_us - self.first_us).max(1) as f64) / 1e6;
         let rate = self.attempts as f64 / span_s;
+        let last = self.failures[m - 1].0;
         let mut windows: Vec<(f64, usize, u64, u64)> = Vec::new();
         for (j, &(at, _)) in self.failures.iter().enumerate() {
             let k = (m - j) as u64;
@@ -155,7 +156,6 @@ impl Cell {
             // Attempts from this failure to the last one, plus those since
             // the last one that have surely arrived (results come a flush
             // interval late: the newest LATE_ATTEMPTS are not counted).
-            let last = self.failures[m - 1].0;
             let span_s = ((last - at).max(0) as f64) / 1e6;
             let after_s = ((now_us - last).max(0) as f64) / 1e6;
             let n = ((rate * span_s).round() as u64
@@ -165,27 +165,22 @@ impl Cell {
                 .min(self.attempts.max(k));
             windows.push((binomial_tail(k, n, p0), j, k, n));
         }
-        let Some(best) = windows.iter().map(|w| w.0).min_by(f64::total_cmp) else {
-            return State::Healthy;
-        };
-        // Of the windows nearly as telling as the best, the longest: a
-        // burst inside a long fault would overstate its rate and date its
-        // onset late.
-        let significant = |p: f64| p * m as f64 <= alpha;
-        let Some(&(p, j, k, n)) = windows
-            .iter()
-            .find(|w| w.0 <= best * NEARLY_AS_TELLING && significant(w.0))
-            .or_else(|| windows.iter().find(|w| w.0 == best))
-        else {
-            return State::Healthy;
-        };
-        let p_value = (p * m as f64).min(1.0);
-        if p_value >= alpha {
+        // The p-value of a window is corrected for the m windows tried.
+        let significant = |p: f64| p * (m as f64) < alpha;
+        let best = windows.iter().map(|w| w.0).fold(f64::INFINITY, f64::min);
+        if !significant(best) {
             return State::Healthy;
         }
+        // Of the significant windows nearly as telling as the best, the
+        // longest (the first; the best is one of them): a burst inside a
+        // long fault would overstate its rate and date its onset late.
+        let &(p, j, k, n) = windows
+            .iter()
+            .find(|w| w.0 <= best * NEARLY_AS_TELLING && significant(w.0))
+            .expect("the best window qualifies");
+        let p_value = p * m as f64;
         // Over? The attempts since the last failure all succeeded; at the
         // window's failure rate that run would be unlikely if it went on.
-        let last = self.failures[m - 1].0;
         // Two attempts of slack: results arrive a flush interval late.
         let clean = (rate * ((now_us - last).max(0) as f64 / 1e6)).floor() - LATE_ATTEMPTS;
         // The failure rate of its latest stretch: its last failures (at
