@@ -122,17 +122,19 @@ impl Tracker {
             let hit = self
                 .open
                 .iter()
-                .find(|i| !matched.contains(&i.id) && !pairs(&i.finding).is_disjoint(&fp))
-                .or_else(|| {
-                    // A finding already merged into an incident this round
-                    // (two findings of one fault) updates the same one.
-                    changes
-                        .upserts
-                        .iter()
-                        .find(|i| !pairs(&i.finding).is_disjoint(&fp))
-                });
+                .find(|i| !matched.contains(&i.id) && !pairs(&i.finding).is_disjoint(&fp));
+            if hit.is_none()
+                && changes
+                    .upserts
+                    .iter()
+                    .any(|u| !pairs(&u.finding).is_disjoint(&fp))
+            {
+                // Another finding of a fault already handled this round
+                // (they share pairs): the incident that took the first one
+                // stands for both.
+                continue;
+            }
             match hit {
-                Some(i) if matched.contains(&i.id) => continue,
                 Some(i) => {
                     matched.insert(i.id);
                     let mut next = i.clone();
