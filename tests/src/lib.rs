@@ -198,6 +198,20 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().unwrap()
 }
 
+/// Polls `check` every 100 ms until it holds; panics naming `what` when
+/// `limit` passes first. For conditions that become true, in place of a
+/// sleep long enough for them.
+pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Polls `GET path` until it answers 200 or `limit` passes.
 pub async fn wait_for_200(addr: std::net::SocketAddr, path: &str, limit: Duration) -> String {
     let deadline = Instant::now() + limit;

@@ -375,9 +375,61 @@ async fn every_panel_has_data_from_a_live_fleet_and_the_fault_alerts() {
             .unwrap()
             .starts_with("target fault (incident ")
     );
-    // A few more scrapes so that every rate window has two samples.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Every query, until all have data (a rate needs two scrapes in its
+    // window, a recording rule an evaluation after them) or 30 s pass.
+    let started = Instant::now();
+    loop {
+        let (checked, empty) = check_queries(prom).await;
+        if empty.is_empty() {
+            assert!(checked >= 40, "only {checked} queries checked");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "queries without data against a live fleet:\n{}",
+            empty.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
+    // The matrix recording rule shows the refusing column red and the rest 0.
+    let matrix = query(
+        prom,
+        "src_region_target:vantage_connect_failure_ratio:rate5m",
+    )
+    .await;
+    let by_target: BTreeMap<String, f64> = matrix
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                format!(
+                    "{} {}",
+                    s["metric"]["src_region"].as_str().unwrap(),
+                    s["metric"]["target"].as_str().unwrap()
+                ),
+                s["value"][1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    for r in REGIONS {
+        assert_eq!(by_target[&format!("{r} queue")], 1.0, "{by_target:?}");
+        assert_eq!(by_target[&format!("{r} web")], 0.0, "{by_target:?}");
+    }
+
+    for (control, task) in f.controls {
+        control.send(Control::Shutdown).await.unwrap();
+        task.await.unwrap().unwrap();
+    }
+    f.stop.cancel();
+    f.task.await.unwrap().unwrap();
+}
+
+/// Runs every panel, annotation and variable query of every dashboard;
+/// how many ran, and those that returned no data. A legend naming a label
+/// the returned series lack fails at once.
+async fn check_queries(prom: SocketAddr) -> (usize, Vec<String>) {
     let mut checked = 0;
     let mut empty = Vec::new();
     for (name, d) in dashboards() {
@@ -427,43 +479,5 @@ async fn every_panel_has_data_from_a_live_fleet_and_the_fault_alerts() {
             checked += 1;
         }
     }
-    assert!(
-        empty.is_empty(),
-        "queries without data against a live fleet:\n{}",
-        empty.join("\n")
-    );
-    assert!(checked >= 40, "only {checked} queries checked");
-
-    // The matrix recording rule shows the refusing column red and the rest 0.
-    let matrix = query(
-        prom,
-        "src_region_target:vantage_connect_failure_ratio:rate5m",
-    )
-    .await;
-    let by_target: BTreeMap<String, f64> = matrix
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                format!(
-                    "{} {}",
-                    s["metric"]["src_region"].as_str().unwrap(),
-                    s["metric"]["target"].as_str().unwrap()
-                ),
-                s["value"][1].as_str().unwrap().parse().unwrap(),
-            )
-        })
-        .collect();
-    for r in REGIONS {
-        assert_eq!(by_target[&format!("{r} queue")], 1.0, "{by_target:?}");
-        assert_eq!(by_target[&format!("{r} web")], 0.0, "{by_target:?}");
-    }
-
-    for (control, task) in f.controls {
-        control.send(Control::Shutdown).await.unwrap();
-        task.await.unwrap().unwrap();
-    }
-    f.stop.cancel();
-    f.task.await.unwrap().unwrap();
+    (checked, empty)
 }

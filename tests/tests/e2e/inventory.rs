@@ -17,6 +17,7 @@ use vantage_probe::stats::{Family, StatsRegistry};
 use vantage_probe::testbed::Accepting;
 use vantage_tests::{
     Scratch, free_port, header_value, http, http_with_head, parse_exposition, value, wait_for_200,
+    wait_until,
 };
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -319,7 +320,36 @@ async fn probes_follow_the_inventory_and_keep_it_while_the_collector_is_away() {
 
     // Results of inventory targets reach the collector like any others;
     // meanwhile the next fetch finds nothing new.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_until(
+        "a fetch that finds nothing new",
+        Duration::from_secs(5),
+        async || {
+            p.metric(
+                "vantage_probe_inventory_fetches_total",
+                &[("result", "unchanged")],
+            )
+            .await
+                >= Some(1.0)
+        },
+    )
+    .await;
+    wait_until(
+        "inventory targets' results at the collector",
+        Duration::from_secs(5),
+        async || {
+            let (_, metrics) = http(addr, "GET", "/metrics", &[], &[]).await.unwrap();
+            let samples = parse_exposition(&metrics);
+            ["api", "east-only"].iter().all(|target| {
+                value(
+                    &samples,
+                    "vantage_connect_attempts_total",
+                    &[("src_region", "lab-a"), ("target", target)],
+                )
+                .is_some_and(|n| n > 0.0)
+            })
+        },
+    )
+    .await;
     assert!(
         p.metric(
             "vantage_probe_inventory_fetches_total",
@@ -345,7 +375,15 @@ async fn probes_follow_the_inventory_and_keep_it_while_the_collector_is_away() {
     p.stop().await;
     let p = probe(&dir, addr, local_web.addr.port()).await;
     p.wait_for_targets(&["api", "east-only", "web"]).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    wait_until("a failed fetch", Duration::from_secs(5), async || {
+        p.metric(
+            "vantage_probe_inventory_fetches_total",
+            &[("result", "failed")],
+        )
+        .await
+            >= Some(1.0)
+    })
+    .await;
     assert!(
         p.metric(
             "vantage_probe_inventory_fetches_total",
