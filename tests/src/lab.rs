@@ -106,7 +106,8 @@ pub struct Lab {
     children: Vec<(String, Child)>,
     faults: Vec<FaultRule>,
     stop_backends: Arc<AtomicBool>,
-    backend_threads: Vec<std::thread::JoinHandle<()>>,
+    /// Listener threads, with their namespace and address (to wake them).
+    backend_threads: Vec<(String, SocketAddr, std::thread::JoinHandle<()>)>,
     resolvers: Vec<(u8, ZoneSender, std::thread::JoinHandle<()>)>,
 }
 
@@ -316,22 +317,23 @@ impl Lab {
 
     /// An accepting TCP service on `addr` inside `ns`, until the lab drops.
     fn listen(&mut self, ns: &str, addr: SocketAddr) {
-        let ns = ns.to_string();
         let stop = self.stop_backends.clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        self.backend_threads.push(std::thread::spawn(move || {
-            enter(&ns);
+        let thread_ns = ns.to_string();
+        let thread = std::thread::spawn(move || {
+            enter(&thread_ns);
             let l = TcpListener::bind(addr).unwrap_or_else(|e| panic!("lab: bind {addr}: {e}"));
-            l.set_nonblocking(true).unwrap();
             tx.send(()).unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((s, _)) => drop(s),
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            // Blocks in accept; the lab's drop wakes it with a connect.
+            for s in l.incoming() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
                 }
+                drop(s);
             }
-        }));
+        });
         rx.recv().expect("the listener is up");
+        self.backend_threads.push((ns.to_string(), addr, thread));
     }
 
     /// Serves `zone` as region `region`'s resolver at [`RESOLVER`] inside
@@ -524,7 +526,10 @@ impl Drop for Lab {
             let _ = thread.join();
         }
         self.stop_backends.store(true, Ordering::Relaxed);
-        for t in self.backend_threads.drain(..) {
+        for (ns, addr, t) in self.backend_threads.drain(..) {
+            in_ns(&ns, move || {
+                drop(TcpStream::connect_timeout(&addr, Duration::from_secs(1)))
+            });
             let _ = t.join();
         }
         for ns in self.namespaces.iter().rev() {
