@@ -13,7 +13,9 @@ use crate::server::AppState;
 /// Runs until `stop`.
 pub async fn run(app: Arc<AppState>, stop: CancellationToken) {
     let every = app.config.evidence.evaluate_every;
-    let mut tick = tokio::time::interval(every);
+    // The first evaluation one period after start: the open incidents are
+    // already loaded from the store, and a restart's backfill gets to land.
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
