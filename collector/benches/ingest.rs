@@ -21,6 +21,7 @@
 //! ```sh
 //! cargo bench -p vantage-collector --bench ingest            # 100 regions x 1k targets, 1 minute
 //! VANTAGE_BENCH_REGIONS=10 cargo bench -p vantage-collector --bench ingest
+//! VANTAGE_BENCH_EVALUATE_EVERY=1h cargo bench -p vantage-collector --bench ingest -- ingest   # ingest alone
 //! ```
 //!
 //! Selectors: `ingest`, `read`; anything starting with `-` is ignored.
@@ -74,9 +75,10 @@ fn main() {
         minutes: env_or("VANTAGE_BENCH_MINUTES", 1),
     };
     println!(
-        "fleet: {} regions x {} targets, 1 s interval; host: {} cores",
+        "fleet: {} regions x {} targets, 1 s interval; evidence evaluated every {}; host: {} cores",
         fleet.regions,
         fleet.targets,
+        evaluate_every(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     if want("ingest") {
@@ -253,12 +255,21 @@ fn build(fleet: &Fleet, seconds: u64, every: u64, per_batch: u64) -> Vec<Body> {
     all.into_iter().map(|(_, b)| b).collect()
 }
 
+/// How often the collector judges the evidence while it ingests: the
+/// shipped default, 10 s, unless VANTAGE_BENCH_EVALUATE_EVERY says
+/// otherwise (e.g. 1h, to measure ingest alone).
+fn evaluate_every() -> String {
+    std::env::var("VANTAGE_BENCH_EVALUATE_EVERY").unwrap_or_else(|_| "10s".into())
+}
+
 fn config(dir: &Path, listen: SocketAddr, regions: usize) -> PathBuf {
     let mut text = format!(
         "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\n\
          [limits]\nmax_batches_per_second = 100000\nmax_body_bytes = 67108864\n\
          max_results_per_batch = 1000000\n\
-         [retention]\nrollups = \"30d\"\nfailures = \"90d\"\nreceipts = \"7d\"\n"
+         [retention]\nrollups = \"30d\"\nfailures = \"90d\"\nreceipts = \"7d\"\n\
+         [evidence]\nevaluate_every = \"{every}\"\nresolve_after = \"{every}\"\n",
+        every = evaluate_every()
     );
     for r in 0..regions {
         text.push_str(&format!(
