@@ -84,7 +84,14 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
                     attempt.errno = err.raw_os_error();
                     ConnectOutcome::from_io_error(err)
                 }
-                _ => ConnectOutcome::Timeout,
+                // An ICMP answer queued without a wake-up still counts.
+                _ => match crate::icmp::answered(stream.get_ref()) {
+                    Some(err) => {
+                        attempt.errno = err.raw_os_error();
+                        ConnectOutcome::from_io_error(&err)
+                    }
+                    None => ConnectOutcome::Timeout,
+                },
             };
             attempt.syn_retransmits =
                 tcp_info::read(stream.get_ref()).map_or(0, |i| i.total_retrans);
@@ -103,8 +110,13 @@ async fn established(stream: &AsyncFd<Socket>) -> io::Result<tcp_info::TcpInfo> 
         // handshake completed; only a closed socket needs SO_ERROR for why.
         let info = tcp_info::read(stream.get_ref())?;
         match info.state {
-            // A spurious wake-up: wait for the real event.
-            tcp_info::STATE_SYN_SENT => ready.clear_ready(),
+            // An ICMP unreachable the kernel took as a soft error (it came
+            // while the socket was held) is still the path's answer.
+            tcp_info::STATE_SYN_SENT => match crate::icmp::answered(stream.get_ref()) {
+                Some(err) => return Err(err),
+                // A spurious wake-up: wait for the real event.
+                None => ready.clear_ready(),
+            },
             tcp_info::STATE_CLOSE => {
                 return Err(stream
                     .get_ref()
@@ -126,6 +138,7 @@ fn open(address: SocketAddr, options: &ConnectOptions) -> io::Result<Socket> {
         Some(Protocol::TCP),
     )?;
     socket.set_nonblocking(true)?;
+    crate::icmp::enable(&socket, address.is_ipv6())?;
     if let Some(device) = &options.bind_device {
         socket.bind_device(Some(device.as_bytes()))?;
     }

@@ -27,6 +27,7 @@ pub mod demo;
 pub mod dns;
 pub mod engine;
 pub mod exposition;
+pub mod icmp;
 pub mod limits;
 pub mod memory;
 pub mod metrics;
