@@ -3,7 +3,9 @@
 //! `vantage-probe` processes. A core router namespace forwards between them
 //! and the backend namespaces (one per provider, a few TCP services each),
 //! runs the collector, and holds the faults: nftables rules per (region,
-//! backend) pair that drop, reject or randomly lose packets.
+//! backend) pair that drop, reject, answer with ICMP unreachable or randomly
+//! lose packets, and added delay through a userspace link ([`delay`]).
+//! [`capture`] takes the wire's own view of every handshake.
 //!
 //! Addresses exist only inside the namespaces the lab creates:
 //! - region `r`: 10.10.r.2/24, with the core at 10.10.r.1;
@@ -31,6 +33,11 @@ use std::time::{Duration, Instant};
 
 pub use vantage_probe::testbed::Answer;
 use vantage_probe::testbed::DnsServer;
+
+pub mod capture;
+pub mod delay;
+
+use delay::{Delay, DelayLink};
 
 /// A region of the lab.
 #[derive(Debug, Clone)]
@@ -73,6 +80,19 @@ pub enum Fault {
     Reject,
     /// This percentage of SYNs dropped at random.
     Loss(u8),
+    /// Connects answered by the core with an ICMP destination unreachable.
+    Unreachable(Unreachable),
+}
+
+/// The ICMP destination-unreachable codes the core can answer with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// Network unreachable (code 0).
+    Net,
+    /// Host unreachable (code 1).
+    Host,
+    /// Communication administratively prohibited (code 13).
+    Admin,
 }
 
 /// Where a fault applies: source regions (None: all) to a backend
@@ -109,6 +129,8 @@ pub struct Lab {
     /// Listener threads, with their namespace and address (to wake them).
     backend_threads: Vec<(String, SocketAddr, std::thread::JoinHandle<()>)>,
     resolvers: Vec<(u8, ZoneSender, std::thread::JoinHandle<()>)>,
+    delay: Option<DelayLink>,
+    delayed: Vec<(u8, u8)>,
 }
 
 /// Where a region's resolver thread takes its next zone (`None`: stop).
@@ -207,9 +229,14 @@ impl Lab {
             stop_backends: Arc::new(AtomicBool::new(false)),
             backend_threads: Vec::new(),
             resolvers: Vec::new(),
+            delay: None,
+            delayed: Vec::new(),
         };
         lab.add_ns(&core);
         ns_exec(&core, &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+        // Every rejected SYN gets its ICMP answer: no per-host rate limit
+        // (a router's default of one a second would make answers random).
+        ns_exec(&core, &["sysctl", "-q", "-w", "net.ipv4.icmp_ratelimit=0"]);
         for (i, name) in regions.iter().enumerate() {
             let ns = format!("{tag}r{i}");
             lab.add_ns(&ns);
@@ -398,6 +425,42 @@ impl Lab {
         self.children.push((label.to_string(), child));
     }
 
+    /// Runs `vantage-probe check --json` inside region `region`'s namespace
+    /// against `target` (`ip:port`) with the extra `args`; every connect
+    /// attempt it made, in order.
+    pub fn check(
+        &self,
+        region: u8,
+        target: &str,
+        args: &[&str],
+    ) -> Vec<vantage_probe::result::ConnectAttempt> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.regions[region as usize].ns])
+            .arg(crate::bin("vantage-probe"))
+            .args(["check", "--json", "-4", target])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("lab: running check: {e}"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut attempts = Vec::new();
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("lab: check printed {line:?}: {e}"));
+            if v["type"] == "round" {
+                let round: vantage_probe::result::RoundResult =
+                    serde_json::from_value(v).expect("a round result");
+                attempts.extend(round.attempts);
+            }
+        }
+        assert!(
+            !attempts.is_empty(),
+            "lab: check made no attempt: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        attempts
+    }
+
     /// Stops the process started as `label` (SIGKILL).
     pub fn kill(&mut self, label: &str) {
         if let Some(i) = self.children.iter().position(|(l, _)| l == label) {
@@ -444,6 +507,14 @@ impl Lab {
                 Fault::Blackhole => "drop".to_string(),
                 Fault::Reject => "reject with tcp reset".to_string(),
                 Fault::Loss(pct) => format!("numgen random mod 100 < {pct} drop"),
+                Fault::Unreachable(code) => format!(
+                    "reject with icmp type {}",
+                    match code {
+                        Unreachable::Net => "net-unreachable",
+                        Unreachable::Host => "host-unreachable",
+                        Unreachable::Admin => "admin-prohibited",
+                    }
+                ),
             };
             let proto = if port.is_empty() {
                 " meta l4proto tcp".to_string()
@@ -455,15 +526,94 @@ impl Lab {
             } else {
                 ""
             };
+            // A delayed packet crosses the forward hook twice (into the
+            // delay link and back out of it); the fault applies once.
             let _ = writeln!(
                 rules,
-                "    ip saddr {src} ip daddr {dst}{proto}{syn} {verdict}"
+                "    iifname != \"{}\" ip saddr {src} ip daddr {dst}{proto}{syn} {verdict}",
+                delay::DEVICE
             );
         }
         let _ = writeln!(rules, "  }}\n}}");
         let path = self.dir.join("faults.nft");
         std::fs::write(&path, &rules).unwrap();
         ns_exec(&self.core, &["nft", "-f", path.to_str().unwrap()]);
+    }
+
+    /// Adds `delay` (or with `None` removes it) on the path from region
+    /// `region` to backend `backend`, at once. The first call starts the
+    /// delay link in the core.
+    pub fn set_delay(&mut self, region: u8, backend: u8, delay: Option<Delay>) {
+        if self.delay.is_none() {
+            self.delay = Some(in_ns(&self.core, DelayLink::create));
+            let core = self.core.clone();
+            let dev = delay::DEVICE;
+            ns_exec(&core, &["ip", "link", "set", dev, "up"]);
+            // Delayed packets come back in on the TUN device, not on the
+            // region's link: reverse-path filtering must not drop them.
+            for conf in ["all", "default", dev] {
+                ns_exec(
+                    &core,
+                    &[
+                        "sysctl",
+                        "-q",
+                        "-w",
+                        &format!("net.ipv4.conf.{conf}.rp_filter=0"),
+                    ],
+                );
+            }
+            ns_exec(
+                &core,
+                &[
+                    "ip",
+                    "route",
+                    "add",
+                    "default",
+                    "dev",
+                    dev,
+                    "table",
+                    delay::TABLE,
+                ],
+            );
+        }
+        let link = self.delay.as_ref().unwrap();
+        let rule = |op: &str| {
+            let (iif, to) = (format!("r{region}"), format!("10.20.{backend}.0/24"));
+            ns_exec(
+                &self.core,
+                &[
+                    "ip",
+                    "rule",
+                    op,
+                    "iif",
+                    &iif,
+                    "to",
+                    &to,
+                    "lookup",
+                    delay::TABLE,
+                    "pref",
+                    "1000",
+                ],
+            );
+        };
+        let routed = self.delayed.contains(&(region, backend));
+        match delay {
+            Some(d) => {
+                // The delay is known before the first packet is routed in.
+                link.set(region, backend, Some(d));
+                if !routed {
+                    rule("add");
+                    self.delayed.push((region, backend));
+                }
+            }
+            None => {
+                if routed {
+                    rule("del");
+                    self.delayed.retain(|p| *p != (region, backend));
+                }
+                link.set(region, backend, None);
+            }
+        }
     }
 
     /// `GET path` from inside the core namespace to `127.0.0.1:port`
@@ -521,6 +671,7 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
+        drop(self.delay.take());
         for (_, tx, thread) in self.resolvers.drain(..) {
             let _ = tx.send(None);
             let _ = thread.join();

@@ -12,3 +12,4 @@ mod fleet;
 mod inventory;
 mod lab;
 mod service;
+mod wire;

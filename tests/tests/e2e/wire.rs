@@ -1,0 +1,170 @@
+//! The probe against the wire: every attempt of a real `vantage-probe
+//! check` in a lab region is found in a `tcpdump` capture by its local
+//! port, its outcome is what the packets say, and its RTT is the captured
+//! SYN -> SYN-ACK time. The delay link's added latency is checked against
+//! the same captures.
+
+use std::time::Duration;
+
+use vantage_probe::outcome::ConnectOutcome;
+use vantage_tests::Scratch;
+use vantage_tests::lab::capture::{Capture, WireAnswer, matched};
+use vantage_tests::lab::delay::Delay;
+use vantage_tests::lab::{Fault, FaultRule, Lab, Unreachable};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    assert!(!v.is_empty());
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// What the wire must show for an outcome the probe reported.
+fn agrees(outcome: ConnectOutcome, wire: Option<WireAnswer>) -> bool {
+    match (outcome, wire) {
+        (ConnectOutcome::Ok, Some(WireAnswer::SynAck)) => true,
+        (ConnectOutcome::Refused, Some(WireAnswer::Reset)) => true,
+        (ConnectOutcome::NetUnreachable, Some(WireAnswer::Unreachable(0))) => true,
+        (ConnectOutcome::HostUnreachable, Some(WireAnswer::Unreachable(1 | 10 | 13))) => true,
+        (ConnectOutcome::Timeout, None) => true,
+        _ => false,
+    }
+}
+
+#[test]
+fn probe_attempts_match_their_handshakes_and_the_delay_link_adds_what_it_says() {
+    if !Lab::require() {
+        return;
+    }
+    let scratch = Scratch::new("wire");
+    let mut lab = Lab::build(&scratch.path, &["wire"], &[("backend", &[8000, 8001])]);
+    let ns = lab.regions[0].ns.clone();
+    let capture = Capture::start(&ns, "eth0", &lab.dir, "wire");
+    let check = |lab: &Lab, target: &str, count: u32| {
+        lab.check(
+            0,
+            target,
+            &[
+                "--count",
+                &count.to_string(),
+                "--interval",
+                "100ms",
+                "--timeout",
+                "900ms",
+            ],
+        )
+    };
+
+    // Clean, then 20 ms added, then 20 ms ± 5 ms.
+    let clean = check(&lab, "10.20.0.2:8000", 30);
+    lab.set_delay(
+        0,
+        0,
+        Some(Delay {
+            delay: Duration::from_millis(20),
+            jitter: Duration::ZERO,
+        }),
+    );
+    let delayed = check(&lab, "10.20.0.3:8000", 30);
+    lab.set_delay(
+        0,
+        0,
+        Some(Delay {
+            delay: Duration::from_millis(20),
+            jitter: Duration::from_millis(5),
+        }),
+    );
+    let jittered = check(&lab, "10.20.0.4:8000", 30);
+    lab.set_delay(0, 0, None);
+
+    // Each failure the taxonomy names, made by the core.
+    let mut failures = Vec::new();
+    for fault in [
+        Fault::Reject,
+        Fault::Unreachable(Unreachable::Net),
+        Fault::Unreachable(Unreachable::Host),
+        Fault::Unreachable(Unreachable::Admin),
+        Fault::Blackhole,
+    ] {
+        lab.add_fault(FaultRule {
+            region: Some(0),
+            backend: Some(0),
+            port: Some(8001),
+            fault: fault.clone(),
+            ..FaultRule::default()
+        });
+        let attempts = check(&lab, "10.20.0.2:8001", 5);
+        lab.clear_faults();
+        failures.push((fault, attempts));
+    }
+    let wire = capture.stop();
+
+    // Every attempt is on the wire, and the wire agrees with its outcome.
+    let all: Vec<_> = [&clean, &delayed, &jittered]
+        .into_iter()
+        .flatten()
+        .chain(failures.iter().flat_map(|(_, a)| a))
+        .cloned()
+        .collect();
+    let pairs = matched(&all, &wire);
+    for (a, h) in &pairs {
+        let h = h.unwrap_or_else(|| panic!("attempt not on the wire: {a:?}"));
+        assert!(
+            agrees(a.outcome, h.answer.map(|(w, _)| w)),
+            "the probe said {:?}, the wire {:?}: {a:?}",
+            a.outcome,
+            h.answer
+        );
+        assert_eq!(a.syn_retransmits + 1, h.syns, "{a:?} {h:?}");
+    }
+    for (fault, attempts) in &failures {
+        let want = match fault {
+            Fault::Reject => ConnectOutcome::Refused,
+            Fault::Unreachable(Unreachable::Net) => ConnectOutcome::NetUnreachable,
+            Fault::Unreachable(_) => ConnectOutcome::HostUnreachable,
+            _ => ConnectOutcome::Timeout,
+        };
+        assert!(
+            attempts.iter().all(|a| a.outcome == want),
+            "{fault:?}: {attempts:?}"
+        );
+    }
+
+    // The probe's RTT is the wire's SYN -> SYN-ACK time.
+    let errors: Vec<f64> = pairs
+        .iter()
+        .filter(|(a, _)| a.outcome == ConnectOutcome::Ok && a.syn_retransmits == 0)
+        .map(|(a, h)| (a.rtt_us.unwrap() as f64 - h.unwrap().answer_us().unwrap()).abs())
+        .collect();
+    assert_eq!(errors.len(), 90);
+    let err_p50 = median(errors.clone());
+    eprintln!(
+        "wire: |probe RTT - captured RTT| median {err_p50:.1} µs, max {:.1} µs",
+        errors.iter().copied().fold(0.0, f64::max)
+    );
+    assert!(err_p50 <= 100.0, "median error {err_p50} µs");
+
+    // The delay link adds what it was told, measured on the wire.
+    let wire_rtts = |attempts: &[vantage_probe::result::ConnectAttempt]| -> Vec<f64> {
+        matched(attempts, &wire)
+            .iter()
+            .map(|(_, h)| h.unwrap().answer_us().unwrap())
+            .collect()
+    };
+    let base = median(wire_rtts(&clean));
+    let added = median(wire_rtts(&delayed)) - base;
+    eprintln!("wire: base RTT {base:.0} µs; 20 ms link added {added:.0} µs");
+    assert!(
+        (added - 20_000.0).abs() < 200.0,
+        "the link added {added} µs, not 20 ms"
+    );
+    let jit = wire_rtts(&jittered);
+    let (lo, hi) = (
+        jit.iter().copied().fold(f64::MAX, f64::min) - base,
+        jit.iter().copied().fold(0.0, f64::max) - base,
+    );
+    eprintln!("wire: 20 ± 5 ms link added {lo:.0} to {hi:.0} µs");
+    assert!(
+        lo >= 14_800.0 && hi <= 25_500.0 && hi - lo >= 3_000.0,
+        "jitter 20 ± 5 ms gave {lo}..{hi} µs"
+    );
+}
