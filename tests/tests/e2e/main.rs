@@ -6,6 +6,7 @@ mod cli;
 mod collector;
 mod connect;
 mod dashboards;
+mod deploy;
 mod dns;
 mod evidence;
 mod fleet;
