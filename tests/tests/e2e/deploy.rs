@@ -990,18 +990,22 @@ async fn the_container_build_makes_static_binaries_that_push_from_an_empty_root(
     let (flags, args, copied) = dockerfile_build();
     assert_eq!(flags, "-C target-feature=+crt-static");
     assert_eq!(copied.len(), 2, "both binaries");
+    // A target directory of its own: the workspace's stays unlocked for
+    // the other tests' builds, and `nice` leaves them the CPU first.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), PathBuf::from)
+        .join("container");
     let started = std::time::Instant::now();
-    run(
-        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .env("RUSTFLAGS", &flags)
-            .current_dir(root())
-            .args(&args)
-            .arg("--quiet"),
-    );
+    run(Command::new("nice")
+        .args(["-n", "10"])
+        .arg(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .env("RUSTFLAGS", &flags)
+        .env("CARGO_TARGET_DIR", &target)
+        .current_dir(root())
+        .args(&args)
+        .arg("--quiet"));
     eprintln!("container build: {:.0?}", started.elapsed());
 
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
     let mut built = BTreeMap::new();
     for path in &copied {
         let p = target.join(path.strip_prefix("target/").unwrap());
@@ -1015,6 +1019,27 @@ async fn the_container_build_makes_static_binaries_that_push_from_an_empty_root(
             format!("{name} {}", env!("CARGO_PKG_VERSION"))
         );
         built.insert(name, p);
+    }
+    // Their validate runs too, on this repository's example configs.
+    let examples = Scratch::new("static-validate");
+    for f in [
+        "probe.toml",
+        "targets.json",
+        "collector.toml",
+        "fleet-targets.json",
+    ] {
+        let text = std::fs::read_to_string(root().join("deploy/examples").join(f)).unwrap();
+        examples.write(f, &text);
+    }
+    std::fs::create_dir_all(examples.path.join("tokens")).unwrap();
+    examples.write("tokens/us-east-2", &"e".repeat(64));
+    examples.write("tokens/us-west-1", &"w".repeat(64));
+    for name in ["vantage-probe", "vantage-collector"] {
+        let config = examples
+            .path
+            .join(format!("{}.toml", name.trim_start_matches("vantage-")));
+        let ok = run(Command::new(&built[name]).arg("validate").arg(&config));
+        assert!(ok.contains(": ok: "), "{ok}");
     }
     // The check can fail: the test's own build is dynamically linked.
     assert!(!is_static(&bin("vantage-probe")));
