@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 use std::collections::HashMap;
 
+use vantage_collector::evidence::cells::LATENCY_WINDOW_MINUTES;
+use vantage_tests::lab::delay::Delay;
 use vantage_tests::lab::{Answer, Fault, FaultRule, Lab, RESOLVER};
 use vantage_tests::{Scratch, bin};
 
@@ -410,4 +412,80 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
             "no {want} incident in {scopes:?}: {all:#}"
         );
     }
+}
+
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Scenario 4, +40 ms on one path: a latency finding on exactly that path.
+/// A run of its own (beside the other scenarios): RTT baselines are whole
+/// minutes older than the latency window, so the fleet must first run
+/// clean for that long.
+#[test]
+fn forty_ms_on_one_path_is_a_latency_finding_on_exactly_that_path() {
+    if !Lab::require() {
+        return;
+    }
+    let scratch = Scratch::new("lab-latency");
+    let mut lab = Lab::build(
+        &scratch.path,
+        &REGIONS,
+        &[("gcp", &[8000, 8001]), ("aws", &[8000, 8001])],
+    );
+    start(&mut lab);
+    // The baseline is the minutes before the latency window: the partial
+    // minute now and the first whole one (60 connects per cell).
+    let first_minute = unix_now() / 60 + 1;
+    let ready_at = (first_minute + LATENCY_WINDOW_MINUTES as u64) * 60 + 2;
+    eprintln!(
+        "lab: waiting {} s for a clean RTT baseline",
+        ready_at.saturating_sub(unix_now())
+    );
+    while unix_now() < ready_at {
+        assert!(findings(&lab).is_empty(), "{:#?}", findings(&lab));
+        std::thread::sleep(Duration::from_secs(5));
+    }
+
+    // us-west-1 -> aws: 40 ms more on every packet toward the backends.
+    lab.set_delay(
+        1,
+        1,
+        Some(Delay {
+            delay: Duration::from_millis(40),
+            jitter: Duration::ZERO,
+        }),
+    );
+    let (f, took) = lab.wait_for(
+        "a latency finding for us-west-1 -> aws",
+        Duration::from_secs(120),
+        || {
+            let f = findings(&lab);
+            (f.len() == 1
+                && f[0]["signal"] == "latency"
+                && strings(&f[0]["targets"]) == ["aws-svc0", "aws-svc1"])
+            .then(|| f[0].clone())
+        },
+    );
+    eprintln!("lab: latency finding after {took:?}: {}", f["explanation"]);
+    assert_eq!(f["scope"], "path", "{f:#}");
+    assert_eq!(strings(&f["src_regions"]), ["us-west-1"]);
+    assert_eq!(f["target_group"], "aws");
+    assert_eq!(strings(&f["healthy_alternatives"]), ["onprem", "us-east-2"]);
+    // The p95 is read from histogram buckets: well above the baseline,
+    // not to the millisecond.
+    let rtt = &f["evidence"][0]["rtt"];
+    let shift = rtt["recent_p95_ms"].as_f64().unwrap() - rtt["baseline_p95_ms"].as_f64().unwrap();
+    assert!(shift >= 20.0, "{f:#}");
+    assert!(took < Duration::from_secs(90), "found after {took:?}");
+    // Nothing else moved: the same one finding a few evaluations later.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = findings(&lab);
+    assert_eq!(after.len(), 1, "{after:#?}");
+    assert_eq!(strings(&after[0]["src_regions"]), ["us-west-1"]);
+    lab.set_delay(1, 1, None);
 }

@@ -20,14 +20,20 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// What the wire must show for an outcome the probe reported.
 fn agrees(outcome: ConnectOutcome, wire: Option<WireAnswer>) -> bool {
-    match (outcome, wire) {
-        (ConnectOutcome::Ok, Some(WireAnswer::SynAck)) => true,
-        (ConnectOutcome::Refused, Some(WireAnswer::Reset)) => true,
-        (ConnectOutcome::NetUnreachable, Some(WireAnswer::Unreachable(0))) => true,
-        (ConnectOutcome::HostUnreachable, Some(WireAnswer::Unreachable(1 | 10 | 13))) => true,
-        (ConnectOutcome::Timeout, None) => true,
-        _ => false,
-    }
+    matches!(
+        (outcome, wire),
+        (ConnectOutcome::Ok, Some(WireAnswer::SynAck))
+            | (ConnectOutcome::Refused, Some(WireAnswer::Reset))
+            | (
+                ConnectOutcome::NetUnreachable,
+                Some(WireAnswer::Unreachable(0))
+            )
+            | (
+                ConnectOutcome::HostUnreachable,
+                Some(WireAnswer::Unreachable(1 | 10 | 13))
+            )
+            | (ConnectOutcome::Timeout, None)
+    )
 }
 
 #[test]
