@@ -106,6 +106,37 @@ impl Capture {
         Capture { child, path }
     }
 
+    /// Waits until the capture shows a handshake to `marker` begun after
+    /// this call, connecting to it from `ns` every 100 ms. Before the first
+    /// measurement: tcpdump says it is listening a little before packets
+    /// reach the file. Before [`Capture::stop`]: packets still in the
+    /// kernel's buffer are lost when tcpdump stops. Panics after 10 s.
+    pub fn wait_until_seen(&self, ns: &str, marker: SocketAddr) {
+        let since_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            super::in_ns(ns, move || {
+                drop(std::net::TcpStream::connect_timeout(
+                    &marker,
+                    Duration::from_millis(100),
+                ))
+            });
+            let raw = std::fs::read(&self.path).unwrap_or_default();
+            let seen = |hs: Vec<Handshake>| {
+                hs.iter()
+                    .any(|h| SocketAddr::from(h.remote) == marker && h.first_syn_ns >= since_ns)
+            };
+            if handshakes(&raw).is_ok_and(seen) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("lab: the capture in {ns} never showed a connect to {marker}");
+    }
+
     /// Stops the capture (SIGINT, so that tcpdump flushes) and parses it.
     pub fn stop(mut self) -> Vec<Handshake> {
         // SAFETY: kill(2) on our own child's pid.

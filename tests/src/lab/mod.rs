@@ -621,26 +621,16 @@ impl Lab {
     pub fn http_get(&self, port: u16, path: &str, token: &str) -> (u16, String) {
         let (path, token) = (path.to_string(), token.to_string());
         in_ns(&self.core, move || {
-            let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-                return (0, String::new());
-            };
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            let req = format!(
-                "GET {path} HTTP/1.0\r\nHost: lab\r\nAuthorization: Bearer {token}\r\n\r\n"
-            );
-            if s.write_all(req.as_bytes()).is_err() {
-                return (0, String::new());
-            }
-            let mut raw = String::new();
-            let _ = s.read_to_string(&mut raw);
-            let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-            let status = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            (status, body.to_string())
+            get(SocketAddr::from(([127, 0, 0, 1], port)), &path, &token)
         })
+    }
+
+    /// The pid of the process started as `label`.
+    pub fn pid(&self, label: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, c)| c.id())
     }
 
     /// Waits until `f` returns `Some`, polling every 500 ms, for at most
@@ -663,6 +653,34 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(500));
         }
     }
+}
+
+/// `GET path` to `addr` (HTTP/1.0, with a bearer `token` unless empty)
+/// from the calling thread's namespace; the status and body, or status 0
+/// when the connection failed.
+pub fn get(addr: SocketAddr, path: &str, token: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = if token.is_empty() {
+        String::new()
+    } else {
+        format!("Authorization: Bearer {token}\r\n")
+    };
+    let req = format!("GET {path} HTTP/1.0\r\nHost: lab\r\n{auth}\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
 }
 
 impl Drop for Lab {

@@ -45,6 +45,7 @@ fn probe_attempts_match_their_handshakes_and_the_delay_link_adds_what_it_says() 
     let mut lab = Lab::build(&scratch.path, &["wire"], &[("backend", &[8000, 8001])]);
     let ns = lab.regions[0].ns.clone();
     let capture = Capture::start(&ns, "eth0", &lab.dir, "wire");
+    capture.wait_until_seen(&ns, "10.20.0.2:8001".parse().unwrap());
     let check = |lab: &Lab, target: &str, count: u32| {
         lab.check(
             0,
@@ -102,6 +103,7 @@ fn probe_attempts_match_their_handshakes_and_the_delay_link_adds_what_it_says() 
         lab.clear_faults();
         failures.push((fault, attempts));
     }
+    capture.wait_until_seen(&ns, "10.20.0.2:8001".parse().unwrap());
     let wire = capture.stop();
 
     // Every attempt is on the wire, and the wire agrees with its outcome.
