@@ -1,12 +1,15 @@
 //! Bearer tokens, each bound to one region (and optionally to probe ids in
 //! it). A batch may only speak for what its token is bound to.
 
+use std::sync::{Arc, RwLock};
+
 use crate::config::TokenBinding;
 
-/// The configured tokens.
-#[derive(Debug, Clone)]
+/// The configured tokens. SIGHUP replaces them as a whole (rotation
+/// without a restart); a request sees either the old set or the new.
+#[derive(Debug)]
 pub struct Tokens {
-    bindings: Vec<TokenBinding>,
+    bindings: RwLock<Arc<[Arc<TokenBinding>]>>,
 }
 
 /// Why a request is not allowed; the first two are 401, the rest 403.
@@ -25,11 +28,36 @@ pub enum Denied {
 impl Tokens {
     /// Tokens from the config.
     pub fn new(bindings: Vec<TokenBinding>) -> Tokens {
-        Tokens { bindings }
+        Tokens {
+            bindings: RwLock::new(bindings.into_iter().map(Arc::new).collect()),
+        }
+    }
+
+    /// Replaces every token at once.
+    pub fn replace(&self, bindings: Vec<TokenBinding>) {
+        let new: Arc<[Arc<TokenBinding>]> = bindings.into_iter().map(Arc::new).collect();
+        *self.bindings.write().unwrap_or_else(|e| e.into_inner()) = new;
+    }
+
+    /// How many tokens there are.
+    pub fn len(&self) -> usize {
+        self.current().len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn current(&self) -> Arc<[Arc<TokenBinding>]> {
+        self.bindings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The binding of the `Authorization` header's bearer token.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<&TokenBinding, Denied> {
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<TokenBinding>, Denied> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
@@ -38,9 +66,9 @@ impl Tokens {
         // Compare against every binding in constant time per byte, so the
         // time taken says nothing about how much of a token was right.
         let mut found = None;
-        for b in &self.bindings {
+        for b in self.current().iter() {
             if constant_time_eq(b.token.as_bytes(), token.as_bytes()) {
-                found = Some(b);
+                found = Some(b.clone());
             }
         }
         found.ok_or(Denied::UnknownToken)
@@ -125,18 +153,38 @@ mod tests {
         let east = t
             .authenticate(Some("Bearer east-token-0123456789"))
             .unwrap();
-        assert!(Tokens::authorize(east, "us-east-2", "any").is_ok());
+        assert!(Tokens::authorize(&east, "us-east-2", "any").is_ok());
         assert_eq!(
-            Tokens::authorize(east, "us-west-1", "any"),
+            Tokens::authorize(&east, "us-west-1", "any"),
             Err(Denied::WrongRegion)
         );
         let west = t
             .authenticate(Some("Bearer west-token-0123456789"))
             .unwrap();
-        assert!(Tokens::authorize(west, "us-west-1", "w1").is_ok());
+        assert!(Tokens::authorize(&west, "us-west-1", "w1").is_ok());
         assert_eq!(
-            Tokens::authorize(west, "us-west-1", "w2"),
+            Tokens::authorize(&west, "us-west-1", "w2"),
             Err(Denied::WrongProbe)
         );
+    }
+
+    #[test]
+    fn replacing_the_tokens_drops_the_old_and_admits_the_new() {
+        let t = tokens();
+        t.replace(vec![TokenBinding {
+            token: "rotated-token-0123456789".into(),
+            src_region: "us-east-2".into(),
+            probe_ids: None,
+        }]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t.authenticate(Some("Bearer east-token-0123456789"))
+                .unwrap_err(),
+            Denied::UnknownToken
+        );
+        let b = t
+            .authenticate(Some("Bearer rotated-token-0123456789"))
+            .unwrap();
+        assert_eq!(b.src_region, "us-east-2");
     }
 }

@@ -137,10 +137,15 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => {
             return runtime()?.block_on(crate::report::run::run(*args));
         }
-        Command::Serve { config } => {
-            let config = Config::load(&config)?;
+        Command::Serve { config: path } => {
+            let config = Config::load(&path)?;
             runtime()?.block_on(async {
+                // Listening before anything can send SIGHUP: its default
+                // action would end the process.
+                let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    .context("listening for SIGHUP")?;
                 let collector = Collector::bind(config).await?;
+                tokio::spawn(reload_on_hangup(hangup, path, collector.state()));
                 let stop = CancellationToken::new();
                 tokio::spawn(stop_on_signal(stop.clone()));
                 collector.run(stop).await
@@ -172,6 +177,44 @@ async fn stop_on_signal(stop: CancellationToken) {
     }
     tracing::info!("stopping");
     stop.cancel();
+}
+
+/// On SIGHUP, loads the config file again and replaces the tokens (token
+/// rotation without a restart). A config that does not load changes
+/// nothing: the error is logged and the reload gauge drops to 0. Other
+/// settings take effect at the next start.
+async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    path: std::path::PathBuf,
+    state: std::sync::Arc<crate::server::AppState>,
+) {
+    let metrics = &state.metrics;
+    while hangup.recv().await.is_some() {
+        let loaded = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || Config::load(&path)
+        })
+        .await;
+        match loaded {
+            Ok(Ok(config)) => {
+                let n = config.tokens.len();
+                state.tokens.replace(config.tokens);
+                metrics.config_reloads.with_label_values(&["success"]).inc();
+                metrics.config_last_reload_successful.set(1);
+                tracing::info!(
+                    config = %path.display(),
+                    tokens = n,
+                    "SIGHUP: tokens reloaded; other settings take effect at the next start"
+                );
+            }
+            Ok(Err(e)) => {
+                metrics.config_reloads.with_label_values(&["failure"]).inc();
+                metrics.config_last_reload_successful.set(0);
+                tracing::error!(error = %e, "SIGHUP: config refused; the running tokens stay");
+            }
+            Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+        }
+    }
 }
 
 /// 64 for a config error, else 1.

@@ -108,7 +108,7 @@ async fn accept(
     let batch: Batch = serde_json::from_slice(&json)
         .map_err(|e| Refused::new(400, "malformed", format!("not a batch: {e}")))?;
 
-    Tokens::authorize(binding, &batch.probe.src_region, &batch.probe.probe_id).map_err(|d| {
+    Tokens::authorize(&binding, &batch.probe.src_region, &batch.probe.probe_id).map_err(|d| {
         Refused::new(
             d.status(),
             d.reason(),

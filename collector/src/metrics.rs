@@ -38,6 +38,10 @@ pub struct Metrics {
     pub inventory_requests: IntCounterVec,
     /// 1 while the inventory files on disk are what is served.
     pub inventory_healthy: IntGauge,
+    /// Config reloads on SIGHUP, by result.
+    pub config_reloads: IntCounterVec,
+    /// 0 after a SIGHUP whose config was refused.
+    pub config_last_reload_successful: IntGauge,
     /// Evidence evaluations, by result.
     pub evaluations: IntCounterVec,
     /// How long the last evaluation took.
@@ -115,6 +119,19 @@ impl Metrics {
                 "1 while the fleet inventory files on disk are what is served; 0 after a change that could not be read.",
             )
             .unwrap(),
+            config_reloads: IntCounterVec::new(
+                Opts::new(
+                    "vantage_collector_config_reloads_total",
+                    "Config reloads on SIGHUP (tokens), by result (success, failure).",
+                ),
+                &["result"],
+            )
+            .unwrap(),
+            config_last_reload_successful: IntGauge::new(
+                "vantage_collector_config_last_reload_successful",
+                "1 unless the last SIGHUP's config was refused (the running tokens stay).",
+            )
+            .unwrap(),
             evaluations: IntCounterVec::new(
                 Opts::new(
                     "vantage_evidence_evaluations_total",
@@ -150,12 +167,18 @@ impl Metrics {
             Box::new(m.result_delay.clone()),
             Box::new(m.inventory_requests.clone()),
             Box::new(m.inventory_healthy.clone()),
+            Box::new(m.config_reloads.clone()),
+            Box::new(m.config_last_reload_successful.clone()),
             Box::new(m.evaluations.clone()),
             Box::new(m.evidence_seconds.clone()),
             Box::new(m.incidents_opened.clone()),
             Box::new(m.incidents_resolved.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
+        }
+        m.config_last_reload_successful.set(1);
+        for result in ["success", "failure"] {
+            m.config_reloads.with_label_values(&[result]);
         }
         m
     }

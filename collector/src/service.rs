@@ -103,6 +103,11 @@ impl Collector {
         })
     }
 
+    /// The state its handlers share (tokens, metrics, store).
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.listener

@@ -846,3 +846,106 @@ async fn series_of_forgotten_probes_and_targets_leave_metrics() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// SIGHUP rotates tokens without a restart; a config that does not load
+/// changes nothing and says so; the process lives through both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_the_tokens_and_a_bad_config_changes_nothing() {
+    let dir = Scratch::new("collector-hup");
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let path = dir.write("collector.toml", &config_text(addr, ""));
+    let mut c = Command::new(bin("vantage-collector"));
+    c.args(["serve", "--log-level", "warn", "--config"])
+        .arg(&path);
+    let mut p = Proc::spawn(&mut c);
+    wait_for_200(addr, "/-/ready", Duration::from_secs(10)).await;
+    let hup = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let status = |token: &'static str| async move {
+        let auth = format!("Bearer {token}");
+        http(
+            addr,
+            "GET",
+            "/api/v1/findings",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await
+        .map_or(0, |(s, _)| s)
+    };
+    let reload_gauge = || async move {
+        let (_, text) = http_get(addr, "/metrics").await.unwrap();
+        value(
+            &parse_exposition(&text),
+            "vantage_collector_config_last_reload_successful",
+            &[],
+        )
+    };
+    let b = batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    assert_eq!(post(addr, EAST, &b).await.0, 200);
+
+    // EAST is rotated out for a new token of the same region.
+    const ROTATED: &str = "rotated-token-0123456789abcdef";
+    std::fs::write(&path, config_text(addr, "").replace(EAST, ROTATED)).unwrap();
+    hup(p.child.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status(ROTATED).await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new token never worked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(EAST).await, 401, "the old token still works");
+    let b2 = batch(
+        "us-east-2",
+        "e1",
+        2,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    assert_eq!(post(addr, EAST, &b2).await.0, 401);
+    assert_eq!(post(addr, ROTATED, &b2).await.0, 200);
+    assert_eq!(reload_gauge().await, Some(1.0));
+
+    // A broken config: refused, the rotated tokens stay, the gauge says so.
+    std::fs::write(&path, "[server\nlisten = ").unwrap();
+    hup(p.child.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reload_gauge().await != Some(0.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refusal never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(ROTATED).await, 200);
+    assert_eq!(status(WEST).await, 200);
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the collector"
+    );
+    let (_, text) = http_get(addr, "/metrics").await.unwrap();
+    let samples = parse_exposition(&text);
+    for (result, n) in [("success", 1.0), ("failure", 1.0)] {
+        assert_eq!(
+            value(
+                &samples,
+                "vantage_collector_config_reloads_total",
+                &[("result", result)]
+            ),
+            Some(n)
+        );
+    }
+}
