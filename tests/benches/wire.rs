@@ -342,6 +342,8 @@ fn main() {
             text.lines().next().unwrap_or("").to_string()
         })
         .unwrap_or_default();
+    // Built now, not in the middle of the first measurement.
+    bin("vantage-probe");
     let scratch = Scratch::new("bench-wire");
     let mut lab = Lab::build(
         &scratch.path,
