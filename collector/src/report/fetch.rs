@@ -48,9 +48,12 @@ pub async fn load(source: &Source, req: &Request) -> anyhow::Result<Report> {
             token,
             ca_file,
         } => {
-            let client =
-                vantage_probe::push::http_client(Duration::from_secs(30), ca_file.as_deref())
-                    .context("the HTTP client")?;
+            let client = vantage_probe::push::http_client(
+                Duration::from_secs(30),
+                ca_file.as_deref(),
+                url.starts_with("https://"),
+            )
+            .context("the HTTP client")?;
             let mut params: Vec<(&str, String)> = Vec::new();
             if let Some(i) = req.incident {
                 params.push(("incident", i.to_string()));

@@ -136,14 +136,22 @@ impl Pusher {
 
 /// The HTTP client: rustls (ring), pinned to `ca_file` when given.
 pub(crate) fn client(settings: &PushSettings) -> std::io::Result<reqwest::Client> {
-    http_client(settings.timeout, settings.ca_file.as_deref())
+    http_client(
+        settings.timeout,
+        settings.ca_file.as_deref(),
+        settings.url.starts_with("https://"),
+    )
 }
 
 /// An HTTP client for talking to a collector: rustls (ring), each request
-/// bounded by `timeout`, trusting only `ca_file` (PEM) when given.
+/// bounded by `timeout`, trusting only `ca_file` (PEM) when given, else the
+/// system's roots. Without `https` no roots are loaded at all: a plain-HTTP
+/// collector must not need a CA bundle on the probe's host (a scratch
+/// image has none).
 pub fn http_client(
     timeout: Duration,
     ca_file: Option<&std::path::Path>,
+    https: bool,
 ) -> std::io::Result<reqwest::Client> {
     // The process-wide default provider; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -168,6 +176,11 @@ pub fn http_client(
         }
         let tls = rustls::ClientConfig::builder()
             .with_root_certificates(roots)
+            .with_no_client_auth();
+        builder = builder.tls_backend_preconfigured(tls);
+    } else if !https {
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
         builder = builder.tls_backend_preconfigured(tls);
     }

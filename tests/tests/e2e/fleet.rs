@@ -427,3 +427,49 @@ async fn pushes_over_tls_only_to_a_collector_the_probe_trusts() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// A plain-HTTP collector needs no CA bundle on the probe's host (a scratch
+/// image has none): a probe whose system trust store is empty still pushes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_collector_needs_no_ca_bundle_on_the_probe_host() {
+    let dir = Scratch::new("fleet-no-ca");
+    let listen = SocketAddr::from((LO, free_port()));
+    let (stop, task) = collector(&dir, listen).await;
+    let admin = SocketAddr::from((LO, free_port()));
+    let config = dir.write(
+        "probe.toml",
+        &format!(
+            "[probe]\nsrc_region = \"lab-a\"\nid = \"no-ca-1\"\n[admin]\nlisten = \"{admin}\"\n\
+             [collector]\nurl = \"http://{listen}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"spool\"\n\
+             flush_interval = \"200ms\"\n[[targets]]\nname = \"collector\"\nhost = \"127.0.0.1\"\n\
+             port = {}\ninterval = \"500ms\"\ntimeout = \"400ms\"\n",
+            listen.port()
+        ),
+    );
+    let empty = dir.write("empty.pem", "");
+    std::fs::create_dir_all(dir.path.join("no-certs")).unwrap();
+    let mut cmd = std::process::Command::new(vantage_tests::bin("vantage-probe"));
+    cmd.args(["run", "--config"])
+        .arg(&config)
+        .env("SSL_CERT_FILE", &empty)
+        .env("SSL_CERT_DIR", dir.path.join("no-certs"));
+    let mut p = vantage_tests::Proc::spawn(&mut cmd);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = http_get(listen, "/api/v1/probes").await.unwrap();
+        if body.contains("\"no-ca-1\"") {
+            break;
+        }
+        assert!(
+            p.child.try_wait().unwrap().is_none(),
+            "the probe exited without a CA bundle"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the probe never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
