@@ -232,6 +232,7 @@ fn build(fleet: &Fleet, seconds: u64, every: u64, per_batch: u64) -> Vec<Body> {
                         seq: b as u64 + 1,
                         sent_at: Timestamp::now(),
                         results,
+                        last: false,
                     };
                     let gz = gzip(&serde_json::to_vec(&batch).unwrap());
                     out.push((

@@ -45,6 +45,8 @@ pub struct ProbeState {
     pub last_seen: SystemTime,
     /// Its clock minus ours when that batch arrived, microseconds.
     pub clock_offset_us: i64,
+    /// Its newest batch said it was stopping.
+    pub stopped: bool,
 }
 
 /// Whether a probe is reporting.
@@ -54,6 +56,9 @@ pub enum Liveness {
     Reporting,
     /// Quiet for longer: silent is its own state, not "its targets are down".
     Silent,
+    /// Quiet for longer, after a last batch that said it was stopping (a
+    /// rollout, a removed host): not a blind spot, nothing to alert on.
+    Stopped,
     /// Quiet for longer than `forget_after`: no longer exposed.
     Forgotten,
 }
@@ -84,6 +89,7 @@ impl Fleet {
                                 zone: p.zone,
                                 last_seen: p.last_seen,
                                 clock_offset_us: p.clock_offset_us,
+                                stopped: p.stopped,
                             },
                         )
                     })
@@ -147,11 +153,13 @@ impl Fleet {
                 zone: batch.probe.zone.clone(),
                 last_seen: received,
                 clock_offset_us: offset,
+                stopped: batch.last,
             });
         p.src_region = batch.probe.src_region.clone();
         p.zone = batch.probe.zone.clone();
         p.last_seen = p.last_seen.max(received);
         p.clock_offset_us = offset;
+        p.stopped = batch.last;
     }
 
     /// Every probe with its liveness at `now`.
@@ -191,6 +199,8 @@ impl Fleet {
         let age = now.duration_since(p.last_seen).unwrap_or(Duration::ZERO);
         if age > self.policy.forget_after {
             Liveness::Forgotten
+        } else if age > self.policy.silent_after && p.stopped {
+            Liveness::Stopped
         } else if age > self.policy.silent_after {
             Liveness::Silent
         } else {
@@ -205,6 +215,7 @@ impl Liveness {
         match self {
             Liveness::Reporting => "reporting",
             Liveness::Silent => "silent",
+            Liveness::Stopped => "stopped",
             Liveness::Forgotten => "forgotten",
         }
     }

@@ -201,7 +201,7 @@ impl Metrics {
             .filter(|(_, _, l)| *l != Liveness::Forgotten)
             .collect();
         type Value = fn(&Fleet, &crate::fleet::ProbeState, Liveness, SystemTime) -> String;
-        let families: [(&str, &str, &str, Value); 4] = [
+        let families: [(&str, &str, &str, Value); 5] = [
             (
                 "vantage_fleet_probe_last_report_timestamp_seconds",
                 "gauge",
@@ -213,6 +213,12 @@ impl Metrics {
                 "gauge",
                 "1 if the probe has not reported for longer than probes.silent_after; silent is not down.",
                 |_, _, l, _| u8::from(l == Liveness::Silent).to_string(),
+            ),
+            (
+                "vantage_fleet_probe_stopped",
+                "gauge",
+                "1 if the probe's last batch said it was stopping and it has not reported since (a rollout, a removed host); not silent.",
+                |_, _, l, _| u8::from(l == Liveness::Stopped).to_string(),
             ),
             (
                 "vantage_fleet_probe_clock_offset_seconds",

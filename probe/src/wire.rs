@@ -37,6 +37,11 @@ pub struct Batch {
     pub sent_at: Timestamp,
     /// The rounds, oldest first.
     pub results: Vec<RoundResult>,
+    /// The probe is stopping: this is its last batch until it starts
+    /// again. The collector then shows it `stopped`, not `silent`: a probe
+    /// removed in a rollout is not a blind spot. Absent (false) otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub last: bool,
 }
 
 /// The collector's answer to a stored batch.

@@ -117,6 +117,7 @@ async fn fleet_store(dir: &std::path::Path) -> Store {
                 seq: seq as u64 + 1,
                 sent_at: Timestamp::from(t(chunk[chunk.len() - 1])),
                 results,
+                last: false,
             };
             store
                 .submit(batch, t(chunk[chunk.len() - 1]), t(chunk[chunk.len() - 1]))

@@ -67,6 +67,8 @@ pub struct ProbeRecord {
     pub batches: u64,
     /// Results stored.
     pub results: u64,
+    /// Whether its newest batch said it was stopping.
+    pub stopped: bool,
 }
 
 /// Totals of one (src_region, target) over the whole store.
@@ -166,6 +168,7 @@ impl Store {
         };
         let conn = Connection::open(&path).map_err(err)?;
         conn.execute_batch(schema::SQL).map_err(err)?;
+        schema::upgrade(&conn).map_err(err)?;
         let version: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
                 r.get(0)
@@ -274,7 +277,7 @@ impl Store {
         let conn = self.reader.lock().unwrap();
         let mut stmt = conn
             .prepare(
-                "SELECT probe_id, src_region, zone, last_seen_us, clock_offset_us, batches, results
+                "SELECT probe_id, src_region, zone, last_seen_us, clock_offset_us, batches, results, stopped
                  FROM probes ORDER BY probe_id",
             )
             .map_err(|e| self.err(e))?;
@@ -288,6 +291,7 @@ impl Store {
                     clock_offset_us: r.get(4)?,
                     batches: r.get::<_, i64>(5)? as u64,
                     results: r.get::<_, i64>(6)? as u64,
+                    stopped: r.get(7)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -568,15 +572,24 @@ fn store_batch(
     .execute(params![p.probe_id, b.stream, seq, now_us, b.results.len() as i64])?;
     let offset_us = us(job.probe_clock) - now_us;
     tx.prepare_cached(
-        "INSERT INTO probes (probe_id, src_region, zone, first_seen_us, last_seen_us, clock_offset_us, batches, results)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6)
+        "INSERT INTO probes (probe_id, src_region, zone, first_seen_us, last_seen_us, clock_offset_us, batches, results, stopped)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6, ?7)
          ON CONFLICT (probe_id) DO UPDATE SET
             src_region = excluded.src_region, zone = excluded.zone,
             last_seen_us = max(last_seen_us, excluded.last_seen_us),
             clock_offset_us = excluded.clock_offset_us,
-            batches = batches + 1, results = results + excluded.results",
+            batches = batches + 1, results = results + excluded.results,
+            stopped = excluded.stopped",
     )?
-    .execute(params![p.probe_id, p.src_region, p.zone, now_us, offset_us, b.results.len() as i64])?;
+    .execute(params![
+        p.probe_id,
+        p.src_region,
+        p.zone,
+        now_us,
+        offset_us,
+        b.results.len() as i64,
+        b.last
+    ])?;
 
     let mut g = Grouped::default();
     let probe = probe_number(ids, &p.src_region, &p.probe_id);

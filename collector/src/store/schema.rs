@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS probes (
     last_seen_us    INTEGER NOT NULL,
     clock_offset_us INTEGER NOT NULL,
     batches         INTEGER NOT NULL,
-    results         INTEGER NOT NULL
+    results         INTEGER NOT NULL,
+    -- 1 when its newest batch said it was stopping.
+    stopped         INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS targets (
@@ -104,3 +106,17 @@ CREATE TABLE IF NOT EXISTS alert_evidence (
     evidence    TEXT    NOT NULL
 );
 ";
+
+/// Brings a store made by an earlier build of the same version up to this
+/// layout (additive changes only; an older build still reads the result).
+pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let has_stopped: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('probes') WHERE name = 'stopped'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_stopped {
+        conn.execute_batch("ALTER TABLE probes ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0")?;
+    }
+    Ok(())
+}

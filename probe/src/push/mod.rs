@@ -202,7 +202,7 @@ async fn seal_loop(
                 Some(r) => {
                     pending.push(r);
                     if pending.len() >= settings.batch_max_results {
-                        seal(&shared, &identity, &mut pending);
+                        seal(&shared, &identity, &mut pending, false);
                         shared.wake.notify_one();
                     }
                 }
@@ -210,7 +210,7 @@ async fn seal_loop(
             },
             _ = tick.tick() => {
                 if !pending.is_empty() {
-                    seal(&shared, &identity, &mut pending);
+                    seal(&shared, &identity, &mut pending, false);
                 }
                 shared.wake.notify_one();
             }
@@ -225,18 +225,18 @@ async fn seal_loop(
             }
         }
     }
-    if !pending.is_empty() {
-        seal(&shared, &identity, &mut pending);
-    }
+    // The last batch says the probe is stopping (even with no results), so
+    // that the collector shows it stopped rather than silent.
+    seal(&shared, &identity, &mut pending, true);
     shared.wake.notify_one();
 }
 
-fn seal(shared: &Shared, identity: &Identity, pending: &mut Vec<RoundResult>) {
+fn seal(shared: &Shared, identity: &Identity, pending: &mut Vec<RoundResult>, last: bool) {
     let metrics = &shared.metrics;
     let results = std::mem::take(pending);
     let n = results.len() as u64;
     let mut spool = shared.spool.lock().unwrap();
-    match spool.seal(identity, results) {
+    match spool.seal(identity, results, last) {
         Ok(dropped) => {
             if dropped.results > 0 {
                 metrics.spool_dropped.inc_by(dropped.results);

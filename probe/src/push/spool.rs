@@ -95,7 +95,12 @@ impl Spool {
 
     /// Seals `results` into a new batch on disk; drops the oldest batches
     /// if the spool is then over its size.
-    pub fn seal(&mut self, probe: &Identity, results: Vec<RoundResult>) -> io::Result<Dropped> {
+    pub fn seal(
+        &mut self,
+        probe: &Identity,
+        results: Vec<RoundResult>,
+        last: bool,
+    ) -> io::Result<Dropped> {
         let seq = self.last_seq + 1;
         let count = results.len() as u64;
         let batch = Batch {
@@ -105,6 +110,7 @@ impl Spool {
             seq,
             sent_at: Timestamp::now(),
             results,
+            last,
         };
         let json = serde_json::to_vec(&batch).map_err(io::Error::other)?;
         let mut gz = flate2::write::GzEncoder::new(
@@ -261,7 +267,7 @@ mod tests {
         let mut s = Spool::open(&dir, 1 << 20).unwrap();
         let stream = s.stream().to_string();
         for n in [3, 5, 7] {
-            s.seal(&identity(), rounds(n)).unwrap();
+            s.seal(&identity(), rounds(n), false).unwrap();
         }
         s.remove(1).unwrap();
         drop(s);
@@ -271,7 +277,7 @@ mod tests {
         assert_eq!(s.stream(), stream);
         assert_eq!(s.oldest().unwrap().seq, 2);
         assert_eq!(s.results(), 12);
-        s.seal(&identity(), rounds(1)).unwrap();
+        s.seal(&identity(), rounds(1), false).unwrap();
         assert_eq!(
             s.entries.back().unwrap().seq,
             4,
@@ -302,7 +308,7 @@ mod tests {
         let mut s = Spool::open(&dir, 3_000).unwrap();
         let mut dropped = Dropped::default();
         for _ in 0..20 {
-            let d = s.seal(&identity(), rounds(20)).unwrap();
+            let d = s.seal(&identity(), rounds(20), false).unwrap();
             dropped.batches += d.batches;
             dropped.results += d.results;
         }

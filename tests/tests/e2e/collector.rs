@@ -109,6 +109,7 @@ fn batch(region: &str, probe: &str, seq: u64, results: Vec<RoundResult>) -> Batc
         seq,
         sent_at: Timestamp::now(),
         results,
+        last: false,
     }
 }
 

@@ -473,3 +473,134 @@ async fn an_http_collector_needs_no_ca_bundle_on_the_probe_host() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// A probe stopped with SIGTERM (a rollout, a removed host) says so in its
+/// last batch: the collector shows it `stopped`, not `silent`, and opens no
+/// silent-probe finding for it. A probe that dies without a word is still
+/// silent. A stopped probe that starts again is reporting again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_that_stops_cleanly_is_stopped_not_silent() {
+    let dir = Scratch::new("fleet-stopped");
+    let listen = SocketAddr::from((LO, free_port()));
+    let (stop, task) = collector_with(
+        &dir,
+        listen,
+        "[probes]\nsilent_after = \"2s\"\n[evidence]\nevaluate_every = \"1s\"\n",
+    )
+    .await;
+    wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
+    let start = |id: &str| {
+        let admin = SocketAddr::from((LO, free_port()));
+        let config = dir.write(
+            &format!("{id}.toml"),
+            &format!(
+                "[probe]\nsrc_region = \"lab-a\"\nid = \"{id}\"\n[admin]\nlisten = \"{admin}\"\n\
+                 [collector]\nurl = \"http://{listen}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"spool-{id}\"\n\
+                 flush_interval = \"200ms\"\n[[targets]]\nname = \"collector\"\nhost = \"127.0.0.1\"\n\
+                 port = {}\ninterval = \"500ms\"\ntimeout = \"400ms\"\n",
+                listen.port()
+            ),
+        );
+        let mut cmd = std::process::Command::new(vantage_tests::bin("vantage-probe"));
+        cmd.args(["run", "--log-level", "warn", "--config"])
+            .arg(&config);
+        vantage_tests::Proc::spawn(&mut cmd)
+    };
+    let states = || async move {
+        let (_, body) = http_get(listen, "/api/v1/probes").await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["probe_id"].as_str().unwrap().to_string(),
+                    p["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let wait_states = |want: [(&'static str, &'static str); 2]| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = states().await;
+            if want
+                .iter()
+                .all(|(id, s)| now.get(*id).map(String::as_str) == Some(*s))
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "wanted {want:?}, have {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let mut stops = start("stops-1");
+    let mut dies = start("dies-1");
+    wait_states([("stops-1", "reporting"), ("dies-1", "reporting")]).await;
+
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &stops.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(stops.child.wait().unwrap().success());
+    dies.child.kill().unwrap();
+    dies.child.wait().unwrap();
+    wait_states([("stops-1", "stopped"), ("dies-1", "silent")]).await;
+
+    let (_, text) = http_get(listen, "/metrics").await.unwrap();
+    let samples = parse_exposition(&text);
+    for (id, silent, stopped) in [("stops-1", 0.0, 1.0), ("dies-1", 1.0, 0.0)] {
+        let want = [("probe_id", id)];
+        assert_eq!(
+            value(&samples, "vantage_fleet_probe_silent", &want),
+            Some(silent),
+            "{id}"
+        );
+        assert_eq!(
+            value(&samples, "vantage_fleet_probe_stopped", &want),
+            Some(stopped),
+            "{id}"
+        );
+    }
+    // The evidence names only the probe that died.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let silent = loop {
+        let auth = format!("Bearer {TOKEN}");
+        let (_, body) = http(
+            listen,
+            "GET",
+            "/api/v1/findings",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await
+        .unwrap();
+        let f: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let silent: Vec<String> = f
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["scope"] == "silent")
+            .map(|f| f["probe_id"].as_str().unwrap_or_default().to_string())
+            .collect();
+        if !silent.is_empty() {
+            break silent;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no silent finding: {f:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(silent, ["dies-1"]);
+
+    // Started again, it reports again.
+    let _again = start("stops-1");
+    wait_states([("stops-1", "reporting"), ("dies-1", "silent")]).await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
