@@ -120,3 +120,37 @@ pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_from_before_the_stopped_column_gets_it_once() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE probes (
+                probe_id TEXT PRIMARY KEY, src_region TEXT NOT NULL, zone TEXT,
+                first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,
+                clock_offset_us INTEGER NOT NULL, batches INTEGER NOT NULL,
+                results INTEGER NOT NULL
+             ) WITHOUT ROWID;
+             INSERT INTO probes VALUES ('p1', 'us-east-2', NULL, 1, 2, 0, 1, 1);",
+        )
+        .unwrap();
+        upgrade(&conn).unwrap();
+        upgrade(&conn).unwrap();
+        let stopped: bool = conn
+            .query_row(
+                "SELECT stopped FROM probes WHERE probe_id = 'p1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!stopped);
+        // A fresh store has it from the start, and upgrading changes nothing.
+        let fresh = rusqlite::Connection::open_in_memory().unwrap();
+        fresh.execute_batch(SQL).unwrap();
+        upgrade(&fresh).unwrap();
+    }
+}
