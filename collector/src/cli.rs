@@ -180,9 +180,10 @@ async fn stop_on_signal(stop: CancellationToken) {
 }
 
 /// On SIGHUP, loads the config file again and replaces the tokens (token
-/// rotation without a restart). A config that does not load changes
-/// nothing: the error is logged and the reload gauge drops to 0. Other
-/// settings take effect at the next start.
+/// rotation without a restart), and reads the TLS certificate and key
+/// files again (a renewal). A config or key pair that does not load
+/// changes nothing: the error is logged and the reload gauge drops to 0.
+/// Other settings take effect at the next start.
 async fn reload_on_hangup(
     mut hangup: tokio::signal::unix::Signal,
     path: std::path::PathBuf,
@@ -197,6 +198,16 @@ async fn reload_on_hangup(
         .await;
         match loaded {
             Ok(Ok(config)) => {
+                // The certificate first: a pair that does not load refuses
+                // the whole reload, tokens included.
+                if let Some(certs) = &state.certs
+                    && let Err(e) = certs.reload()
+                {
+                    metrics.config_reloads.with_label_values(&["failure"]).inc();
+                    metrics.config_last_reload_successful.set(0);
+                    tracing::error!(error = %e, "SIGHUP: TLS certificate refused; nothing changed");
+                    continue;
+                }
                 let n = config.tokens.len();
                 state.tokens.replace(config.tokens);
                 metrics.config_reloads.with_label_values(&["success"]).inc();
@@ -204,7 +215,8 @@ async fn reload_on_hangup(
                 tracing::info!(
                     config = %path.display(),
                     tokens = n,
-                    "SIGHUP: tokens reloaded; other settings take effect at the next start"
+                    tls = state.certs.is_some(),
+                    "SIGHUP: tokens and TLS certificate reloaded; other settings take effect at the next start"
                 );
             }
             Ok(Err(e)) => {

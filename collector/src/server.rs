@@ -32,6 +32,8 @@ pub struct AppState {
     pub config: Config,
     /// Its tokens.
     pub tokens: Tokens,
+    /// Its TLS certificate and key, when it serves TLS.
+    pub certs: Option<Arc<crate::tls::Certs>>,
     /// The store.
     pub store: Store,
     /// The live fleet.

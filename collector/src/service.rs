@@ -44,8 +44,14 @@ impl Collector {
                 }
             })
         };
-        let tls = match &config.tls {
-            Some((cert, key)) => Some(crate::tls::acceptor(cert, key).context("server TLS")?),
+        let certs = match &config.tls {
+            Some((cert, key)) => Some(Arc::new(
+                crate::tls::Certs::load(cert, key).context("server TLS")?,
+            )),
+            None => None,
+        };
+        let tls = match &certs {
+            Some(c) => Some(crate::tls::acceptor(c.clone()).context("server TLS")?),
             None => None,
         };
         let store = Store::open(&config.data_dir, config.retention, on_stored)?;
@@ -87,6 +93,7 @@ impl Collector {
         ));
         let state = Arc::new(AppState {
             tokens: Tokens::new(config.tokens.clone()),
+            certs,
             incidents,
             inventory,
             config,

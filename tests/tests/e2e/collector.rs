@@ -950,3 +950,100 @@ async fn sighup_rotates_the_tokens_and_a_bad_config_changes_nothing() {
         );
     }
 }
+
+/// SIGHUP reads the TLS certificate and key again (a renewal, without a
+/// restart): clients that trust only the new CA get in, and a pair that
+/// does not load changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_takes_a_renewed_tls_certificate() {
+    let dir = Scratch::new("collector-tls-hup");
+    let (old_dir, new_dir) = (dir.path.join("old"), dir.path.join("new"));
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::create_dir_all(&new_dir).unwrap();
+    let (old_ca, old_cert, old_key) = vantage_tests::test_certificates(&old_dir);
+    let (new_ca, new_cert, new_key) = vantage_tests::test_certificates(&new_dir);
+    let (cert, key) = (dir.path.join("served.pem"), dir.path.join("served.key"));
+    std::fs::copy(&old_cert, &cert).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let path = dir.write(
+        "collector.toml",
+        &config_text(addr, "").replace(
+            "data_dir = \"data\"",
+            &format!(
+                "data_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
+                cert.display(),
+                key.display()
+            ),
+        ),
+    );
+    let mut c = Command::new(bin("vantage-collector"));
+    c.args(["serve", "--log-level", "warn", "--config"])
+        .arg(&path);
+    let p = Proc::spawn(&mut c);
+    let url = format!("https://127.0.0.1:{}/-/healthy", addr.port());
+    let trusted_by = |ca: std::path::PathBuf| {
+        let url = url.clone();
+        async move {
+            let client =
+                vantage_probe::push::http_client(Duration::from_secs(5), Some(&ca), true).unwrap();
+            client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !trusted_by(old_ca.clone()).await {
+        assert!(std::time::Instant::now() < deadline, "TLS never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!trusted_by(new_ca.clone()).await);
+
+    // Renewed: the new pair in place, then SIGHUP.
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    p.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !trusted_by(new_ca.clone()).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!trusted_by(old_ca.clone()).await);
+
+    // A key that does not match the certificate: refused, nothing changes.
+    std::fs::copy(&old_key, &key).unwrap();
+    p.signal("HUP");
+    let client =
+        vantage_probe::push::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
+    let metrics_url = format!("https://127.0.0.1:{}/metrics", addr.port());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let gauge = value(
+            &parse_exposition(&metrics),
+            "vantage_collector_config_last_reload_successful",
+            &[],
+        );
+        if gauge == Some(0.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad pair was never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(trusted_by(new_ca.clone()).await, "a bad pair was taken");
+}
