@@ -45,7 +45,18 @@ where
     F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
 {
     let store = store.clone();
-    match tokio::task::spawn_blocking(move || store.read(read)).await {
+    blocking(move || store.read(read)).await
+}
+
+/// Runs a store job off the async threads and answers its value as JSON:
+/// 200, or 503 when the store fails.
+pub async fn blocking<T, E, F>(job: F) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(job).await {
         Ok(Ok(v)) => json_response(StatusCode::OK, &v),
         Ok(Err(e)) => refuse(
             StatusCode::SERVICE_UNAVAILABLE,

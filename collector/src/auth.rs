@@ -39,16 +39,6 @@ impl Tokens {
         *self.bindings.write().unwrap_or_else(|e| e.into_inner()) = new;
     }
 
-    /// How many tokens there are.
-    pub fn len(&self) -> usize {
-        self.current().len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn current(&self) -> Arc<[Arc<TokenBinding>]> {
         self.bindings
             .read()
@@ -176,7 +166,6 @@ mod tests {
             src_region: "us-east-2".into(),
             probe_ids: None,
         }]);
-        assert_eq!(t.len(), 1);
         assert_eq!(
             t.authenticate(Some("Bearer east-token-0123456789"))
                 .unwrap_err(),

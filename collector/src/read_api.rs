@@ -10,7 +10,6 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use crate::answer::{denied, refuse};
-use crate::ingest::json_response;
 use crate::server::AppState;
 use crate::store::read::Window;
 
@@ -89,13 +88,5 @@ async fn read(
         (Err(m), _) | (_, Err(m)) => return refuse(StatusCode::BAD_REQUEST, "bad_query", m),
     };
     let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || f(&store, window)).await {
-        Ok(Ok(v)) => json_response(StatusCode::OK, &v),
-        Ok(Err(e)) => refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        ),
-        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    }
+    crate::answer::blocking(move || f(&store, window)).await
 }
