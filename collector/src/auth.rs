@@ -171,6 +171,12 @@ mod tests {
                 .unwrap_err(),
             Denied::UnknownToken
         );
+        assert_eq!(
+            t.authenticate(Some("Bearer west-token-0123456789"))
+                .unwrap_err(),
+            Denied::UnknownToken,
+            "every old token is gone, not only the one rotated"
+        );
         let b = t
             .authenticate(Some("Bearer rotated-token-0123456789"))
             .unwrap();
