@@ -317,25 +317,28 @@ pub fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f6
     Some(first.value)
 }
 
+/// Runs `cmd` with `input` on its standard input; its output.
+pub fn with_stdin(cmd: &mut Command, input: &str) -> std::io::Result<std::process::Output> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(input.as_bytes())?;
+    child.wait_with_output()
+}
+
 /// Runs `promtool check metrics` on `text`; panics with its output on failure.
 /// promtool comes from the Debian `prometheus` package, which the README's
 /// test command installs.
 pub fn promtool_check_metrics(text: &str) {
-    use std::io::Write;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    let out = with_stdin(Command::new("promtool").args(["check", "metrics"]), text)
         .expect("promtool not found: run the test suite with tests/run, which installs it");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "promtool check metrics failed:\n{}{}",

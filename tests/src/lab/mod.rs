@@ -241,23 +241,7 @@ impl Lab {
             let ns = format!("{tag}r{i}");
             lab.add_ns(&ns);
             let i = i as u8;
-            lab.link(
-                &ns,
-                &format!("r{i}"),
-                &format!("10.10.{i}.1/24"),
-                &format!("10.10.{i}.2/24"),
-            );
-            ns_exec(
-                &ns,
-                &[
-                    "ip",
-                    "route",
-                    "add",
-                    "default",
-                    "via",
-                    &format!("10.10.{i}.1"),
-                ],
-            );
+            lab.link(&ns, &format!("r{i}"), &format!("10.10.{i}"));
             lab.regions.push(Region {
                 name: name.to_string(),
                 ns,
@@ -268,12 +252,7 @@ impl Lab {
             let ns = format!("{tag}b{b}");
             lab.add_ns(&ns);
             let b = b as u8;
-            lab.link(
-                &ns,
-                &format!("b{b}"),
-                &format!("10.20.{b}.1/24"),
-                &format!("10.20.{b}.2/24"),
-            );
+            lab.link(&ns, &format!("b{b}"), &format!("10.20.{b}"));
             for extra in [3, 4] {
                 ns_exec(
                     &ns,
@@ -287,17 +266,6 @@ impl Lab {
                     ],
                 );
             }
-            ns_exec(
-                &ns,
-                &[
-                    "ip",
-                    "route",
-                    "add",
-                    "default",
-                    "via",
-                    &format!("10.20.{b}.1"),
-                ],
-            );
             let backend = Backend {
                 provider: provider.to_string(),
                 ns: ns.clone(),
@@ -321,10 +289,11 @@ impl Lab {
         ns_exec(ns, &["ip", "link", "set", "lo", "up"]);
     }
 
-    /// A veth pair between the core (`core_if`, `core_addr`) and `ns`
-    /// (`eth0`, `addr`), created inside the namespaces: nothing touches the
-    /// host's interfaces.
-    fn link(&self, ns: &str, core_if: &str, core_addr: &str, addr: &str) {
+    /// A veth pair between the core (`core_if`, on `net.1/24`) and `ns`
+    /// (`eth0`, on `net.2/24`, routing everything via the core), created
+    /// inside the namespaces: nothing touches the host's interfaces.
+    fn link(&self, ns: &str, core_if: &str, net: &str) {
+        let (core_addr, addr) = (format!("{net}.1/24"), format!("{net}.2/24"));
         run(
             "ip",
             &[
@@ -335,11 +304,13 @@ impl Lab {
         .unwrap_or_else(|e| panic!("lab: {e}"));
         ns_exec(
             &self.core,
-            &["ip", "addr", "add", core_addr, "dev", core_if],
+            &["ip", "addr", "add", &core_addr, "dev", core_if],
         );
         ns_exec(&self.core, &["ip", "link", "set", core_if, "up"]);
-        ns_exec(ns, &["ip", "addr", "add", addr, "dev", "eth0"]);
+        ns_exec(ns, &["ip", "addr", "add", &addr, "dev", "eth0"]);
         ns_exec(ns, &["ip", "link", "set", "eth0", "up"]);
+        let gateway = format!("{net}.1");
+        ns_exec(ns, &["ip", "route", "add", "default", "via", &gateway]);
     }
 
     /// An accepting TCP service on `addr` inside `ns`, until the lab drops.

@@ -92,25 +92,20 @@ fn kustomize(dir: &Path) -> String {
 
 /// Every document of a YAML stream, as JSON (PyYAML from the tools' venv).
 fn yaml_docs(text: &str) -> Vec<Value> {
-    use std::io::Write;
-    let mut child = Command::new(tool(".tools/venv/bin/python"))
-        .args([
+    let out = vantage_tests::with_stdin(
+        Command::new(tool(".tools/venv/bin/python")).args([
             "-c",
             "import json, sys, yaml\n\
              json.dump([d for d in yaml.safe_load_all(sys.stdin) if d is not None], sys.stdout)",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "not YAML");
+        ]),
+        text,
+    )
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "not YAML: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     match serde_json::from_slice(&out.stdout).unwrap() {
         Value::Array(docs) => docs,
         v => panic!("not a list of documents: {v}"),

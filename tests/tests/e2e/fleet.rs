@@ -428,6 +428,35 @@ async fn pushes_over_tls_only_to_a_collector_the_probe_trusts() {
     task.await.unwrap().unwrap();
 }
 
+/// The `vantage-probe run` binary as probe `id` of region lab-a, pushing to
+/// the collector at `listen` every 200 ms and measuring the collector's own
+/// port; `env` is added to its environment.
+fn probe_process(
+    dir: &Scratch,
+    id: &str,
+    listen: SocketAddr,
+    env: &[(&str, &std::path::Path)],
+) -> vantage_tests::Proc {
+    let admin = SocketAddr::from((LO, free_port()));
+    let config = dir.write(
+        &format!("{id}.toml"),
+        &format!(
+            "[probe]\nsrc_region = \"lab-a\"\nid = \"{id}\"\n[admin]\nlisten = \"{admin}\"\n\
+             [collector]\nurl = \"http://{listen}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"spool-{id}\"\n\
+             flush_interval = \"200ms\"\n[[targets]]\nname = \"collector\"\nhost = \"127.0.0.1\"\n\
+             port = {}\ninterval = \"500ms\"\ntimeout = \"400ms\"\n",
+            listen.port()
+        ),
+    );
+    let mut cmd = std::process::Command::new(vantage_tests::bin("vantage-probe"));
+    cmd.args(["run", "--log-level", "warn", "--config"])
+        .arg(&config);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    vantage_tests::Proc::spawn(&mut cmd)
+}
+
 /// A plain-HTTP collector needs no CA bundle on the probe's host (a scratch
 /// image has none): a probe whose system trust store is empty still pushes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,25 +464,15 @@ async fn an_http_collector_needs_no_ca_bundle_on_the_probe_host() {
     let dir = Scratch::new("fleet-no-ca");
     let listen = SocketAddr::from((LO, free_port()));
     let (stop, task) = collector(&dir, listen).await;
-    let admin = SocketAddr::from((LO, free_port()));
-    let config = dir.write(
-        "probe.toml",
-        &format!(
-            "[probe]\nsrc_region = \"lab-a\"\nid = \"no-ca-1\"\n[admin]\nlisten = \"{admin}\"\n\
-             [collector]\nurl = \"http://{listen}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"spool\"\n\
-             flush_interval = \"200ms\"\n[[targets]]\nname = \"collector\"\nhost = \"127.0.0.1\"\n\
-             port = {}\ninterval = \"500ms\"\ntimeout = \"400ms\"\n",
-            listen.port()
-        ),
-    );
     let empty = dir.write("empty.pem", "");
-    std::fs::create_dir_all(dir.path.join("no-certs")).unwrap();
-    let mut cmd = std::process::Command::new(vantage_tests::bin("vantage-probe"));
-    cmd.args(["run", "--config"])
-        .arg(&config)
-        .env("SSL_CERT_FILE", &empty)
-        .env("SSL_CERT_DIR", dir.path.join("no-certs"));
-    let mut p = vantage_tests::Proc::spawn(&mut cmd);
+    let no_certs = dir.path.join("no-certs");
+    std::fs::create_dir_all(&no_certs).unwrap();
+    let mut p = probe_process(
+        &dir,
+        "no-ca-1",
+        listen,
+        &[("SSL_CERT_FILE", &empty), ("SSL_CERT_DIR", &no_certs)],
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let (_, body) = http_get(listen, "/api/v1/probes").await.unwrap();
@@ -489,23 +508,7 @@ async fn a_probe_that_stops_cleanly_is_stopped_not_silent() {
     )
     .await;
     wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
-    let start = |id: &str| {
-        let admin = SocketAddr::from((LO, free_port()));
-        let config = dir.write(
-            &format!("{id}.toml"),
-            &format!(
-                "[probe]\nsrc_region = \"lab-a\"\nid = \"{id}\"\n[admin]\nlisten = \"{admin}\"\n\
-                 [collector]\nurl = \"http://{listen}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"spool-{id}\"\n\
-                 flush_interval = \"200ms\"\n[[targets]]\nname = \"collector\"\nhost = \"127.0.0.1\"\n\
-                 port = {}\ninterval = \"500ms\"\ntimeout = \"400ms\"\n",
-                listen.port()
-            ),
-        );
-        let mut cmd = std::process::Command::new(vantage_tests::bin("vantage-probe"));
-        cmd.args(["run", "--log-level", "warn", "--config"])
-            .arg(&config);
-        vantage_tests::Proc::spawn(&mut cmd)
-    };
+    let start = |id: &str| probe_process(&dir, id, listen, &[]);
     let states = || async move {
         let (_, body) = http_get(listen, "/api/v1/probes").await.unwrap();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -42,6 +42,18 @@ fn probe_config(lab: &Lab, region: &str) -> String {
         .to_string()
 }
 
+/// The lab's three regions and two providers (two services each), with its
+/// collector and probes started and reporting.
+fn started(scratch: &Scratch) -> Lab {
+    let mut lab = Lab::build(
+        &scratch.path,
+        &REGIONS,
+        &[("gcp", &[8000, 8001]), ("aws", &[8000, 8001])],
+    );
+    start(&mut lab);
+    lab
+}
+
 /// Collector and probes for the lab, started and reporting.
 fn start(lab: &mut Lab) {
     let mut collector = format!(
@@ -197,12 +209,7 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
         return;
     }
     let scratch = Scratch::new("lab");
-    let mut lab = Lab::build(
-        &scratch.path,
-        &REGIONS,
-        &[("gcp", &[8000, 8001]), ("aws", &[8000, 8001])],
-    );
-    start(&mut lab);
+    let mut lab = started(&scratch);
     // A clean fleet has nothing to say.
     std::thread::sleep(Duration::from_secs(5));
     assert!(findings(&lab).is_empty(), "{:#?}", findings(&lab));
@@ -432,12 +439,7 @@ fn forty_ms_on_one_path_is_a_latency_finding_on_exactly_that_path() {
         return;
     }
     let scratch = Scratch::new("lab-latency");
-    let mut lab = Lab::build(
-        &scratch.path,
-        &REGIONS,
-        &[("gcp", &[8000, 8001]), ("aws", &[8000, 8001])],
-    );
-    start(&mut lab);
+    let mut lab = started(&scratch);
     // The baseline is the minutes before the latency window: the partial
     // minute now and the first whole one (60 connects per cell).
     let first_minute = unix_now() / 60 + 1;
