@@ -141,11 +141,26 @@ fn paced<T: Send + 'static>(
     })
 }
 
+/// One tool's errors against the wire.
+struct Errors {
+    /// p50, p99 and max, in microseconds.
+    spread: (f64, f64, f64),
+    /// Probes matched to one clean handshake.
+    matched: usize,
+}
+
+impl Errors {
+    fn of(errors: Vec<f64>) -> Errors {
+        Errors {
+            matched: errors.len(),
+            spread: spread(errors),
+        }
+    }
+}
+
 struct Accuracy {
-    vantage: (f64, f64, f64),
-    vantage_n: usize,
-    blackbox: (f64, f64, f64),
-    blackbox_n: usize,
+    vantage: Errors,
+    blackbox: Errors,
     unmatched: usize,
 }
 
@@ -215,10 +230,8 @@ fn accuracy(lab: &Lab, label: &str) -> Accuracy {
         }
     }
     Accuracy {
-        vantage_n: vantage.len(),
-        vantage: spread(vantage),
-        blackbox_n: blackbox.len(),
-        blackbox: spread(blackbox),
+        vantage: Errors::of(vantage),
+        blackbox: Errors::of(blackbox),
         unmatched,
     }
 }
@@ -278,10 +291,9 @@ fn vantage_cost(lab: &mut Lab) -> Cost {
 fn blackbox_cost(lab: &Lab, pid: u32) -> Cost {
     let ns = lab.regions[0].ns.clone();
     let every = Duration::from_secs(1) / RATE;
-    let warm = (3 * RATE) as usize;
     let n = RATE * WINDOW.as_secs() as u32;
     let target = |i: u32| format!("10.20.0.{}:{}", 2 + i % 3, 8000 + (i / 3) % 4);
-    paced(&ns, warm as u32, every, move || {
+    paced(&ns, 3 * RATE, every, move || {
         blackbox_probe(&target(fastrand::u32(..)))
     });
     let cpu0 = cpu_ns(pid);
@@ -289,10 +301,13 @@ fn blackbox_cost(lab: &Lab, pid: u32) -> Cost {
         blackbox_probe(&target(fastrand::u32(..)))
     });
     let cpu1 = cpu_ns(pid);
-    let ok = probes.iter().filter(|p| p.success).count() as u64;
+    let failed = probes.iter().filter(|p| !p.success).count();
+    if failed > 0 {
+        println!("(blackbox_exporter: {failed} of {n} cost probes failed)");
+    }
     Cost {
-        probes: ok,
-        cpu_us_per_probe: (cpu1 - cpu0) as f64 / 1e3 / n as f64,
+        probes: u64::from(n),
+        cpu_us_per_probe: (cpu1 - cpu0) as f64 / 1e3 / f64::from(n),
         rss: rss_mib(pid),
     }
 }
@@ -304,6 +319,22 @@ fn selected(label: &str) -> bool {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .all(|a| label.contains(&a))
+}
+
+/// One table row: a tool's errors and cost in one condition.
+fn row(label: &str, tool: &str, e: &Errors, c: &Cost) {
+    let us = |v: f64| format!("{v:.1} µs");
+    println!(
+        "| {label} | {tool} | {} | {} | {} | {}/{ATTEMPTS} | {:.0} ({} probes) | {:.1} MiB ({:.1}) |",
+        us(e.spread.0),
+        us(e.spread.1),
+        us(e.spread.2),
+        e.matched,
+        c.cpu_us_per_probe,
+        c.probes,
+        c.rss.0,
+        c.rss.1
+    );
 }
 
 fn require() -> Result<(), String> {
@@ -413,29 +444,8 @@ fn main() {
         if let Some(t) = spinner {
             t.join().unwrap();
         }
-        let ms = |us: f64| format!("{us:.1} µs");
-        println!(
-            "| {label} | vantage | {} | {} | {} | {}/{ATTEMPTS} | {:.0} ({} probes) | {:.1} MiB ({:.1}) |",
-            ms(acc.vantage.0),
-            ms(acc.vantage.1),
-            ms(acc.vantage.2),
-            acc.vantage_n,
-            v.cpu_us_per_probe,
-            v.probes,
-            v.rss.0,
-            v.rss.1
-        );
-        println!(
-            "| {label} | blackbox_exporter | {} | {} | {} | {}/{ATTEMPTS} | {:.0} ({} probes) | {:.1} MiB ({:.1}) |",
-            ms(acc.blackbox.0),
-            ms(acc.blackbox.1),
-            ms(acc.blackbox.2),
-            acc.blackbox_n,
-            b.cpu_us_per_probe,
-            b.probes,
-            b.rss.0,
-            b.rss.1
-        );
+        row(&label, "vantage", &acc.vantage, &v);
+        row(&label, "blackbox_exporter", &acc.blackbox, &b);
         if acc.unmatched > 0 {
             println!(
                 "|  | ({} probes not matched to one clean handshake) | | | | | | |",
