@@ -191,40 +191,44 @@ async fn reload_on_hangup(
 ) {
     let metrics = &state.metrics;
     while hangup.recv().await.is_some() {
-        let loaded = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || Config::load(&path)
-        })
-        .await;
-        match loaded {
-            Ok(Ok(config)) => {
-                // The certificate first: a pair that does not load refuses
-                // the whole reload, tokens included.
-                if let Some(certs) = &state.certs
-                    && let Err(e) = certs.reload()
-                {
-                    metrics.config_reloads.with_label_values(&["failure"]).inc();
-                    metrics.config_last_reload_successful.set(0);
-                    tracing::error!(error = %e, "SIGHUP: TLS certificate refused; nothing changed");
-                    continue;
+        // Files are read off the async threads. The certificate comes
+        // before the tokens: a pair that does not load refuses the whole
+        // reload.
+        let job = {
+            let (path, state) = (path.clone(), state.clone());
+            move || -> anyhow::Result<usize> {
+                let config = Config::load(&path)?;
+                if let Some(certs) = &state.certs {
+                    certs.reload().context("TLS certificate")?;
                 }
-                let n = config.tokens.len();
+                let tokens = config.tokens.len();
                 state.tokens.replace(config.tokens);
+                Ok(tokens)
+            }
+        };
+        match tokio::task::spawn_blocking(job)
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r)
+        {
+            Ok(tokens) => {
                 metrics.config_reloads.with_label_values(&["success"]).inc();
                 metrics.config_last_reload_successful.set(1);
                 tracing::info!(
                     config = %path.display(),
-                    tokens = n,
+                    tokens,
                     tls = state.certs.is_some(),
                     "SIGHUP: tokens and TLS certificate reloaded; other settings take effect at the next start"
                 );
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 metrics.config_reloads.with_label_values(&["failure"]).inc();
                 metrics.config_last_reload_successful.set(0);
-                tracing::error!(error = %e, "SIGHUP: config refused; the running tokens stay");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: reload refused; nothing changed"
+                );
             }
-            Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
         }
     }
 }

@@ -45,7 +45,7 @@ pub fn answered(socket: &impl AsRawFd) -> Option<io::Error> {
         // Room for one extended error plus its offender address, aligned
         // for cmsghdr.
         let mut control = [0u64; 16];
-        let mut msg: libc::msghdr = unsafe_zeroed_msghdr();
+        let mut msg: libc::msghdr = empty_msghdr();
         msg.msg_control = control.as_mut_ptr().cast();
         msg.msg_controllen = mem::size_of_val(&control) as _;
         // SAFETY: `msg` points at `control`, which outlives the call; no
@@ -67,7 +67,7 @@ pub fn answered(socket: &impl AsRawFd) -> Option<io::Error> {
     }
 }
 
-fn unsafe_zeroed_msghdr() -> libc::msghdr {
+fn empty_msghdr() -> libc::msghdr {
     // SAFETY: msghdr is plain old data; all-zero (null pointers, zero
     // lengths) is a valid, empty header.
     unsafe { mem::zeroed() }
