@@ -242,6 +242,18 @@ fn print_validation(path: &std::path::Path, cfg: &Config) -> std::io::Result<()>
         demand,
         cfg.limits.max_connects_per_second
     )?;
+    // The same hard limit binds the service: validate runs under its
+    // unit's limits (ExecStartPre) or in its shell.
+    let needed = crate::open_files::needed(&cfg.limits);
+    if let Ok(limit) = crate::open_files::current()
+        && limit.hard < needed
+    {
+        writeln!(
+            out,
+            "warning: {}",
+            crate::open_files::shortfall(needed, limit.hard)
+        )?;
+    }
     if demand > f64::from(cfg.limits.max_connects_per_second) {
         writeln!(
             out,

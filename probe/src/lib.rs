@@ -11,6 +11,7 @@
 //! - [`round`]: the probe function: one target once (DNS, then every address).
 //! - [`schedule`], [`engine`]: when rounds run; one task per target, no drift.
 //! - [`limits`]: global in-flight and rate caps below the scheduler.
+//! - [`open_files`]: the open-files limit raised to what the caps can hold.
 //! - [`stats`], [`metrics`], [`exposition`], [`admin`]: per-target totals and `/metrics`.
 //! - [`config`]: strict TOML (+ file_sd JSON) to a validated [`config::Config`].
 //! - [`service`], [`shutdown`]: the running probe, reload and drain.
@@ -31,6 +32,7 @@ pub mod icmp;
 pub mod limits;
 pub mod memory;
 pub mod metrics;
+pub mod open_files;
 pub mod outcome;
 pub mod push;
 pub mod result;

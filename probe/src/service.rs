@@ -98,6 +98,7 @@ impl Service {
         let stop_admin = CancellationToken::new();
         let admin = tokio::spawn(admin::serve(listener, state.clone(), stop_admin.clone()));
 
+        open_files(&config.limits);
         let mut prober = Arc::new(build_prober(&config, &state.metrics)?);
         let (pusher, results) = match &config.push {
             Some(settings) => {
@@ -165,6 +166,7 @@ impl Service {
                             || new.dns != config.dns
                             || needs_dns(&new) != needs_dns(&config);
                         let next = if rebuild {
+                            open_files(&new.limits);
                             Arc::new(build_prober(&new, &state.metrics)?)
                         } else {
                             prober.clone()
@@ -228,6 +230,21 @@ fn needs_dns(config: &Config) -> bool {
         .targets
         .iter()
         .any(|t| matches!(t.host, Host::Name(_)))
+}
+
+/// Raises the open-files limit to what the caps can hold, and says what it
+/// did: a probe that runs out of descriptors measures itself, not the
+/// network.
+fn open_files(limits: &crate::config::Limits) {
+    use crate::open_files::{Adjustment, ensure, shortfall};
+    match ensure(limits) {
+        Ok(Adjustment::Enough { .. }) => {}
+        Ok(Adjustment::Raised { needed, from, to }) => {
+            tracing::info!(from, to, needed, "raised the open-files soft limit");
+        }
+        Ok(Adjustment::Short { needed, hard }) => tracing::warn!("{}", shortfall(needed, hard)),
+        Err(e) => tracing::warn!("reading or raising the open-files limit: {e}"),
+    }
 }
 
 fn build_prober(config: &Config, metrics: &Metrics) -> anyhow::Result<Prober> {

@@ -293,3 +293,92 @@ async fn demo_shows_every_outcome_within_seconds() {
         .unwrap();
     assert!(status.success());
 }
+
+/// `probe run` under an open-files limit set by the shell that starts it.
+fn probe_under_ulimit(hard: u32, soft: u32, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -Sn {soft} && ulimit -Hn {hard} && exec \"$0\" \"$@\""
+        ))
+        .arg(bin("vantage-probe"))
+        .args(args);
+    cmd
+}
+
+/// A process's open-files limit as the kernel holds it: (soft, hard).
+fn open_files_of(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (v[0], v[1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_raises_its_open_files_limit_to_what_its_caps_hold_and_warns_when_it_cannot() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let dir = Scratch::new("nofile");
+    let admin_port = free_port();
+    let admin = SocketAddr::new(LO, admin_port);
+    let text = config(web.addr.port(), admin_port, ONE) + "[limits]\nmax_in_flight = 1000\n";
+    let path = dir.write("p.toml", &text);
+    let path = path.to_str().unwrap();
+
+    // Soft 256 from the shell, hard 4096: raised to 1000 in flight plus
+    // the probe's own descriptors, no further.
+    let p = Proc::spawn(&mut probe_under_ulimit(
+        4096,
+        256,
+        &["run", "--log-level", "info", "--config", path],
+    ));
+    wait_for_200(admin, "/-/ready", Duration::from_secs(10)).await;
+    let raised = 1000 + vantage_probe::open_files::RESERVED;
+    assert_eq!(open_files_of(p.child.id()), (raised, 4096));
+    p.signal("TERM");
+    let (status, stderr) =
+        tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(15)))
+            .await
+            .unwrap();
+    assert!(status.success(), "{status:?} {stderr}");
+    assert!(
+        stderr.contains("raised the open-files soft limit"),
+        "{stderr}"
+    );
+
+    // A hard limit of 300: as far as it goes, and both validate and run
+    // say what to change.
+    let v = probe_under_ulimit(300, 300, &["validate", path])
+        .output()
+        .unwrap();
+    assert!(v.status.success(), "{v:?}");
+    let out = String::from_utf8_lossy(&v.stdout);
+    assert!(
+        out.contains(
+            "warning: the open-files hard limit is 300, but limits.max_in_flight needs about 1064"
+        ),
+        "{out}"
+    );
+    let p = Proc::spawn(&mut probe_under_ulimit(
+        300,
+        256,
+        &["run", "--log-level", "warn", "--config", path],
+    ));
+    wait_for_200(admin, "/-/ready", Duration::from_secs(10)).await;
+    assert_eq!(open_files_of(p.child.id()), (300, 300));
+    p.signal("TERM");
+    let (status, stderr) =
+        tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(15)))
+            .await
+            .unwrap();
+    assert!(status.success(), "{status:?} {stderr}");
+    assert!(
+        stderr.contains("the open-files hard limit is 300") && stderr.contains("LimitNOFILE="),
+        "{stderr}"
+    );
+}
