@@ -26,7 +26,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the collector (SIGTERM or SIGINT stops it after requests in flight).
+    /// Run the collector (SIGTERM or SIGINT stops it after requests in
+    /// flight; SIGHUP, or a change to the config, token or TLS files, reloads
+    /// the tokens and the certificate).
     Serve {
         /// The config file (TOML).
         #[arg(short, long, env = "VANTAGE_COLLECTOR_CONFIG")]
@@ -145,7 +147,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
                     .context("listening for SIGHUP")?;
                 let collector = Collector::bind(config).await?;
-                tokio::spawn(reload_on_hangup(hangup, path, collector.state()));
+                tokio::spawn(crate::reload::run(hangup, path, collector.state()));
                 let stop = CancellationToken::new();
                 tokio::spawn(stop_on_signal(stop.clone()));
                 collector.run(stop).await
@@ -177,60 +179,6 @@ async fn stop_on_signal(stop: CancellationToken) {
     }
     tracing::info!("stopping");
     stop.cancel();
-}
-
-/// On SIGHUP, loads the config file again and replaces the tokens (token
-/// rotation without a restart), and reads the TLS certificate and key
-/// files again (a renewal). A config or key pair that does not load
-/// changes nothing: the error is logged and the reload gauge drops to 0.
-/// Other settings take effect at the next start.
-async fn reload_on_hangup(
-    mut hangup: tokio::signal::unix::Signal,
-    path: std::path::PathBuf,
-    state: std::sync::Arc<crate::server::AppState>,
-) {
-    let metrics = &state.metrics;
-    while hangup.recv().await.is_some() {
-        // Files are read off the async threads. The certificate comes
-        // before the tokens: a pair that does not load refuses the whole
-        // reload.
-        let job = {
-            let (path, state) = (path.clone(), state.clone());
-            move || -> anyhow::Result<usize> {
-                let config = Config::load(&path)?;
-                if let Some(certs) = &state.certs {
-                    certs.reload().context("TLS certificate")?;
-                }
-                let tokens = config.tokens.len();
-                state.tokens.replace(config.tokens);
-                Ok(tokens)
-            }
-        };
-        match tokio::task::spawn_blocking(job)
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r)
-        {
-            Ok(tokens) => {
-                metrics.config_reloads.with_label_values(&["success"]).inc();
-                metrics.config_last_reload_successful.set(1);
-                tracing::info!(
-                    config = %path.display(),
-                    tokens,
-                    tls = state.certs.is_some(),
-                    "SIGHUP: tokens and TLS certificate reloaded; other settings take effect at the next start"
-                );
-            }
-            Err(e) => {
-                metrics.config_reloads.with_label_values(&["failure"]).inc();
-                metrics.config_last_reload_successful.set(0);
-                tracing::error!(
-                    error = format!("{e:#}"),
-                    "SIGHUP: reload refused; nothing changed"
-                );
-            }
-        }
-    }
 }
 
 /// 64 for a config error, else 1.

@@ -23,8 +23,13 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Certificate chain and key (PEM) to serve TLS; plain HTTP without.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// How often the config, token and TLS files are looked at for a
+    /// change (which reloads the tokens and the certificate).
+    pub watch_every: Duration,
     /// Who may push, and as which region.
     pub tokens: Vec<TokenBinding>,
+    /// The files the tokens were read from (watched for rotation).
+    pub token_files: Vec<PathBuf>,
     /// How long stored data is kept.
     pub retention: Retention,
     /// What one probe may send.
@@ -179,6 +184,7 @@ struct RawServer {
     data_dir: Option<S<String>>,
     tls_cert_file: Option<S<String>>,
     tls_key_file: Option<S<String>>,
+    watch_every: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +293,12 @@ impl Config {
             }
         };
 
+        let token_files = raw
+            .tokens
+            .iter()
+            .filter_map(|t| t.get_ref().token_file.as_ref())
+            .map(|f| base.join(f.get_ref()))
+            .collect();
         let mut tokens = Vec::new();
         for (i, t) in raw.tokens.iter().enumerate() {
             if let Some(b) = c.token(i, t, base) {
@@ -304,6 +316,13 @@ impl Config {
         let dur = |c: &mut Check<'_>, v: &Option<S<String>>, field: &str, default: Duration| {
             v.as_ref().map_or(Some(default), |v| c.duration(v, field))
         };
+        let watch_every = dur(
+            &mut c,
+            &raw.server.watch_every,
+            "server.watch_every",
+            Duration::from_secs(5),
+        )
+        .unwrap_or_default();
         let rollups = dur(
             &mut c,
             &raw.retention.rollups,
@@ -465,7 +484,9 @@ impl Config {
             listen: listen.expect("checked"),
             data_dir: data_dir.expect("checked"),
             tls,
+            watch_every,
             tokens,
+            token_files,
             retention: Retention {
                 rollups: rollups.expect("checked"),
                 failures: failures.expect("checked"),

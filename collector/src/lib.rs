@@ -12,6 +12,7 @@
 //! - [`fleet`]: live state: probe liveness and clocks, per (region, target) totals.
 //! - [`inventory`]: `GET /api/v1/targets`: the fleet's one target list, per region.
 //! - [`tls`]: rustls on the listener.
+//! - [`reload`]: tokens and certificate read again on SIGHUP and when their files change.
 //! - [`metrics`], [`read_api`], [`server`]: `/metrics`, the JSON read API, health endpoints.
 //! - [`service`], [`cli`]: the running collector and its command line.
 //! - [`demo`]: the whole fleet on one machine (the README's first command).
@@ -27,6 +28,7 @@ pub mod ingest;
 pub mod inventory;
 pub mod metrics;
 pub mod read_api;
+pub mod reload;
 pub mod report;
 pub mod server;
 pub mod service;

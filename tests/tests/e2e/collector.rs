@@ -20,10 +20,10 @@ use vantage_tests::{
     value, wait_for_200,
 };
 
-const EAST: &str = "east-token-0123456789abcdef";
-const WEST: &str = "west-token-0123456789abcdef";
+pub(crate) const EAST: &str = "east-token-0123456789abcdef";
+pub(crate) const WEST: &str = "west-token-0123456789abcdef";
 
-fn config_text(listen: SocketAddr, extra: &str) -> String {
+pub(crate) fn config_text(listen: SocketAddr, extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -62,7 +62,12 @@ async fn start(
 }
 
 /// A round of `target` at `addr` with the given outcome, a second ago.
-fn round(target: &str, port: u16, outcome: ConnectOutcome, dns: Option<DnsOutcome>) -> RoundResult {
+pub(crate) fn round(
+    target: &str,
+    port: u16,
+    outcome: ConnectOutcome,
+    dns: Option<DnsOutcome>,
+) -> RoundResult {
     let at = Timestamp::from(SystemTime::now() - Duration::from_secs(1));
     let ok = outcome == ConnectOutcome::Ok;
     let dns_ok = dns.is_none_or(|d| d == DnsOutcome::Ok);
@@ -97,7 +102,7 @@ fn round(target: &str, port: u16, outcome: ConnectOutcome, dns: Option<DnsOutcom
     }
 }
 
-fn batch(region: &str, probe: &str, seq: u64, results: Vec<RoundResult>) -> Batch {
+pub(crate) fn batch(region: &str, probe: &str, seq: u64, results: Vec<RoundResult>) -> Batch {
     Batch {
         schema: SCHEMA_VERSION,
         probe: Identity {
@@ -113,7 +118,7 @@ fn batch(region: &str, probe: &str, seq: u64, results: Vec<RoundResult>) -> Batc
     }
 }
 
-async fn post(addr: SocketAddr, token: &str, b: &Batch) -> (u16, serde_json::Value) {
+pub(crate) async fn post(addr: SocketAddr, token: &str, b: &Batch) -> (u16, serde_json::Value) {
     let body = gzip(&serde_json::to_vec(b).unwrap());
     let auth = format!("Bearer {token}");
     let (status, text) = http(
@@ -846,204 +851,4 @@ async fn series_of_forgotten_probes_and_targets_leave_metrics() {
     );
     stop.cancel();
     task.await.unwrap().unwrap();
-}
-
-/// SIGHUP rotates tokens without a restart; a config that does not load
-/// changes nothing and says so; the process lives through both.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_rotates_the_tokens_and_a_bad_config_changes_nothing() {
-    let dir = Scratch::new("collector-hup");
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let path = dir.write("collector.toml", &config_text(addr, ""));
-    let mut c = Command::new(bin("vantage-collector"));
-    c.args(["serve", "--log-level", "warn", "--config"])
-        .arg(&path);
-    let mut p = Proc::spawn(&mut c);
-    wait_for_200(addr, "/-/ready", Duration::from_secs(10)).await;
-    let hup = |pid: u32| {
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    let status = |token: &'static str| async move {
-        let auth = format!("Bearer {token}");
-        http(
-            addr,
-            "GET",
-            "/api/v1/findings",
-            &[("Authorization", &auth)],
-            b"",
-        )
-        .await
-        .map_or(0, |(s, _)| s)
-    };
-    let reload_gauge = || async move {
-        let (_, text) = http_get(addr, "/metrics").await.unwrap();
-        value(
-            &parse_exposition(&text),
-            "vantage_collector_config_last_reload_successful",
-            &[],
-        )
-    };
-    let b = batch(
-        "us-east-2",
-        "e1",
-        1,
-        vec![round("api", 443, ConnectOutcome::Ok, None)],
-    );
-    assert_eq!(post(addr, EAST, &b).await.0, 200);
-
-    // EAST is rotated out for a new token of the same region.
-    const ROTATED: &str = "rotated-token-0123456789abcdef";
-    std::fs::write(&path, config_text(addr, "").replace(EAST, ROTATED)).unwrap();
-    hup(p.child.id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while status(ROTATED).await != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the new token never worked"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status(EAST).await, 401, "the old token still works");
-    let b2 = batch(
-        "us-east-2",
-        "e1",
-        2,
-        vec![round("api", 443, ConnectOutcome::Ok, None)],
-    );
-    assert_eq!(post(addr, EAST, &b2).await.0, 401);
-    assert_eq!(post(addr, ROTATED, &b2).await.0, 200);
-    assert_eq!(reload_gauge().await, Some(1.0));
-
-    // A broken config: refused, the rotated tokens stay, the gauge says so.
-    std::fs::write(&path, "[server\nlisten = ").unwrap();
-    hup(p.child.id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while reload_gauge().await != Some(0.0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the refusal never showed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(status(ROTATED).await, 200);
-    assert_eq!(status(WEST).await, 200);
-    assert!(
-        p.child.try_wait().unwrap().is_none(),
-        "SIGHUP ended the collector"
-    );
-    let (_, text) = http_get(addr, "/metrics").await.unwrap();
-    let samples = parse_exposition(&text);
-    for (result, n) in [("success", 1.0), ("failure", 1.0)] {
-        assert_eq!(
-            value(
-                &samples,
-                "vantage_collector_config_reloads_total",
-                &[("result", result)]
-            ),
-            Some(n)
-        );
-    }
-}
-
-/// SIGHUP reads the TLS certificate and key again (a renewal, without a
-/// restart): clients that trust only the new CA get in, and a pair that
-/// does not load changes nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_takes_a_renewed_tls_certificate() {
-    let dir = Scratch::new("collector-tls-hup");
-    let (old_dir, new_dir) = (dir.path.join("old"), dir.path.join("new"));
-    std::fs::create_dir_all(&old_dir).unwrap();
-    std::fs::create_dir_all(&new_dir).unwrap();
-    let (old_ca, old_cert, old_key) = vantage_tests::test_certificates(&old_dir);
-    let (new_ca, new_cert, new_key) = vantage_tests::test_certificates(&new_dir);
-    let (cert, key) = (dir.path.join("served.pem"), dir.path.join("served.key"));
-    std::fs::copy(&old_cert, &cert).unwrap();
-    std::fs::copy(&old_key, &key).unwrap();
-    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let path = dir.write(
-        "collector.toml",
-        &config_text(addr, "").replace(
-            "data_dir = \"data\"",
-            &format!(
-                "data_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
-                cert.display(),
-                key.display()
-            ),
-        ),
-    );
-    let mut c = Command::new(bin("vantage-collector"));
-    c.args(["serve", "--log-level", "warn", "--config"])
-        .arg(&path);
-    let p = Proc::spawn(&mut c);
-    let url = format!("https://127.0.0.1:{}/-/healthy", addr.port());
-    let trusted_by = |ca: std::path::PathBuf| {
-        let url = url.clone();
-        async move {
-            let client =
-                vantage_probe::push::http_client(Duration::from_secs(5), Some(&ca), true).unwrap();
-            client
-                .get(&url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-        }
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !trusted_by(old_ca.clone()).await {
-        assert!(std::time::Instant::now() < deadline, "TLS never came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!trusted_by(new_ca.clone()).await);
-
-    // Renewed: the new pair in place, then SIGHUP.
-    std::fs::copy(&new_cert, &cert).unwrap();
-    std::fs::copy(&new_key, &key).unwrap();
-    p.signal("HUP");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !trusted_by(new_ca.clone()).await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the renewed certificate was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!trusted_by(old_ca.clone()).await);
-
-    // A key that does not match the certificate: refused, nothing changes.
-    std::fs::copy(&old_key, &key).unwrap();
-    p.signal("HUP");
-    let client =
-        vantage_probe::push::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
-    let metrics_url = format!("https://127.0.0.1:{}/metrics", addr.port());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = client
-            .get(&metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let gauge = value(
-            &parse_exposition(&metrics),
-            "vantage_collector_config_last_reload_successful",
-            &[],
-        );
-        if gauge == Some(0.0) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bad pair was never refused"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(trusted_by(new_ca.clone()).await, "a bad pair was taken");
 }

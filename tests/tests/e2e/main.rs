@@ -12,5 +12,6 @@ mod evidence;
 mod fleet;
 mod inventory;
 mod lab;
+mod reload;
 mod service;
 mod wire;

@@ -1,0 +1,398 @@
+//! What changes under a running collector: tokens rotated and certificates
+//! renewed, on SIGHUP and when their files change (a Kubernetes Secret
+//! swapped in place), and a change that does not load changing nothing.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use vantage_probe::outcome::ConnectOutcome;
+use vantage_tests::{
+    Proc, Scratch, bin, free_port, http, http_get, parse_exposition, value, wait_for_200,
+};
+
+use crate::collector::{EAST, WEST, batch, config_text, post, round};
+
+/// The SIGHUP tests keep the file watch out of the way.
+fn without_watch(text: &str) -> String {
+    text.replace(
+        "data_dir = \"data\"",
+        "data_dir = \"data\"\nwatch_every = \"1h\"",
+    )
+}
+
+/// SIGHUP rotates tokens without a restart; a config that does not load
+/// changes nothing and says so; the process lives through both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_the_tokens_and_a_bad_config_changes_nothing() {
+    let dir = Scratch::new("collector-hup");
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let path = dir.write("collector.toml", &without_watch(&config_text(addr, "")));
+    let mut c = Command::new(bin("vantage-collector"));
+    c.args(["serve", "--log-level", "warn", "--config"])
+        .arg(&path);
+    let mut p = Proc::spawn(&mut c);
+    wait_for_200(addr, "/-/ready", Duration::from_secs(10)).await;
+    let hup = |pid: u32| {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    let status = |token: &'static str| async move {
+        let auth = format!("Bearer {token}");
+        http(
+            addr,
+            "GET",
+            "/api/v1/findings",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await
+        .map_or(0, |(s, _)| s)
+    };
+    let reload_gauge = || async move {
+        let (_, text) = http_get(addr, "/metrics").await.unwrap();
+        value(
+            &parse_exposition(&text),
+            "vantage_collector_config_last_reload_successful",
+            &[],
+        )
+    };
+    let b = batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    assert_eq!(post(addr, EAST, &b).await.0, 200);
+
+    // EAST is rotated out for a new token of the same region.
+    const ROTATED: &str = "rotated-token-0123456789abcdef";
+    std::fs::write(
+        &path,
+        without_watch(&config_text(addr, "")).replace(EAST, ROTATED),
+    )
+    .unwrap();
+    hup(p.child.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status(ROTATED).await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new token never worked"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(EAST).await, 401, "the old token still works");
+    let b2 = batch(
+        "us-east-2",
+        "e1",
+        2,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    assert_eq!(post(addr, EAST, &b2).await.0, 401);
+    assert_eq!(post(addr, ROTATED, &b2).await.0, 200);
+    assert_eq!(reload_gauge().await, Some(1.0));
+
+    // A broken config: refused, the rotated tokens stay, the gauge says so.
+    std::fs::write(&path, "[server\nlisten = ").unwrap();
+    hup(p.child.id());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while reload_gauge().await != Some(0.0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refusal never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(ROTATED).await, 200);
+    assert_eq!(status(WEST).await, 200);
+    assert!(
+        p.child.try_wait().unwrap().is_none(),
+        "SIGHUP ended the collector"
+    );
+    let (_, text) = http_get(addr, "/metrics").await.unwrap();
+    let samples = parse_exposition(&text);
+    for (result, n) in [("success", 1.0), ("failure", 1.0)] {
+        assert_eq!(
+            value(
+                &samples,
+                "vantage_collector_config_reloads_total",
+                &[("result", result)]
+            ),
+            Some(n)
+        );
+    }
+}
+
+/// SIGHUP reads the TLS certificate and key again (a renewal, without a
+/// restart): clients that trust only the new CA get in, and a pair that
+/// does not load changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_takes_a_renewed_tls_certificate() {
+    let dir = Scratch::new("collector-tls-hup");
+    let (old_dir, new_dir) = (dir.path.join("old"), dir.path.join("new"));
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::create_dir_all(&new_dir).unwrap();
+    let (old_ca, old_cert, old_key) = vantage_tests::test_certificates(&old_dir);
+    let (new_ca, new_cert, new_key) = vantage_tests::test_certificates(&new_dir);
+    let (cert, key) = (dir.path.join("served.pem"), dir.path.join("served.key"));
+    std::fs::copy(&old_cert, &cert).unwrap();
+    std::fs::copy(&old_key, &key).unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let path = dir.write(
+        "collector.toml",
+        &without_watch(&config_text(addr, "")).replace(
+            "data_dir = \"data\"",
+            &format!(
+                "data_dir = \"data\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"",
+                cert.display(),
+                key.display()
+            ),
+        ),
+    );
+    let mut c = Command::new(bin("vantage-collector"));
+    c.args(["serve", "--log-level", "warn", "--config"])
+        .arg(&path);
+    let p = Proc::spawn(&mut c);
+    let url = format!("https://127.0.0.1:{}/-/healthy", addr.port());
+    let trusted_by = |ca: std::path::PathBuf| {
+        let url = url.clone();
+        async move {
+            let client =
+                vantage_probe::push::http_client(Duration::from_secs(5), Some(&ca), true).unwrap();
+            client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !trusted_by(old_ca.clone()).await {
+        assert!(std::time::Instant::now() < deadline, "TLS never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!trusted_by(new_ca.clone()).await);
+
+    // Renewed: the new pair in place, then SIGHUP.
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    p.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !trusted_by(new_ca.clone()).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the renewed certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!trusted_by(old_ca.clone()).await);
+
+    // A key that does not match the certificate: refused, nothing changes.
+    std::fs::copy(&old_key, &key).unwrap();
+    p.signal("HUP");
+    let client =
+        vantage_probe::push::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
+    let metrics_url = format!("https://127.0.0.1:{}/metrics", addr.port());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = client
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let gauge = value(
+            &parse_exposition(&metrics),
+            "vantage_collector_config_last_reload_successful",
+            &[],
+        );
+        if gauge == Some(0.0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad pair was never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(trusted_by(new_ca.clone()).await, "a bad pair was taken");
+}
+
+/// A Secret volume the way the kubelet writes one: each key a symlink
+/// through `..data`, which points at a timestamped directory and is
+/// swapped for a new one with a single rename.
+struct SecretVolume {
+    dir: PathBuf,
+    version: u32,
+}
+
+impl SecretVolume {
+    fn new(dir: PathBuf, files: &[(&str, &Path)]) -> SecretVolume {
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut v = SecretVolume { dir, version: 0 };
+        v.update(files);
+        for (name, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{name}"), v.dir.join(name)).unwrap();
+        }
+        v
+    }
+
+    fn update(&mut self, files: &[(&str, &Path)]) {
+        self.version += 1;
+        let name = format!("..2026_12_01_00_00_0{}", self.version);
+        std::fs::create_dir(self.dir.join(&name)).unwrap();
+        for (file, from) in files {
+            std::fs::copy(from, self.dir.join(&name).join(file)).unwrap();
+        }
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&name, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+    }
+}
+
+/// No signal: a rotated token and a renewed certificate, swapped into a
+/// mounted Secret, are taken within a few looks at the files; one swap is
+/// one reload; a swap that does not load changes nothing and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_secret_rotates_the_token_and_renews_the_certificate_without_a_signal() {
+    let dir = Scratch::new("collector-watch");
+    let (old_dir, new_dir) = (dir.path.join("old"), dir.path.join("new"));
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::create_dir_all(&new_dir).unwrap();
+    let (old_ca, old_cert, old_key) = vantage_tests::test_certificates(&old_dir);
+    let (new_ca, new_cert, new_key) = vantage_tests::test_certificates(&new_dir);
+    const ROTATED: &str = "rotated-token-0123456789abcdef";
+    let old_token = dir.write("east.token", EAST);
+    let new_token = dir.write("rotated.token", ROTATED);
+    let mut secret = SecretVolume::new(
+        dir.path.join("secret"),
+        &[
+            ("tls.crt", &old_cert),
+            ("tls.key", &old_key),
+            ("east", &old_token),
+        ],
+    );
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let text = config_text(addr, "")
+        .replace(
+            "data_dir = \"data\"",
+            "data_dir = \"data\"\nwatch_every = \"200ms\"\n\
+             tls_cert_file = \"secret/tls.crt\"\ntls_key_file = \"secret/tls.key\"",
+        )
+        .replace(
+            &format!("token = \"{EAST}\""),
+            "token_file = \"secret/east\"",
+        );
+    let path = dir.write("collector.toml", &text);
+    let mut p = Proc::spawn(
+        Command::new(bin("vantage-collector"))
+            .args(["serve", "--log-level", "warn", "--config"])
+            .arg(&path),
+    );
+
+    // What a client that trusts `ca` and holds `token` gets back.
+    let base = format!("https://127.0.0.1:{}", addr.port());
+    let ask = |ca: &Path, token: &str, what: &str| {
+        let client =
+            vantage_probe::push::http_client(Duration::from_secs(5), Some(ca), true).unwrap();
+        let (url, auth) = (format!("{base}{what}"), format!("Bearer {token}"));
+        async move {
+            match client.get(&url).header("Authorization", auth).send().await {
+                Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+                Err(_) => (0, String::new()),
+            }
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ask(&old_ca, EAST, "/api/v1/findings").await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "TLS never came up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ask(&new_ca, EAST, "/api/v1/findings").await.0, 0);
+
+    // The Secret is updated: new certificate, key and token in one swap.
+    secret.update(&[
+        ("tls.crt", &new_cert),
+        ("tls.key", &new_key),
+        ("east", &new_token),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ask(&new_ca, ROTATED, "/api/v1/findings").await.0 != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the swapped Secret was never taken"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ask(&old_ca, ROTATED, "/api/v1/findings").await.0, 0);
+    assert_eq!(ask(&new_ca, EAST, "/api/v1/findings").await.0, 401);
+    let b = batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    let client =
+        vantage_probe::push::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
+    let pushed = client
+        .post(format!("{base}{}", vantage_probe::wire::RESULTS_PATH))
+        .header("Authorization", format!("Bearer {ROTATED}"))
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .body(vantage_tests::gzip(&serde_json::to_vec(&b).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status().as_u16(), 200);
+
+    // Files that do not change are not reloaded: several looks later, the
+    // one swap is still one reload.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let reloads = |text: &str, result: &str| {
+        value(
+            &parse_exposition(text),
+            "vantage_collector_config_reloads_total",
+            &[("result", result)],
+        )
+    };
+    let (_, metrics) = ask(&new_ca, ROTATED, "/metrics").await;
+    assert_eq!(reloads(&metrics, "success"), Some(1.0), "{metrics}");
+    assert_eq!(reloads(&metrics, "failure"), Some(0.0));
+
+    // A swap whose key does not match its certificate: refused, the
+    // served certificate and the tokens stay, the gauge says so.
+    secret.update(&[
+        ("tls.crt", &old_cert),
+        ("tls.key", &new_key),
+        ("east", &old_token),
+    ]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = ask(&new_ca, ROTATED, "/metrics").await;
+        let gauge = value(
+            &parse_exposition(&metrics),
+            "vantage_collector_config_last_reload_successful",
+            &[],
+        );
+        if gauge == Some(0.0) {
+            assert_eq!(reloads(&metrics, "failure"), Some(1.0));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad swap was never refused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ask(&new_ca, ROTATED, "/api/v1/findings").await.0, 200);
+    assert_eq!(ask(&new_ca, EAST, "/api/v1/findings").await.0, 401);
+    assert!(p.child.try_wait().unwrap().is_none());
+}
