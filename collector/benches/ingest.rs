@@ -156,6 +156,7 @@ fn round(t: &TargetSpec, at: SystemTime, rng: &mut fastrand::Rng) -> RoundResult
             rtt_us: (!timeout).then_some(rtt),
             syn_retransmits: if timeout { 3 } else { 0 },
             errno: timeout.then_some(110),
+            icmp_from: None,
         }],
     }
 }

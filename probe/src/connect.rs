@@ -72,6 +72,7 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
         rtt_us: None,
         syn_retransmits: 0,
         errno: None,
+        icmp_from: None,
     };
     match completion {
         Ok(Ok(info)) => {
@@ -79,20 +80,19 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
             attempt.syn_retransmits = info.total_retrans;
         }
         failed => {
-            attempt.outcome = match &failed {
-                Ok(Err(err)) => {
-                    attempt.errno = err.raw_os_error();
-                    ConnectOutcome::from_io_error(err)
-                }
+            let failure = match failed {
+                Ok(Err(f)) => Some(f),
                 // An ICMP answer queued without a wake-up still counts.
-                _ => match crate::icmp::answered(stream.get_ref()) {
-                    Some(err) => {
-                        attempt.errno = err.raw_os_error();
-                        ConnectOutcome::from_io_error(&err)
-                    }
-                    None => ConnectOutcome::Timeout,
-                },
+                _ => crate::icmp::answered(stream.get_ref()).map(Failure::from),
             };
+            match failure {
+                Some(f) => {
+                    attempt.outcome = ConnectOutcome::from_io_error(&f.error);
+                    attempt.errno = f.error.raw_os_error();
+                    attempt.icmp_from = f.from;
+                }
+                None => attempt.outcome = ConnectOutcome::Timeout,
+            }
             attempt.syn_retransmits =
                 tcp_info::read(stream.get_ref()).map_or(0, |i| i.total_retrans);
         }
@@ -100,10 +100,31 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
     attempt
 }
 
+/// Why a handshake failed, and who said so when an ICMP did.
+struct Failure {
+    error: io::Error,
+    from: Option<IpAddr>,
+}
+
+impl From<crate::icmp::Answer> for Failure {
+    fn from(a: crate::icmp::Answer) -> Failure {
+        Failure {
+            error: a.error,
+            from: a.from,
+        }
+    }
+}
+
+impl From<io::Error> for Failure {
+    fn from(error: io::Error) -> Failure {
+        Failure { error, from: None }
+    }
+}
+
 /// Waits until the handshake completed (returning the kernel's view of it)
 /// or failed. Readiness alone is not trusted: the socket's own error and TCP
 /// state decide.
-async fn established(stream: &AsyncFd<Socket>) -> io::Result<tcp_info::TcpInfo> {
+async fn established(stream: &AsyncFd<Socket>) -> Result<tcp_info::TcpInfo, Failure> {
     loop {
         let mut ready = stream.writable().await?;
         // One getsockopt on the common path: the TCP state says whether the
@@ -113,15 +134,19 @@ async fn established(stream: &AsyncFd<Socket>) -> io::Result<tcp_info::TcpInfo> 
             // An ICMP unreachable the kernel took as a soft error (it came
             // while the socket was held) is still the path's answer.
             tcp_info::STATE_SYN_SENT => match crate::icmp::answered(stream.get_ref()) {
-                Some(err) => return Err(err),
+                Some(answer) => return Err(answer.into()),
                 // A spurious wake-up: wait for the real event.
                 None => ready.clear_ready(),
             },
             tcp_info::STATE_CLOSE => {
-                return Err(stream
+                let error = stream
                     .get_ref()
                     .take_error()?
-                    .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted)));
+                    .unwrap_or_else(|| io::Error::from(io::ErrorKind::ConnectionAborted));
+                // An ICMP that failed the connect outright is queued too,
+                // with its sender; a reset leaves the queue empty.
+                let from = crate::icmp::answered(stream.get_ref()).and_then(|a| a.from);
+                return Err(Failure { error, from });
             }
             // Past SYN_SENT means the handshake completed, even if the peer
             // already closed (CLOSE_WAIT): a server that accepts and hangs
@@ -173,6 +198,7 @@ fn failure(
         rtt_us: None,
         syn_retransmits,
         errno: err.raw_os_error(),
+        icmp_from: None,
     }
 }
 

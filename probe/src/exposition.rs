@@ -285,6 +285,7 @@ mod tests {
             rtt_us: rtt,
             syn_retransmits: 0,
             errno: None,
+            icmp_from: None,
         };
         t.record(&RoundResult {
             target: name.into(),

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -83,6 +83,10 @@ pub struct ConnectAttempt {
     /// The raw errno behind a failure, for the detailed record only (never a label).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno: Option<i32>,
+    /// Who answered the SYN with an ICMP unreachable: the router where the
+    /// path broke, or the target host. For the detailed record only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_from: Option<IpAddr>,
 }
 
 /// A wall-clock instant, serialized as RFC 3339 UTC with microseconds.
@@ -180,6 +184,7 @@ mod tests {
                 rtt_us: Some(1_180),
                 syn_retransmits: 1,
                 errno: None,
+                icmp_from: None,
             }],
         }
     }

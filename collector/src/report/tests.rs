@@ -76,6 +76,7 @@ fn rounds(region: &str, second: u64) -> Vec<RoundResult> {
                     rtt_us: (!fails).then_some(rtt),
                     syn_retransmits: if fails { 3 } else { 0 },
                     errno: fails.then_some(110),
+                    icmp_from: None,
                 }],
             }
         })

@@ -463,6 +463,7 @@ struct FailureRow {
     syn_retransmits: i64,
     errno: Option<i32>,
     local_port: Option<u16>,
+    icmp_from: Option<String>,
 }
 
 impl Writer {
@@ -614,6 +615,7 @@ fn store_batch(
                     syn_retransmits: 0,
                     errno: None,
                     local_port: None,
+                    icmp_from: None,
                 });
             }
         }
@@ -639,6 +641,7 @@ fn store_batch(
                     syn_retransmits: i64::from(a.syn_retransmits),
                     errno: a.errno,
                     local_port: a.local.map(|l| l.port()),
+                    icmp_from: a.icmp_from.map(|ip| ip.to_string()),
                 });
             }
         }
@@ -677,8 +680,8 @@ fn store_batch(
         open.rows.insert(key, row);
     }
     let mut fail = tx.prepare_cached(
-        "INSERT INTO failures (series_id, at_us, outcome, duration_us, syn_retransmits, errno, local_port)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO failures (series_id, at_us, outcome, duration_us, syn_retransmits, errno, local_port, icmp_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for f in g.failures {
         fail.execute(params![
@@ -688,7 +691,8 @@ fn store_batch(
             f.duration_us,
             f.syn_retransmits,
             f.errno,
-            f.local_port
+            f.local_port,
+            f.icmp_from
         ])?;
     }
     Ok(Ack {

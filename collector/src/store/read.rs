@@ -86,6 +86,8 @@ pub struct FailureRow {
     pub errno: Option<i32>,
     /// The local port of the attempt, to find it in a capture.
     pub local_port: Option<u16>,
+    /// Who answered with an ICMP unreachable: where the path broke.
+    pub icmp_from: Option<String>,
 }
 
 impl HistView {
@@ -185,7 +187,7 @@ impl Store {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT f.at_us, s.src_region, s.probe_id, t.name, s.address, f.outcome, f.duration_us,
-                        f.syn_retransmits, f.errno, f.local_port
+                        f.syn_retransmits, f.errno, f.local_port, f.icmp_from
                  FROM failures f JOIN series s ON s.id = f.series_id JOIN targets t ON t.id = s.target_id
                  WHERE f.at_us >= ?1 AND f.at_us < ?2
                    AND (?3 = '' OR s.src_region = ?3) AND (?4 = '' OR t.name = ?4)
@@ -206,6 +208,7 @@ impl Store {
                     syn_retransmits: r.get::<_, i64>(7)? as u32,
                     errno: r.get(8)?,
                     local_port: r.get(9)?,
+                    icmp_from: r.get(10)?,
                 })
             })
             .map_err(|e| self.err(e))?;

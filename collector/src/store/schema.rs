@@ -76,7 +76,8 @@ CREATE TABLE IF NOT EXISTS failures (
     duration_us     INTEGER NOT NULL,
     syn_retransmits INTEGER NOT NULL,
     errno           INTEGER,
-    local_port      INTEGER
+    local_port      INTEGER,
+    icmp_from       TEXT
 );
 CREATE INDEX IF NOT EXISTS failures_by_time ON failures (at_us);
 CREATE INDEX IF NOT EXISTS failures_by_series ON failures (series_id, at_us);
@@ -110,13 +111,24 @@ CREATE TABLE IF NOT EXISTS alert_evidence (
 /// Brings a store made by an earlier build of the same version up to this
 /// layout (additive changes only; an older build still reads the result).
 pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    let has_stopped: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('probes') WHERE name = 'stopped'",
-        [],
+    add_column(conn, "probes", "stopped", "INTEGER NOT NULL DEFAULT 0")?;
+    add_column(conn, "failures", "icmp_from", "TEXT")
+}
+
+/// Adds a column a table was made without; nothing if it has it.
+fn add_column(
+    conn: &rusqlite::Connection,
+    table: &str,
+    column: &str,
+    decl: &str,
+) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
         |r| r.get(0),
     )?;
-    if !has_stopped {
-        conn.execute_batch("ALTER TABLE probes ADD COLUMN stopped INTEGER NOT NULL DEFAULT 0")?;
+    if !has {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
     }
     Ok(())
 }
@@ -126,7 +138,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_store_from_before_the_stopped_column_gets_it_once() {
+    fn a_store_from_before_the_new_columns_gets_them_once() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE probes (
@@ -135,7 +147,13 @@ mod tests {
                 clock_offset_us INTEGER NOT NULL, batches INTEGER NOT NULL,
                 results INTEGER NOT NULL
              ) WITHOUT ROWID;
-             INSERT INTO probes VALUES ('p1', 'us-east-2', NULL, 1, 2, 0, 1, 1);",
+             INSERT INTO probes VALUES ('p1', 'us-east-2', NULL, 1, 2, 0, 1, 1);
+             CREATE TABLE failures (
+                series_id INTEGER NOT NULL, at_us INTEGER NOT NULL, outcome TEXT NOT NULL,
+                duration_us INTEGER NOT NULL, syn_retransmits INTEGER NOT NULL,
+                errno INTEGER, local_port INTEGER
+             );
+             INSERT INTO failures VALUES (1, 2, 'timeout', 900000, 0, 110, 40001);",
         )
         .unwrap();
         upgrade(&conn).unwrap();
@@ -148,6 +166,10 @@ mod tests {
             )
             .unwrap();
         assert!(!stopped);
+        let icmp_from: Option<String> = conn
+            .query_row("SELECT icmp_from FROM failures", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(icmp_from, None);
         // A fresh store has it from the start, and upgrading changes nothing.
         let fresh = rusqlite::Connection::open_in_memory().unwrap();
         fresh.execute_batch(SQL).unwrap();

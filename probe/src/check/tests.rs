@@ -27,8 +27,11 @@ fn attempt(
         syn_retransmits: retrans,
         errno: match outcome {
             ConnectOutcome::Refused => Some(111),
+            ConnectOutcome::HostUnreachable => Some(113),
             _ => None,
         },
+        icmp_from: (outcome == ConnectOutcome::HostUnreachable)
+            .then(|| "10.8.0.1".parse().unwrap()),
     }
 }
 
@@ -109,6 +112,28 @@ fn rounds() -> Vec<RoundResult> {
                 ),
             ],
         ),
+        round(
+            4_000,
+            ok_dns(1_020),
+            vec![
+                attempt(
+                    "10.0.0.5:443",
+                    4_000,
+                    ConnectOutcome::Ok,
+                    1_450,
+                    Some(1_110),
+                    0,
+                ),
+                attempt(
+                    "10.0.0.6:443",
+                    4_000,
+                    ConnectOutcome::HostUnreachable,
+                    890,
+                    None,
+                    0,
+                ),
+            ],
+        ),
     ]
 }
 
@@ -137,14 +162,14 @@ fn json_output() {
 #[test]
 fn summary_counts() {
     let s = Summary::of("api.internal:443", &rounds());
-    assert_eq!((s.rounds, s.connects, s.ok, s.failed), (4, 6, 4, 2));
-    assert!((s.loss_percent - 100.0 / 3.0).abs() < 1e-9);
+    assert_eq!((s.rounds, s.connects, s.ok, s.failed), (5, 8, 5, 3));
+    assert!((s.loss_percent - 100.0 * 3.0 / 8.0).abs() < 1e-9);
     assert_eq!(s.syn_retransmits, 3);
     assert_eq!(s.attempts_with_retransmits, 2);
     assert_eq!(s.ok_after_retransmit, 1);
     let dns = s.dns.as_ref().unwrap();
-    assert_eq!((dns.lookups, dns.ok), (4, 3));
+    assert_eq!((dns.lookups, dns.ok), (5, 4));
     assert!(!s.all_ok());
     assert_eq!(s.addresses.len(), 2);
-    assert_eq!((s.addresses[1].connects, s.addresses[1].ok), (3, 1));
+    assert_eq!((s.addresses[1].connects, s.addresses[1].ok), (4, 1));
 }

@@ -49,6 +49,9 @@ pub fn round(w: &mut impl Write, r: &RoundResult) -> io::Result<()> {
             let n = a.syn_retransmits;
             write!(w, "  {n} SYN retransmit{}", if n == 1 { "" } else { "s" })?;
         }
+        if let Some(from) = a.icmp_from {
+            write!(w, "  icmp from {from}")?;
+        }
         if let Some(local) = a.local {
             write!(w, "  local {local}")?;
         }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -44,6 +44,9 @@ pub struct Handshake {
     pub syns: u32,
     /// The first answer and when it came; `None` when nothing came.
     pub answer: Option<(WireAnswer, u64)>,
+    /// Who sent that answer: the target for a SYN-ACK or a reset, the
+    /// router (or host) that gave up for an ICMP.
+    pub answered_by: Option<Ipv4Addr>,
 }
 
 impl Handshake {
@@ -195,11 +198,12 @@ pub fn handshakes(raw: &[u8]) -> Result<Vec<Handshake>, String> {
     type Key = (SocketAddrV4, SocketAddrV4);
     // Per connection key: every handshake on it, and the newest one's ISN.
     let mut by_key: HashMap<Key, Vec<(u32, Handshake)>> = HashMap::new();
-    let answer = |by_key: &mut HashMap<Key, Vec<(u32, Handshake)>>, key, what, t| {
+    let answer = |by_key: &mut HashMap<Key, Vec<(u32, Handshake)>>, key, what, t, by| {
         if let Some((_, h)) = by_key.get_mut(&key).and_then(|v| v.last_mut())
             && h.answer.is_none()
         {
             h.answer = Some((what, t));
+            h.answered_by = Some(by);
         }
     };
     for (t, data) in packets(raw)? {
@@ -236,13 +240,14 @@ pub fn handshakes(raw: &[u8]) -> Result<Vec<Handshake>, String> {
                                 last_syn_ns: t,
                                 syns: 1,
                                 answer: None,
+                                answered_by: None,
                             },
                         )),
                     }
                 } else if tcp.syn() && tcp.ack() {
-                    answer(&mut by_key, (to, from), WireAnswer::SynAck, t);
+                    answer(&mut by_key, (to, from), WireAnswer::SynAck, t, src);
                 } else if tcp.rst() {
-                    answer(&mut by_key, (to, from), WireAnswer::Reset, t);
+                    answer(&mut by_key, (to, from), WireAnswer::Reset, t, src);
                 }
             }
             Some(TransportSlice::Icmpv4(icmp)) if icmp.type_u8() == 3 => {
@@ -263,6 +268,7 @@ pub fn handshakes(raw: &[u8]) -> Result<Vec<Handshake>, String> {
                     (from, to),
                     WireAnswer::Unreachable(icmp.code_u8()),
                     t,
+                    src,
                 );
             }
             _ => {}
@@ -378,7 +384,9 @@ mod tests {
         assert_eq!(hs[0].answer, Some((WireAnswer::SynAck, 2_000_080_500)));
         assert_eq!(hs[0].answer_us(), Some(80.5));
         assert_eq!(hs[1].answer, Some((WireAnswer::Reset, 1_000_150_000)));
+        assert_eq!(hs[1].answered_by, Some(*hs[1].remote.ip()));
         assert_eq!(hs[2].answer, None);
+        assert_eq!(hs[2].answered_by, None);
         assert_eq!(hs[2].answer_us(), None);
         assert_eq!(hs[3].local, d);
     }
@@ -402,6 +410,7 @@ mod tests {
         let hs = handshakes(&pcap(&[(5, syn), (905, icmp)])).unwrap();
         assert_eq!(hs.len(), 1);
         assert_eq!(hs[0].answer, Some((WireAnswer::Unreachable(1), 905)));
+        assert_eq!(hs[0].answered_by, Some(Ipv4Addr::new(10, 10, 0, 1)));
         assert_eq!(hs[0].answer_us(), Some(0.9));
     }
 

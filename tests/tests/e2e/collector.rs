@@ -95,6 +95,12 @@ pub(crate) fn round(
                 rtt_us: ok.then_some(900),
                 syn_retransmits: if ok { 0 } else { 2 },
                 errno: (!ok).then_some(110),
+                // A router's answer, as a probe records it.
+                icmp_from: matches!(
+                    outcome,
+                    ConnectOutcome::HostUnreachable | ConnectOutcome::NetUnreachable
+                )
+                .then(|| std::net::IpAddr::from([10, 9, 0, 254])),
             }]
         } else {
             Vec::new()
@@ -194,6 +200,38 @@ fn traffic() -> Vec<(&'static str, Batch)> {
         out.push((WEST, batch("us-west-1", "w1", seq, west)));
     }
     out
+}
+
+/// An ICMP answer keeps who sent it: the failure record says where the
+/// path broke, and a timeout (nobody answered) names no one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_answered_by_icmp_keeps_its_sender() {
+    let dir = Scratch::new("collector-icmp");
+    let (addr, stop, task) = start(&dir, "").await;
+    let b = batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![
+            round("api", 443, ConnectOutcome::HostUnreachable, None),
+            round("db", 5432, ConnectOutcome::Timeout, None),
+        ],
+    );
+    assert_eq!(post(addr, EAST, &b).await.0, 200);
+    let failures = get_json(addr, "/api/v1/failures?src_region=us-east-2").await;
+    let by = |outcome: &str| {
+        failures
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["outcome"] == outcome)
+            .unwrap_or_else(|| panic!("no {outcome} in {failures}"))["icmp_from"]
+            .clone()
+    };
+    assert_eq!(by("host_unreachable"), "10.9.0.254");
+    assert_eq!(by("timeout"), serde_json::Value::Null);
+    stop.cancel();
+    task.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

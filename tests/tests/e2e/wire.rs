@@ -4,6 +4,7 @@
 //! SYN -> SYN-ACK time. The delay link's added latency is checked against
 //! the same captures.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use vantage_probe::outcome::ConnectOutcome;
@@ -123,6 +124,10 @@ fn probe_attempts_match_their_handshakes_and_the_delay_link_adds_what_it_says() 
             h.answer
         );
         assert_eq!(a.syn_retransmits + 1, h.syns, "{a:?} {h:?}");
+        // An ICMP's sender is the probe's `icmp_from`: where the path broke.
+        let icmp = matches!(h.answer, Some((WireAnswer::Unreachable(_), _)));
+        let want = h.answered_by.filter(|_| icmp).map(IpAddr::V4);
+        assert_eq!(a.icmp_from, want, "{a:?} {h:?}");
     }
     for (fault, attempts) in &failures {
         let want = match fault {
@@ -133,6 +138,12 @@ fn probe_attempts_match_their_handshakes_and_the_delay_link_adds_what_it_says() 
         };
         assert!(
             attempts.iter().all(|a| a.outcome == want),
+            "{fault:?}: {attempts:?}"
+        );
+        // The core router answered for the backends it could not reach.
+        let by = matches!(fault, Fault::Unreachable(_)).then(|| IpAddr::from([10, 10, 0, 1]));
+        assert!(
+            attempts.iter().all(|a| a.icmp_from == by),
             "{fault:?}: {attempts:?}"
         );
     }
