@@ -103,6 +103,30 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(out)?;
 
+    if !r.icmp_senders.is_empty() {
+        writeln!(out, "## Who answered with ICMP")?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "SYNs answered with an ICMP unreachable, by sender. A router's address is where the packets stopped; a target's own address means the host itself turned them away."
+        )?;
+        writeln!(out)?;
+        writeln!(out, "| Sender | Answer | SYNs | From | To |")?;
+        writeln!(out, "| --- | --- | --- | --- | --- |")?;
+        for s in &r.icmp_senders {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                esc(&s.sender),
+                esc(&s.outcome),
+                s.answers,
+                esc(&s.src_regions.join(", ")),
+                esc(&s.targets.join(", "))
+            )?;
+        }
+        writeln!(out)?;
+    }
+
     if r.incident.is_some() {
         writeln!(out, "## Healthy alternatives")?;
         writeln!(out)?;

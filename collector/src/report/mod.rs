@@ -5,6 +5,7 @@
 //! `svg.rs` render it to any `io::Write`.
 
 pub mod fetch;
+pub mod icmp;
 pub mod markdown;
 pub mod run;
 pub mod svg;
@@ -77,6 +78,10 @@ pub struct Report {
     pub series: Vec<RegionSeries>,
     /// Regions that reach the affected targets.
     pub healthy_alternatives: Vec<String>,
+    /// Who answered SYNs with ICMP unreachable (to the targets in
+    /// question): where the path broke. Absent from older collectors.
+    #[serde(default)]
+    pub icmp_senders: Vec<icmp::IcmpSender>,
     /// What the data cannot say.
     pub cannot_say: Vec<String>,
 }
@@ -356,6 +361,13 @@ pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, R
             )
         }
     };
+    let icmp_senders = icmp::senders(
+        conn,
+        from_us,
+        to_us,
+        req.src_region.as_deref(),
+        focus.as_ref(),
+    )?;
     // Mechanisms and limits the numbers imply.
     let timeouts: u64 = matrix
         .iter()
@@ -398,6 +410,7 @@ pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, R
             })
             .collect(),
         healthy_alternatives,
+        icmp_senders,
         cannot_say,
     })
 }

@@ -251,3 +251,165 @@ async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Who answered with ICMP: grouped by sender and answer, the most answers
+/// first, only for the region and targets asked about; a timeout names no
+/// one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn icmp_senders_say_where_the_path_broke() {
+    let dir = std::env::temp_dir().join(format!("vantage-report-icmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(
+        &dir,
+        Retention {
+            rollups: Duration::from_secs(3650 * 86_400),
+            failures: Duration::from_secs(3650 * 86_400),
+            receipts: Duration::from_secs(3650 * 86_400),
+        },
+        Arc::new(|_, _, _| {}),
+    )
+    .unwrap();
+    let round = |target: &str, ip: [u8; 4], second: u64, outcome, from: Option<&str>| {
+        let at = Timestamp::from(t(second));
+        let ok = outcome == ConnectOutcome::Ok;
+        RoundResult {
+            target: target.into(),
+            host: target.into(),
+            port: 443,
+            labels: Arc::default(),
+            started_at: at,
+            dns: None,
+            attempts: vec![ConnectAttempt {
+                address: SocketAddr::from((ip, 443)),
+                local: None,
+                started_at: at,
+                outcome,
+                duration_us: 900,
+                rtt_us: ok.then_some(800),
+                syn_retransmits: 0,
+                errno: None,
+                icmp_from: from.map(|f| f.parse().unwrap()),
+            }],
+        }
+    };
+    let (api, db) = ([10, 1, 0, 1], [10, 1, 0, 2]);
+    let (router, edge) = (Some("10.1.255.1"), Some("10.1.255.2"));
+    use ConnectOutcome::{HostUnreachable as Host, NetUnreachable as Net, Ok as Up, Timeout};
+    let traffic = [
+        (
+            "us-east-2",
+            vec![
+                round("api", api, 1, Host, router),
+                round("api", api, 2, Host, router),
+                round("api", api, 3, Host, router),
+                round("api", api, 4, Net, edge),
+                round("api", api, 5, Timeout, None),
+                round("api", api, 6, Up, None),
+                round("db", db, 7, Host, router),
+            ],
+        ),
+        (
+            "us-west-1",
+            vec![
+                // The target itself refusing (admin prohibited from the host).
+                round("db", db, 8, Host, Some("10.1.0.2")),
+                round("db", db, 9, Host, Some("10.1.0.2")),
+                round("api", api, 10, Up, None),
+            ],
+        ),
+    ];
+    for (region, results) in traffic {
+        let batch = Batch {
+            schema: SCHEMA_VERSION,
+            probe: Identity {
+                src_region: region.into(),
+                zone: None,
+                probe_id: format!("{region}-1"),
+            },
+            stream: "s".into(),
+            seq: 1,
+            sent_at: Timestamp::from(t(10)),
+            results,
+            last: false,
+        };
+        store.submit(batch, t(10), t(10)).await.unwrap();
+    }
+    let report = |src_region: Option<&str>, target: Option<&str>| {
+        let req = Request {
+            from: Some(t(0).into()),
+            to: Some(t(120).into()),
+            src_region: src_region.map(String::from),
+            target: target.map(String::from),
+            ..Request::default()
+        };
+        store.read(|c| Ok(build(c, &req, "x"))).unwrap().unwrap()
+    };
+    let sender =
+        |s: &str, outcome: &str, answers, regions: &[&str], targets: &[&str]| icmp::IcmpSender {
+            sender: s.into(),
+            outcome: outcome.into(),
+            answers,
+            src_regions: regions.iter().map(|r| r.to_string()).collect(),
+            targets: targets.iter().map(|r| r.to_string()).collect(),
+        };
+
+    let all = report(None, None);
+    assert_eq!(
+        all.icmp_senders,
+        [
+            sender(
+                "10.1.255.1",
+                "host_unreachable",
+                4,
+                &["us-east-2"],
+                &["api", "db"]
+            ),
+            sender("10.1.0.2", "host_unreachable", 2, &["us-west-1"], &["db"]),
+            sender("10.1.255.2", "net_unreachable", 1, &["us-east-2"], &["api"]),
+        ]
+    );
+    assert_eq!(
+        report(Some("us-west-1"), None).icmp_senders,
+        [sender(
+            "10.1.0.2",
+            "host_unreachable",
+            2,
+            &["us-west-1"],
+            &["db"]
+        )]
+    );
+    assert_eq!(
+        report(None, Some("api")).icmp_senders,
+        [
+            sender(
+                "10.1.255.1",
+                "host_unreachable",
+                3,
+                &["us-east-2"],
+                &["api"]
+            ),
+            sender("10.1.255.2", "net_unreachable", 1, &["us-east-2"], &["api"]),
+        ]
+    );
+
+    let [md, txt, json, _] = render(&all);
+    assert!(
+        md.contains("| 10.1.255.1 | host_unreachable | 4 | us-east-2 | api, db |"),
+        "{md}"
+    );
+    assert!(
+        txt.contains(
+            "ICMP: 10.1.255.1 answered 4 SYNs with host_unreachable (us-east-2 -> api, db)"
+        ),
+        "{txt}"
+    );
+    assert_documented(&serde_json::from_str(&json).unwrap());
+    let parsed: Report = serde_json::from_str(&json).unwrap();
+    assert_eq!(parsed, all);
+    // A report from a collector that predates the field still reads.
+    let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+    old.as_object_mut().unwrap().remove("icmp_senders");
+    let old: Report = serde_json::from_value(old).unwrap();
+    assert!(old.icmp_senders.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

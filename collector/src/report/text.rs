@@ -28,6 +28,18 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
             r.healthy_alternatives.join(", ")
         )?;
     }
+    for s in &r.icmp_senders {
+        writeln!(
+            out,
+            "ICMP: {} answered {} SYN{} with {} ({} -> {})",
+            s.sender,
+            s.answers,
+            if s.answers == 1 { "" } else { "s" },
+            s.outcome,
+            s.src_regions.join(", "),
+            s.targets.join(", ")
+        )?;
+    }
     if let Some(last) = r.timeline.last() {
         writeln!(out, "Latest: {} UTC {}", clock(last.at), last.event)?;
     }
