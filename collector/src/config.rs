@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule};
 
 /// A validated collector configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -259,11 +260,7 @@ impl Config {
         let fleet = match &raw.server.fleet {
             Some(v) if valid_ident(v.get_ref()) => Some(v.get_ref().clone()),
             Some(v) => {
-                c.bad(
-                    v,
-                    "server.fleet",
-                    "must be 1-63 characters of letters, digits, '-', '_' or '.'",
-                );
+                c.bad(v, "server.fleet", &ident_rule(MAX_NAME_LEN));
                 None
             }
             None => Some("unnamed".to_string()),
@@ -597,11 +594,7 @@ impl Check<'_> {
         let src_region = match &r.src_region {
             Some(v) if valid_ident(v.get_ref()) => Some(v.get_ref().clone()),
             Some(v) => {
-                self.bad(
-                    v,
-                    &format!("{field}.src_region"),
-                    "must be 1-63 characters of letters, digits, '-', '_' or '.'",
-                );
+                self.bad(v, &format!("{field}.src_region"), &ident_rule(MAX_NAME_LEN));
                 None
             }
             None => {
@@ -615,13 +608,13 @@ impl Check<'_> {
         let probe_ids = r.probe_ids.as_ref().map(|ids| {
             ids.iter()
                 .filter_map(|v| {
-                    if valid_ident(v.get_ref()) {
+                    if vantage_probe::result::valid_ident(v.get_ref(), MAX_PROBE_ID_LEN) {
                         Some(v.get_ref().clone())
                     } else {
                         self.bad(
                             v,
                             &format!("{field}.probe_ids"),
-                            "must be 1-63 characters of letters, digits, '-', '_' or '.'",
+                            &ident_rule(MAX_PROBE_ID_LEN),
                         );
                         None
                     }
@@ -636,12 +629,9 @@ impl Check<'_> {
     }
 }
 
-/// The identifier rule shared with the probe's identity fields.
+/// The identifier rule of the probe's region, zone and fleet names.
 pub fn valid_ident(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    vantage_probe::result::valid_ident(s, MAX_NAME_LEN)
 }
 
 impl fmt::Debug for TokenBinding {

@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use vantage_probe::result::{RoundResult, Timestamp};
 use vantage_probe::wire::{Batch, SCHEMA_VERSION};
 
-use crate::config::{IngestLimits, valid_ident};
+use crate::config::IngestLimits;
+use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule, valid_ident};
 
 /// A refused request: status, bounded reason code, message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,22 +54,29 @@ pub fn check(batch: &Batch, limits: &IngestLimits, received: SystemTime) -> Resu
             ),
         ));
     }
-    for (field, v) in [
-        ("probe.src_region", batch.probe.src_region.as_str()),
-        ("probe.probe_id", batch.probe.probe_id.as_str()),
-        ("stream", batch.stream.as_str()),
+    for (field, v, max) in [
+        (
+            "probe.src_region",
+            batch.probe.src_region.as_str(),
+            MAX_NAME_LEN,
+        ),
+        (
+            "probe.probe_id",
+            batch.probe.probe_id.as_str(),
+            MAX_PROBE_ID_LEN,
+        ),
+        ("stream", batch.stream.as_str(), MAX_NAME_LEN),
     ] {
-        if !valid_ident(v) {
-            return Err(invalid(format!(
-                "{field} = {v:?}: must be 1-63 characters of letters, digits, '-', '_' or '.'"
-            )));
+        if !valid_ident(v, max) {
+            return Err(invalid(format!("{field} = {v:?}: {}", ident_rule(max))));
         }
     }
     if let Some(zone) = &batch.probe.zone
-        && !valid_ident(zone)
+        && !valid_ident(zone, MAX_NAME_LEN)
     {
         return Err(invalid(format!(
-            "probe.zone = {zone:?}: must be 1-63 characters of letters, digits, '-', '_' or '.'"
+            "probe.zone = {zone:?}: {}",
+            ident_rule(MAX_NAME_LEN)
         )));
     }
     if batch.results.len() > limits.max_results_per_batch {

@@ -28,6 +28,27 @@ pub struct Identity {
     pub probe_id: String,
 }
 
+/// The longest region, zone (or fleet) name: a DNS label.
+pub const MAX_NAME_LEN: usize = 63;
+/// The longest probe id: a Kubernetes object name, since probes take their
+/// id from their pod's name.
+pub const MAX_PROBE_ID_LEN: usize = 253;
+
+/// Whether `s` is a valid identity value of at most `max` characters:
+/// letters, digits, `-`, `_` and `.`. The probe checks its config and the
+/// collector every batch by this one rule.
+pub fn valid_ident(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+/// The rule in words, for error messages.
+pub fn ident_rule(max: usize) -> String {
+    format!("must be 1-{max} characters of letters, digits, '-', '_' or '.'")
+}
+
 /// One target measured once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundResult {

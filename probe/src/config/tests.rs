@@ -119,6 +119,36 @@ fn overrides_win_over_the_file() {
 }
 
 #[test]
+fn a_probe_id_may_be_as_long_as_a_pod_name_and_a_region_as_a_dns_label() {
+    let text =
+        "[probe]\nsrc_region = \"r\"\nid = \"p\"\n[[targets]]\nhost = \"127.0.0.1\"\nport = 1\n";
+    let with = |src_region: String, probe_id: String| Overrides {
+        src_region: Some(src_region),
+        zone: None,
+        probe_id: Some(probe_id),
+    };
+    // A Deployment's pod: deployment name, ReplicaSet hash, pod suffix.
+    let pod = format!("{}-7d4b9c8f6d-x2k9p", "a".repeat(253 - 17));
+    assert_eq!(pod.len(), 253);
+    let cfg = Config::parse(text, Path::new("p.toml"), &with("r".into(), pod.clone())).unwrap();
+    assert_eq!(cfg.identity.probe_id, pod);
+    let err = Config::parse(
+        text,
+        Path::new("p.toml"),
+        &with("r".into(), format!("{pod}x")),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("probe.id = \"aaa")
+            && err.to_string().contains("must be 1-253 characters"),
+        "{err}"
+    );
+    let err =
+        Config::parse(text, Path::new("p.toml"), &with("r".repeat(64), "p".into())).unwrap_err();
+    assert!(err.to_string().contains("must be 1-63 characters"), "{err}");
+}
+
+#[test]
 fn source_address_pins_the_family() {
     let text = "[probe]\nsrc_region = \"r\"\nid = \"p\"\n[[targets]]\nhost = \"db.internal\"\nport = 1\nsource_address = \"127.0.0.2\"\n";
     let cfg = Config::parse(text, Path::new("p.toml"), &Overrides::default()).unwrap();

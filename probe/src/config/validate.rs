@@ -13,7 +13,7 @@ use super::{Config, Host, Limits, Overrides, Problem, Target, ceiling, default, 
 use crate::connect::ConnectOptions;
 use crate::dns::{DnsSettings, Families};
 use crate::push::PushSettings;
-use crate::result::Identity;
+use crate::result::{Identity, MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule, valid_ident};
 
 /// Label names the probe sets itself; a user label may not shadow them.
 pub(crate) const RESERVED_LABELS: [&str; 9] = [
@@ -240,18 +240,21 @@ impl Checker {
             raw.probe.src_region.as_ref(),
             "probe.src_region",
             Some("--src-region / VANTAGE_SRC_REGION"),
+            MAX_NAME_LEN,
         );
         let zone = self.ident(
             o.zone.as_deref(),
             raw.probe.zone.as_ref(),
             "probe.zone",
             None,
+            MAX_NAME_LEN,
         );
         let probe_id = self.ident(
             o.probe_id.as_deref(),
             raw.probe.id.as_ref(),
             "probe.id",
             Some("--probe-id / VANTAGE_PROBE_ID"),
+            MAX_PROBE_ID_LEN,
         );
         Some(Identity {
             src_region: src_region?,
@@ -267,6 +270,7 @@ impl Checker {
         file: Option<&S<String>>,
         field: &str,
         required: Option<&str>,
+        max: usize,
     ) -> Option<String> {
         let (value, loc) = match (over, file) {
             (Some(v), _) => (v.to_string(), Loc::default()),
@@ -286,18 +290,8 @@ impl Checker {
                 return None;
             }
         };
-        let ok = !value.is_empty()
-            && value.len() <= 63
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !ok {
-            self.push(
-                &loc,
-                field,
-                Some(format!("{value:?}")),
-                "must be 1-63 characters of letters, digits, '-', '_' or '.'",
-            );
+        if !valid_ident(&value, max) {
+            self.push(&loc, field, Some(format!("{value:?}")), ident_rule(max));
             return None;
         }
         Some(value)

@@ -202,6 +202,27 @@ fn traffic() -> Vec<(&'static str, Batch)> {
     out
 }
 
+/// Probes take their id from their pod's name, which can be 253
+/// characters long (a Deployment's pod: name, ReplicaSet hash, suffix).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_named_after_a_long_pod_reports() {
+    let dir = Scratch::new("collector-long-id");
+    let (addr, stop, task) = start(&dir, "").await;
+    let pod = format!("{}-7d4b9c8f6d-x2k9p", "checkout".repeat(29));
+    assert_eq!(pod.len(), 249);
+    let b = batch(
+        "us-east-2",
+        &pod,
+        1,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    );
+    assert_eq!(post(addr, EAST, &b).await.0, 200);
+    let probes = get_json(addr, "/api/v1/probes").await;
+    assert_eq!(probes[0]["probe_id"], pod.as_str(), "{probes}");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
 /// An ICMP answer keeps who sent it: the failure record says where the
 /// path broke, and a timeout (nobody answered) names no one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -480,6 +501,13 @@ async fn every_refusal_has_its_status_and_reason_and_changes_nothing() {
             json(&good),
             415,
             "unsupported_encoding",
+        ),
+        (
+            "a probe id longer than any pod name",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| b.probe.probe_id = "p".repeat(254))),
+            422,
+            "invalid_value",
         ),
         (
             "a negative latency (a 2^64 wrap)",
