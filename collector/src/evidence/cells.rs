@@ -46,6 +46,12 @@ pub struct Cell {
     pub rtt_baseline: Vec<u64>,
     /// The same per minute of the latency window, oldest first.
     pub rtt_recent: Vec<(i64, Vec<u64>)>,
+    /// Successful connects in the baseline window: (slow, all), where slow
+    /// took longer than [`SLOW_CONNECT_US`] (a SYN was sent again).
+    pub slow_baseline: (u64, u64),
+    /// The same per minute of the latency window, oldest first:
+    /// (minute, slow, all).
+    pub slow_recent: Vec<(i64, u64, u64)>,
 }
 
 /// What a cell says.
@@ -75,6 +81,8 @@ pub struct Failing {
     pub reasons: BTreeMap<String, u64>,
     /// For a latency regression: RTT before and now.
     pub rtt: Option<RttShift>,
+    /// Which test found it.
+    pub signal: super::localize::Signal,
 }
 
 /// How a path's RTT moved, in milliseconds.
@@ -101,6 +109,16 @@ pub const LATENCY_MIN_BASELINE: u64 = 60;
 pub const LATENCY_MIN_RATIO: f64 = 1.5;
 /// ... and at least this many milliseconds slower.
 pub const LATENCY_MIN_ADDED_MS: f64 = 5.0;
+
+/// A connect that succeeded only after its SYN was sent again takes at
+/// least the kernel's SYN retransmission timeout (1 s), so a successful
+/// connect slower than this (the connect buckets' bound below 1 s) lost a
+/// SYN, or met an RTT no healthy path has.
+pub const SLOW_CONNECT_US: u64 = 900_000;
+/// A path that loses SYNs shows at least this share of slow connects ...
+pub const LOSS_MIN_SHARE: f64 = 0.02;
+/// ... and at least this many of them in the latency window.
+pub const LOSS_MIN_SLOW: u64 = 3;
 
 /// A run of successes this unlikely at the fault's failure rate means the
 /// fault is over.
@@ -214,6 +232,7 @@ impl Cell {
             p_value,
             reasons,
             rtt: None,
+            signal: super::localize::Signal::Failures,
         })
     }
 
@@ -280,8 +299,60 @@ impl Cell {
             p_value,
             reasons: BTreeMap::new(),
             rtt: Some(shift),
+            signal: super::localize::Signal::Latency,
         })
     }
+
+    /// Tests the cell for lost SYNs: connects that succeed, but only after
+    /// the kernel sent their SYN again, a second or more later. With a
+    /// connect timeout above a second, a lossy path shows no failures and
+    /// an unchanged RTT (the kernel times the answered SYN); only these
+    /// slow connects give it away. The last [`LATENCY_WINDOW_MINUTES`]
+    /// against the baseline: at least [`LOSS_MIN_SLOW`] slow connects,
+    /// [`LOSS_MIN_SHARE`] of the successful ones, and more than the
+    /// baseline's share would give (binomial, `alpha`).
+    pub fn lost_syns(&self, alpha: f64) -> State {
+        if self.address.is_none() {
+            return State::Unknown;
+        }
+        let (slow, n) = self
+            .slow_recent
+            .iter()
+            .fold((0, 0), |(k, n), (_, s, a)| (k + s, n + a));
+        if n < LATENCY_MIN_RECENT || self.slow_baseline.1 < LATENCY_MIN_BASELINE {
+            return State::Unknown;
+        }
+        if slow < LOSS_MIN_SLOW || (slow as f64) < LOSS_MIN_SHARE * n as f64 {
+            return State::Healthy;
+        }
+        let p0 = baseline_rate(self.slow_baseline.0, self.slow_baseline.1);
+        let p_value = binomial_tail(slow, n, p0);
+        if p_value >= alpha {
+            return State::Healthy;
+        }
+        let since_us = self
+            .slow_recent
+            .iter()
+            .find(|(_, s, _)| *s > 0)
+            .map_or(self.first_us, |(m, _, _)| m * MINUTE_US);
+        State::Failing(Failing {
+            since_us,
+            failures: slow,
+            attempts: n,
+            p_value,
+            reasons: BTreeMap::from([("syn_retransmit".to_string(), slow)]),
+            rtt: None,
+            signal: super::localize::Signal::Loss,
+        })
+    }
+}
+
+/// Successful connects of a minute: (slower than [`SLOW_CONNECT_US`], all).
+pub fn slow_of(c: &ConnectMinute) -> (u64, u64) {
+    use vantage_probe::stats::CONNECT_BUCKETS_US as B;
+    let first_slow = B.partition_point(|&b| b <= SLOW_CONNECT_US);
+    let slow = c.duration.counts.iter().skip(first_slow).sum();
+    (slow, c.outcomes[ConnectOutcome::Ok.index()])
 }
 
 /// The group of a target from its stored labels (JSON), and whether it is
@@ -344,6 +415,8 @@ pub fn read(
                     local_since_us: None,
                     rtt_baseline: Vec::new(),
                     rtt_recent: Vec::new(),
+                    slow_baseline: (0, 0),
+                    slow_recent: Vec::new(),
                 })
             }
         };
@@ -361,9 +434,13 @@ pub fn read(
             if minute >= recent_minute {
                 cell.local_failures += local;
             }
+            let (slow, ok) = slow_of(&c);
             if minute > now_minute - LATENCY_WINDOW_MINUTES {
                 cell.rtt_recent.push((minute, c.rtt.counts.clone()));
+                cell.slow_recent.push((minute, slow, ok));
             } else {
+                cell.slow_baseline.0 += slow;
+                cell.slow_baseline.1 += ok;
                 if cell.rtt_baseline.is_empty() {
                     cell.rtt_baseline = vec![0; c.rtt.counts.len()];
                 }
@@ -406,6 +483,7 @@ pub fn read(
         .filter(|c| c.attempts > 0 || !c.failures.is_empty())
         .map(|mut c| {
             c.rtt_recent.sort_by_key(|(m, _)| *m);
+            c.slow_recent.sort_by_key(|(m, _, _)| *m);
             c
         })
         .collect();
@@ -446,9 +524,56 @@ mod tests {
                 local_since_us: None,
                 rtt_baseline: Vec::new(),
                 rtt_recent: Vec::new(),
+                slow_baseline: (0, 0),
+                slow_recent: Vec::new(),
             },
             now,
         )
+    }
+
+    #[test]
+    fn connects_slowed_by_a_lost_syn_are_counted_from_the_duration_buckets() {
+        use vantage_probe::stats::CONNECT_BUCKETS_US as B;
+        let mut m = ConnectMinute::default();
+        for (us, n) in [(800, 50), (899_000, 2), (1_001_000, 5), (2_004_000, 2)] {
+            for _ in 0..n {
+                m.outcomes[ConnectOutcome::Ok.index()] += 1;
+                m.duration.observe(&B, us);
+            }
+        }
+        m.outcomes[ConnectOutcome::Timeout.index()] += 3;
+        assert_eq!(slow_of(&m), (7, 59));
+    }
+
+    #[test]
+    fn lost_syns_are_a_signal_only_beyond_the_baseline() {
+        // 60 connects a minute; `slow` of them a second late in each of the
+        // last five minutes, against an hour with `base_slow` of 3600.
+        let lossy = |slow: u64, base_slow: u64| {
+            let (mut c, _) = cell(300, &[], (3600, 0));
+            c.slow_baseline = (base_slow, 3600);
+            c.slow_recent = (0..5).map(|m| (100 + m, slow, 60)).collect();
+            c
+        };
+        let State::Failing(f) = lossy(6, 0).lost_syns(1e-3) else {
+            panic!("{:?}", lossy(6, 0).lost_syns(1e-3));
+        };
+        assert_eq!((f.failures, f.attempts), (30, 300));
+        assert_eq!(f.reasons["syn_retransmit"], 30);
+        assert_eq!(f.signal, super::super::localize::Signal::Loss);
+        assert_eq!(f.since_us, 100 * MINUTE_US);
+        // A path that always lost this many is its own normal.
+        assert_eq!(lossy(6, 360).lost_syns(1e-3), State::Healthy);
+        // One slow connect in five minutes is not a lossy path.
+        let mut one = lossy(0, 0);
+        one.slow_recent[2].1 = 1;
+        assert_eq!(one.lost_syns(1e-3), State::Healthy);
+        // Too little data to say, and no RTT for a name.
+        let (thin, _) = cell(300, &[], (3600, 0));
+        assert_eq!(thin.lost_syns(1e-3), State::Unknown);
+        let mut dns = lossy(6, 0);
+        dns.address = None;
+        assert_eq!(dns.lost_syns(1e-3), State::Unknown);
     }
 
     #[test]

@@ -87,6 +87,7 @@ fn pairs(f: &Finding) -> BTreeSet<(String, String)> {
                 let signal = match f.signal {
                     super::localize::Signal::Failures => "",
                     super::localize::Signal::Latency => "latency:",
+                    super::localize::Signal::Loss => "loss:",
                 };
                 for t in &f.targets {
                     out.insert((r.clone(), format!("{signal}{t}")));

@@ -71,6 +71,8 @@ pub enum Signal {
     Failures,
     /// Connects succeeding, but slower than their baseline.
     Latency,
+    /// Connects succeeding, but only after a lost SYN was sent again.
+    Loss,
 }
 
 /// A probe as the fleet knows it, for silent-probe findings.
@@ -185,6 +187,7 @@ pub fn localize(cells: &[Cell], probes: &[ProbeLiveness], now_us: i64, alpha: f6
         .filter(|c| c.address.is_some())
         .collect();
     findings.extend(localize_voting(&latency, &|c: &Cell| c.latency(alpha)));
+    findings.extend(localize_voting(&latency, &|c: &Cell| c.lost_syns(alpha)));
     findings.extend(own);
     sorted(findings)
 }
@@ -656,14 +659,14 @@ fn finding(
             }
         }
     }
+    let signal = cells
+        .iter()
+        .find_map(|j| j.failing.as_ref().map(|f| f.signal))
+        .unwrap_or_default();
     let evidence: Vec<RegionEvidence> = per_region.into_values().collect();
     let mut f = Finding {
         scope,
-        signal: if evidence.iter().any(|e| e.rtt.is_some()) {
-            Signal::Latency
-        } else {
-            Signal::Failures
-        },
+        signal,
         src_regions: evidence.iter().map(|e| e.src_region.clone()).collect(),
         targets: targets.into_iter().collect(),
         target_group,
@@ -717,6 +720,37 @@ fn explain_latency(
     }
 }
 
+fn explain_loss(
+    f: &Finding,
+    share: u64,
+    since: &str,
+    regions: &str,
+    targets: &str,
+    alternatives: &str,
+) -> String {
+    let slow = "succeed only after a lost SYN is sent again, a second or more late";
+    let group = f.target_group.as_deref().unwrap_or("these");
+    match f.scope {
+        Scope::Target => format!(
+            "Since {since} {share}% of connects to {targets} from {regions} ({}) {slow}: packets are lost at or near the target, not in one region's network.",
+            f.quorum
+        ),
+        Scope::Source => format!(
+            "Since {since} {share}% of connects from {regions} to {targets} {slow}{alternatives}: {regions}'s own network or egress loses packets."
+        ),
+        Scope::Path => format!(
+            "Since {since} {share}% of connects from {regions} to {group} targets ({targets}) {slow}{alternatives}: packets are lost on the {regions} -> {group} path, not at the targets."
+        ),
+        Scope::Address => format!(
+            "Since {since} {share}% of connects to {} of {targets} from {regions} {slow}, while its other addresses do not: that backend address loses packets.",
+            f.address.as_deref().unwrap_or("one address")
+        ),
+        _ => format!(
+            "Since {since} {share}% of connects from {regions} to {targets} {slow}, and the data cannot say whether the target or the path loses them."
+        ),
+    }
+}
+
 fn list(items: &[String]) -> String {
     match items {
         [] => "no region".to_string(),
@@ -763,6 +797,9 @@ fn explain(f: &Finding) -> String {
     };
     if f.signal == Signal::Latency {
         return explain_latency(f, &since, &regions, &targets, &alternatives);
+    }
+    if f.signal == Signal::Loss {
+        return explain_loss(f, share, &since, &regions, &targets, &alternatives);
     }
     match f.scope {
         Scope::Target => format!(
@@ -951,6 +988,8 @@ mod tests {
                         local_since_us: None,
                         rtt_baseline: Vec::new(),
                         rtt_recent: Vec::new(),
+                        slow_baseline: (0, 0),
+                        slow_recent: Vec::new(),
                     });
                 }
             }
@@ -1184,6 +1223,47 @@ mod tests {
         assert!(
             f[0].explanation
                 .ends_with("the delay is on the us-east-2 -> gcp path.")
+        );
+    }
+
+    /// Seed 003 with a 5 s connect timeout: a fifth of the SYNs from
+    /// us-east-2 to gcp are lost, every connect still succeeds, the RTT is
+    /// unchanged; only connects a second late give it away.
+    #[test]
+    fn lost_syns_on_one_path_are_a_loss_path_finding() {
+        let mut cells = fleet(|_, _, _| 0.0);
+        for c in cells.iter_mut().filter(|c| c.address.is_some()) {
+            c.slow_baseline = (0, 3600);
+            let lossy = c.src_region == "us-east-2" && c.group == "gcp";
+            c.slow_recent = (0..5)
+                .map(|m| {
+                    (
+                        NOW / crate::store::MINUTE_US - 4 + m,
+                        if lossy { 12 } else { 0 },
+                        60,
+                    )
+                })
+                .collect();
+        }
+        let f = localize_all(&cells, NOW, 1e-3);
+        assert_eq!(
+            scopes(&f),
+            [(Scope::Path, v(&["us-east-2"]), v(&["api", "db", "queue"]))]
+        );
+        assert_eq!(f[0].signal, Signal::Loss);
+        assert_eq!(f[0].healthy_alternatives, v(&["onprem", "us-west-1"]));
+        assert!(
+            f[0].explanation.contains(
+                "20% of connects from us-east-2 to gcp targets (api, db and queue) succeed only after a lost SYN is sent again"
+            ),
+            "{}",
+            f[0].explanation
+        );
+        assert!(
+            f[0].explanation
+                .ends_with("packets are lost on the us-east-2 -> gcp path, not at the targets."),
+            "{}",
+            f[0].explanation
         );
     }
 

@@ -27,6 +27,9 @@ pub fn cell(c: &MatrixCell) -> String {
     if let (Some(p50), Some(p95)) = (c.rtt_p50_ms, c.rtt_p95_ms) {
         s.push_str(&format!(" · {p50} / {p95} ms"));
     }
+    if c.slow_connects > 0 {
+        s.push_str(&format!(" · {} a second late", c.slow_connects));
+    }
     s
 }
 
@@ -73,7 +76,7 @@ pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     } else {
         writeln!(
             out,
-            "Connect failures per region and target group over the window: failed/attempts (%), the most common failure, and median / p95 kernel RTT of the successful connects."
+            "Connect failures per region and target group over the window: failed/attempts (%), the most common failure, median / p95 kernel RTT of the successful connects, and how many of those came a second late (a lost SYN sent again)."
         )?;
         writeln!(out)?;
         write!(out, "| Region |")?;

@@ -131,6 +131,10 @@ pub struct MatrixCell {
     pub dominant_reason: Option<String>,
     /// SYN retransmits, over every attempt.
     pub syn_retransmits: u64,
+    /// Successful connects that took over 0.9 s: a SYN was lost and sent
+    /// again. Absent from older collectors.
+    #[serde(default)]
+    pub slow_connects: u64,
     /// Median kernel RTT of successful connects, ms.
     pub rtt_p50_ms: Option<f64>,
     /// 95th percentile, ms.
@@ -250,6 +254,7 @@ pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, R
             failures: a.failures,
             dominant_reason: a.dominant(),
             syn_retransmits: a.syn_retransmits,
+            slow_connects: a.slow_connects,
             rtt_p50_ms: a.rtt(0.5),
             rtt_p95_ms: a.rtt(0.95),
         })
@@ -500,6 +505,7 @@ struct Acc {
     attempts: u64,
     failures: u64,
     syn_retransmits: u64,
+    slow_connects: u64,
     reasons: BTreeMap<&'static str, u64>,
     rtt: Option<Hist>,
 }
@@ -515,6 +521,7 @@ impl Acc {
             }
         }
         self.syn_retransmits += m.syn_retransmits;
+        self.slow_connects += crate::evidence::cells::slow_of(m).0;
         match &mut self.rtt {
             Some(h) => h.merge(&m.rtt),
             None => self.rtt = Some(m.rtt.clone()),

@@ -295,7 +295,7 @@ async fn icmp_senders_say_where_the_path_broke() {
     let (api, db) = ([10, 1, 0, 1], [10, 1, 0, 2]);
     let (router, edge) = (Some("10.1.255.1"), Some("10.1.255.2"));
     use ConnectOutcome::{HostUnreachable as Host, NetUnreachable as Net, Ok as Up, Timeout};
-    let traffic = [
+    let mut traffic = [
         (
             "us-east-2",
             vec![
@@ -318,6 +318,8 @@ async fn icmp_senders_say_where_the_path_broke() {
             ],
         ),
     ];
+    // One connect that succeeded a second late: its SYN was sent again.
+    traffic[0].1[5].attempts[0].duration_us = 1_200_000;
     for (region, results) in traffic {
         let batch = Batch {
             schema: SCHEMA_VERSION,
@@ -392,7 +394,22 @@ async fn icmp_senders_say_where_the_path_broke() {
         ]
     );
 
+    let slow: Vec<(&str, &str, u64)> = all
+        .matrix
+        .iter()
+        .map(|c| (c.src_region.as_str(), c.group.as_str(), c.slow_connects))
+        .collect();
+    assert_eq!(
+        slow,
+        [
+            ("us-east-2", "api", 1),
+            ("us-east-2", "db", 0),
+            ("us-west-1", "api", 0),
+            ("us-west-1", "db", 0)
+        ]
+    );
     let [md, txt, json, _] = render(&all);
+    assert!(md.contains(" · 1 a second late |"), "{md}");
     assert!(
         md.contains("| 10.1.255.1 | host_unreachable | 4 | us-east-2 | api, db |"),
         "{md}"

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use std::collections::HashMap;
 
-use vantage_collector::evidence::cells::LATENCY_WINDOW_MINUTES;
+use vantage_collector::evidence::cells::{LATENCY_MIN_BASELINE, LATENCY_WINDOW_MINUTES};
 use vantage_tests::lab::delay::Delay;
 use vantage_tests::lab::{Answer, Fault, FaultRule, Lab, RESOLVER};
 use vantage_tests::{Scratch, bin};
@@ -43,19 +43,24 @@ fn probe_config(lab: &Lab, region: &str) -> String {
 }
 
 /// The lab's three regions and two providers (two services each), with its
-/// collector and probes started and reporting.
-fn started(scratch: &Scratch) -> Lab {
+/// collector and probes started and reporting; the probes connect every
+/// `interval` and give up after `timeout`.
+fn started(scratch: &Scratch, interval: &str, timeout: &str) -> Lab {
     let mut lab = Lab::build(
         &scratch.path,
         &REGIONS,
         &[("gcp", &[8000, 8001]), ("aws", &[8000, 8001])],
     );
-    start(&mut lab);
+    start(&mut lab, interval, timeout);
     lab
 }
 
+/// Below the 1 s SYN retransmit: a lost SYN is a timeout, as for the
+/// applications of seed 003.
+const SEED_003_TIMEOUT: &str = "900ms";
+
 /// Collector and probes for the lab, started and reporting.
-fn start(lab: &mut Lab) {
+fn start(lab: &mut Lab, interval: &str, timeout: &str) {
     let mut collector = format!(
         "[server]\nfleet = \"lab\"\nlisten = \"0.0.0.0:{PORT}\"\ndata_dir = \"data\"\n\
          [limits]\nmax_batches_per_second = 1000\n\
@@ -83,10 +88,8 @@ fn start(lab: &mut Lab) {
         let mut text = format!(
             "[probe]\nsrc_region = \"{}\"\nid = \"{}-lab\"\n[admin]\nlisten = \"127.0.0.1:9650\"\n\
              [collector]\nurl = \"http://10.10.{}.1:{PORT}\"\ntoken = \"{}\"\nspool_dir = \"spool-{}\"\nflush_interval = \"250ms\"\n\
-             [defaults]\ninterval = \"1s\"\n\
-             # Below the 1 s SYN retransmit: a lost SYN is a timeout, as for the\n\
-             # applications of seed 003.\n\
-             timeout = \"900ms\"\nfamilies = [\"ipv4\"]\n\
+             [defaults]\ninterval = \"{interval}\"\n\
+             timeout = \"{timeout}\"\nfamilies = [\"ipv4\"]\n\
              [dns]\nservers = [\"{RESOLVER}\"]\ntimeout = \"300ms\"\n\
              # A name with three addresses, behind the lab's resolver.\n\
              [[targets]]\nname = \"api\"\nhost = \"api.gcp.lab\"\nport = 8000\ninterval = \"2s\"\n\
@@ -209,7 +212,7 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
         return;
     }
     let scratch = Scratch::new("lab");
-    let mut lab = started(&scratch);
+    let mut lab = started(&scratch, "1s", SEED_003_TIMEOUT);
     // A clean fleet has nothing to say.
     std::thread::sleep(Duration::from_secs(5));
     assert!(findings(&lab).is_empty(), "{:#?}", findings(&lab));
@@ -430,20 +433,28 @@ fn unix_now() -> u64 {
 }
 
 /// Scenario 4, +40 ms on one path: a latency finding on exactly that path.
-/// A run of its own (beside the other scenarios): RTT baselines are whole
-/// minutes older than the latency window, so the fleet must first run
-/// clean for that long.
+/// Beside it, seed 003 as most probes would meet it, with a connect timeout
+/// above a second: a tenth of the SYNs from onprem to gcp are lost, and
+/// nearly every connect still succeeds, a second late. That is a loss
+/// finding on exactly that path.
+///
+/// A run of its own (beside the other scenarios): RTT and slow-connect
+/// baselines are whole minutes older than the 5-minute window, so the
+/// fleet must first run clean for that long.
 #[test]
-fn forty_ms_on_one_path_is_a_latency_finding_on_exactly_that_path() {
+fn forty_ms_on_one_path_is_a_latency_finding_and_lost_syns_on_another_a_loss_finding() {
     if !Lab::require() {
         return;
     }
     let scratch = Scratch::new("lab-latency");
-    let mut lab = started(&scratch);
+    // A timeout above the 1 s SYN retransmit, below the 2 s interval.
+    let mut lab = started(&scratch, "2s", "1500ms");
     // The baseline is the minutes before the latency window: the partial
-    // minute now and the first whole one (60 connects per cell).
+    // minute now and whole ones, until they hold enough connects per cell
+    // (30 a minute).
+    let whole = (LATENCY_MIN_BASELINE * 2).div_ceil(60);
     let first_minute = unix_now() / 60 + 1;
-    let ready_at = (first_minute + LATENCY_WINDOW_MINUTES as u64) * 60 + 2;
+    let ready_at = (first_minute + whole - 1 + LATENCY_WINDOW_MINUTES as u64) * 60 + 2;
     eprintln!(
         "lab: waiting {} s for a clean RTT baseline",
         ready_at.saturating_sub(unix_now())
@@ -462,20 +473,72 @@ fn forty_ms_on_one_path_is_a_latency_finding_on_exactly_that_path() {
             jitter: Duration::ZERO,
         }),
     );
-    let (f, took) = lab.wait_for(
-        "a latency finding for us-west-1 -> aws",
-        Duration::from_secs(120),
+    // onprem -> gcp: 10% of SYNs dropped.
+    lab.add_fault(FaultRule {
+        region: Some(2),
+        backend: Some(0),
+        fault: Fault::Loss(10),
+        ..FaultRule::default()
+    });
+    let gcp = ["api", "gcp-svc0", "gcp-svc1"];
+    let is_latency = |f: &Value| {
+        f["signal"] == "latency"
+            && strings(&f["src_regions"]) == ["us-west-1"]
+            && strings(&f["targets"]) == ["aws-svc0", "aws-svc1"]
+    };
+    let is_loss = |f: &Value| {
+        f["signal"] == "loss"
+            && strings(&f["src_regions"]) == ["onprem"]
+            && strings(&f["targets"]) == gcp
+    };
+    // Nothing but these two, while they build up (each may name some of
+    // its targets before all of them); a SYN lost twice in a row (1% of
+    // connects) is a timeout, so a failures finding on the lossy path may
+    // join them.
+    let within = |f: &Value, region: &str, targets: &[&str]| {
+        strings(&f["src_regions"]) == [region]
+            && strings(&f["targets"])
+                .iter()
+                .all(|t| targets.contains(&t.as_str()))
+    };
+    let expected = |f: &Value| {
+        (f["signal"] == "latency" && within(f, "us-west-1", &["aws-svc0", "aws-svc1"]))
+            || ((f["signal"] == "loss" || f["signal"] == "failures") && within(f, "onprem", &gcp))
+    };
+    // Each finding with how long it took to appear.
+    let start = std::time::Instant::now();
+    let (mut latency, mut loss) = (None, None);
+    lab.wait_for(
+        "a latency finding for us-west-1 -> aws and a loss finding for onprem -> gcp",
+        Duration::from_secs(300),
         || {
             let f = findings(&lab);
-            (f.len() == 1
-                && f[0]["signal"] == "latency"
-                && strings(&f[0]["targets"]) == ["aws-svc0", "aws-svc1"])
-            .then(|| f[0].clone())
+            assert!(f.iter().all(expected), "{f:#?}");
+            if latency.is_none() {
+                latency = f
+                    .iter()
+                    .find(|f| is_latency(f))
+                    .map(|f| (f.clone(), start.elapsed()));
+            }
+            if loss.is_none() {
+                loss = f
+                    .iter()
+                    .find(|f| is_loss(f))
+                    .map(|f| (f.clone(), start.elapsed()));
+            }
+            (latency.is_some() && loss.is_some()).then_some(())
         },
     );
-    eprintln!("lab: latency finding after {took:?}: {}", f["explanation"]);
+    let ((f, latency_took), (loss, loss_took)) = (latency.unwrap(), loss.unwrap());
+    eprintln!(
+        "lab: latency finding after {latency_took:?}: {}",
+        f["explanation"]
+    );
+    eprintln!(
+        "lab: loss finding after {loss_took:?}: {}",
+        loss["explanation"]
+    );
     assert_eq!(f["scope"], "path", "{f:#}");
-    assert_eq!(strings(&f["src_regions"]), ["us-west-1"]);
     assert_eq!(f["target_group"], "aws");
     assert_eq!(strings(&f["healthy_alternatives"]), ["onprem", "us-east-2"]);
     // The p95 is read from histogram buckets: well above the baseline,
@@ -483,11 +546,35 @@ fn forty_ms_on_one_path_is_a_latency_finding_on_exactly_that_path() {
     let rtt = &f["evidence"][0]["rtt"];
     let shift = rtt["recent_p95_ms"].as_f64().unwrap() - rtt["baseline_p95_ms"].as_f64().unwrap();
     assert!(shift >= 20.0, "{f:#}");
-    assert!(took < Duration::from_secs(90), "found after {took:?}");
-    // Nothing else moved: the same one finding a few evaluations later.
+
+    assert_eq!(loss["scope"], "path", "{loss:#}");
+    assert_eq!(loss["target_group"], "gcp");
+    assert_eq!(
+        strings(&loss["healthy_alternatives"]),
+        ["us-east-2", "us-west-1"]
+    );
+    // Measured against the wire: about a tenth of the successful connects
+    // came a second late.
+    let e = &loss["evidence"][0];
+    let share = e["failures"].as_f64().unwrap() / e["attempts"].as_f64().unwrap();
+    assert!((0.04..=0.2).contains(&share), "{loss:#}");
+    assert!(
+        loss["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("succeed only after a lost SYN is sent again"),
+        "{loss:#}"
+    );
+    // Latency shows within a minute or two; loss takes a few minutes at
+    // 30 connects a minute per path, against a baseline of only minutes.
+    assert!(latency_took < Duration::from_secs(150), "{latency_took:?}");
+    assert!(loss_took < Duration::from_secs(270), "{loss_took:?}");
+
+    // Nothing else moved: the same findings a few evaluations later.
     std::thread::sleep(Duration::from_secs(3));
     let after = findings(&lab);
-    assert_eq!(after.len(), 1, "{after:#?}");
-    assert_eq!(strings(&after[0]["src_regions"]), ["us-west-1"]);
+    assert!(after.iter().all(expected), "{after:#?}");
+    assert!(after.iter().any(is_latency) && after.iter().any(is_loss));
     lab.set_delay(1, 1, None);
+    lab.clear_faults();
 }
