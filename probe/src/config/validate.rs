@@ -465,6 +465,7 @@ impl Checker {
                 }
             },
         };
+        let token_file = r.token_file.as_ref().map(|f| base.join(f.get_ref()));
         let token = match (&r.token, &r.token_file) {
             (Some(t), None) => Some(t.get_ref().trim().to_string()),
             (None, Some(f)) => {
@@ -611,6 +612,7 @@ impl Checker {
         Some(PushSettings {
             url: url?,
             token: token?,
+            token_file,
             spool_dir: spool_dir?,
             spool_max_bytes: spool_max_bytes? as u64,
             batch_max_results: batch_max_results? as usize,

@@ -155,6 +155,12 @@ impl Fetcher {
         };
         if !status.is_success() {
             tracing::warn!(%url, %status, body = %body.trim(), "fleet inventory refused");
+            // A rotated token: the next fetch uses the token file's new one.
+            if status == StatusCode::UNAUTHORIZED
+                && let Some(new) = super::rotated_token(&self.settings, &self.settings.token).await
+            {
+                self.settings.token = new;
+            }
             return Fetched::Failed;
         }
         let cache = cache_path(&self.settings.spool_dir);

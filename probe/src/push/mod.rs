@@ -37,6 +37,9 @@ pub struct PushSettings {
     pub url: String,
     /// Bearer token.
     pub token: String,
+    /// The file the token was read from, if any. It is read again when the
+    /// collector refuses the token (401): a rotated Secret needs no restart.
+    pub token_file: Option<PathBuf>,
     /// Where unacknowledged batches wait.
     pub spool_dir: PathBuf,
     /// Most bytes the spool may hold.
@@ -259,7 +262,8 @@ fn seal(shared: &Shared, identity: &Identity, pending: &mut Vec<RoundResult>, la
 async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<Shared>) {
     let (spool, metrics, stop) = (&shared.spool, &shared.metrics, &shared.stop_sending);
     let url = format!("{}{RESULTS_PATH}", settings.url.trim_end_matches('/'));
-    let auth = format!("Bearer {}", settings.token);
+    let mut token = settings.token.clone();
+    let mut auth = format!("Bearer {token}");
     let mut backoff = Duration::ZERO;
     loop {
         // Wait out the backoff, unless the probe is stopping: then there is
@@ -309,7 +313,25 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
             () = stop.cancelled() => return,
             r = sent => r,
         };
-        match classify(response).await {
+        let sent = match classify(response).await {
+            // The collector took a new token; the token file may have it
+            // too. Then send again at once, with it.
+            Sent::Unauthorized(why) => match rotated_token(&settings, &token).await {
+                Some(new) => {
+                    token = new;
+                    auth = format!("Bearer {token}");
+                    metrics.push_batches.with_label_values(&["failed"]).inc();
+                    tracing::info!(
+                        "the collector refused the token; sending with the one now in the token file"
+                    );
+                    backoff = Duration::ZERO;
+                    continue;
+                }
+                None => Sent::Retry(why),
+            },
+            other => other,
+        };
+        match sent {
             Sent::Acked(ack) => {
                 backoff = Duration::ZERO;
                 let label = if ack.duplicate { "duplicate" } else { "stored" };
@@ -335,7 +357,7 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
                 let _ = s.reject(entry.seq);
                 update_gauges(metrics, &s);
             }
-            Sent::Retry(why) => {
+            Sent::Unauthorized(why) | Sent::Retry(why) => {
                 metrics.push_batches.with_label_values(&["failed"]).inc();
                 if shared.draining.load(Ordering::Acquire) {
                     // Stopping and the collector is not taking batches: one
@@ -358,7 +380,19 @@ pub const SENT_AT_HEADER: &str = "x-vantage-sent-at";
 enum Sent {
     Acked(Ack),
     Refused(u16, Refusal),
+    /// 401: the token is not (or no longer) known to the collector.
+    Unauthorized(String),
     Retry(String),
+}
+
+/// The token in `settings.token_file`, read again, if it is usable and is
+/// not `current`: the collector refused `current`, and a rotated Secret or
+/// file may already hold the new one.
+pub async fn rotated_token(settings: &PushSettings, current: &str) -> Option<String> {
+    let path = settings.token_file.clone()?;
+    let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
+    let new = read.await.ok()?.ok()?.trim().to_string();
+    (new.len() >= 16 && new != current).then_some(new)
 }
 
 async fn classify(response: reqwest::Result<reqwest::Response>) -> Sent {
@@ -382,7 +416,9 @@ async fn classify(response: reqwest::Result<reqwest::Response>) -> Sent {
                 message: text,
             }),
         ),
-        // Auth (a token being rotated), rate limits, server trouble: retry.
+        // A token being rotated: the token file may have the new one.
+        401 => Sent::Unauthorized(format!("HTTP 401: {text}")),
+        // Rate limits, server trouble: retry.
         s => Sent::Retry(format!("HTTP {s}: {text}")),
     }
 }
@@ -404,6 +440,7 @@ impl std::fmt::Debug for PushSettings {
         f.debug_struct("PushSettings")
             .field("url", &self.url)
             .field("token", &"<redacted>")
+            .field("token_file", &self.token_file)
             .field("spool_dir", &self.spool_dir)
             .field("spool_max_bytes", &self.spool_max_bytes)
             .field("batch_max_results", &self.batch_max_results)

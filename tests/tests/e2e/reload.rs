@@ -396,3 +396,136 @@ async fn a_swapped_secret_rotates_the_token_and_renews_the_certificate_without_a
     assert_eq!(ask(&new_ca, EAST, "/api/v1/findings").await.0, 401);
     assert!(p.child.try_wait().unwrap().is_none());
 }
+
+/// A token rotated in place on both sides (the collector's token file and
+/// the probe's, as two Secrets would be): the collector takes the new one
+/// by itself, refuses the old, and the running probe, refused, reads its
+/// token file again and carries on with no restart and nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rotated_in_both_files_needs_no_restart_of_either() {
+    let dir = Scratch::new("rotate-both");
+    const OLD: &str = "old-token-0123456789abcdef";
+    const NEW: &str = "new-token-0123456789abcdef";
+    // Replaced the way a Secret volume or an editor replaces a file.
+    let replace = |name: &str, text: &str| {
+        let tmp = dir.write(&format!("{name}.tmp"), text);
+        std::fs::rename(tmp, dir.path.join(name)).unwrap();
+    };
+    replace("collector.token", OLD);
+    replace("probe.token", OLD);
+    let listen: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let config = dir.write(
+        "collector.toml",
+        &format!(
+            "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\nwatch_every = \"200ms\"\n\
+             [[tokens]]\ntoken_file = \"collector.token\"\nsrc_region = \"us-east-2\"\n"
+        ),
+    );
+    let _collector = Proc::spawn(
+        Command::new(bin("vantage-collector"))
+            .args(["serve", "--log-level", "warn", "--config"])
+            .arg(&config),
+    );
+    wait_for_200(listen, "/-/ready", Duration::from_secs(10)).await;
+    let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let probe_config = dir.write(
+        "probe.toml",
+        &format!(
+            "[probe]\nsrc_region = \"us-east-2\"\nid = \"e1\"\n[admin]\nlisten = \"{admin}\"\n\
+             [collector]\nurl = \"http://{listen}\"\ntoken_file = \"probe.token\"\n\
+             spool_dir = \"spool\"\nflush_interval = \"200ms\"\n\
+             [[targets]]\nname = \"collector\"\nhost = \"127.0.0.1\"\nport = {}\n\
+             interval = \"500ms\"\ntimeout = \"400ms\"\n",
+            listen.port()
+        ),
+    );
+    let mut probe = Proc::spawn(
+        Command::new(bin("vantage-probe"))
+            .args(["run", "--log-level", "info", "--config"])
+            .arg(&probe_config),
+    );
+    let before = stored_at_least(admin, 2.0, "the probe never pushed").await;
+
+    // Both files get the new token; the collector takes it by itself.
+    replace("collector.token", NEW);
+    replace("probe.token", NEW);
+    let status = |token: &'static str| async move {
+        let auth = format!("Bearer {token}");
+        http(
+            listen,
+            "GET",
+            "/api/v1/findings",
+            &[("Authorization", &auth)],
+            b"",
+        )
+        .await
+        .map_or(0, |(s, _)| s)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status(OLD).await != 401 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old token still works"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status(NEW).await, 200);
+
+    // The probe's pushes go on, with the new token, in the same process.
+    stored_at_least(
+        admin,
+        before + 3.0,
+        "the probe never pushed with the new token",
+    )
+    .await;
+    assert!(
+        probe.child.try_wait().unwrap().is_none(),
+        "the probe exited"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pushed(admin).await.1 > 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the spool never drained"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    probe.signal("TERM");
+    let (status, stderr) =
+        tokio::task::spawn_blocking(move || probe.wait_exit(Duration::from_secs(15)))
+            .await
+            .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sending with the one now in the token file"),
+        "{stderr}"
+    );
+}
+
+/// A probe's batches acknowledged as stored, and batches in its spool.
+async fn pushed(admin: SocketAddr) -> (f64, f64) {
+    let (_, body) = http_get(admin, "/metrics").await.unwrap_or_default();
+    let s = parse_exposition(&body);
+    (
+        value(
+            &s,
+            "vantage_probe_push_batches_total",
+            &[("result", "stored")],
+        )
+        .unwrap_or(0.0),
+        value(&s, "vantage_probe_spool_batches", &[]).unwrap_or(f64::NAN),
+    )
+}
+
+/// Waits until the probe at `admin` has `n` batches stored; that count.
+async fn stored_at_least(admin: SocketAddr, n: f64, what: &str) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (stored, _) = pushed(admin).await;
+        if stored >= n {
+            return stored;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
