@@ -583,12 +583,13 @@ impl Check<'_> {
         };
         // Never echo a secret into an error message.
         if let Some(tok) = &token
-            && tok.len() < 16
+            && tok.len() < vantage_probe::wire::MIN_TOKEN_LEN
         {
             self.problems.push(format!(
-                "  {}:{line}: {field}: the token is {} characters long; use at least 16 (e.g. `openssl rand -hex 32`)",
+                "  {}:{line}: {field}: the token is {} characters long; use at least {} (e.g. `openssl rand -hex 32`)",
                 self.name,
-                tok.len()
+                tok.len(),
+                vantage_probe::wire::MIN_TOKEN_LEN
             ));
         }
         let src_region = match &r.src_region {

@@ -44,7 +44,7 @@ impl Seen {
 
 /// The files a reload reads: the config, its token files, the certificate
 /// and key.
-pub fn watched(path: &Path, config: &Config) -> Vec<PathBuf> {
+fn watched(path: &Path, config: &Config) -> Vec<PathBuf> {
     let mut files = vec![path.to_path_buf()];
     files.extend(config.token_files.iter().cloned());
     if let Some((cert, key)) = &config.tls {

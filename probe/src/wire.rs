@@ -15,6 +15,9 @@ use crate::result::{Identity, RoundResult, Timestamp};
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// The shortest bearer token either side accepts.
+pub const MIN_TOKEN_LEN: usize = 16;
+
 /// The path batches are posted to.
 pub const RESULTS_PATH: &str = "/api/v1/results";
 

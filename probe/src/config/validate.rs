@@ -494,14 +494,18 @@ impl Checker {
             }
         };
         if let Some(t) = &token
-            && t.len() < 16
+            && t.len() < crate::wire::MIN_TOKEN_LEN
         {
             // Never echo the secret itself.
             self.push(
                 &loc,
                 "collector.token",
                 None,
-                format!("{} characters long; use at least 16", t.len()),
+                format!(
+                    "{} characters long; use at least {}",
+                    t.len(),
+                    crate::wire::MIN_TOKEN_LEN
+                ),
             );
         }
         let spool_dir = match &r.spool_dir {

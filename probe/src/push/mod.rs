@@ -392,7 +392,7 @@ pub async fn rotated_token(settings: &PushSettings, current: &str) -> Option<Str
     let path = settings.token_file.clone()?;
     let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
     let new = read.await.ok()?.ok()?.trim().to_string();
-    (new.len() >= 16 && new != current).then_some(new)
+    (new.len() >= crate::wire::MIN_TOKEN_LEN && new != current).then_some(new)
 }
 
 async fn classify(response: reqwest::Result<reqwest::Response>) -> Sent {
