@@ -97,6 +97,17 @@ impl Proc {
         assert!(status.success());
     }
 
+    /// Sends `signal`, waits up to `limit` for the process to exit, and
+    /// insists that it exited successfully; its stderr.
+    pub async fn stop_cleanly(self, signal: &str, limit: Duration) -> String {
+        self.signal(signal);
+        let (status, stderr) = tokio::task::spawn_blocking(move || self.wait_exit(limit))
+            .await
+            .expect("waiting for the process");
+        assert!(status.success(), "{status:?} after SIG{signal}: {stderr}");
+        stderr
+    }
+
     /// Waits up to `limit` for the process to exit; its status and stderr.
     pub fn wait_exit(mut self, limit: Duration) -> (std::process::ExitStatus, String) {
         let deadline = Instant::now() + limit;

@@ -83,8 +83,9 @@ fn rounds(region: &str, second: u64) -> Vec<RoundResult> {
         .collect()
 }
 
-async fn fleet_store(dir: &std::path::Path) -> Store {
-    let store = Store::open(
+/// A store that keeps everything: the fixtures are in the past.
+fn open_store(dir: &std::path::Path) -> Store {
+    Store::open(
         dir,
         Retention {
             rollups: Duration::from_secs(3650 * 86_400),
@@ -93,7 +94,11 @@ async fn fleet_store(dir: &std::path::Path) -> Store {
         },
         Arc::new(|_, _, _| {}),
     )
-    .unwrap();
+    .unwrap()
+}
+
+async fn fleet_store(dir: &std::path::Path) -> Store {
+    let store = open_store(dir);
     store
         .write(|c| {
             c.execute(
@@ -259,16 +264,7 @@ async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
 async fn icmp_senders_say_where_the_path_broke() {
     let dir = std::env::temp_dir().join(format!("vantage-report-icmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let store = Store::open(
-        &dir,
-        Retention {
-            rollups: Duration::from_secs(3650 * 86_400),
-            failures: Duration::from_secs(3650 * 86_400),
-            receipts: Duration::from_secs(3650 * 86_400),
-        },
-        Arc::new(|_, _, _| {}),
-    )
-    .unwrap();
+    let store = open_store(&dir);
     let round = |target: &str, ip: [u8; 4], second: u64, outcome, from: Option<&str>| {
         let at = Timestamp::from(t(second));
         let ok = outcome == ConnectOutcome::Ok;

@@ -216,12 +216,7 @@ async fn run_reloads_on_sighup_keeps_the_old_config_when_bad_and_drains_on_sigte
     .await;
     assert_eq!(value(&s, "vantage_probe_targets", &[]), Some(2.0));
 
-    p.signal("TERM");
-    let (status, stderr) =
-        tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(15)))
-            .await
-            .unwrap();
-    assert!(status.success(), "{status:?} {stderr}");
+    let stderr = p.stop_cleanly("TERM", Duration::from_secs(15)).await;
     assert!(stderr.contains("config reload failed"), "{stderr}");
     assert!(
         stderr.contains("unknown field `bogus`"),
@@ -287,11 +282,7 @@ async fn demo_shows_every_outcome_within_seconds() {
     })
     .await;
     assert!(value(&s, "vantage_probe_rounds_total", &[]).unwrap() > 0.0);
-    p.signal("INT");
-    let (status, _) = tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(15)))
-        .await
-        .unwrap();
-    assert!(status.success());
+    p.stop_cleanly("INT", Duration::from_secs(15)).await;
 }
 
 /// `probe run` under an open-files limit set by the shell that starts it.
@@ -340,12 +331,7 @@ async fn run_raises_its_open_files_limit_to_what_its_caps_hold_and_warns_when_it
     wait_for_200(admin, "/-/ready", Duration::from_secs(10)).await;
     let raised = 1000 + vantage_probe::open_files::RESERVED;
     assert_eq!(open_files_of(p.child.id()), (raised, 4096));
-    p.signal("TERM");
-    let (status, stderr) =
-        tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(15)))
-            .await
-            .unwrap();
-    assert!(status.success(), "{status:?} {stderr}");
+    let stderr = p.stop_cleanly("TERM", Duration::from_secs(15)).await;
     assert!(
         stderr.contains("raised the open-files soft limit"),
         "{stderr}"
@@ -371,12 +357,7 @@ async fn run_raises_its_open_files_limit_to_what_its_caps_hold_and_warns_when_it
     ));
     wait_for_200(admin, "/-/ready", Duration::from_secs(10)).await;
     assert_eq!(open_files_of(p.child.id()), (300, 300));
-    p.signal("TERM");
-    let (status, stderr) =
-        tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(15)))
-            .await
-            .unwrap();
-    assert!(status.success(), "{status:?} {stderr}");
+    let stderr = p.stop_cleanly("TERM", Duration::from_secs(15)).await;
     assert!(
         stderr.contains("the open-files hard limit is 300") && stderr.contains("LimitNOFILE="),
         "{stderr}"

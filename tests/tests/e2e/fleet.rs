@@ -332,12 +332,7 @@ async fn the_fleet_demo_shows_every_region_within_seconds() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    p.signal("INT");
-    let (status, stderr) =
-        tokio::task::spawn_blocking(move || p.wait_exit(Duration::from_secs(30)))
-            .await
-            .unwrap();
-    assert!(status.success(), "{stderr}");
+    p.stop_cleanly("INT", Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use vantage_probe::outcome::ConnectOutcome;
 use vantage_tests::{
     Proc, Scratch, bin, free_port, http, http_get, parse_exposition, value, wait_for_200,
+    wait_until,
 };
 
 use crate::collector::{EAST, WEST, batch, config_text, post, round};
@@ -20,6 +21,21 @@ fn without_watch(text: &str) -> String {
         "data_dir = \"data\"",
         "data_dir = \"data\"\nwatch_every = \"1h\"",
     )
+}
+
+/// What `GET /api/v1/findings` with `token` answers: its status, 0 for no
+/// answer.
+async fn status(addr: SocketAddr, token: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    http(
+        addr,
+        "GET",
+        "/api/v1/findings",
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await
+    .map_or(0, |(s, _)| s)
 }
 
 /// SIGHUP rotates tokens without a restart; a config that does not load
@@ -34,27 +50,7 @@ async fn sighup_rotates_the_tokens_and_a_bad_config_changes_nothing() {
         .arg(&path);
     let mut p = Proc::spawn(&mut c);
     wait_for_200(addr, "/-/ready", Duration::from_secs(10)).await;
-    let hup = |pid: u32| {
-        assert!(
-            Command::new("kill")
-                .args(["-HUP", &pid.to_string()])
-                .status()
-                .unwrap()
-                .success()
-        );
-    };
-    let status = |token: &'static str| async move {
-        let auth = format!("Bearer {token}");
-        http(
-            addr,
-            "GET",
-            "/api/v1/findings",
-            &[("Authorization", &auth)],
-            b"",
-        )
-        .await
-        .map_or(0, |(s, _)| s)
-    };
+    let status = |token| status(addr, token);
     let reload_gauge = || async move {
         let (_, text) = http_get(addr, "/metrics").await.unwrap();
         value(
@@ -78,15 +74,13 @@ async fn sighup_rotates_the_tokens_and_a_bad_config_changes_nothing() {
         without_watch(&config_text(addr, "")).replace(EAST, ROTATED),
     )
     .unwrap();
-    hup(p.child.id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while status(ROTATED).await != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the new token never worked"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    p.signal("HUP");
+    wait_until(
+        "the rotated token working",
+        Duration::from_secs(10),
+        async || status(ROTATED).await == 200,
+    )
+    .await;
     assert_eq!(status(EAST).await, 401, "the old token still works");
     let b2 = batch(
         "us-east-2",
@@ -100,15 +94,11 @@ async fn sighup_rotates_the_tokens_and_a_bad_config_changes_nothing() {
 
     // A broken config: refused, the rotated tokens stay, the gauge says so.
     std::fs::write(&path, "[server\nlisten = ").unwrap();
-    hup(p.child.id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while reload_gauge().await != Some(0.0) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the refusal never showed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    p.signal("HUP");
+    wait_until("the refusal showing", Duration::from_secs(10), async || {
+        reload_gauge().await == Some(0.0)
+    })
+    .await;
     assert_eq!(status(ROTATED).await, 200);
     assert_eq!(status(WEST).await, 200);
     assert!(
@@ -172,25 +162,22 @@ async fn sighup_takes_a_renewed_tls_certificate() {
                 .is_ok_and(|r| r.status().is_success())
         }
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !trusted_by(old_ca.clone()).await {
-        assert!(std::time::Instant::now() < deadline, "TLS never came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("TLS coming up", Duration::from_secs(10), async || {
+        trusted_by(old_ca.clone()).await
+    })
+    .await;
     assert!(!trusted_by(new_ca.clone()).await);
 
     // Renewed: the new pair in place, then SIGHUP.
     std::fs::copy(&new_cert, &cert).unwrap();
     std::fs::copy(&new_key, &key).unwrap();
     p.signal("HUP");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !trusted_by(new_ca.clone()).await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the renewed certificate was never served"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the renewed certificate being served",
+        Duration::from_secs(10),
+        async || trusted_by(new_ca.clone()).await,
+    )
+    .await;
     assert!(!trusted_by(old_ca.clone()).await);
 
     // A key that does not match the certificate: refused, nothing changes.
@@ -199,30 +186,27 @@ async fn sighup_takes_a_renewed_tls_certificate() {
     let client =
         vantage_probe::push::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
     let metrics_url = format!("https://127.0.0.1:{}/metrics", addr.port());
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = client
-            .get(&metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let gauge = value(
-            &parse_exposition(&metrics),
-            "vantage_collector_config_last_reload_successful",
-            &[],
-        );
-        if gauge == Some(0.0) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bad pair was never refused"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the bad pair being refused",
+        Duration::from_secs(10),
+        async || {
+            let metrics = client
+                .get(&metrics_url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let gauge = value(
+                &parse_exposition(&metrics),
+                "vantage_collector_config_last_reload_successful",
+                &[],
+            );
+            gauge == Some(0.0)
+        },
+    )
+    .await;
     assert!(trusted_by(new_ca.clone()).await, "a bad pair was taken");
 }
 
@@ -311,11 +295,10 @@ async fn a_swapped_secret_rotates_the_token_and_renews_the_certificate_without_a
             }
         }
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ask(&old_ca, EAST, "/api/v1/findings").await.0 != 200 {
-        assert!(std::time::Instant::now() < deadline, "TLS never came up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until("TLS coming up", Duration::from_secs(10), async || {
+        ask(&old_ca, EAST, "/api/v1/findings").await.0 == 200
+    })
+    .await;
     assert_eq!(ask(&new_ca, EAST, "/api/v1/findings").await.0, 0);
 
     // The Secret is updated: new certificate, key and token in one swap.
@@ -324,14 +307,12 @@ async fn a_swapped_secret_rotates_the_token_and_renews_the_certificate_without_a
         ("tls.key", &new_key),
         ("east", &new_token),
     ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while ask(&new_ca, ROTATED, "/api/v1/findings").await.0 != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the swapped Secret was never taken"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until(
+        "the swapped Secret being taken",
+        Duration::from_secs(10),
+        async || ask(&new_ca, ROTATED, "/api/v1/findings").await.0 == 200,
+    )
+    .await;
     assert_eq!(ask(&old_ca, ROTATED, "/api/v1/findings").await.0, 0);
     assert_eq!(ask(&new_ca, EAST, "/api/v1/findings").await.0, 401);
     let b = batch(
@@ -374,24 +355,21 @@ async fn a_swapped_secret_rotates_the_token_and_renews_the_certificate_without_a
         ("tls.key", &new_key),
         ("east", &old_token),
     ]);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, metrics) = ask(&new_ca, ROTATED, "/metrics").await;
-        let gauge = value(
-            &parse_exposition(&metrics),
+    let gauge = |text: &str| {
+        value(
+            &parse_exposition(text),
             "vantage_collector_config_last_reload_successful",
             &[],
-        );
-        if gauge == Some(0.0) {
-            assert_eq!(reloads(&metrics, "failure"), Some(1.0));
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bad swap was never refused"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        )
+    };
+    wait_until(
+        "the bad swap being refused",
+        Duration::from_secs(10),
+        async || gauge(&ask(&new_ca, ROTATED, "/metrics").await.1) == Some(0.0),
+    )
+    .await;
+    let (_, metrics) = ask(&new_ca, ROTATED, "/metrics").await;
+    assert_eq!(reloads(&metrics, "failure"), Some(1.0), "{metrics}");
     assert_eq!(ask(&new_ca, ROTATED, "/api/v1/findings").await.0, 200);
     assert_eq!(ask(&new_ca, EAST, "/api/v1/findings").await.0, 401);
     assert!(p.child.try_wait().unwrap().is_none());
@@ -444,58 +422,40 @@ async fn a_token_rotated_in_both_files_needs_no_restart_of_either() {
             .args(["run", "--log-level", "info", "--config"])
             .arg(&probe_config),
     );
-    let before = stored_at_least(admin, 2.0, "the probe never pushed").await;
+    wait_until("the probe pushing", Duration::from_secs(15), async || {
+        pushed(admin).await.0 >= 2.0
+    })
+    .await;
+    let before = pushed(admin).await.0;
 
     // Both files get the new token; the collector takes it by itself.
     replace("collector.token", NEW);
     replace("probe.token", NEW);
-    let status = |token: &'static str| async move {
-        let auth = format!("Bearer {token}");
-        http(
-            listen,
-            "GET",
-            "/api/v1/findings",
-            &[("Authorization", &auth)],
-            b"",
-        )
-        .await
-        .map_or(0, |(s, _)| s)
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while status(OLD).await != 401 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the old token still works"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let status = |token| status(listen, token);
+    wait_until(
+        "the old token being refused",
+        Duration::from_secs(10),
+        async || status(OLD).await == 401,
+    )
+    .await;
     assert_eq!(status(NEW).await, 200);
 
     // The probe's pushes go on, with the new token, in the same process.
-    stored_at_least(
-        admin,
-        before + 3.0,
-        "the probe never pushed with the new token",
+    wait_until(
+        "the probe pushing with the new token",
+        Duration::from_secs(15),
+        async || pushed(admin).await.0 >= before + 3.0,
     )
     .await;
     assert!(
         probe.child.try_wait().unwrap().is_none(),
         "the probe exited"
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while pushed(admin).await.1 > 1.0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the spool never drained"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    probe.signal("TERM");
-    let (status, stderr) =
-        tokio::task::spawn_blocking(move || probe.wait_exit(Duration::from_secs(15)))
-            .await
-            .unwrap();
-    assert!(status.success(), "{stderr}");
+    wait_until("the spool draining", Duration::from_secs(10), async || {
+        pushed(admin).await.1 <= 1.0
+    })
+    .await;
+    let stderr = probe.stop_cleanly("TERM", Duration::from_secs(15)).await;
     assert!(
         stderr.contains("sending with the one now in the token file"),
         "{stderr}"
@@ -515,17 +475,4 @@ async fn pushed(admin: SocketAddr) -> (f64, f64) {
         .unwrap_or(0.0),
         value(&s, "vantage_probe_spool_batches", &[]).unwrap_or(f64::NAN),
     )
-}
-
-/// Waits until the probe at `admin` has `n` batches stored; that count.
-async fn stored_at_least(admin: SocketAddr, n: f64, what: &str) -> f64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let (stored, _) = pushed(admin).await;
-        if stored >= n {
-            return stored;
-        }
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
