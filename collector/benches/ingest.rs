@@ -556,7 +556,6 @@ fn read_hour(fleet: &Fleet) {
             failures: Duration::from_secs(90 * 86_400),
             receipts: Duration::from_secs(7 * 86_400),
         },
-        Arc::new(|_, _, _| {}),
     )
     .unwrap();
     let window = Window {

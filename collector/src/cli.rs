@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError};
+use crate::report::Request;
+use crate::report::fetch::Source;
+use crate::report::run::{Format, Options};
 use crate::service::Collector;
 
 /// vantage-collector: keeps every region's probe results, tells who is
@@ -108,6 +111,49 @@ fn parse_time(s: &str) -> Result<vantage_probe::result::Timestamp, String> {
         .map_err(|e| format!("not an RFC 3339 time ({e})"))
 }
 
+impl ReportArgs {
+    /// The report's options: its source (with the token read), request
+    /// and output.
+    fn options(self) -> anyhow::Result<Options> {
+        let source = match (self.data_dir, self.collector) {
+            (Some(dir), _) => Source::DataDir(dir),
+            (None, Some(url)) => {
+                let token = match (self.token, &self.token_file) {
+                    (Some(t), _) => t,
+                    (None, Some(f)) => std::fs::read_to_string(f)
+                        .with_context(|| format!("--token-file {}", f.display()))?
+                        .trim()
+                        .to_string(),
+                    (None, None) => anyhow::bail!("--collector needs --token or --token-file"),
+                };
+                Source::Collector {
+                    url,
+                    token,
+                    ca_file: self.ca_file,
+                }
+            }
+            (None, None) => unreachable!("clap requires a source"),
+        };
+        Ok(Options {
+            source,
+            request: Request {
+                incident: self.incident,
+                from: self.from,
+                to: self.to,
+                target: self.target,
+                src_region: self.src_region,
+            },
+            format: match self.format.as_str() {
+                "text" => Format::Text,
+                "json" => Format::Json,
+                _ => Format::Markdown,
+            },
+            svg: self.svg,
+            every: self.every,
+        })
+    }
+}
+
 /// Runs a parsed command line.
 pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -137,7 +183,8 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
         }
         Command::Report(args) => {
-            return runtime()?.block_on(crate::report::run::run(*args));
+            let options = args.options()?;
+            return runtime()?.block_on(crate::report::run::run(options));
         }
         Command::Serve { config: path } => {
             let config = Config::load(&path)?;
@@ -147,7 +194,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
                 let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
                     .context("listening for SIGHUP")?;
                 let collector = Collector::bind(config).await?;
-                tokio::spawn(crate::reload::run(hangup, path, collector.state()));
+                tokio::spawn(crate::reload::run(hangup, path, collector.app()));
                 let stop = CancellationToken::new();
                 tokio::spawn(stop_on_signal(stop.clone()));
                 collector.run(stop).await

@@ -12,7 +12,6 @@ use vantage_probe::wire::Batch;
 
 use crate::config::ProbePolicy;
 use crate::store::ProbeRecord;
-use crate::validate::Refused;
 
 /// (src_region, target name).
 type TargetKey = (Arc<str>, Arc<str>);
@@ -25,6 +24,20 @@ pub struct Fleet {
     probes: RwLock<BTreeMap<String, ProbeState>>,
     targets: RwLock<BTreeMap<TargetKey, TargetEntry>>,
     seen_targets: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+/// A batch that would take its probe past `limits.max_targets_per_probe`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "probe {probe_id} would report {would_report} distinct targets, at most {max} (limits.max_targets_per_probe)"
+)]
+pub struct TooManyTargets {
+    /// The probe.
+    pub probe_id: String,
+    /// Distinct targets it would have with the batch.
+    pub would_report: usize,
+    /// The cap.
+    pub max: usize,
 }
 
 /// A (src_region, target)'s totals and when a probe last reported it.
@@ -102,7 +115,7 @@ impl Fleet {
 
     /// Refuses a batch that would take its probe past the distinct-target
     /// cap; otherwise reserves its new target names.
-    pub fn admit_targets(&self, batch: &Batch) -> Result<(), Refused> {
+    pub fn admit_targets(&self, batch: &Batch) -> Result<(), TooManyTargets> {
         let mut seen = self.seen_targets.lock().unwrap();
         let known = seen.entry(batch.probe.probe_id.clone()).or_default();
         let new: HashSet<&str> = batch
@@ -112,16 +125,11 @@ impl Fleet {
             .filter(|t| !known.contains(*t))
             .collect();
         if known.len() + new.len() > self.max_targets_per_probe {
-            return Err(Refused::new(
-                422,
-                "too_many_targets",
-                format!(
-                    "probe {} would report {} distinct targets, at most {} (limits.max_targets_per_probe)",
-                    batch.probe.probe_id,
-                    known.len() + new.len(),
-                    self.max_targets_per_probe
-                ),
-            ));
+            return Err(TooManyTargets {
+                probe_id: batch.probe.probe_id.clone(),
+                would_report: known.len() + new.len(),
+                max: self.max_targets_per_probe,
+            });
         }
         known.extend(new.into_iter().map(String::from));
         Ok(())

@@ -13,14 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use vantage_probe::config::{parse_host, split_host_port};
 
 use crate::config::valid_ident;
-use crate::server::AppState;
 
 /// The label that restricts a group to some regions.
 pub const REGION_LABEL: &str = "src_region";
@@ -185,106 +181,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
-}
-
-/// Query of `GET /api/v1/targets`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetsQuery {
-    /// The asking probe's region; its token must be bound to it.
-    pub src_region: Option<String>,
-}
-
-/// `GET /api/v1/targets?src_region=R`.
-pub async fn get_targets(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    query: Result<Query<TargetsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let refuse = |status: StatusCode, reason: &str, message: String| {
-        app.metrics
-            .inventory_requests
-            .with_label_values(&["refused"])
-            .inc();
-        crate::answer::refuse(status, reason, message)
-    };
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let binding = match app.tokens.authenticate(auth) {
-        Ok(b) => b,
-        Err(d) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                d.reason(),
-                "send `Authorization: Bearer <token>`".into(),
-            );
-        }
-    };
-    let src_region = match query {
-        Ok(Query(TargetsQuery {
-            src_region: Some(r),
-        })) => r,
-        Ok(_) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "bad_query",
-                "src_region is required".into(),
-            );
-        }
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, "bad_query", e.body_text()),
-    };
-    if binding.src_region != src_region {
-        return refuse(
-            StatusCode::FORBIDDEN,
-            "wrong_region",
-            format!(
-                "this token is bound to src_region {:?}, not {src_region:?}",
-                binding.src_region
-            ),
-        );
-    }
-    if !app.inventory.is_configured() {
-        return refuse(
-            StatusCode::NOT_FOUND,
-            "no_inventory",
-            "this collector keeps no fleet inventory ([inventory] file_sd is not set)".into(),
-        );
-    }
-    let inventory = app.clone();
-    let served = match tokio::task::spawn_blocking(move || {
-        inventory.inventory.for_region(&src_region)
-    })
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    };
-    let etag = HeaderValue::from_str(&served.etag).expect("a hex tag is a header value");
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == served.etag.as_bytes());
-    let result = if matches { "not_modified" } else { "served" };
-    app.metrics
-        .inventory_requests
-        .with_label_values(&[result])
-        .inc();
-    if matches {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
-    }
-    (
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            ),
-            (header::ETAG, etag),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-        ],
-        served.body,
-    )
-        .into_response()
 }
 
 #[cfg(test)]

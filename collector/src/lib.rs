@@ -17,21 +17,21 @@
 //! - [`service`], [`cli`]: the running collector and its command line.
 //! - [`demo`]: the whole fleet on one machine (the README's first command).
 
-pub mod answer;
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod evidence;
 pub mod fleet;
+pub mod http;
 pub mod ingest;
 pub mod inventory;
 pub mod metrics;
-pub mod read_api;
 pub mod reload;
 pub mod report;
-pub mod server;
 pub mod service;
 pub mod store;
+pub mod time;
 pub mod tls;
 pub mod validate;

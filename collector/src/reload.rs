@@ -15,8 +15,8 @@ use std::time::SystemTime;
 use anyhow::Context as _;
 use tokio::signal::unix::Signal;
 
+use crate::app::App;
 use crate::config::Config;
-use crate::server::AppState;
 
 /// What a file looked like. A rewrite changes the time or the size; a
 /// replacement (rename over it, a symlink swapped the way Kubernetes
@@ -56,7 +56,7 @@ fn watched(path: &Path, config: &Config) -> Vec<PathBuf> {
 /// Reads the config and the certificate again and swaps in the new tokens.
 /// Blocking. Returns what the files looked like when they were read, and
 /// how the reload went.
-fn reload(path: &Path, state: &AppState, before: Seen) -> (Seen, anyhow::Result<usize>) {
+fn reload(path: &Path, state: &App, before: Seen) -> (Seen, anyhow::Result<usize>) {
     // Looked at before reading: a write during the reload is a change
     // the next look sees.
     let before = Seen::look(before.files);
@@ -84,7 +84,7 @@ fn reload(path: &Path, state: &AppState, before: Seen) -> (Seen, anyhow::Result<
 
 /// Runs until the signal stream ends: reloads on SIGHUP, and when a file
 /// it reads has changed since it last read them.
-pub async fn run(mut hangup: Signal, path: PathBuf, state: Arc<AppState>) {
+pub async fn run(mut hangup: Signal, path: PathBuf, state: Arc<App>) {
     let mut seen = Seen::look(watched(&path, &state.config));
     let mut tick = tokio::time::interval(state.config.watch_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

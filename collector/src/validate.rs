@@ -10,15 +10,28 @@ use vantage_probe::wire::{Batch, SCHEMA_VERSION};
 use crate::config::IngestLimits;
 use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule, valid_ident};
 
-/// A refused request: status, bounded reason code, message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    /// HTTP status.
-    pub status: u16,
-    /// Bounded reason code (a metric label value).
-    pub reason: &'static str,
-    /// What was wrong.
+/// A batch refused before anything of it is stored: which check failed,
+/// and a message naming the field and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    /// Which check failed.
+    pub problem: Problem,
+    /// What was wrong, for the probe's operator.
     pub message: String,
+}
+
+/// The checks a batch can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// A schema version this collector does not read.
+    UnknownSchema,
+    /// A field out of its range or form.
+    InvalidValue,
+    /// More results than `limits.max_results_per_batch`.
+    TooManyResults,
+    /// A time outside the accepted window.
+    BadTimestamp,
 }
 
 /// Longest plausible connect or lookup: anything longer is a bug.
@@ -30,24 +43,21 @@ const MAX_ATTEMPTS_PER_ROUND: usize = 64;
 /// Most SYN retransmits one attempt can have.
 const MAX_SYN_RETRANSMITS: u32 = 64;
 
-impl Refused {
-    /// A 4xx with a reason and a message.
-    pub fn new(status: u16, reason: &'static str, message: impl Into<String>) -> Refused {
-        Refused {
-            status,
-            reason,
+impl Invalid {
+    fn new(problem: Problem, message: impl Into<String>) -> Invalid {
+        Invalid {
+            problem,
             message: message.into(),
         }
     }
 }
 
 /// Checks everything about `batch` that does not need the fleet's state.
-pub fn check(batch: &Batch, limits: &IngestLimits, received: SystemTime) -> Result<(), Refused> {
-    let invalid = |msg: String| Refused::new(422, "invalid_value", msg);
+pub fn check(batch: &Batch, limits: &IngestLimits, received: SystemTime) -> Result<(), Invalid> {
+    let invalid = |msg: String| Invalid::new(Problem::InvalidValue, msg);
     if batch.schema != SCHEMA_VERSION {
-        return Err(Refused::new(
-            400,
-            "unknown_schema",
+        return Err(Invalid::new(
+            Problem::UnknownSchema,
             format!(
                 "schema = {}: this collector reads schema {SCHEMA_VERSION}",
                 batch.schema
@@ -80,9 +90,8 @@ pub fn check(batch: &Batch, limits: &IngestLimits, received: SystemTime) -> Resu
         )));
     }
     if batch.results.len() > limits.max_results_per_batch {
-        return Err(Refused::new(
-            413,
-            "too_many_results",
+        return Err(Invalid::new(
+            Problem::TooManyResults,
             format!(
                 "results: {} in one batch, at most {}",
                 batch.results.len(),
@@ -94,9 +103,8 @@ pub fn check(batch: &Batch, limits: &IngestLimits, received: SystemTime) -> Resu
     let latest = received + limits.max_future;
     let in_window = |t: Timestamp| t.system_time() >= earliest && t.system_time() <= latest;
     if !in_window(batch.sent_at) {
-        return Err(Refused::new(
-            422,
-            "bad_timestamp",
+        return Err(Invalid::new(
+            Problem::BadTimestamp,
             format!(
                 "sent_at = {}: {}",
                 batch.sent_at,
@@ -125,8 +133,8 @@ fn round(
     in_window: &dyn Fn(Timestamp) -> bool,
     received: SystemTime,
     limits: &IngestLimits,
-) -> Result<(), Refused> {
-    let invalid = |msg: String| Err(Refused::new(422, "invalid_value", msg));
+) -> Result<(), Invalid> {
+    let invalid = |msg: String| Err(Invalid::new(Problem::InvalidValue, msg));
     let at = format!("results[{i}]");
     if r.target.is_empty() || r.target.len() > 128 || r.target.chars().any(char::is_control) {
         return invalid(format!(
@@ -158,9 +166,8 @@ fn round(
         }
     }
     if !in_window(r.started_at) {
-        return Err(Refused::new(
-            422,
-            "bad_timestamp",
+        return Err(Invalid::new(
+            Problem::BadTimestamp,
             format!(
                 "{at}.started_at = {}: {}",
                 r.started_at,
@@ -208,9 +215,8 @@ fn round(
             ));
         }
         if !in_window(a.started_at) {
-            return Err(Refused::new(
-                422,
-                "bad_timestamp",
+            return Err(Invalid::new(
+                Problem::BadTimestamp,
                 format!(
                     "{at}.started_at = {}: {}",
                     a.started_at,

@@ -7,25 +7,16 @@
 //! so the evidence at the time of the alert stays with it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 use vantage_probe::result::Timestamp;
 
-use super::api::{Reachability, judge};
+use super::reachability::{self, Reachability};
 use super::stats::{BASELINE_FLOOR, binomial_tail};
-use super::{Params, assess, probes_of};
-use crate::answer::{denied, refuse};
-use crate::ingest::json_response;
-use crate::report::markdown::rate;
-use crate::server::AppState;
-use crate::store::MINUTE_US;
+use super::{Judge, rate};
+use crate::store::{AlertRow, KnownTarget, Snapshot, Store, StoreError};
+use crate::time::{MINUTE_US, us};
 
 /// Largest webhook body accepted.
 pub const MAX_BODY: usize = 1 << 20;
@@ -101,54 +92,40 @@ pub struct RegionWindow {
     pub state: String,
 }
 
-/// `POST /api/v1/alertmanager`.
-pub async fn receive(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Some(r) = denied(&app, &headers) {
-        return r;
-    }
-    if body.len() > MAX_BODY {
-        return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the body exceeds {MAX_BODY} bytes"),
-        );
-    }
-    let hook: Webhook = match serde_json::from_slice(&body) {
-        Ok(h) => h,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "malformed",
-                format!("not an Alertmanager webhook payload: {e}"),
-            );
-        }
-    };
+/// Why a webhook payload is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// Not payload version 4.
+    #[error("payload version {0:?}; this receiver reads version \"4\"")]
+    UnknownVersion(String),
+    /// An alert's start is not a time.
+    #[error("alerts[{index}].startsAt = {value:?}: {message}")]
+    BadStart {
+        /// Which alert.
+        index: usize,
+        /// What it said.
+        value: String,
+        /// Why it is not a time.
+        message: String,
+    },
+}
+
+/// One alert's window: its start, and its end unless it is still firing.
+pub type AlertWindow = (SystemTime, Option<SystemTime>);
+
+/// Checks a payload: its version, and each alert's window.
+pub fn windows(hook: &Webhook) -> Result<Vec<AlertWindow>, HookError> {
     if hook.version != "4" {
-        return refuse(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_version",
-            format!(
-                "payload version {:?}; this receiver reads version \"4\"",
-                hook.version
-            ),
-        );
+        return Err(HookError::UnknownVersion(hook.version.clone()));
     }
     let mut windows = Vec::new();
     for (i, a) in hook.alerts.iter().enumerate() {
-        let start = match humantime::parse_rfc3339_weak(&a.starts_at) {
-            Ok(t) => t,
-            Err(e) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "malformed",
-                    format!("alerts[{i}].startsAt = {:?}: {e}", a.starts_at),
-                );
-            }
-        };
+        let start =
+            humantime::parse_rfc3339_weak(&a.starts_at).map_err(|e| HookError::BadStart {
+                index: i,
+                value: a.starts_at.clone(),
+                message: e.to_string(),
+            })?;
         // A zero or missing end means still firing.
         let end = a
             .ends_at
@@ -157,120 +134,95 @@ pub async fn receive(
             .filter(|e| *e > start);
         windows.push((start, end));
     }
-
-    let now = SystemTime::now();
-    let probes = probes_of(&app.fleet, now);
-    let params = Params::from_policy(&app.config.evidence);
-    let store = app.store.clone();
-    let alerts: Vec<(String, String, BTreeMap<String, String>)> = hook
-        .alerts
-        .iter()
-        .map(|a| (a.fingerprint.clone(), a.status.clone(), a.labels.clone()))
-        .collect();
-    let answered = tokio::task::spawn_blocking(move || -> Result<Vec<AlertEvidence>, String> {
-        let assessment = assess(&store, &probes, now, params).map_err(|e| e.to_string())?;
-        let known = store.read(known_targets).map_err(|e| e.to_string())?;
-        let mut out = Vec::new();
-        for ((fingerprint, status, labels), (start, end)) in alerts.into_iter().zip(windows) {
-            let (matched, matched_by) = match_targets(&labels, &known);
-            let from = start.checked_sub(LEAD).unwrap_or(start);
-            let to = end.unwrap_or(now).min(now);
-            let regions = store
-                .read(|c| window(c, &matched, crate::store::us(from), crate::store::us(to)))
-                .map_err(|e| e.to_string())?;
-            let reach: Vec<Reachability> = matched
-                .iter()
-                .map(|t| judge(&assessment, t, None))
-                .collect();
-            let summary = summarize(&matched, &matched_by, &regions, &reach);
-            out.push(AlertEvidence {
-                fingerprint,
-                status,
-                alertname: labels.get("alertname").cloned(),
-                from: from.into(),
-                to: to.into(),
-                matched,
-                matched_by,
-                regions,
-                now: reach,
-                summary,
-            });
-        }
-        Ok(out)
-    })
-    .await;
-    let evidence = match answered {
-        Ok(Ok(e)) => e,
-        Ok(Err(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e),
-        Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
-    };
-    let received = crate::store::us(now);
-    let stored = evidence.clone();
-    if let Err(e) = app
-        .store
-        .write(move |c| {
-            let mut stmt = c.prepare_cached(
-                "INSERT INTO alert_evidence (received_us, fingerprint, status, evidence) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for a in &stored {
-                let json = serde_json::to_string(a).expect("evidence serializes");
-                stmt.execute(params![received, a.fingerprint, a.status, json])?;
-            }
-            Ok(())
-        })
-        .await
-    {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", e.to_string());
-    }
-    json_response(StatusCode::OK, &serde_json::json!({ "alerts": evidence }))
+    Ok(windows)
 }
 
-/// A target as the store knows it: name, `host:port`, labels.
-type KnownTarget = (String, String, BTreeMap<String, String>);
-/// Every target the store knows.
-type Known = Vec<KnownTarget>;
+/// The evidence for each alert of `hook` (whose windows are `windows`),
+/// judged at `now`. Blocking: it reads the store.
+pub fn answer(
+    judge: &Judge,
+    hook: &Webhook,
+    windows: &[AlertWindow],
+    now: SystemTime,
+) -> Result<Vec<AlertEvidence>, StoreError> {
+    let assessment = judge.assess(now)?;
+    let store = judge.store();
+    let known = store.read(|s| s.known_targets())?;
+    let mut out = Vec::new();
+    for (a, &(start, end)) in hook.alerts.iter().zip(windows) {
+        let (matched, matched_by) = match_targets(&a.labels, &known);
+        let from = start.checked_sub(LEAD).unwrap_or(start);
+        let to = end.unwrap_or(now).min(now);
+        let regions = store.read(|s| window(s, &matched, us(from), us(to)))?;
+        let reach: Vec<Reachability> = matched
+            .iter()
+            .map(|t| reachability::judge(&assessment, t, None))
+            .collect();
+        let summary = summarize(&matched, &matched_by, &regions, &reach);
+        out.push(AlertEvidence {
+            fingerprint: a.fingerprint.clone(),
+            status: a.status.clone(),
+            alertname: a.labels.get("alertname").cloned(),
+            from: from.into(),
+            to: to.into(),
+            matched,
+            matched_by,
+            regions,
+            now: reach,
+            summary,
+        });
+    }
+    Ok(out)
+}
 
-fn known_targets(c: &Connection) -> rusqlite::Result<Known> {
-    let mut stmt =
-        c.prepare_cached("SELECT DISTINCT name, host, port, labels FROM targets ORDER BY name")?;
-    stmt.query_map([], |r| {
-        let labels: String = r.get(3)?;
-        Ok((
-            r.get(0)?,
-            format!("{}:{}", r.get::<_, String>(1)?, r.get::<_, i64>(2)?),
-            serde_json::from_str(&labels).unwrap_or_default(),
-        ))
-    })?
-    .collect()
+/// Keeps the evidence given, received at `received`: durable when this
+/// returns `Ok`.
+pub async fn record(
+    store: &Store,
+    received: SystemTime,
+    evidence: &[AlertEvidence],
+) -> Result<(), StoreError> {
+    let rows = evidence
+        .iter()
+        .map(|a| AlertRow {
+            fingerprint: a.fingerprint.clone(),
+            status: a.status.clone(),
+            evidence: serde_json::to_string(a).expect("evidence serializes"),
+        })
+        .collect();
+    store.record_alert_evidence(us(received), rows).await
 }
 
 /// Targets an alert's labels name: by `target`, then `instance`, then a
 /// `service` or `provider` label the targets carry.
-fn match_targets(labels: &BTreeMap<String, String>, known: &Known) -> (Vec<String>, String) {
+fn match_targets(
+    labels: &BTreeMap<String, String>,
+    known: &[KnownTarget],
+) -> (Vec<String>, String) {
     let pick = |f: &dyn Fn(&KnownTarget) -> bool| -> Vec<String> {
         known
             .iter()
             .filter(|k| f(k))
-            .map(|k| k.0.clone())
+            .map(|k| k.name.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect()
     };
     if let Some(t) = labels.get("target") {
-        let m = pick(&|k| &k.0 == t);
+        let m = pick(&|k| &k.name == t);
         if !m.is_empty() {
             return (m, "target".into());
         }
     }
     if let Some(i) = labels.get("instance") {
-        let m = pick(&|k| &k.1 == i);
+        let m = pick(&|k| &k.instance == i);
         if !m.is_empty() {
             return (m, "instance".into());
         }
     }
     for key in ["service", "provider"] {
         if let Some(v) = labels.get(key) {
-            let m = pick(&|k| k.2.get(key) == Some(v));
+            let m = pick(&|k| k.labels.get(key) == Some(v));
             if !m.is_empty() {
                 return (m, key.into());
             }
@@ -284,36 +236,26 @@ fn match_targets(labels: &BTreeMap<String, String>, known: &Known) -> (Vec<Strin
 
 /// Per region: attempts and failures to `targets` in the window.
 fn window(
-    c: &Connection,
+    snap: &Snapshot<'_>,
     targets: &[String],
     from_us: i64,
     to_us: i64,
-) -> rusqlite::Result<Vec<RegionWindow>> {
+) -> Result<Vec<RegionWindow>, StoreError> {
     use vantage_probe::outcome::Blame;
     let mut per: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    // One pass over the window; rows of other targets are left out by
-    // SQLite before their rollups are read.
-    let names = serde_json::to_string(targets).expect("names serialize");
-    let mut stmt = c.prepare_cached(
-        "SELECT s.src_region, m.data FROM minutes m
-         JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
-         WHERE m.minute >= ?1 AND m.minute <= ?2 AND s.address <> ''
-           AND t.name IN (SELECT value FROM json_each(?3))",
-    )?;
-    let mut rows = stmt.query(params![
+    snap.target_minutes(
+        targets,
         from_us.div_euclid(MINUTE_US),
         to_us.div_euclid(MINUTE_US),
-        names
-    ])?;
-    while let Some(r) = rows.next()? {
-        let data: Vec<u8> = r.get(1)?;
-        let Ok(m) = crate::store::rollup::ConnectMinute::decode(&data) else {
-            continue;
-        };
-        let e = per.entry(r.get(0)?).or_default();
-        e.0 += m.attempts() - m.blamed(Blame::Local);
-        e.1 += m.blamed(Blame::Remote);
-    }
+        |region, m| {
+            let e = match per.get_mut(region) {
+                Some(e) => e,
+                None => per.entry(region.to_string()).or_default(),
+            };
+            e.0 += m.attempts() - m.blamed(Blame::Local);
+            e.1 += m.blamed(Blame::Remote);
+        },
+    )?;
     Ok(per
         .into_iter()
         .map(|(src_region, (attempts, failures))| RegionWindow {
@@ -372,23 +314,14 @@ fn summarize(
 }
 
 /// Stored alert evidence, newest first.
-pub fn list(c: &Connection, limit: usize) -> rusqlite::Result<Vec<AlertEvidence>> {
-    let mut stmt =
-        c.prepare_cached("SELECT evidence FROM alert_evidence ORDER BY rowid DESC LIMIT ?1")?;
-    stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?
+pub fn recent(snap: &Snapshot<'_>, limit: usize) -> Result<Vec<AlertEvidence>, StoreError> {
+    snap.alert_evidence(limit)?
+        .iter()
         .map(|s| {
-            s.and_then(|s| {
-                serde_json::from_str(&s)
-                    .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            serde_json::from_str(s).map_err(|e| StoreError::Unreadable {
+                what: "alert evidence",
+                message: e.to_string(),
             })
         })
         .collect()
-}
-
-/// `GET /api/v1/alertmanager`: the evidence given for recent alerts.
-pub async fn recent(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Some(r) = denied(&app, &headers) {
-        return r;
-    }
-    crate::answer::read(&app.store, |c| list(c, 100)).await
 }

@@ -4,12 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::{Connection, params};
 use vantage_probe::outcome::{Blame, ConnectOutcome, DnsOutcome};
 
 use super::stats::{baseline_rate, binomial_tail};
-use crate::store::MINUTE_US;
-use crate::store::rollup::{ConnectMinute, DnsMinute};
+use crate::store::rollup::ConnectMinute;
+use crate::store::{Minute, MinuteRow, Snapshot, StoreError};
+use crate::time::MINUTE_US;
 
 /// One cell of the region x target matrix.
 #[derive(Debug, Clone, PartialEq)]
@@ -372,112 +372,30 @@ pub(crate) fn group_of(name: &str, labels: &str) -> (String, bool) {
 /// Nothing after `now_us` is read: a probe whose clock runs ahead, or an
 /// assessment of the past, never sees results from its future.
 pub fn read(
-    conn: &Connection,
+    snap: &Snapshot<'_>,
     baseline_from_us: i64,
     recent_from_us: i64,
     now_us: i64,
-) -> rusqlite::Result<Vec<Cell>> {
+) -> Result<Vec<Cell>, StoreError> {
     let recent_minute = recent_from_us.div_euclid(MINUTE_US);
     let now_minute = now_us.div_euclid(MINUTE_US);
     let mut cells: HashMap<i64, Cell> = HashMap::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.series_id, m.minute, m.data, s.src_region, t.name, t.labels, s.address
-         FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
-         WHERE m.minute >= ?1 AND m.minute <= ?2",
-    )?;
-    let mut rows = stmt.query(params![
-        baseline_from_us.div_euclid(MINUTE_US),
-        now_us.div_euclid(MINUTE_US)
-    ])?;
-    while let Some(r) = rows.next()? {
-        let series: i64 = r.get(0)?;
-        let minute: i64 = r.get(1)?;
-        let data: Vec<u8> = r.get(2)?;
-        let address: String = r.get(6)?;
-        let cell = match cells.entry(series) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                let target: String = r.get(4)?;
-                let labels: String = r.get(5)?;
-                let (group, control) = group_of(&target, &labels);
-                e.insert(Cell {
-                    src_region: r.get(3)?,
-                    group,
-                    control,
-                    target,
-                    address: (!address.is_empty()).then_some(address.clone()),
-                    attempts: 0,
-                    first_us: i64::MAX,
-                    baseline_attempts: 0,
-                    baseline_failures: 0,
-                    failures: Vec::new(),
-                    local_failures: 0,
-                    local_since_us: None,
-                    rtt_baseline: Vec::new(),
-                    rtt_recent: Vec::new(),
-                    slow_baseline: (0, 0),
-                    slow_recent: Vec::new(),
-                })
-            }
-        };
-        let (attempts, remote_failures) = if address.is_empty() {
-            let Ok(d) = DnsMinute::decode(&data) else {
-                continue;
-            };
-            let n: u64 = d.outcomes.iter().sum();
-            (n, n - d.outcomes[DnsOutcome::Ok.index()])
-        } else {
-            let Ok(c) = ConnectMinute::decode(&data) else {
-                continue;
-            };
-            let (remote, local) = (c.blamed(Blame::Remote), c.blamed(Blame::Local));
-            if minute >= recent_minute {
-                cell.local_failures += local;
-            }
-            let (slow, ok) = slow_of(&c);
-            if minute > now_minute - LATENCY_WINDOW_MINUTES {
-                cell.rtt_recent.push((minute, c.rtt.counts.clone()));
-                cell.slow_recent.push((minute, slow, ok));
-            } else {
-                cell.slow_baseline.0 += slow;
-                cell.slow_baseline.1 += ok;
-                if cell.rtt_baseline.is_empty() {
-                    cell.rtt_baseline = vec![0; c.rtt.counts.len()];
-                }
-                for (a, b) in cell.rtt_baseline.iter_mut().zip(&c.rtt.counts) {
-                    *a += b;
-                }
-            }
-            (c.attempts() - local, remote)
-        };
-        if minute >= recent_minute {
-            cell.attempts += attempts;
-            cell.first_us = cell.first_us.min(minute * MINUTE_US);
-        } else {
-            cell.baseline_attempts += attempts;
-            cell.baseline_failures += remote_failures;
-        }
-    }
-    drop(rows);
-    let mut stmt = conn.prepare_cached(
-        "SELECT series_id, at_us, outcome FROM failures WHERE at_us >= ?1 AND at_us <= ?2 ORDER BY at_us",
-    )?;
-    let mut rows = stmt.query(params![recent_minute * MINUTE_US, now_us])?;
-    while let Some(r) = rows.next()? {
-        let series: i64 = r.get(0)?;
-        let outcome: String = r.get(2)?;
+    snap.minutes(baseline_from_us.div_euclid(MINUTE_US), now_minute, |row| {
+        let cell = cells.entry(row.series).or_insert_with(|| new_cell(&row));
+        cell.add(&row, recent_minute, now_minute);
+    })?;
+    snap.failure_outcomes(recent_minute * MINUTE_US, now_us, |series, at, outcome| {
         let local = ConnectOutcome::ALL
             .iter()
             .any(|o| o.blame() == Blame::Local && o.as_str() == outcome);
         if let Some(cell) = cells.get_mut(&series) {
-            let at: i64 = r.get(1)?;
             if local {
                 cell.local_since_us = Some(cell.local_since_us.map_or(at, |s| s.min(at)));
             } else {
-                cell.failures.push((at, outcome));
+                cell.failures.push((at, outcome.to_string()));
             }
         }
-    }
+    })?;
     let mut out: Vec<Cell> = cells
         .into_values()
         .filter(|c| c.attempts > 0 || !c.failures.is_empty())
@@ -491,6 +409,72 @@ pub fn read(
         (&a.src_region, &a.target, &a.address).cmp(&(&b.src_region, &b.target, &b.address))
     });
     Ok(out)
+}
+
+/// An empty cell for the series of `row`.
+fn new_cell(row: &MinuteRow<'_>) -> Cell {
+    let (group, control) = group_of(row.target, row.labels);
+    Cell {
+        src_region: row.src_region.to_string(),
+        group,
+        control,
+        target: row.target.to_string(),
+        address: (!row.address.is_empty()).then(|| row.address.to_string()),
+        attempts: 0,
+        first_us: i64::MAX,
+        baseline_attempts: 0,
+        baseline_failures: 0,
+        failures: Vec::new(),
+        local_failures: 0,
+        local_since_us: None,
+        rtt_baseline: Vec::new(),
+        rtt_recent: Vec::new(),
+        slow_baseline: (0, 0),
+        slow_recent: Vec::new(),
+    }
+}
+
+impl Cell {
+    /// Adds one stored minute: to the recent window from `recent_minute`
+    /// on, else to the baseline; RTT and slow connects by the latency
+    /// window, which ends at `now_minute`.
+    fn add(&mut self, row: &MinuteRow<'_>, recent_minute: i64, now_minute: i64) {
+        let minute = row.minute;
+        let (attempts, remote_failures) = match &row.data {
+            Minute::Dns(d) => {
+                let n: u64 = d.outcomes.iter().sum();
+                (n, n - d.outcomes[DnsOutcome::Ok.index()])
+            }
+            Minute::Connect(c) => {
+                let (remote, local) = (c.blamed(Blame::Remote), c.blamed(Blame::Local));
+                if minute >= recent_minute {
+                    self.local_failures += local;
+                }
+                let (slow, ok) = slow_of(c);
+                if minute > now_minute - LATENCY_WINDOW_MINUTES {
+                    self.rtt_recent.push((minute, c.rtt.counts.clone()));
+                    self.slow_recent.push((minute, slow, ok));
+                } else {
+                    self.slow_baseline.0 += slow;
+                    self.slow_baseline.1 += ok;
+                    if self.rtt_baseline.is_empty() {
+                        self.rtt_baseline = vec![0; c.rtt.counts.len()];
+                    }
+                    for (a, b) in self.rtt_baseline.iter_mut().zip(&c.rtt.counts) {
+                        *a += b;
+                    }
+                }
+                (c.attempts() - local, remote)
+            }
+        };
+        if minute >= recent_minute {
+            self.attempts += attempts;
+            self.first_us = self.first_us.min(minute * MINUTE_US);
+        } else {
+            self.baseline_attempts += attempts;
+            self.baseline_failures += remote_failures;
+        }
+    }
 }
 
 #[cfg(test)]

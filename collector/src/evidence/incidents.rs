@@ -9,10 +9,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::localize::{Finding, Scope};
+use crate::store::{IncidentRow, Snapshot, Store, StoreError};
 
 /// One incident as it stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,18 +36,7 @@ pub struct Incident {
     pub recovered_regions: BTreeSet<String>,
 }
 
-/// One line of an incident's timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// The incident.
-    pub incident: u64,
-    /// When (µs since the epoch).
-    pub at_us: i64,
-    /// `onset`, `opened`, `regions`, `scope`, `targets` or `resolved`.
-    pub kind: String,
-    /// What happened, in a sentence.
-    pub text: String,
-}
+pub use crate::store::Event;
 
 /// What an evaluation changed, to be written and then shown.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -219,7 +208,7 @@ impl Tracker {
                     kind: "resolved".into(),
                     text: format!(
                         "Resolved: no failures beyond baseline since {} ({} without a finding)",
-                        super::hhmm(i.last_seen_us),
+                        crate::time::hhmm(i.last_seen_us),
                         humantime::format_duration(Duration::from_secs(quiet.as_secs()))
                     ),
                 });
@@ -321,85 +310,56 @@ fn dominant(reasons: &std::collections::BTreeMap<String, u64>) -> String {
         .map_or_else(|| "no reason".to_string(), |(r, _)| r.clone())
 }
 
-/// Writes `changes` (inside the writer's transaction).
-pub fn write(conn: &Connection, changes: &Changes) -> rusqlite::Result<()> {
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO incidents (id, opened_us, updated_us, resolved_us, state) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT (id) DO UPDATE SET updated_us = excluded.updated_us,
-            resolved_us = excluded.resolved_us, state = excluded.state",
-    )?;
-    for i in &changes.upserts {
-        let state = serde_json::to_string(i).expect("an incident serializes");
-        upsert.execute(params![
-            i.id as i64,
-            i.opened_us,
-            i.updated_us,
-            i.resolved_us,
-            state
-        ])?;
+impl Incident {
+    /// The incident as the store keeps it.
+    fn row(&self) -> IncidentRow {
+        IncidentRow {
+            id: self.id,
+            opened_us: self.opened_us,
+            updated_us: self.updated_us,
+            resolved_us: self.resolved_us,
+            state: serde_json::to_string(self).expect("an incident serializes"),
+        }
     }
-    let mut event = conn.prepare_cached(
-        "INSERT INTO incident_events (incident_id, at_us, kind, text) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for e in &changes.events {
-        event.execute(params![e.incident as i64, e.at_us, e.kind, e.text])?;
+
+    fn parse(state: &str) -> Result<Incident, StoreError> {
+        serde_json::from_str(state).map_err(|e| StoreError::Unreadable {
+            what: "incident",
+            message: e.to_string(),
+        })
     }
-    Ok(())
 }
 
-fn parse(state: String) -> rusqlite::Result<Incident> {
-    serde_json::from_str(&state).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+/// Writes `changes`; durable when this returns `Ok`.
+pub async fn write(store: &Store, changes: &Changes) -> Result<(), StoreError> {
+    let upserts = changes.upserts.iter().map(Incident::row).collect();
+    store.write_incidents(upserts, changes.events.clone()).await
 }
 
 /// The open incidents and the highest id ever given.
-pub fn load_open(conn: &Connection) -> rusqlite::Result<(Vec<Incident>, u64)> {
-    let mut stmt =
-        conn.prepare("SELECT state FROM incidents WHERE resolved_us IS NULL ORDER BY id")?;
-    let open = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .map(|s| s.and_then(parse))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let last: Option<i64> = conn.query_row("SELECT max(id) FROM incidents", [], |r| r.get(0))?;
-    Ok((open, last.unwrap_or(0) as u64))
+pub fn load_open(snap: &Snapshot<'_>) -> Result<(Vec<Incident>, u64), StoreError> {
+    let (open, last) = snap.open_incidents()?;
+    let open = open
+        .iter()
+        .map(|s| Incident::parse(s))
+        .collect::<Result<_, _>>()?;
+    Ok((open, last))
 }
 
 /// Incidents updated since `since_us`, newest first, at most `limit`.
-pub fn list(conn: &Connection, since_us: i64, limit: usize) -> rusqlite::Result<Vec<Incident>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT state FROM incidents WHERE updated_us >= ?1 OR resolved_us IS NULL
-         ORDER BY id DESC LIMIT ?2",
-    )?;
-    stmt.query_map(params![since_us, limit as i64], |r| r.get::<_, String>(0))?
-        .map(|s| s.and_then(parse))
+pub fn list(snap: &Snapshot<'_>, since_us: i64, limit: usize) -> Result<Vec<Incident>, StoreError> {
+    snap.incidents_since(since_us, limit)?
+        .iter()
+        .map(|s| Incident::parse(s))
         .collect()
 }
 
 /// One incident and its timeline, oldest line first.
-pub fn one(conn: &Connection, id: u64) -> rusqlite::Result<Option<(Incident, Vec<Event>)>> {
-    let state: Option<String> = conn
-        .query_row(
-            "SELECT state FROM incidents WHERE id = ?1",
-            [id as i64],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let Some(state) = state else {
-        return Ok(None);
-    };
-    let mut stmt = conn.prepare_cached(
-        "SELECT at_us, kind, text FROM incident_events WHERE incident_id = ?1 ORDER BY at_us, rowid",
-    )?;
-    let events = stmt
-        .query_map([id as i64], |r| {
-            Ok(Event {
-                incident: id,
-                at_us: r.get(0)?,
-                kind: r.get(1)?,
-                text: r.get(2)?,
-            })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(Some((parse(state)?, events)))
+pub fn one(snap: &Snapshot<'_>, id: u64) -> Result<Option<(Incident, Vec<Event>)>, StoreError> {
+    match snap.incident(id)? {
+        Some((state, events)) => Ok(Some((Incident::parse(&state)?, events))),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -779,7 +779,7 @@ fn explain(f: &Finding) -> String {
         .iter()
         .max_by_key(|(_, n)| **n)
         .map_or("failing", |(r, _)| *r);
-    let since = super::hhmm(f.since_us);
+    let since = crate::time::hhmm(f.since_us);
     let regions = list(&f.src_regions);
     let targets = list(&f.targets);
     let alternatives = if f.healthy_alternatives.is_empty() {
@@ -1238,7 +1238,7 @@ mod tests {
             c.slow_recent = (0..5)
                 .map(|m| {
                     (
-                        NOW / crate::store::MINUTE_US - 4 + m,
+                        NOW / crate::time::MINUTE_US - 4 + m,
                         if lossy { 12 } else { 0 },
                         60,
                     )

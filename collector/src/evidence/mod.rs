@@ -6,19 +6,23 @@
 //! - [`cells`]: the region x target x address matrix read from the store,
 //!   and the test of one cell;
 //! - [`localize`]: from cell states to scoped findings;
-//! - [`api`]: `GET /api/v1/findings` and `GET /api/v1/reachability`.
+//! - [`reachability`]: one target's state from every region, and a verdict;
+//! - [`incidents`]: findings that persist, with ids and timelines;
+//! - [`alertmanager`]: the evidence for an Alertmanager alert's window.
 
 pub mod alertmanager;
-pub mod api;
 pub mod cells;
 pub mod incidents;
 pub mod localize;
-pub mod runner;
+pub mod reachability;
 pub mod stats;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::store::{Store, StoreError, us};
+use crate::fleet::Fleet;
+use crate::store::{Store, StoreError};
+use crate::time::us;
 use localize::Finding;
 
 /// How the matrix is judged.
@@ -76,7 +80,7 @@ pub fn assess(
     let now_us = us(now);
     let recent_from = now_us - params.recent.as_micros() as i64;
     let baseline_from = recent_from - params.baseline.as_micros() as i64;
-    let cells = store.read(|conn| cells::read(conn, baseline_from, recent_from, now_us))?;
+    let cells = store.read(|snap| cells::read(snap, baseline_from, recent_from, now_us))?;
     let findings = localize::localize(&cells, probes, now_us, params.alpha);
     Ok(Assessment {
         at_us: now_us,
@@ -101,8 +105,43 @@ pub fn probes_of(fleet: &crate::fleet::Fleet, now: SystemTime) -> Vec<localize::
         .collect()
 }
 
-/// `HH:MM UTC` of a time in microseconds since the epoch, for sentences.
-pub(crate) fn hhmm(at_us: i64) -> String {
-    let s = humantime::format_rfc3339_seconds(crate::store::from_us(at_us)).to_string();
-    format!("{} UTC", &s[11..16])
+/// `k/n (p%)`: failures of attempts, as sentences and reports give them.
+pub fn rate(failures: u64, attempts: u64) -> String {
+    if attempts == 0 {
+        return "no data".to_string();
+    }
+    format!(
+        "{failures}/{attempts} ({:.1}%)",
+        failures as f64 * 100.0 / attempts as f64
+    )
+}
+
+/// What judging the fleet takes: the store, the live fleet and the
+/// evidence policy. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Judge {
+    store: Store,
+    fleet: Arc<Fleet>,
+    params: Params,
+}
+
+impl Judge {
+    /// Judges `store`'s data with `fleet`'s probes, as `params` say.
+    pub fn new(store: Store, fleet: Arc<Fleet>, params: Params) -> Judge {
+        Judge {
+            store,
+            fleet,
+            params,
+        }
+    }
+
+    /// The store it reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Judges the store's data at `now`. Blocking: it reads the store.
+    pub fn assess(&self, now: SystemTime) -> Result<Assessment, StoreError> {
+        assess(&self.store, &probes_of(&self.fleet, now), now, self.params)
+    }
 }

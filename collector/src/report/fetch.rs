@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rusqlite::{Connection, OpenFlags};
 
 use super::{Report, Request, build};
+use crate::store::ReadOnly;
 
 /// A report's data source.
 #[derive(Debug, Clone)]
@@ -30,16 +30,12 @@ pub enum Source {
 pub async fn load(source: &Source, req: &Request) -> anyhow::Result<Report> {
     match source {
         Source::DataDir(dir) => {
-            let path = dir.join("vantage.db");
-            let shown = dir.display().to_string();
-            let req = req.clone();
+            let (dir, req) = (dir.clone(), req.clone());
             tokio::task::spawn_blocking(move || {
-                let conn = Connection::open_with_flags(
-                    &path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .with_context(|| format!("opening {}", path.display()))?;
-                Ok(build(&conn, &req, &shown)?)
+                let shown = dir.display().to_string();
+                let store = ReadOnly::open(&dir)
+                    .with_context(|| format!("opening {}", dir.join("vantage.db").display()))?;
+                Ok(store.read(|snap| build(snap, &req, &shown))?)
             })
             .await?
         }

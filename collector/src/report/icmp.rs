@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
+
+use crate::store::{Snapshot, StoreError};
 
 /// How many senders a report lists at most (the most frequent first).
 pub const MAX_SENDERS: usize = 10;
@@ -29,32 +30,23 @@ pub struct IcmpSender {
 /// The senders in `[from_us, to_us)`, from `region` (or every region), for
 /// the targets in `focus` (or every target); the most answers first.
 pub fn senders(
-    conn: &Connection,
+    snap: &Snapshot<'_>,
     from_us: i64,
     to_us: i64,
     region: Option<&str>,
     focus: Option<&BTreeSet<String>>,
-) -> rusqlite::Result<Vec<IcmpSender>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT f.icmp_from, f.outcome, s.src_region, t.name, count(*)
-         FROM failures f JOIN series s ON s.id = f.series_id JOIN targets t ON t.id = s.target_id
-         WHERE f.at_us >= ?1 AND f.at_us < ?2 AND f.icmp_from IS NOT NULL
-           AND (?3 = '' OR s.src_region = ?3)
-         GROUP BY 1, 2, 3, 4",
-    )?;
-    let mut rows = stmt.query(params![from_us, to_us, region.unwrap_or("")])?;
+) -> Result<Vec<IcmpSender>, StoreError> {
     // (sender, outcome) -> answers, regions, targets.
     type Tally = (u64, BTreeSet<String>, BTreeSet<String>);
     let mut by: BTreeMap<(String, String), Tally> = BTreeMap::new();
-    while let Some(r) = rows.next()? {
-        let target: String = r.get(3)?;
-        if focus.is_some_and(|f| !f.contains(&target)) {
+    for c in snap.icmp_counts(from_us, to_us, region)? {
+        if focus.is_some_and(|f| !f.contains(&c.target)) {
             continue;
         }
-        let e = by.entry((r.get(0)?, r.get(1)?)).or_default();
-        e.0 += r.get::<_, i64>(4)? as u64;
-        e.1.insert(r.get(2)?);
-        e.2.insert(target);
+        let e = by.entry((c.sender, c.outcome)).or_default();
+        e.0 += c.count;
+        e.1.insert(c.src_region);
+        e.2.insert(c.target);
     }
     let mut out: Vec<IcmpSender> = by
         .into_iter()

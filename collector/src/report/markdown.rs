@@ -2,18 +2,9 @@
 
 use std::io::{self, Write};
 
-use super::{MatrixCell, Report, clock};
-
-/// `k/n (p%)`.
-pub fn rate(failures: u64, attempts: u64) -> String {
-    if attempts == 0 {
-        return "no data".to_string();
-    }
-    format!(
-        "{failures}/{attempts} ({:.1}%)",
-        failures as f64 * 100.0 / attempts as f64
-    )
-}
+use super::{MatrixCell, Report};
+use crate::evidence::rate;
+use crate::time::clock;
 
 /// One matrix cell in a few words.
 pub fn cell(c: &MatrixCell) -> String {

@@ -14,7 +14,6 @@ pub mod text;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use vantage_probe::outcome::{Blame, ConnectOutcome};
 use vantage_probe::result::Timestamp;
@@ -24,7 +23,8 @@ use crate::evidence::cells::group_of;
 use crate::evidence::incidents;
 use crate::evidence::stats::quantile;
 use crate::store::rollup::{ConnectMinute, Hist};
-use crate::store::{MINUTE_US, from_us, us};
+use crate::store::{Snapshot, StoreError};
+use crate::time::{MINUTE_US, from_us, us};
 
 /// The version of the JSON form.
 pub const SCHEMA: u32 = 1;
@@ -174,36 +174,19 @@ pub enum ReportError {
     NoWindow,
     /// The store said no.
     #[error("reading the store: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(#[from] StoreError),
 }
 
 fn at(us: i64) -> Timestamp {
     from_us(us).into()
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC).
-pub fn clock(t: Timestamp) -> String {
-    let s = humantime::format_rfc3339_seconds(t.system_time()).to_string();
-    s.trim_end_matches('Z').replace('T', " ")
-}
-
-/// The fleet name kept in the store (`[server] fleet` of the collector
-/// that wrote it).
-pub fn fleet_name(conn: &Connection) -> rusqlite::Result<String> {
-    Ok(conn
-        .query_row("SELECT value FROM meta WHERE key = 'fleet'", [], |r| {
-            r.get(0)
-        })
-        .optional()?
-        .unwrap_or_else(|| "unnamed".to_string()))
-}
-
-/// Builds the report for `req` from the store behind `conn`; `source`
+/// Builds the report for `req` from a snapshot of the store; `source`
 /// names where the data was read.
-pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, ReportError> {
-    let fleet = fleet_name(conn)?;
+pub fn build(snap: &Snapshot<'_>, req: &Request, source: &str) -> Result<Report, ReportError> {
+    let fleet = snap.fleet_name()?.unwrap_or_else(|| "unnamed".to_string());
     let incident = match req.incident {
-        Some(id) => Some(incidents::one(conn, id)?.ok_or(ReportError::NoSuchIncident(id))?),
+        Some(id) => Some(incidents::one(snap, id)?.ok_or(ReportError::NoSuchIncident(id))?),
         None => None,
     };
     let (from_us, to_us) = match (&incident, &req.from, &req.to) {
@@ -226,7 +209,7 @@ pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, R
         _ => None,
     };
 
-    let rows = read_minutes(conn, from_us, to_us, req.src_region.as_deref())?;
+    let rows = read_minutes(snap, from_us, to_us, req.src_region.as_deref())?;
     let mut regions = BTreeSet::new();
     let mut groups = BTreeSet::new();
     let mut cells: BTreeMap<(String, String), Acc> = BTreeMap::new();
@@ -333,14 +316,14 @@ pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, R
             )
         }
         None => {
-            let overlapping = incidents_in(conn, from_us, to_us)?;
-            for (id, e) in &overlapping {
+            let overlapping = snap.incident_events(from_us, to_us)?;
+            for e in &overlapping {
                 timeline.push(Line {
                     at: at(e.at_us),
-                    event: format!("Incident {id}: {}", e.text),
+                    event: format!("Incident {}: {}", e.incident, e.text),
                 });
             }
-            let ids: BTreeSet<u64> = overlapping.iter().map(|(id, _)| *id).collect();
+            let ids: BTreeSet<u64> = overlapping.iter().map(|e| e.incident).collect();
             let verdict = if ids.is_empty() {
                 "no incident in this window".to_string()
             } else {
@@ -357,8 +340,8 @@ pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, R
             (
                 format!(
                     "Connectivity {} to {}",
-                    clock(at(from_us)),
-                    clock(at(to_us))
+                    crate::time::clock(at(from_us)),
+                    crate::time::clock(at(to_us))
                 ),
                 verdict,
                 None,
@@ -367,7 +350,7 @@ pub fn build(conn: &Connection, req: &Request, source: &str) -> Result<Report, R
         }
     };
     let icmp_senders = icmp::senders(
-        conn,
+        snap,
         from_us,
         to_us,
         req.src_region.as_deref(),
@@ -429,74 +412,31 @@ struct Row {
 }
 
 fn read_minutes(
-    conn: &Connection,
+    snap: &Snapshot<'_>,
     from_us: i64,
     to_us: i64,
     region: Option<&str>,
-) -> rusqlite::Result<Vec<Row>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.minute, s.src_region, t.id, t.name, t.labels, m.data
-         FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
-         WHERE m.minute >= ?1 AND m.minute < ?2 AND s.address <> ''
-           AND (?3 = '' OR s.src_region = ?3)
-         ORDER BY m.minute, s.src_region, t.name, s.address",
-    )?;
+) -> Result<Vec<Row>, StoreError> {
     let first = from_us.div_euclid(MINUTE_US);
     let end = to_us.div_euclid(MINUTE_US) + i64::from(to_us.rem_euclid(MINUTE_US) != 0);
-    let mut rows = stmt.query(params![first, end, region.unwrap_or("")])?;
     // A target's name and group, worked out (labels parsed) once per
     // target rather than once per minute row.
     let mut targets: HashMap<i64, (String, String)> = HashMap::new();
     let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        let Ok(data) = ConnectMinute::decode(r.get_ref(5)?.as_blob()?) else {
-            continue;
-        };
-        let id: i64 = r.get(2)?;
-        let (target, group) = match targets.get(&id) {
-            Some(t) => t.clone(),
-            None => {
-                let name: String = r.get(3)?;
-                let labels: String = r.get(4)?;
-                let t = (name.clone(), group_of(&name, &labels).0);
-                targets.insert(id, t.clone());
-                t
-            }
-        };
+    snap.connect_minutes(first, end, region, |r| {
+        let (target, group) = targets
+            .entry(r.target_id)
+            .or_insert_with(|| (r.target.to_string(), group_of(r.target, r.labels).0))
+            .clone();
         out.push(Row {
-            minute: r.get(0)?,
-            region: r.get(1)?,
+            minute: r.minute,
+            region: r.src_region.to_string(),
             group,
             target,
-            data,
+            data: r.data,
         });
-    }
+    })?;
     Ok(out)
-}
-
-/// Timeline lines of incidents inside the window.
-fn incidents_in(
-    conn: &Connection,
-    from_us: i64,
-    to_us: i64,
-) -> rusqlite::Result<Vec<(u64, incidents::Event)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT incident_id, at_us, kind, text FROM incident_events
-         WHERE at_us >= ?1 AND at_us < ?2 ORDER BY at_us, rowid",
-    )?;
-    stmt.query_map(params![from_us, to_us], |r| {
-        let id = r.get::<_, i64>(0)? as u64;
-        Ok((
-            id,
-            incidents::Event {
-                incident: id,
-                at_us: r.get(1)?,
-                kind: r.get(2)?,
-                text: r.get(3)?,
-            },
-        ))
-    })?
-    .collect()
 }
 
 /// Totals of some rollup rows.

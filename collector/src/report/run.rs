@@ -3,42 +3,45 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use anyhow::Context as _;
 
 use super::fetch::{Source, load};
 use super::{Report, Request};
-use crate::cli::ReportArgs;
+
+/// What `vantage-collector report` was asked for, checked.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where the data comes from.
+    pub source: Source,
+    /// What to report on.
+    pub request: Request,
+    /// How to write it.
+    pub format: Format,
+    /// Also write an SVG chart here.
+    pub svg: Option<PathBuf>,
+    /// Print a fresh report this often until the incident is resolved.
+    pub every: Option<Duration>,
+}
+
+/// How the report is written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// For postmortems and bugs.
+    Markdown,
+    /// For chat.
+    Text,
+    /// The model itself (schema [`super::SCHEMA`]).
+    Json,
+}
 
 /// Runs the `report` command.
-pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let source = match (&args.data_dir, &args.collector) {
-        (Some(dir), _) => Source::DataDir(dir.clone()),
-        (None, Some(url)) => {
-            let token = match (&args.token, &args.token_file) {
-                (Some(t), _) => t.clone(),
-                (None, Some(f)) => std::fs::read_to_string(f)
-                    .with_context(|| format!("--token-file {}", f.display()))?
-                    .trim()
-                    .to_string(),
-                (None, None) => anyhow::bail!("--collector needs --token or --token-file"),
-            };
-            Source::Collector {
-                url: url.clone(),
-                token,
-                ca_file: args.ca_file.clone(),
-            }
-        }
-        (None, None) => unreachable!("clap requires a source"),
-    };
-    let req = Request {
-        incident: args.incident,
-        from: args.from,
-        to: args.to,
-        target: args.target.clone(),
-        src_region: args.src_region.clone(),
-    };
+pub async fn run(args: Options) -> anyhow::Result<ExitCode> {
+    let (source, req) = (&args.source, &args.request);
     loop {
-        let report = load(&source, &req).await?;
+        let report = load(source, req).await?;
         emit(&args, &report)?;
         let resolved = report
             .incident
@@ -58,15 +61,15 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn emit(args: &ReportArgs, report: &Report) -> anyhow::Result<()> {
+fn emit(args: &Options, report: &Report) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    match args.format.as_str() {
-        "text" => super::text::render(report, &mut out)?,
-        "json" => {
+    match args.format {
+        Format::Text => super::text::render(report, &mut out)?,
+        Format::Json => {
             serde_json::to_writer_pretty(&mut out, report)?;
             writeln!(out)?;
         }
-        _ => super::markdown::render(report, &mut out)?,
+        Format::Markdown => super::markdown::render(report, &mut out)?,
     }
     out.flush()?;
     if let Some(path) = &args.svg {

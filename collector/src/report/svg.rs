@@ -6,7 +6,8 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use super::{Report, clock};
+use super::Report;
+use crate::time::clock;
 
 const WIDTH: f64 = 900.0;
 const LEFT: f64 = 110.0;

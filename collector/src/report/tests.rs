@@ -92,23 +92,13 @@ fn open_store(dir: &std::path::Path) -> Store {
             failures: Duration::from_secs(3650 * 86_400),
             receipts: Duration::from_secs(3650 * 86_400),
         },
-        Arc::new(|_, _, _| {}),
     )
     .unwrap()
 }
 
 async fn fleet_store(dir: &std::path::Path) -> Store {
     let store = open_store(dir);
-    store
-        .write(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES ('fleet', 'production')",
-                [],
-            )
-            .map(|_| ())
-        })
-        .await
-        .unwrap();
+    store.set_fleet_name("production".into()).await.unwrap();
     for region in REGIONS {
         for (seq, chunk) in (0..1200u64).collect::<Vec<_>>().chunks(60).enumerate() {
             let results = chunk.iter().flat_map(|s| rounds(region, *s)).collect();
@@ -136,9 +126,7 @@ async fn fleet_store(dir: &std::path::Path) -> Store {
     for at in [t(720), t(2400)] {
         let a = assess(&store, &[], at, Params::default()).unwrap();
         let changes = tracker.evaluate(&a.findings, a.at_us);
-        let written = changes.clone();
-        store
-            .write(move |c| crate::evidence::incidents::write(c, &written))
+        crate::evidence::incidents::write(&store, &changes)
             .await
             .unwrap();
         tracker.apply(&changes);
@@ -206,20 +194,14 @@ async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
         incident: Some(1),
         ..Request::default()
     };
-    let report = store
-        .read(|c| Ok(build(c, &req, "/var/lib/vantage")))
-        .unwrap()
-        .unwrap();
+    let report = store.read(|c| build(c, &req, "/var/lib/vantage")).unwrap();
     let incident = report.incident.as_ref().expect("incident 1 exists");
     assert_eq!(incident.scope, "path");
     assert_eq!(incident.src_regions, ["us-east-2"]);
     assert_eq!(incident.state, "resolved");
     assert_eq!(report.healthy_alternatives, ["onprem", "us-west-1"]);
 
-    let again = store
-        .read(|c| Ok(build(c, &req, "/var/lib/vantage")))
-        .unwrap()
-        .unwrap();
+    let again = store.read(|c| build(c, &req, "/var/lib/vantage")).unwrap();
     let [md, txt, json, chart] = render(&report);
     assert_eq!(
         render(&again),
@@ -238,8 +220,7 @@ async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
         ..Request::default()
     };
     let report = store
-        .read(|c| Ok(build(c, &window, "/var/lib/vantage")))
-        .unwrap()
+        .read(|c| build(c, &window, "/var/lib/vantage"))
         .unwrap();
     let [md, ..] = render(&report);
     insta::assert_snapshot!("window_markdown", md);
@@ -248,10 +229,7 @@ async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
         incident: Some(9),
         ..Request::default()
     };
-    let err = store
-        .read(|c| Ok(build(c, &missing, "x")))
-        .unwrap()
-        .unwrap_err();
+    let err = store.read(|c| build(c, &missing, "x")).unwrap_err();
     assert_eq!(err.to_string(), "no incident 9");
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
@@ -340,7 +318,7 @@ async fn icmp_senders_say_where_the_path_broke() {
             target: target.map(String::from),
             ..Request::default()
         };
-        store.read(|c| Ok(build(c, &req, "x"))).unwrap().unwrap()
+        store.read(|c| build(c, &req, "x")).unwrap()
     };
     let sender =
         |s: &str, outcome: &str, answers, regions: &[&str], targets: &[&str]| icmp::IcmpSender {

@@ -2,8 +2,9 @@
 
 use std::io::{self, Write};
 
-use super::markdown::rate;
-use super::{Report, clock};
+use super::Report;
+use crate::evidence::rate;
+use crate::time::clock;
 
 /// Writes `r` as a status update.
 pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {

@@ -9,7 +9,8 @@ use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
 use vantage_probe::result::Timestamp;
 
 use super::rollup::{ConnectMinute, DnsMinute, Hist};
-use super::{MINUTE_US, Store, StoreError, from_us, malformed, us};
+use super::{Snapshot, Store, StoreError, malformed};
+use crate::time::{MINUTE_US, from_us, us};
 
 /// Which rows to read.
 #[derive(Debug, Clone, Default)]
@@ -109,10 +110,10 @@ fn filters(w: &Window) -> (i64, i64, String, String) {
     )
 }
 
-impl Store {
+impl Snapshot<'_> {
     /// Rollup rows in the window, oldest first.
     pub fn rollups(&self, w: &Window) -> Result<Vec<RollupRow>, StoreError> {
-        let conn = self.reader.lock().unwrap();
+        let conn = self.conn;
         let (_, _, region, target) = filters(w);
         let mut stmt = conn
             .prepare_cached(
@@ -182,7 +183,7 @@ impl Store {
 
     /// Failures in the window, oldest first.
     pub fn failures(&self, w: &Window) -> Result<Vec<FailureRow>, StoreError> {
-        let conn = self.reader.lock().unwrap();
+        let conn = self.conn;
         let (from, to, region, target) = filters(w);
         let mut stmt = conn
             .prepare_cached(
@@ -213,5 +214,17 @@ impl Store {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+impl Store {
+    /// Rollup rows in `w`, oldest first.
+    pub fn rollups(&self, w: &Window) -> Result<Vec<RollupRow>, StoreError> {
+        self.read(|s| s.rollups(w))
+    }
+
+    /// Failures kept in detail in `w`, oldest first.
+    pub fn failures(&self, w: &Window) -> Result<Vec<FailureRow>, StoreError> {
+        self.read(|s| s.failures(w))
     }
 }

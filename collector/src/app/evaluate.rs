@@ -6,12 +6,11 @@ use std::time::{Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use super::incidents::{self, Incident};
-use super::{Params, assess, probes_of};
-use crate::server::AppState;
+use super::App;
+use crate::evidence::incidents;
 
 /// Runs until `stop`.
-pub async fn run(app: Arc<AppState>, stop: CancellationToken) {
+pub async fn run(app: Arc<App>, stop: CancellationToken) {
     let every = app.config.evidence.evaluate_every;
     // The first evaluation one period after start: the open incidents are
     // already loaded from the store, and a restart's backfill gets to land.
@@ -36,13 +35,10 @@ pub async fn run(app: Arc<AppState>, stop: CancellationToken) {
 }
 
 /// One evaluation.
-pub async fn evaluate(app: &Arc<AppState>) -> anyhow::Result<()> {
+async fn evaluate(app: &App) -> anyhow::Result<()> {
     let now = SystemTime::now();
-    let probes = probes_of(&app.fleet, now);
-    let store = app.store.clone();
-    let params = Params::from_policy(&app.config.evidence);
-    let assessment =
-        tokio::task::spawn_blocking(move || assess(&store, &probes, now, params)).await??;
+    let judge = app.judge.clone();
+    let assessment = tokio::task::spawn_blocking(move || judge.assess(now)).await??;
     let changes = app
         .incidents
         .lock()
@@ -51,10 +47,7 @@ pub async fn evaluate(app: &Arc<AppState>) -> anyhow::Result<()> {
     if changes.upserts.is_empty() && changes.events.is_empty() {
         return Ok(());
     }
-    let written = changes.clone();
-    app.store
-        .write(move |conn| incidents::write(conn, &written))
-        .await?;
+    incidents::write(&app.store, &changes).await?;
     for i in &changes.upserts {
         let scope = i.finding.scope.as_str();
         if i.resolved_us.is_some() {
@@ -76,9 +69,4 @@ pub async fn evaluate(app: &Arc<AppState>) -> anyhow::Result<()> {
         .expect("incidents lock")
         .apply(&changes);
     Ok(())
-}
-
-/// The open incidents now, for `/metrics`.
-pub fn open(app: &AppState) -> Vec<Incident> {
-    app.incidents.lock().expect("incidents lock").open.clone()
 }

@@ -1,0 +1,104 @@
+//! The collector's shared state, built once at start: the store opened,
+//! the fleet rebuilt from it, the open incidents loaded, and the pieces the
+//! HTTP handlers, the evaluation loop and the reload share.
+//!
+//! - [`evaluate`]: every `evaluate_every`, judge the matrix and update the
+//!   incidents, written before they are shown.
+
+pub mod evaluate;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::evidence::incidents::{self, Tracker};
+use crate::evidence::{Judge, Params};
+use crate::fleet::Fleet;
+use crate::ingest::Ingest;
+use crate::inventory::Inventory;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::tls::Certs;
+
+/// Everything the running collector shares.
+#[derive(Debug)]
+pub struct App {
+    /// The validated config it started with.
+    pub config: Config,
+    /// Who may push and read (replaced on reload).
+    pub tokens: Arc<Tokens>,
+    /// Its TLS certificate and key, when it serves TLS (reloaded).
+    pub certs: Option<Arc<Certs>>,
+    /// The store.
+    pub store: Store,
+    /// The live fleet.
+    pub fleet: Arc<Fleet>,
+    /// The collector's own metrics.
+    pub metrics: Metrics,
+    /// Batches in.
+    pub ingest: Arc<Ingest>,
+    /// The evidence: the store judged with the fleet's probes.
+    pub judge: Judge,
+    /// The open incidents.
+    pub incidents: Arc<Mutex<Tracker>>,
+    /// The fleet inventory.
+    pub inventory: Arc<Inventory>,
+    /// Set once it serves: the readiness latch.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl App {
+    /// Opens the store in `config.data_dir`, rebuilds the fleet from it and
+    /// loads the open incidents and the inventory.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let certs = match &config.tls {
+            Some((cert, key)) => Some(Arc::new(Certs::load(cert, key).context("server TLS")?)),
+            None => None,
+        };
+        let store = Store::open(&config.data_dir, config.retention)?;
+        let fleet = Arc::new(Fleet::new(
+            config.probes,
+            config.limits.max_targets_per_probe,
+            store.probes()?,
+            store.probe_targets()?,
+        ));
+        let metrics = Metrics::new();
+        let inventory =
+            Inventory::load(config.inventory.clone(), metrics.inventory_healthy.clone())
+                .map_err(anyhow::Error::msg)
+                .context("fleet inventory")?;
+        store
+            .set_fleet_name(config.fleet.clone())
+            .await
+            .context("recording the fleet name")?;
+        let (open, last_id) = store
+            .read(incidents::load_open)
+            .context("reading open incidents")?;
+        let tracker = Tracker::new(open, last_id, config.evidence.resolve_after);
+        Ok(App {
+            tokens: Arc::new(Tokens::new(config.tokens.clone())),
+            certs,
+            ingest: Arc::new(Ingest::new(
+                config.limits,
+                fleet.clone(),
+                store.clone(),
+                metrics.clone(),
+            )),
+            judge: Judge::new(
+                store.clone(),
+                fleet.clone(),
+                Params::from_policy(&config.evidence),
+            ),
+            incidents: Arc::new(Mutex::new(tracker)),
+            inventory: Arc::new(inventory),
+            config,
+            store,
+            fleet,
+            metrics,
+            ready: Arc::default(),
+        })
+    }
+}

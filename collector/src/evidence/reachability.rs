@@ -1,0 +1,119 @@
+//! Reachability: the second opinion that automation asks before it acts
+//! on "I can't reach it" (`GET /api/v1/reachability?target=T[&from=R]`).
+//! A target one region cannot reach while others can is not down.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Assessment;
+use super::cells::State as CellState;
+use super::localize::{Finding, Scope};
+
+/// One region's view of a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegionView {
+    /// The region.
+    pub src_region: String,
+    /// `reachable`, `failing` or `unknown`.
+    pub state: String,
+    /// Recent attempts (every address).
+    pub attempts: u64,
+    /// Failures in the telling window, when failing.
+    pub failures: u64,
+    /// Failures by outcome, when failing.
+    pub reasons: BTreeMap<String, u64>,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reachability {
+    /// The target.
+    pub target: String,
+    /// `reachable` (no region fails), `reachable_elsewhere` (some regions
+    /// fail, others reach it: not the target), `down` (a target-side
+    /// finding), `unreachable` (every region with data fails, without a
+    /// quorum to call it down), `unknown` (no recent data).
+    pub verdict: String,
+    /// The asking region's own state, when `from` was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<RegionView>,
+    /// Regions that reach it.
+    pub reachable_from: Vec<String>,
+    /// Regions that fail to reach it.
+    pub failing_from: Vec<String>,
+    /// Every region with recent data.
+    pub regions: Vec<RegionView>,
+    /// The findings that name this target.
+    pub findings: Vec<Finding>,
+}
+
+/// The reachability of `target` in an assessment.
+pub fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
+    let mut regions: BTreeMap<String, RegionView> = BTreeMap::new();
+    for c in a
+        .cells
+        .iter()
+        .filter(|c| c.target == target && c.address.is_some())
+    {
+        let v = regions
+            .entry(c.src_region.clone())
+            .or_insert_with(|| RegionView {
+                src_region: c.src_region.clone(),
+                state: "unknown".into(),
+                attempts: 0,
+                failures: 0,
+                reasons: BTreeMap::new(),
+            });
+        v.attempts += c.attempts;
+        match c.state(a.at_us, a.alpha) {
+            CellState::Failing(f) => {
+                v.state = "failing".into();
+                v.failures += f.failures;
+                for (k, n) in f.reasons {
+                    *v.reasons.entry(k).or_insert(0) += n;
+                }
+            }
+            CellState::Healthy if v.state == "unknown" => v.state = "reachable".into(),
+            _ => {}
+        }
+    }
+    let regions: Vec<RegionView> = regions.into_values().collect();
+    let names = |state: &str| -> Vec<String> {
+        regions
+            .iter()
+            .filter(|v| v.state == state)
+            .map(|v| v.src_region.clone())
+            .collect()
+    };
+    let (reachable_from, failing_from) = (names("reachable"), names("failing"));
+    let findings: Vec<Finding> = a
+        .findings
+        .iter()
+        .filter(|f| f.targets.iter().any(|t| t == target))
+        .cloned()
+        .collect();
+    let verdict = if findings
+        .iter()
+        .any(|f| f.scope == Scope::Target || f.scope == Scope::Global)
+    {
+        "down"
+    } else if reachable_from.is_empty() && failing_from.is_empty() {
+        "unknown"
+    } else if failing_from.is_empty() {
+        "reachable"
+    } else if reachable_from.is_empty() {
+        "unreachable"
+    } else {
+        "reachable_elsewhere"
+    };
+    Reachability {
+        target: target.to_string(),
+        verdict: verdict.to_string(),
+        from: from.and_then(|r| regions.iter().find(|v| v.src_region == r).cloned()),
+        reachable_from,
+        failing_from,
+        regions,
+        findings,
+    }
+}

@@ -1,0 +1,112 @@
+//! `POST /api/v1/results`: the body within its limits, decompressed and
+//! decoded, then handed to [`Ingest`]. Every refusal is a 4xx with a
+//! reason, counted by reason, and leaves the store untouched.
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use vantage_probe::push::SENT_AT_HEADER;
+use vantage_probe::wire::{Ack, Batch};
+
+use super::error::{ApiError, Reason, json};
+use super::extract::Pusher;
+use crate::ingest::Ingest;
+use crate::metrics::Metrics;
+
+pub(super) async fn post_results(
+    State(ingest): State<Arc<Ingest>>,
+    State(metrics): State<Metrics>,
+    Pusher(binding): Pusher,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let received = SystemTime::now();
+    let start = Instant::now();
+    let limits = ingest.limits();
+    let raw = axum::body::to_bytes(body, limits.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                Reason::BodyTooLarge,
+                format!(
+                    "the body exceeds {} bytes (limits.max_body_bytes)",
+                    limits.max_body_bytes
+                ),
+            )
+        })?;
+    let json_bytes = decode(&headers, raw, limits.max_decompressed_bytes)?;
+    let batch: Batch = serde_json::from_slice(&json_bytes)
+        .map_err(|e| ApiError::new(Reason::Malformed, format!("not a batch: {e}")))?;
+    // The probe's clock at sending: the header of this attempt (a
+    // backfilled batch was sealed long ago), else the batch's own sent_at.
+    let probe_clock = headers
+        .get(SENT_AT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| humantime::parse_rfc3339_weak(v).ok())
+        .unwrap_or(batch.sent_at.system_time());
+    let ack: Result<Ack, ApiError> = ingest
+        .accept(&binding, batch, received, probe_clock)
+        .await
+        .map_err(Into::into);
+    match ack {
+        Ok(ack) => {
+            metrics
+                .ingest_seconds
+                .observe(start.elapsed().as_secs_f64());
+            Ok(json(StatusCode::OK, &ack))
+        }
+        Err(e) if e.reason == Reason::StoreUnavailable => {
+            // Not the probe's fault: not a refusal, and it retries.
+            metrics
+                .ingest_seconds
+                .observe(start.elapsed().as_secs_f64());
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Counts the route's refusals by reason (a store that could not take a
+/// batch is counted as a store error, not a refusal).
+pub(super) async fn count_refusals(State(metrics): State<Metrics>, response: Response) -> Response {
+    if let Some(reason) = response.extensions().get::<Reason>()
+        && *reason != Reason::StoreUnavailable
+    {
+        metrics.refused.with_label_values(&[reason.as_str()]).inc();
+    }
+    response
+}
+
+/// The body as JSON bytes: identity or gzip, decompressed within `max` bytes.
+fn decode(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity");
+    match encoding {
+        "identity" => Ok(raw.to_vec()),
+        "gzip" => {
+            let mut out = Vec::new();
+            let mut reader = flate2::read::GzDecoder::new(&raw[..]).take(max as u64 + 1);
+            reader
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::new(Reason::Malformed, format!("gzip body: {e}")))?;
+            if out.len() > max {
+                return Err(ApiError::new(
+                    Reason::BodyTooLarge,
+                    format!("the body decompresses to more than {max} bytes"),
+                ));
+            }
+            Ok(out)
+        }
+        other => Err(ApiError::new(
+            Reason::UnsupportedEncoding,
+            format!("Content-Encoding {other:?}: send gzip or identity"),
+        )),
+    }
+}

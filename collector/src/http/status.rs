@@ -1,0 +1,101 @@
+//! What the collector says of itself and the fleet: `/metrics` (its own
+//! series, every probe's liveness, the open incidents, then the fleet's
+//! per-target series streamed in chunks), `/api/v1/probes`, and the health
+//! and readiness endpoints.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use vantage_probe::exposition::TargetChunks;
+use vantage_probe::result::Timestamp;
+
+use super::error::Json;
+use crate::evidence::incidents::Tracker;
+use crate::fleet::Fleet;
+use crate::metrics::{FLEET_PREFIX, Metrics};
+
+/// `/-/ready`: 200 once the collector serves.
+pub(super) async fn ready(State(ready): State<Arc<AtomicBool>>) -> (StatusCode, &'static str) {
+    if ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    }
+}
+
+/// One probe in `/api/v1/probes`.
+#[derive(Serialize)]
+pub(super) struct ProbeView {
+    probe_id: String,
+    src_region: String,
+    zone: Option<String>,
+    state: &'static str,
+    last_report: Timestamp,
+    report_age_seconds: f64,
+    clock_offset_seconds: f64,
+    clock_flagged: bool,
+}
+
+/// `GET /api/v1/probes`: every probe the collector knows, and its state.
+pub(super) async fn probes(State(fleet): State<Arc<Fleet>>) -> Json<Vec<ProbeView>> {
+    let now = SystemTime::now();
+    let list = fleet
+        .probes(now)
+        .into_iter()
+        .map(|(id, p, l)| ProbeView {
+            clock_flagged: fleet.clock_flagged(&p),
+            probe_id: id,
+            src_region: p.src_region,
+            zone: p.zone,
+            state: l.as_str(),
+            last_report: p.last_seen.into(),
+            report_age_seconds: now
+                .duration_since(p.last_seen)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            clock_offset_seconds: p.clock_offset_us as f64 / 1e6,
+        })
+        .collect();
+    Json(list)
+}
+
+/// `GET /metrics`.
+pub(super) async fn metrics(
+    State(metrics): State<Metrics>,
+    State(fleet): State<Arc<Fleet>>,
+    State(incidents): State<Arc<Mutex<Tracker>>>,
+) -> Response {
+    let open = incidents.lock().expect("incidents lock").open.clone();
+    let head = match metrics.encode_head(&fleet, &open, SystemTime::now()) {
+        Ok(h) => h,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding metrics: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    let chunks = TargetChunks::new(fleet.target_stats(SystemTime::now()), FLEET_PREFIX);
+    let rest = futures_util::stream::unfold(chunks, |mut chunks| async move {
+        let chunk = chunks.next_chunk()?;
+        tokio::task::yield_now().await;
+        Some((chunk, chunks))
+    });
+    let body = futures_util::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(rest);
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        Body::from_stream(body),
+    )
+        .into_response()
+}

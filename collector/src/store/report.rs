@@ -1,0 +1,136 @@
+//! What a report reads: connect minutes in order, who answered with ICMP,
+//! and the fleet's name the collector wrote.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::rollup::ConnectMinute;
+use super::{Snapshot, Store, StoreError};
+
+/// One connect minute of one series, as a report reads it.
+#[derive(Debug)]
+pub struct ReportMinute<'a> {
+    /// Minutes since the epoch.
+    pub minute: i64,
+    /// Measuring region.
+    pub src_region: &'a str,
+    /// The target's id: the same for every row of it in one snapshot.
+    pub target_id: i64,
+    /// Target name.
+    pub target: &'a str,
+    /// The target's labels (JSON object).
+    pub labels: &'a str,
+    /// The minute.
+    pub data: ConnectMinute,
+}
+
+/// ICMP unreachables from one sender, with one outcome, for one (region,
+/// target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IcmpCount {
+    /// The ICMP's source address.
+    pub sender: String,
+    /// The outcome it gave the connects.
+    pub outcome: String,
+    /// The region whose SYNs it answered.
+    pub src_region: String,
+    /// The target those SYNs were for.
+    pub target: String,
+    /// How many.
+    pub count: u64,
+}
+
+impl Snapshot<'_> {
+    /// Visits the connect minutes from `first_minute` (included) to
+    /// `end_minute` (excluded), of `region` or of every region, ordered by
+    /// minute, region, target and address. A row whose data does not
+    /// decode is passed over.
+    pub fn connect_minutes(
+        &self,
+        first_minute: i64,
+        end_minute: i64,
+        region: Option<&str>,
+        mut visit: impl FnMut(ReportMinute<'_>),
+    ) -> Result<(), StoreError> {
+        let mut run = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT m.minute, s.src_region, t.id, t.name, t.labels, m.data
+                 FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
+                 WHERE m.minute >= ?1 AND m.minute < ?2 AND s.address <> ''
+                   AND (?3 = '' OR s.src_region = ?3)
+                 ORDER BY m.minute, s.src_region, t.name, s.address",
+            )?;
+            let mut rows = stmt.query(params![first_minute, end_minute, region.unwrap_or("")])?;
+            while let Some(r) = rows.next()? {
+                let Ok(data) = ConnectMinute::decode(r.get_ref(5)?.as_blob()?) else {
+                    continue;
+                };
+                visit(ReportMinute {
+                    minute: r.get(0)?,
+                    src_region: r.get_ref(1)?.as_str()?,
+                    target_id: r.get(2)?,
+                    target: r.get_ref(3)?.as_str()?,
+                    labels: r.get_ref(4)?.as_str()?,
+                    data,
+                });
+            }
+            Ok(())
+        };
+        run().map_err(|e| self.err(e))
+    }
+
+    /// ICMP unreachables kept with the failures from `from_us` (included)
+    /// to `to_us` (excluded), from `region` or every region, counted by
+    /// (sender, outcome, region, target).
+    pub fn icmp_counts(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        region: Option<&str>,
+    ) -> Result<Vec<IcmpCount>, StoreError> {
+        let run = || -> rusqlite::Result<Vec<IcmpCount>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT f.icmp_from, f.outcome, s.src_region, t.name, count(*)
+                 FROM failures f JOIN series s ON s.id = f.series_id JOIN targets t ON t.id = s.target_id
+                 WHERE f.at_us >= ?1 AND f.at_us < ?2 AND f.icmp_from IS NOT NULL
+                   AND (?3 = '' OR s.src_region = ?3)
+                 GROUP BY 1, 2, 3, 4",
+            )?;
+            stmt.query_map(params![from_us, to_us, region.unwrap_or("")], |r| {
+                Ok(IcmpCount {
+                    sender: r.get(0)?,
+                    outcome: r.get(1)?,
+                    src_region: r.get(2)?,
+                    target: r.get(3)?,
+                    count: r.get::<_, i64>(4)? as u64,
+                })
+            })?
+            .collect()
+        };
+        run().map_err(|e| self.err(e))
+    }
+
+    /// The fleet's name (`[server] fleet` of the collector that wrote the
+    /// store), if it wrote one.
+    pub fn fleet_name(&self) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'fleet'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+}
+
+impl Store {
+    /// Records the fleet's name, for the reports read from this store.
+    pub async fn set_fleet_name(&self, name: String) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('fleet', ?1)",
+                [name],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}

@@ -1,0 +1,241 @@
+//! The writer on a real store in a temporary directory: acknowledged means
+//! stored, a retry stores nothing twice, one bad batch sinks no other, a
+//! reopened store remembers, and expiry removes only what is past its
+//! retention.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rusqlite::Connection;
+use vantage_probe::outcome::ConnectOutcome;
+use vantage_probe::result::{ConnectAttempt, Identity, RoundResult, Timestamp};
+use vantage_probe::wire::{Batch, SCHEMA_VERSION};
+
+use super::read::Window;
+use super::{Store, StoreError};
+use crate::config::Retention;
+use crate::time::{MINUTE_US, us};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vantage-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn open(dir: &std::path::Path, keep: Duration) -> Store {
+    Store::open(
+        dir,
+        Retention {
+            rollups: keep,
+            failures: keep,
+            receipts: keep,
+        },
+    )
+    .unwrap()
+}
+
+/// One batch from `probe` of `n` rounds to target `api`, at `at`, the
+/// `fail`-th of them a timeout.
+fn batch(probe: &str, seq: u64, at: SystemTime, n: usize, fail: Option<usize>) -> Batch {
+    let results = (0..n)
+        .map(|i| {
+            let started_at = Timestamp::from(at + Duration::from_millis(i as u64));
+            let failed = fail == Some(i);
+            RoundResult {
+                target: "api".into(),
+                host: "127.0.0.1".into(),
+                port: 443,
+                labels: Arc::new(BTreeMap::new()),
+                started_at,
+                dns: None,
+                attempts: vec![ConnectAttempt {
+                    address: SocketAddr::from(([127, 0, 0, 1], 443)),
+                    local: None,
+                    started_at,
+                    outcome: if failed {
+                        ConnectOutcome::Timeout
+                    } else {
+                        ConnectOutcome::Ok
+                    },
+                    duration_us: 900,
+                    rtt_us: (!failed).then_some(800),
+                    syn_retransmits: 0,
+                    errno: None,
+                    icmp_from: None,
+                }],
+            }
+        })
+        .collect();
+    Batch {
+        schema: SCHEMA_VERSION,
+        probe: Identity {
+            src_region: "east".into(),
+            zone: None,
+            probe_id: probe.into(),
+        },
+        stream: "s".into(),
+        seq,
+        sent_at: Timestamp::from(at),
+        results,
+        last: false,
+    }
+}
+
+fn everything() -> Window {
+    Window {
+        limit: usize::MAX,
+        ..Window::default()
+    }
+}
+
+fn attempts(store: &Store) -> u64 {
+    store
+        .rollups(&everything())
+        .unwrap()
+        .iter()
+        .map(|r| r.count)
+        .sum()
+}
+
+#[tokio::test]
+async fn an_acknowledged_batch_is_stored_and_its_retry_adds_nothing() {
+    let d = dir("retry");
+    let store = open(&d, DAY);
+    let now = SystemTime::now();
+    let (ack, back) = store
+        .submit(batch("p1", 1, now, 5, Some(2)), now, now)
+        .await
+        .unwrap();
+    assert_eq!((ack.seq, ack.stored, ack.duplicate), (1, 5, false));
+    assert_eq!(back.results.len(), 5, "the batch comes back to the caller");
+    assert_eq!(attempts(&store), 5);
+    assert_eq!(store.failures(&everything()).unwrap().len(), 1);
+
+    let (again, _) = store
+        .submit(batch("p1", 1, now, 5, Some(2)), now, now)
+        .await
+        .unwrap();
+    assert_eq!((again.stored, again.duplicate), (0, true));
+    assert_eq!(attempts(&store), 5, "a retry stores nothing twice");
+    assert_eq!(store.failures(&everything()).unwrap().len(), 1);
+    assert_eq!(store.read(|s| s.receipts()).unwrap(), 1);
+    let probes = store.probes().unwrap();
+    assert_eq!((probes.len(), probes[0].batches), (1, 1));
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn one_bad_batch_sinks_no_other_and_leaves_nothing_of_itself() {
+    let d = dir("savepoint");
+    let store = open(&d, DAY);
+    let now = SystemTime::now();
+    // A minute long past the writer's open minutes, so that the next batch
+    // of it reads its row back from the database...
+    let old = now - Duration::from_secs(3600);
+    store
+        .submit(batch("p1", 1, old, 1, None), now, now)
+        .await
+        .unwrap();
+    store
+        .submit(batch("p1", 2, now, 1, None), now, now)
+        .await
+        .unwrap();
+    // ... where it no longer decodes.
+    let minute = us(old).div_euclid(MINUTE_US);
+    store
+        .write(move |c| {
+            c.execute(
+                "UPDATE minutes SET data = x'ff' WHERE minute = ?1",
+                [minute],
+            )
+            .map(|_| ())
+        })
+        .await
+        .unwrap();
+    let (bad, good) = tokio::join!(
+        store.submit(batch("p1", 3, old, 2, None), now, now),
+        store.submit(batch("p2", 1, now, 4, None), now, now),
+    );
+    assert!(
+        matches!(bad, Err(StoreError::Write { .. })),
+        "the batch over a bad row is refused: {bad:?}"
+    );
+    assert_eq!(good.unwrap().0.stored, 4, "the other batch is stored");
+    assert_eq!(
+        store.read(|s| s.receipts()).unwrap(),
+        3,
+        "no receipt for the refused batch: its retry is stored once the row is mended"
+    );
+    let p1_batches = store
+        .probes()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.probe_id == "p1")
+        .unwrap()
+        .batches;
+    assert_eq!(p1_batches, 2, "its probe row is rolled back too");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn a_reopened_store_remembers_every_acknowledged_batch() {
+    let d = dir("reopen");
+    let now = SystemTime::now();
+    let store = open(&d, DAY);
+    for seq in 1..=3 {
+        store
+            .submit(batch("p1", seq, now, 10, None), now, now)
+            .await
+            .unwrap();
+    }
+    drop(store);
+    let store = open(&d, DAY);
+    assert_eq!(attempts(&store), 30);
+    let (ack, _) = store
+        .submit(batch("p1", 3, now, 10, None), now, now)
+        .await
+        .unwrap();
+    assert!(ack.duplicate, "the receipt survived the restart");
+    assert_eq!(attempts(&store), 30);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn expiry_removes_only_what_is_past_its_retention() {
+    let d = dir("expire");
+    let now = SystemTime::now();
+    let store = open(&d, DAY);
+    let stale = now - 2 * DAY;
+    store
+        .submit(batch("p1", 1, stale, 3, Some(0)), stale, stale)
+        .await
+        .unwrap();
+    store
+        .submit(batch("p1", 2, now, 3, Some(0)), now, now)
+        .await
+        .unwrap();
+    let conn = Connection::open(d.join("vantage.db")).unwrap();
+    let keep = Retention {
+        rollups: DAY,
+        failures: DAY,
+        receipts: DAY,
+    };
+    super::writer::expire(&conn, keep, now).unwrap();
+    assert_eq!(
+        attempts(&store),
+        3,
+        "the stale minute is gone, today's stays"
+    );
+    assert_eq!(store.failures(&everything()).unwrap().len(), 1);
+    assert_eq!(store.read(|s| s.receipts()).unwrap(), 1);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}

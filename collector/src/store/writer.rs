@@ -1,0 +1,514 @@
+//! The store's one writer: a thread that owns the write connection.
+//!
+//! Batches from every request queue to it; it stores a group of them in one
+//! transaction (one savepoint each, so one bad batch does not sink the
+//! others) and answers each only after the commit returned: an
+//! acknowledged batch is on disk, whatever happens to the process next. A
+//! receipt per batch (probe, stream, seq) makes a retry a no-op. Writes of
+//! the store's own (incidents, alert evidence, the fleet's name) run in
+//! transactions of their own, in arrival order with the batches.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
+use vantage_probe::result::{ConnectAttempt, DnsObservation, RoundResult};
+use vantage_probe::stats::{CONNECT_BUCKETS_US, DNS_BUCKETS_US};
+use vantage_probe::wire::{Ack, Batch};
+
+use super::malformed;
+use super::rollup::{ConnectMinute, DnsMinute};
+use crate::config::Retention;
+use crate::time::{MINUTE_US, minute, us};
+
+/// Batches stored in one transaction at most.
+const GROUP: usize = 512;
+/// Queue between request handlers and the writer.
+pub(super) const QUEUE: usize = 1024;
+/// How often expired data is removed.
+const EXPIRE_EVERY: Duration = Duration::from_secs(60);
+/// Rows removed per expiry statement, so that ingest never waits long.
+const EXPIRE_CHUNK: i64 = 10_000;
+
+/// What the writer does: store a batch, or run a write of its own.
+pub(super) enum Work {
+    Batch(Job),
+    Write(WriteJob),
+}
+
+/// A write of the store's own, run on the writer's connection.
+pub(super) type WriteFn = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
+/// A write outside ingest (incidents), in a transaction of its own.
+pub(super) struct WriteJob {
+    pub(super) write: WriteFn,
+    pub(super) reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// A batch to store.
+pub(super) struct Job {
+    pub(super) batch: Batch,
+    pub(super) received: SystemTime,
+    pub(super) probe_clock: SystemTime,
+    /// The result, and the batch handed back to the submitter.
+    pub(super) reply: oneshot::Sender<(Result<Ack, String>, Batch)>,
+}
+
+/// The writer thread's state.
+pub(super) struct Writer {
+    conn: Connection,
+    retention: Retention,
+    ids: Ids,
+    open: OpenMinutes,
+    last_expiry: SystemTime,
+}
+
+/// Database ids of targets and series, cached. Lookups on the hot path
+/// allocate nothing: a target is found by a key written into a reused
+/// buffer, a series by integers and the address.
+#[derive(Default)]
+struct Ids {
+    /// `name \x1f host \x1f port \x1f labels` to the target's id.
+    targets: HashMap<String, i64>,
+    /// (region, probe) to a small local number used in `series` keys.
+    probes: HashMap<(String, String), u32>,
+    /// (probe number, target id, address; `None` for DNS) to the series id.
+    series: HashMap<(u32, i64, Option<std::net::SocketAddr>), i64>,
+    key: String,
+}
+
+impl Ids {
+    /// Forgets every id: those handed out in a rolled-back transaction are gone.
+    fn clear(&mut self) {
+        self.targets.clear();
+        self.probes.clear();
+        self.series.clear();
+    }
+}
+
+/// Encoded rollup rows of the newest minutes, so that the batches of a
+/// minute merge into its row without reading it back each time. Only what
+/// is committed (or about to be, in the open transaction) is here: any
+/// rollback clears it, and a miss reads the row from the database.
+#[derive(Default)]
+struct OpenMinutes {
+    rows: HashMap<(i64, i64), Vec<u8>>,
+    newest: i64,
+}
+
+impl OpenMinutes {
+    /// Keeps the newest two minutes; older rows are read back if a late
+    /// batch needs them.
+    fn trim(&mut self) {
+        let keep = self.newest - 1;
+        if self.rows.keys().any(|&(_, m)| m < keep) {
+            self.rows.retain(|&(_, m), _| m >= keep);
+        }
+    }
+}
+
+/// What one batch adds, grouped before it touches the database.
+#[derive(Default)]
+struct Grouped {
+    connect: HashMap<(i64, i64), ConnectMinute>,
+    dns: HashMap<(i64, i64), DnsMinute>,
+    failures: Vec<FailureRow>,
+}
+
+/// One failure, as the `failures` table keeps it.
+struct FailureRow {
+    series: i64,
+    at_us: i64,
+    outcome: String,
+    duration_us: i64,
+    syn_retransmits: i64,
+    errno: Option<i32>,
+    local_port: Option<u16>,
+    icmp_from: Option<String>,
+}
+
+impl Writer {
+    /// A writer on `conn`, expiring data past `retention`.
+    pub(super) fn new(conn: Connection, retention: Retention) -> Writer {
+        Writer {
+            conn,
+            retention,
+            ids: Ids::default(),
+            open: OpenMinutes::default(),
+            last_expiry: SystemTime::now(),
+        }
+    }
+
+    /// Serves `rx` until every sender is gone.
+    pub(super) fn run(mut self, mut rx: mpsc::Receiver<Work>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut jobs = Vec::new();
+            let mut next = Some(first);
+            while let Some(work) = next.take() {
+                match work {
+                    Work::Batch(job) => jobs.push(job),
+                    Work::Write(w) => {
+                        // In arrival order: the batches before it first.
+                        if !jobs.is_empty() {
+                            self.store_group(std::mem::take(&mut jobs));
+                        }
+                        self.write(w);
+                    }
+                }
+                if jobs.len() < GROUP {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if !jobs.is_empty() {
+                self.store_group(jobs);
+            }
+            if self.last_expiry.elapsed().unwrap_or_default() >= EXPIRE_EVERY {
+                self.last_expiry = SystemTime::now();
+                if let Err(e) = expire(&self.conn, self.retention, SystemTime::now()) {
+                    tracing::error!(error = %e, "expiring old data");
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, w: WriteJob) {
+        let result = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.unchecked_transaction()?;
+            (w.write)(&tx)?;
+            tx.commit()
+        })();
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "writing to the store");
+        }
+        let _ = w.reply.send(result.map_err(|e| e.to_string()));
+    }
+
+    fn store_group(&mut self, jobs: Vec<Job>) {
+        let mut results: Vec<Result<Ack, String>> = Vec::with_capacity(jobs.len());
+        let outcome = (|| -> rusqlite::Result<()> {
+            let tx = self.conn.unchecked_transaction()?;
+            for job in &jobs {
+                tx.execute_batch("SAVEPOINT batch")?;
+                match store_batch(&tx, &mut self.ids, &mut self.open, job) {
+                    Ok(ack) => {
+                        tx.execute_batch("RELEASE batch")?;
+                        results.push(Ok(ack));
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                        self.ids.clear();
+                        self.open.rows.clear();
+                        results.push(Err(e.to_string()));
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "storing a group of batches");
+            self.ids.clear();
+            self.open.rows.clear();
+            for job in jobs {
+                let _ = job.reply.send((Err(e.to_string()), job.batch));
+            }
+            return;
+        }
+        self.open.trim();
+        for (job, result) in jobs.into_iter().zip(results) {
+            let _ = job.reply.send((result, job.batch));
+        }
+    }
+}
+
+/// Stores one batch inside the open transaction: its receipt and probe
+/// row, its rollups merged into the minutes, its failures.
+fn store_batch(
+    tx: &Connection,
+    ids: &mut Ids,
+    open: &mut OpenMinutes,
+    job: &Job,
+) -> rusqlite::Result<Ack> {
+    let b = &job.batch;
+    if !record_receipt(tx, job)? {
+        return Ok(Ack {
+            seq: b.seq,
+            stored: 0,
+            duplicate: true,
+        });
+    }
+    let g = group(tx, ids, b)?;
+    merge_minutes(tx, open, g.connect, g.dns)?;
+    insert_failures(tx, g.failures)?;
+    Ok(Ack {
+        seq: b.seq,
+        stored: b.results.len() as u32,
+        duplicate: false,
+    })
+}
+
+/// Records the batch's receipt and its probe; `false` when the receipt was
+/// there already (a retry: nothing of it is stored again).
+fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<bool> {
+    let b = &job.batch;
+    let p = &b.probe;
+    let seq = i64::try_from(b.seq).unwrap_or(i64::MAX);
+    let seen = tx
+        .prepare_cached("SELECT 1 FROM receipts WHERE probe_id = ?1 AND stream = ?2 AND seq = ?3")?
+        .exists(params![p.probe_id, b.stream, seq])?;
+    if seen {
+        return Ok(false);
+    }
+    let now_us = us(job.received);
+    tx.prepare_cached(
+        "INSERT INTO receipts (probe_id, stream, seq, received_us, results) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![p.probe_id, b.stream, seq, now_us, b.results.len() as i64])?;
+    let offset_us = us(job.probe_clock) - now_us;
+    tx.prepare_cached(
+        "INSERT INTO probes (probe_id, src_region, zone, first_seen_us, last_seen_us, clock_offset_us, batches, results, stopped)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6, ?7)
+         ON CONFLICT (probe_id) DO UPDATE SET
+            src_region = excluded.src_region, zone = excluded.zone,
+            last_seen_us = max(last_seen_us, excluded.last_seen_us),
+            clock_offset_us = excluded.clock_offset_us,
+            batches = batches + 1, results = results + excluded.results,
+            stopped = excluded.stopped",
+    )?
+    .execute(params![
+        p.probe_id,
+        p.src_region,
+        p.zone,
+        now_us,
+        offset_us,
+        b.results.len() as i64,
+        b.last
+    ])?;
+    Ok(true)
+}
+
+/// The batch's results grouped by (series, minute), and its failures.
+fn group(tx: &Connection, ids: &mut Ids, b: &Batch) -> rusqlite::Result<Grouped> {
+    let p = &b.probe;
+    let mut g = Grouped::default();
+    let probe = probe_number(ids, &p.src_region, &p.probe_id);
+    for r in &b.results {
+        let target = target_id(tx, ids, r)?;
+        let mut series_id =
+            |address: Option<std::net::SocketAddr>| series_id(tx, ids, p, probe, target, address);
+        if let Some(d) = &r.dns {
+            let s = series_id(None)?;
+            g.dns_lookup(s, r, d);
+        }
+        for a in &r.attempts {
+            let s = series_id(Some(a.address))?;
+            g.attempt(s, a);
+        }
+    }
+    Ok(g)
+}
+
+impl Grouped {
+    fn dns_lookup(&mut self, s: i64, r: &RoundResult, d: &DnsObservation) {
+        let m = self
+            .dns
+            .entry((s, minute(r.started_at.system_time())))
+            .or_default();
+        m.outcomes[d.outcome.index()] += 1;
+        m.duration.observe(&DNS_BUCKETS_US, d.duration_us);
+        if d.outcome != DnsOutcome::Ok {
+            self.failures.push(FailureRow {
+                series: s,
+                at_us: us(r.started_at.system_time()),
+                outcome: format!("dns_{}", d.outcome.as_str()),
+                duration_us: d.duration_us as i64,
+                syn_retransmits: 0,
+                errno: None,
+                local_port: None,
+                icmp_from: None,
+            });
+        }
+    }
+
+    fn attempt(&mut self, s: i64, a: &ConnectAttempt) {
+        let m = self
+            .connect
+            .entry((s, minute(a.started_at.system_time())))
+            .or_default();
+        m.outcomes[a.outcome.index()] += 1;
+        m.syn_retransmits += u64::from(a.syn_retransmits);
+        if a.outcome == ConnectOutcome::Ok {
+            m.duration.observe(&CONNECT_BUCKETS_US, a.duration_us);
+            if let Some(rtt) = a.rtt_us {
+                m.rtt.observe(&CONNECT_BUCKETS_US, u64::from(rtt));
+            }
+        } else {
+            self.failures.push(FailureRow {
+                series: s,
+                at_us: us(a.started_at.system_time()),
+                outcome: a.outcome.as_str().to_string(),
+                duration_us: a.duration_us as i64,
+                syn_retransmits: i64::from(a.syn_retransmits),
+                errno: a.errno,
+                local_port: a.local.map(|l| l.port()),
+                icmp_from: a.icmp_from.map(|ip| ip.to_string()),
+            });
+        }
+    }
+}
+
+/// Merges the grouped minutes into their stored rows and writes them back.
+fn merge_minutes(
+    tx: &Connection,
+    open: &mut OpenMinutes,
+    connect: HashMap<(i64, i64), ConnectMinute>,
+    dns: HashMap<(i64, i64), DnsMinute>,
+) -> rusqlite::Result<()> {
+    let mut read =
+        tx.prepare_cached("SELECT data FROM minutes WHERE minute = ?2 AND series_id = ?1")?;
+    let mut write = tx.prepare_cached(
+        "INSERT OR REPLACE INTO minutes (series_id, minute, data) VALUES (?1, ?2, ?3)",
+    )?;
+    // The row as stored so far: from the open minutes, else the database.
+    let mut stored = |key: (i64, i64)| -> rusqlite::Result<Option<Vec<u8>>> {
+        match open.rows.remove(&key) {
+            Some(row) => Ok(Some(row)),
+            None => read
+                .query_row(params![key.0, key.1], |r| r.get::<_, Vec<u8>>(0))
+                .optional(),
+        }
+    };
+    let mut merged = Vec::with_capacity(connect.len() + dns.len());
+    for (key, mut m) in connect {
+        if let Some(old) = stored(key)? {
+            m.merge(&ConnectMinute::decode(&old).map_err(malformed)?);
+        }
+        merged.push((key, m.encode()));
+    }
+    for (key, mut m) in dns {
+        if let Some(old) = stored(key)? {
+            m.merge(&DnsMinute::decode(&old).map_err(malformed)?);
+        }
+        merged.push((key, m.encode()));
+    }
+    for (key, row) in merged {
+        write.execute(params![key.0, key.1, row])?;
+        open.newest = open.newest.max(key.1);
+        open.rows.insert(key, row);
+    }
+    Ok(())
+}
+
+fn insert_failures(tx: &Connection, failures: Vec<FailureRow>) -> rusqlite::Result<()> {
+    let mut fail = tx.prepare_cached(
+        "INSERT INTO failures (series_id, at_us, outcome, duration_us, syn_retransmits, errno, local_port, icmp_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for f in failures {
+        fail.execute(params![
+            f.series,
+            f.at_us,
+            f.outcome,
+            f.duration_us,
+            f.syn_retransmits,
+            f.errno,
+            f.local_port,
+            f.icmp_from
+        ])?;
+    }
+    Ok(())
+}
+
+fn target_id(tx: &Connection, ids: &mut Ids, r: &RoundResult) -> rusqlite::Result<i64> {
+    use std::fmt::Write as _;
+    let key = &mut ids.key;
+    key.clear();
+    let _ = write!(key, "{}\x1f{}\x1f{}", r.target, r.host, r.port);
+    for (k, v) in r.labels.iter() {
+        let _ = write!(key, "\x1f{k}\x1e{v}");
+    }
+    if let Some(id) = ids.targets.get(key.as_str()) {
+        return Ok(*id);
+    }
+    let labels = serde_json::to_string(&*r.labels).unwrap_or_default();
+    let row = params![&*r.target, &*r.host, r.port, labels];
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO targets (name, host, port, labels) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(row)?;
+    let id = tx
+        .prepare_cached(
+            "SELECT id FROM targets WHERE name = ?1 AND host = ?2 AND port = ?3 AND labels = ?4",
+        )?
+        .query_row(row, |r| r.get(0))?;
+    ids.targets.insert(key.clone(), id);
+    Ok(id)
+}
+
+fn probe_number(ids: &mut Ids, region: &str, probe: &str) -> u32 {
+    // One lookup per batch; a probe that changed region gets a new number.
+    let next = ids.probes.len() as u32;
+    *ids.probes
+        .entry((region.to_string(), probe.to_string()))
+        .or_insert(next)
+}
+
+fn series_id(
+    tx: &Connection,
+    ids: &mut Ids,
+    p: &vantage_probe::result::Identity,
+    probe: u32,
+    target: i64,
+    address: Option<std::net::SocketAddr>,
+) -> rusqlite::Result<i64> {
+    if let Some(id) = ids.series.get(&(probe, target, address)) {
+        return Ok(*id);
+    }
+    let shown = address.map(|a| a.to_string()).unwrap_or_default();
+    let row = params![p.src_region, p.probe_id, target, shown];
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO series (src_region, probe_id, target_id, address) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(row)?;
+    let id = tx
+        .prepare_cached(
+            "SELECT id FROM series WHERE src_region = ?1 AND probe_id = ?2 AND target_id = ?3 AND address = ?4",
+        )?
+        .query_row(row, |r| r.get(0))?;
+    ids.series.insert((probe, target, address), id);
+    Ok(id)
+}
+
+/// Removes data past its retention, a bounded chunk per statement, so that
+/// batches waiting behind an expiry pass never wait long.
+pub(super) fn expire(conn: &Connection, r: Retention, now: SystemTime) -> rusqlite::Result<()> {
+    let cutoff = |d: Duration| us(now.checked_sub(d).unwrap_or(UNIX_EPOCH));
+    let minute_cutoff = cutoff(r.rollups).div_euclid(MINUTE_US);
+    let statements = [
+        (
+            "DELETE FROM minutes WHERE (minute, series_id) IN
+             (SELECT minute, series_id FROM minutes WHERE minute < ?1 LIMIT ?2)",
+            minute_cutoff,
+        ),
+        (
+            "DELETE FROM failures WHERE rowid IN
+             (SELECT rowid FROM failures WHERE at_us < ?1 ORDER BY at_us LIMIT ?2)",
+            cutoff(r.failures),
+        ),
+        (
+            "DELETE FROM receipts WHERE (probe_id, stream, seq) IN
+             (SELECT probe_id, stream, seq FROM receipts WHERE received_us < ?1 LIMIT ?2)",
+            cutoff(r.receipts),
+        ),
+    ];
+    for (sql, before) in statements {
+        let mut stmt = conn.prepare_cached(sql)?;
+        for _ in 0..16 {
+            if (stmt.execute(params![before, EXPIRE_CHUNK])? as i64) < EXPIRE_CHUNK {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
