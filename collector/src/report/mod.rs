@@ -189,18 +189,7 @@ pub fn build(snap: &Snapshot<'_>, req: &Request, source: &str) -> Result<Report,
         Some(id) => Some(incidents::one(snap, id)?.ok_or(ReportError::NoSuchIncident(id))?),
         None => None,
     };
-    let (from_us, to_us) = match (&incident, &req.from, &req.to) {
-        (Some((i, _)), _, _) => {
-            let onset = i.finding.since_us.min(i.opened_us);
-            let end = i.resolved_us.unwrap_or(i.last_seen_us);
-            (
-                (onset - LEAD.as_micros() as i64).div_euclid(MINUTE_US) * MINUTE_US,
-                (end.div_euclid(MINUTE_US) + 1) * MINUTE_US,
-            )
-        }
-        (None, Some(f), Some(t)) => (us(f.system_time()), us(t.system_time())),
-        _ => return Err(ReportError::NoWindow),
-    };
+    let (from_us, to_us) = window(incident.as_ref().map(|(i, _)| i), req)?;
     let focus: Option<BTreeSet<String>> = match (&incident, &req.target) {
         (_, Some(t)) => Some(BTreeSet::from([t.clone()])),
         (Some((i, _)), None) if !i.finding.targets.is_empty() => {
@@ -208,146 +197,11 @@ pub fn build(snap: &Snapshot<'_>, req: &Request, source: &str) -> Result<Report,
         }
         _ => None,
     };
-
     let rows = read_minutes(snap, from_us, to_us, req.src_region.as_deref())?;
-    let mut regions = BTreeSet::new();
-    let mut groups = BTreeSet::new();
-    let mut cells: BTreeMap<(String, String), Acc> = BTreeMap::new();
-    let mut minutes: BTreeMap<(String, i64), Acc> = BTreeMap::new();
-    for r in &rows {
-        regions.insert(r.region.clone());
-        groups.insert(r.group.clone());
-        cells
-            .entry((r.region.clone(), r.group.clone()))
-            .or_default()
-            .add(&r.data);
-        if focus.as_ref().is_none_or(|f| f.contains(&r.target)) {
-            minutes
-                .entry((r.region.clone(), r.minute))
-                .or_default()
-                .add(&r.data);
-        }
-    }
-    let matrix: Vec<MatrixCell> = cells
-        .into_iter()
-        .map(|((src_region, group), a)| MatrixCell {
-            src_region,
-            group,
-            attempts: a.attempts,
-            failures: a.failures,
-            dominant_reason: a.dominant(),
-            syn_retransmits: a.syn_retransmits,
-            slow_connects: a.slow_connects,
-            rtt_p50_ms: a.rtt(0.5),
-            rtt_p95_ms: a.rtt(0.95),
-        })
-        .collect();
-    let mut series: BTreeMap<String, Vec<MinutePoint>> = BTreeMap::new();
-    for ((region, minute), a) in minutes {
-        series.entry(region).or_default().push(MinutePoint {
-            minute: at(minute * MINUTE_US),
-            attempts: a.attempts,
-            failures: a.failures,
-            rtt_ms: match (a.rtt(0.05), a.rtt(0.5), a.rtt(0.95)) {
-                (Some(a), Some(b), Some(c)) => Some([a, b, c]),
-                _ => None,
-            },
-        });
-    }
-
-    let mut timeline = Vec::new();
-    let mut cannot_say = Vec::new();
-    let (title, verdict, summary, healthy_alternatives) = match &incident {
-        Some((i, events)) => {
-            for e in events {
-                timeline.push(Line {
-                    at: at(e.at_us),
-                    event: e.text.clone(),
-                });
-            }
-            let f = &i.finding;
-            let what = if f.targets.is_empty() {
-                f.src_regions.join(", ")
-            } else {
-                match &f.target_group {
-                    Some(g) => format!("{} -> {g}", f.src_regions.join(", ")),
-                    None => f.targets.join(", "),
-                }
-            };
-            let state = if i.resolved_us.is_some() {
-                "resolved"
-            } else {
-                "open"
-            };
-            let missing: Vec<&String> = f
-                .healthy_alternatives
-                .iter()
-                .filter(|r| !regions.contains(*r))
-                .collect();
-            if !missing.is_empty() {
-                cannot_say.push(format!(
-                    "Regions named as healthy alternatives have no data in this window: {}.",
-                    missing
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            (
-                format!(
-                    "Incident {}: {} ({}, {state})",
-                    i.id,
-                    what,
-                    f.scope.as_str()
-                ),
-                format!("{} ({state})", f.scope.as_str()),
-                Some(IncidentSummary {
-                    id: i.id,
-                    state: state.to_string(),
-                    scope: f.scope.as_str().to_string(),
-                    src_regions: f.src_regions.clone(),
-                    targets: f.targets.clone(),
-                    onset: at(f.since_us),
-                    resolved: i.resolved_us.map(at),
-                    explanation: f.explanation.clone(),
-                }),
-                f.healthy_alternatives.clone(),
-            )
-        }
-        None => {
-            let overlapping = snap.incident_events(from_us, to_us)?;
-            for e in &overlapping {
-                timeline.push(Line {
-                    at: at(e.at_us),
-                    event: format!("Incident {}: {}", e.incident, e.text),
-                });
-            }
-            let ids: BTreeSet<u64> = overlapping.iter().map(|e| e.incident).collect();
-            let verdict = if ids.is_empty() {
-                "no incident in this window".to_string()
-            } else {
-                format!(
-                    "{} incident{} in this window: {}",
-                    ids.len(),
-                    if ids.len() == 1 { "" } else { "s" },
-                    ids.iter()
-                        .map(|i| i.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            };
-            (
-                format!(
-                    "Connectivity {} to {}",
-                    crate::time::clock(at(from_us)),
-                    crate::time::clock(at(to_us))
-                ),
-                verdict,
-                None,
-                Vec::new(),
-            )
-        }
+    let tally = Tally::of(&rows, focus.as_ref());
+    let story = match &incident {
+        Some((i, events)) => Story::of_incident(i, events, &tally.regions),
+        None => Story::of_window(&snap.incident_events(from_us, to_us)?, from_us, to_us),
     };
     let icmp_senders = icmp::senders(
         snap,
@@ -356,7 +210,235 @@ pub fn build(snap: &Snapshot<'_>, req: &Request, source: &str) -> Result<Report,
         req.src_region.as_deref(),
         focus.as_ref(),
     )?;
-    // Mechanisms and limits the numbers imply.
+    let mut cannot_say = story.cannot_say;
+    cannot_say.extend(mechanisms(&tally.matrix));
+    Ok(Report {
+        schema: SCHEMA,
+        fleet,
+        source: source.to_string(),
+        from: at(from_us),
+        to: at(to_us),
+        title: story.title,
+        verdict: story.verdict,
+        incident: story.summary,
+        timeline: story.timeline,
+        regions: tally.regions.into_iter().collect(),
+        groups: tally.groups.into_iter().collect(),
+        matrix: tally.matrix,
+        series: tally.series,
+        healthy_alternatives: story.healthy_alternatives,
+        icmp_senders,
+        cannot_say,
+    })
+}
+
+/// The window a report covers, µs: an incident's from its onset (with
+/// [`LEAD`] of context) to its end, in whole minutes; else the request's.
+fn window(
+    incident: Option<&incidents::Incident>,
+    req: &Request,
+) -> Result<(i64, i64), ReportError> {
+    match (incident, &req.from, &req.to) {
+        (Some(i), _, _) => {
+            let onset = i.finding.since_us.min(i.opened_us);
+            let end = i.resolved_us.unwrap_or(i.last_seen_us);
+            Ok((
+                (onset - LEAD.as_micros() as i64).div_euclid(MINUTE_US) * MINUTE_US,
+                (end.div_euclid(MINUTE_US) + 1) * MINUTE_US,
+            ))
+        }
+        (None, Some(f), Some(t)) => Ok((us(f.system_time()), us(t.system_time()))),
+        _ => Err(ReportError::NoWindow),
+    }
+}
+
+/// What the minutes add up to: who had data, the region x group matrix,
+/// and per region and minute the targets in question.
+struct Tally {
+    regions: BTreeSet<String>,
+    groups: BTreeSet<String>,
+    matrix: Vec<MatrixCell>,
+    series: Vec<RegionSeries>,
+}
+
+impl Tally {
+    fn of(rows: &[Row], focus: Option<&BTreeSet<String>>) -> Tally {
+        let mut regions = BTreeSet::new();
+        let mut groups = BTreeSet::new();
+        let mut cells: BTreeMap<(String, String), Acc> = BTreeMap::new();
+        let mut minutes: BTreeMap<(String, i64), Acc> = BTreeMap::new();
+        for r in rows {
+            regions.insert(r.region.clone());
+            groups.insert(r.group.clone());
+            cells
+                .entry((r.region.clone(), r.group.clone()))
+                .or_default()
+                .add(&r.data);
+            if focus.is_none_or(|f| f.contains(&r.target)) {
+                minutes
+                    .entry((r.region.clone(), r.minute))
+                    .or_default()
+                    .add(&r.data);
+            }
+        }
+        let matrix = cells
+            .into_iter()
+            .map(|((src_region, group), a)| MatrixCell {
+                src_region,
+                group,
+                attempts: a.attempts,
+                failures: a.failures,
+                dominant_reason: a.dominant(),
+                syn_retransmits: a.syn_retransmits,
+                slow_connects: a.slow_connects,
+                rtt_p50_ms: a.rtt(0.5),
+                rtt_p95_ms: a.rtt(0.95),
+            })
+            .collect();
+        let mut series: BTreeMap<String, Vec<MinutePoint>> = BTreeMap::new();
+        for ((region, minute), a) in minutes {
+            series.entry(region).or_default().push(MinutePoint {
+                minute: at(minute * MINUTE_US),
+                attempts: a.attempts,
+                failures: a.failures,
+                rtt_ms: match (a.rtt(0.05), a.rtt(0.5), a.rtt(0.95)) {
+                    (Some(a), Some(b), Some(c)) => Some([a, b, c]),
+                    _ => None,
+                },
+            });
+        }
+        Tally {
+            regions,
+            groups,
+            matrix,
+            series: series
+                .into_iter()
+                .map(|(src_region, minutes)| RegionSeries {
+                    src_region,
+                    minutes,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The words of a report: title, verdict, timeline, and what the data
+/// cannot say about its subject.
+struct Story {
+    title: String,
+    verdict: String,
+    summary: Option<IncidentSummary>,
+    timeline: Vec<Line>,
+    healthy_alternatives: Vec<String>,
+    cannot_say: Vec<String>,
+}
+
+impl Story {
+    /// One incident's, with `regions` that had data in its window.
+    fn of_incident(
+        i: &incidents::Incident,
+        events: &[incidents::Event],
+        regions: &BTreeSet<String>,
+    ) -> Story {
+        let timeline = events
+            .iter()
+            .map(|e| Line {
+                at: at(e.at_us),
+                event: e.text.clone(),
+            })
+            .collect();
+        let f = &i.finding;
+        let what = if f.targets.is_empty() {
+            f.src_regions.join(", ")
+        } else {
+            match &f.target_group {
+                Some(g) => format!("{} -> {g}", f.src_regions.join(", ")),
+                None => f.targets.join(", "),
+            }
+        };
+        let state = if i.resolved_us.is_some() {
+            "resolved"
+        } else {
+            "open"
+        };
+        let missing: Vec<&str> = f
+            .healthy_alternatives
+            .iter()
+            .filter(|r| !regions.contains(*r))
+            .map(|s| s.as_str())
+            .collect();
+        let mut cannot_say = Vec::new();
+        if !missing.is_empty() {
+            cannot_say.push(format!(
+                "Regions named as healthy alternatives have no data in this window: {}.",
+                missing.join(", ")
+            ));
+        }
+        Story {
+            title: format!(
+                "Incident {}: {} ({}, {state})",
+                i.id,
+                what,
+                f.scope.as_str()
+            ),
+            verdict: format!("{} ({state})", f.scope.as_str()),
+            summary: Some(IncidentSummary {
+                id: i.id,
+                state: state.to_string(),
+                scope: f.scope.as_str().to_string(),
+                src_regions: f.src_regions.clone(),
+                targets: f.targets.clone(),
+                onset: at(f.since_us),
+                resolved: i.resolved_us.map(at),
+                explanation: f.explanation.clone(),
+            }),
+            timeline,
+            healthy_alternatives: f.healthy_alternatives.clone(),
+            cannot_say,
+        }
+    }
+
+    /// A window's, with the timeline lines of the incidents inside it.
+    fn of_window(overlapping: &[incidents::Event], from_us: i64, to_us: i64) -> Story {
+        let timeline = overlapping
+            .iter()
+            .map(|e| Line {
+                at: at(e.at_us),
+                event: format!("Incident {}: {}", e.incident, e.text),
+            })
+            .collect();
+        let ids: BTreeSet<u64> = overlapping.iter().map(|e| e.incident).collect();
+        let verdict = if ids.is_empty() {
+            "no incident in this window".to_string()
+        } else {
+            format!(
+                "{} incident{} in this window: {}",
+                ids.len(),
+                if ids.len() == 1 { "" } else { "s" },
+                ids.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        Story {
+            title: format!(
+                "Connectivity {} to {}",
+                crate::time::clock(at(from_us)),
+                crate::time::clock(at(to_us))
+            ),
+            verdict,
+            summary: None,
+            timeline,
+            healthy_alternatives: Vec::new(),
+            cannot_say: Vec::new(),
+        }
+    }
+}
+
+/// Mechanisms and limits the numbers imply.
+fn mechanisms(matrix: &[MatrixCell]) -> Vec<String> {
+    let mut out = Vec::new();
     let timeouts: u64 = matrix
         .iter()
         .filter(|c| c.dominant_reason.as_deref() == Some("timeout"))
@@ -364,43 +446,19 @@ pub fn build(snap: &Snapshot<'_>, req: &Request, source: &str) -> Result<Report,
         .sum();
     let retransmits: u64 = matrix.iter().map(|c| c.syn_retransmits).sum();
     if timeouts > 0 {
-        cannot_say.push(format!(
+        out.push(format!(
             "{timeouts} connects timed out: their SYNs went unanswered. The data cannot tell a SYN lost on the way out from a SYN-ACK lost on the way back, nor a drop on the path from a backend that stopped answering."
         ));
     }
     if retransmits > 0 {
-        cannot_say.push(format!(
+        out.push(format!(
             "{retransmits} SYN retransmits in this window: the kernel resent lost SYNs (about 1 s each), so lost packets show as slow connects before they show as failures."
         ));
     }
-    cannot_say.push(
+    out.push(
         "Connect failures show where TCP handshakes failed, not why: a firewall, a route, a saturated NAT and an overloaded backend look alike from the probes.".to_string(),
     );
-
-    Ok(Report {
-        schema: SCHEMA,
-        fleet,
-        source: source.to_string(),
-        from: at(from_us),
-        to: at(to_us),
-        title,
-        verdict,
-        incident: summary,
-        timeline,
-        regions: regions.into_iter().collect(),
-        groups: groups.into_iter().collect(),
-        matrix,
-        series: series
-            .into_iter()
-            .map(|(src_region, minutes)| RegionSeries {
-                src_region,
-                minutes,
-            })
-            .collect(),
-        healthy_alternatives,
-        icmp_senders,
-        cannot_say,
-    })
+    out
 }
 
 struct Row {
