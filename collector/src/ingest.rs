@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use vantage_probe::push::SENT_AT_HEADER;
+use vantage_probe::wire::SENT_AT_HEADER;
 use vantage_probe::wire::{Batch, Refusal};
 
 use crate::auth::Tokens;

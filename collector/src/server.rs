@@ -71,7 +71,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(crate::evidence::api::reachability),
         )
         .route(
-            vantage_probe::push::inventory::TARGETS_PATH,
+            vantage_probe::wire::TARGETS_PATH,
             get(crate::inventory::get_targets),
         )
         .route("/api/v1/rollups", get(read_api::rollups))

@@ -6,6 +6,7 @@
 //! naming the file, the line, the field and the value.
 
 mod file_sd;
+mod push;
 mod raw;
 mod validate;
 
@@ -18,8 +19,9 @@ use std::time::Duration;
 
 use crate::connect::ConnectOptions;
 use crate::dns::{DnsSettings, Families};
-use crate::push::PushSettings;
 use crate::result::Identity;
+
+pub use push::{INVENTORY_CACHE_FILE, PushSettings, inventory_cache_path};
 
 /// Hard ceilings no config can exceed: a probe fleet must never become a flood.
 pub mod ceiling {

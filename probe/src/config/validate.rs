@@ -9,10 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::raw::{RawConfig, RawTarget, S};
-use super::{Config, Host, Limits, Overrides, Problem, Target, ceiling, default, file_sd};
+use super::{
+    Config, Host, Limits, Overrides, Problem, PushSettings, Target, ceiling, default, file_sd,
+};
 use crate::connect::ConnectOptions;
 use crate::dns::{DnsSettings, Families};
-use crate::push::PushSettings;
 use crate::result::{Identity, MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule, valid_ident};
 
 /// Label names the probe sets itself; a user label may not shadow them.
@@ -395,7 +396,7 @@ impl Checker {
         dns: &DnsSettings,
         targets: &mut Vec<(Target, Loc, String)>,
     ) -> usize {
-        let cache = crate::push::inventory::cache_path(&push.spool_dir);
+        let cache = super::inventory_cache_path(&push.spool_dir);
         let (shown, text) = match given {
             Some(g) => (g.shown.to_string(), g.text.to_string()),
             None => match std::fs::read_to_string(&cache) {
