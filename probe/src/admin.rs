@@ -17,7 +17,7 @@ use futures_util::StreamExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::exposition::TargetChunks;
+use crate::exposition::{self, TargetChunks};
 use crate::metrics::{self, Metrics};
 use crate::stats::StatsRegistry;
 
@@ -54,7 +54,7 @@ pub async fn serve(
 }
 
 async fn metrics_handler(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    let head = match metrics::encode_registry(&state.metrics) {
+    let head = match exposition::encode_registry(&state.metrics) {
         Ok(head) => head,
         Err(err) => {
             tracing::error!(error = %err, "encoding metrics");
@@ -68,7 +68,7 @@ async fn metrics_handler(State(state): State<Arc<AdminState>>) -> impl IntoRespo
     // The per-target part streams: each chunk is produced when the client
     // is ready for it, with the probe's rounds running in between.
     let chunks = TargetChunks::new(
-        metrics::for_region(&state.stats, &state.src_region),
+        exposition::for_region(&state.stats, &state.src_region),
         metrics::PROBE_PREFIX,
     );
     let rest = futures_util::stream::unfold(chunks, |mut chunks| async move {

@@ -1,5 +1,5 @@
-//! The per-target part of `/metrics`, written as text straight from
-//! [`TargetStats`], a chunk of targets at a time.
+//! `/metrics` as text: the probe's own registry, then the per-target part
+//! written straight from [`TargetStats`], a chunk of targets at a time.
 //!
 //! A scrape of 10k targets is tens of megabytes of text. Building it as
 //! generic metric objects first would cost several times that in short-lived
@@ -13,14 +13,51 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
+use prometheus::{Encoder, TextEncoder};
+
 use crate::metrics::{
     CONNECT_ATTEMPTS, CONNECT_DURATION, CONNECT_FAILURES, CONNECT_RTT, DNS_DURATION, DNS_LOOKUPS,
-    MetricDef, SYN_RETRANSMITS,
+    MetricDef, Metrics, PROBE_PREFIX, SYN_RETRANSMITS,
 };
 use crate::outcome::{ConnectOutcome, DnsOutcome};
 use crate::stats::{
-    CONNECT_BUCKETS_US, DNS_BUCKETS_US, Family, FamilyStats, HistogramSnapshot, TargetStats,
+    CONNECT_BUCKETS_US, DNS_BUCKETS_US, Family, FamilyStats, HistogramSnapshot, StatsRegistry,
+    TargetStats,
 };
+
+/// Writes the whole exposition: the registry, then every per-target family.
+pub fn encode(
+    metrics: &Metrics,
+    stats: &StatsRegistry,
+    src_region: &str,
+    w: &mut impl io::Write,
+) -> io::Result<()> {
+    w.write_all(&encode_registry(metrics)?)?;
+    let mut chunks = TargetChunks::new(for_region(stats, src_region), PROBE_PREFIX);
+    while let Some(chunk) = chunks.next_chunk() {
+        w.write_all(&chunk?)?;
+    }
+    Ok(())
+}
+
+/// Every target's stats paired with the one region of this probe.
+pub fn for_region(stats: &StatsRegistry, src_region: &str) -> Vec<(Arc<str>, Arc<TargetStats>)> {
+    let region: Arc<str> = src_region.into();
+    stats
+        .all()
+        .into_iter()
+        .map(|t| (region.clone(), t))
+        .collect()
+}
+
+/// The probe's own (non-per-target) series.
+pub fn encode_registry(metrics: &Metrics) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&metrics.registry.gather(), &mut buf)
+        .map_err(io::Error::other)?;
+    Ok(buf)
+}
 
 /// Targets per chunk: a histogram chunk is then a few hundred kilobytes.
 const CHUNK_TARGETS: usize = 256;

@@ -1,24 +1,15 @@
-//! The probe's metrics: names and help texts of every series, the probe's
-//! own gauges and counters in a prometheus `Registry`, and [`encode`] for the
-//! whole `/metrics` exposition (the per-target part is in
-//! [`crate::exposition`]).
+//! The probe's metrics: names and help texts of every series, and the
+//! probe's own gauges and counters in a prometheus `Registry`. The
+//! `/metrics` text is written by [`crate::exposition`].
 //!
 //! Labels: `src_region` on every series, `target` and `family` on per-target
 //! series, `reason`/`outcome` from the bounded enums, then the target's own
 //! configured labels. Never an address, never an error string.
 
-use std::io;
-use std::sync::Arc;
-
 use prometheus::core::Collector;
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
-use crate::exposition::TargetChunks;
 use crate::result::Identity;
-use crate::stats::{StatsRegistry, TargetStats};
 
 /// A per-target metric's name after its prefix (`vantage_probe_` on a probe,
 /// `vantage_` on the collector) and its help text.
@@ -249,38 +240,4 @@ impl Metrics {
         }
         m
     }
-}
-
-/// Writes the whole exposition: the registry, then every per-target family.
-pub fn encode(
-    metrics: &Metrics,
-    stats: &StatsRegistry,
-    src_region: &str,
-    w: &mut impl io::Write,
-) -> io::Result<()> {
-    w.write_all(&encode_registry(metrics)?)?;
-    let mut chunks = TargetChunks::new(for_region(stats, src_region), PROBE_PREFIX);
-    while let Some(chunk) = chunks.next_chunk() {
-        w.write_all(&chunk?)?;
-    }
-    Ok(())
-}
-
-/// Every target's stats paired with the one region of this probe.
-pub fn for_region(stats: &StatsRegistry, src_region: &str) -> Vec<(Arc<str>, Arc<TargetStats>)> {
-    let region: Arc<str> = src_region.into();
-    stats
-        .all()
-        .into_iter()
-        .map(|t| (region.clone(), t))
-        .collect()
-}
-
-/// The probe's own (non-per-target) series.
-pub fn encode_registry(metrics: &Metrics) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    TextEncoder::new()
-        .encode(&metrics.registry.gather(), &mut buf)
-        .map_err(io::Error::other)?;
-    Ok(buf)
 }

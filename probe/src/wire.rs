@@ -21,6 +21,18 @@ pub const MIN_TOKEN_LEN: usize = 16;
 /// The path batches are posted to.
 pub const RESULTS_PATH: &str = "/api/v1/results";
 
+/// The collector's fleet inventory endpoint: `GET` it with
+/// `?`[`TARGETS_REGION_PARAM`]`=<region>` for that region's file_sd groups.
+pub const TARGETS_PATH: &str = "/api/v1/targets";
+
+/// The query parameter of [`TARGETS_PATH`] naming the asking probe's region.
+pub const TARGETS_REGION_PARAM: &str = "src_region";
+
+/// The request header carrying the probe's clock at the moment of sending:
+/// the collector estimates the probe's clock offset from it, which a
+/// batch's own `sent_at` (its sealing time) cannot do for a backfill.
+pub const SENT_AT_HEADER: &str = "x-vantage-sent-at";
+
 /// A probe's results, sent together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

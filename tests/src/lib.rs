@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod lab;
+pub mod layers;
 
 /// The path of a workspace binary, built (once per test run) in the same
 /// profile as the tests so it is never stale.

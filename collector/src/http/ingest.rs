@@ -10,8 +10,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use vantage_probe::push::SENT_AT_HEADER;
-use vantage_probe::wire::{Ack, Batch};
+use vantage_probe::wire::{Ack, Batch, SENT_AT_HEADER};
 
 use super::error::{ApiError, Reason, json};
 use super::extract::Pusher;

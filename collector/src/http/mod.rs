@@ -32,8 +32,7 @@ use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
-use vantage_probe::push::inventory::TARGETS_PATH;
-use vantage_probe::wire::RESULTS_PATH;
+use vantage_probe::wire::{RESULTS_PATH, TARGETS_PATH};
 
 use crate::app::App;
 use crate::auth::Tokens;

@@ -12,8 +12,9 @@
 use std::path::{Path, PathBuf};
 
 use super::raw::{FileSdGroup, RawFileSd, S};
-use super::validate::{Checker, Defaults, Draft, Loc};
-use super::{LineIndex, Target, split_host_port};
+use super::span::{Checker, LineIndex, Loc};
+use super::targets::{Defaults, Draft};
+use super::{Target, split_host_port};
 use crate::dns::DnsSettings;
 
 /// Reads the file of `[[file_sd]]` entry `i` and appends its targets.

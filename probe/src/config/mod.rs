@@ -5,8 +5,12 @@
 //! `validate.rs` checks every value and reports every problem at once, each
 //! naming the file, the line, the field and the value.
 
+mod collector;
 mod file_sd;
+mod push;
 mod raw;
+pub mod span;
+mod targets;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -18,8 +22,11 @@ use std::time::Duration;
 
 use crate::connect::ConnectOptions;
 use crate::dns::{DnsSettings, Families};
-use crate::push::PushSettings;
 use crate::result::Identity;
+
+pub use push::{INVENTORY_CACHE_FILE, PushSettings, inventory_cache_path};
+pub use span::Problem;
+use span::line_col;
 
 /// Hard ceilings no config can exceed: a probe fleet must never become a flood.
 pub mod ceiling {
@@ -170,21 +177,6 @@ pub enum ConfigError {
     },
 }
 
-/// One invalid value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Which file it is in, when not the main config (a file_sd list).
-    pub file: Option<String>,
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    /// Dotted path of the field, e.g. `targets[2].timeout`.
-    pub field: String,
-    /// The value as written, when there was one.
-    pub value: Option<String>,
-    /// What is wrong and what would be right.
-    pub reason: String,
-}
-
 struct ProblemList<'a> {
     path: &'a str,
     problems: &'a [Problem],
@@ -196,15 +188,7 @@ impl fmt::Display for ProblemList<'_> {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "  {}", p.file.as_deref().unwrap_or(self.path))?;
-            if let Some(line) = p.line {
-                write!(f, ":{line}")?;
-            }
-            write!(f, ": {}", p.field)?;
-            if let Some(v) = &p.value {
-                write!(f, " = {v}")?;
-            }
-            write!(f, ": {}", p.reason)?;
+            write!(f, "  {}", p.shown_in(self.path))?;
         }
         Ok(())
     }
@@ -333,34 +317,6 @@ pub fn parse_host(h: &str) -> Result<Host, &'static str> {
     } else {
         Err("must be an IP address or a DNS name (no port, no scheme)")
     }
-}
-
-/// Where each line of a text starts, so that a byte offset becomes a line
-/// number in O(log n): validation asks for the line of every value, and a
-/// linear scan per value would make a 10k-target config take seconds.
-#[derive(Debug)]
-pub(crate) struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    pub(crate) fn new(text: &str) -> LineIndex {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        LineIndex { starts }
-    }
-
-    /// 1-based line and column of byte `offset`.
-    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&s| s <= offset).max(1);
-        (line, offset - self.starts[line - 1] + 1)
-    }
-}
-
-/// 1-based line and column of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    LineIndex::new(text).line_col(offset.min(text.len()))
 }
 
 #[cfg(test)]

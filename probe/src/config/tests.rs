@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::span::LineIndex;
 use super::*;
 
 fn fixtures() -> PathBuf {

@@ -10,7 +10,7 @@
 //! the cache, so a probe whose collector is away starts and runs on the
 //! last list it had. Local targets of the same name win.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -19,20 +19,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::PushSettings;
-use crate::config::{Config, Overrides};
+use crate::config::{Config, Overrides, PushSettings, inventory_cache_path};
 use crate::metrics::Metrics;
-
-/// The cached inventory's file name in the spool directory.
-pub const CACHE_FILE: &str = "inventory.json";
-
-/// The collector's inventory endpoint.
-pub const TARGETS_PATH: &str = "/api/v1/targets";
-
-/// Where the cached inventory of a probe with spool `spool_dir` lives.
-pub fn cache_path(spool_dir: &Path) -> PathBuf {
-    spool_dir.join(CACHE_FILE)
-}
+use crate::wire::{TARGETS_PATH, TARGETS_REGION_PARAM};
 
 /// What one fetch came to; the `result` label of
 /// `vantage_probe_inventory_fetches_total`.
@@ -116,7 +105,10 @@ struct Fetcher {
 impl Fetcher {
     async fn fetch(&mut self) -> Fetched {
         let base = format!("{}{TARGETS_PATH}", self.settings.url.trim_end_matches('/'));
-        let url = match reqwest::Url::parse_with_params(&base, [("src_region", &self.src_region)]) {
+        let url = match reqwest::Url::parse_with_params(
+            &base,
+            [(TARGETS_REGION_PARAM, &self.src_region)],
+        ) {
             Ok(u) => u,
             Err(err) => {
                 tracing::error!(%base, "fleet inventory URL: {err}");
@@ -163,7 +155,7 @@ impl Fetcher {
             }
             return Fetched::Failed;
         }
-        let cache = cache_path(&self.settings.spool_dir);
+        let cache = inventory_cache_path(&self.settings.spool_dir);
         if std::fs::read_to_string(&cache).is_ok_and(|cached| cached == body) {
             self.etag = etag;
             return Fetched::Unchanged;

@@ -12,7 +12,6 @@
 pub mod inventory;
 pub mod spool;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,41 +21,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::PushSettings;
 use crate::metrics::Metrics;
 use crate::result::{Identity, RoundResult, Timestamp};
-use crate::wire::{Ack, RESULTS_PATH, Refusal};
+use crate::wire::{Ack, RESULTS_PATH, Refusal, SENT_AT_HEADER};
 use spool::Spool;
 
 /// Rounds queued between the engine and the sealer.
 pub const QUEUE: usize = 65_536;
-
-/// How the probe reaches the collector (the `[collector]` config section).
-#[derive(Clone, PartialEq, Eq)]
-pub struct PushSettings {
-    /// Base URL, e.g. `http://collector.internal:9640`.
-    pub url: String,
-    /// Bearer token.
-    pub token: String,
-    /// The file the token was read from, if any. It is read again when the
-    /// collector refuses the token (401): a rotated Secret needs no restart.
-    pub token_file: Option<PathBuf>,
-    /// Where unacknowledged batches wait.
-    pub spool_dir: PathBuf,
-    /// Most bytes the spool may hold.
-    pub spool_max_bytes: u64,
-    /// Most results in one batch.
-    pub batch_max_results: usize,
-    /// How often pending results are sealed and sent.
-    pub flush_interval: Duration,
-    /// Timeout of one request.
-    pub timeout: Duration,
-    /// Trust only this CA (PEM) for an `https://` collector; the system's
-    /// roots otherwise.
-    pub ca_file: Option<PathBuf>,
-    /// Fetch the fleet's target list from the collector this often; `None`
-    /// when the probe uses only its own targets.
-    pub inventory_refresh: Option<Duration>,
-}
 
 /// The running pusher.
 #[derive(Debug)]
@@ -372,11 +344,6 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
     }
 }
 
-/// The request header carrying the probe's clock at the moment of sending:
-/// the collector estimates the probe's clock offset from it, which a
-/// batch's own `sent_at` (its sealing time) cannot do for a backfill.
-pub const SENT_AT_HEADER: &str = "x-vantage-sent-at";
-
 enum Sent {
     Acked(Ack),
     Refused(u16, Refusal),
@@ -433,21 +400,4 @@ fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-impl std::fmt::Debug for PushSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PushSettings")
-            .field("url", &self.url)
-            .field("token", &"<redacted>")
-            .field("token_file", &self.token_file)
-            .field("spool_dir", &self.spool_dir)
-            .field("spool_max_bytes", &self.spool_max_bytes)
-            .field("batch_max_results", &self.batch_max_results)
-            .field("flush_interval", &self.flush_interval)
-            .field("timeout", &self.timeout)
-            .field("ca_file", &self.ca_file)
-            .field("inventory_refresh", &self.inventory_refresh)
-            .finish()
-    }
 }

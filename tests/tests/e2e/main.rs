@@ -12,6 +12,7 @@ mod evidence;
 mod fleet;
 mod inventory;
 mod lab;
+mod layers;
 mod reload;
 mod service;
 mod wire;
