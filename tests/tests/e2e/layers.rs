@@ -79,7 +79,10 @@ fn mentions_outside(within: &str, needles: &[&str]) -> Vec<String> {
 #[test]
 fn only_the_http_layer_knows_the_web_framework() {
     let found = mentions_outside("http", &["axum"]);
-    assert!(found.is_empty(), "axum outside collector/src/http/: {found:?}");
+    assert!(
+        found.is_empty(),
+        "axum outside collector/src/http/: {found:?}"
+    );
 }
 
 #[test]
@@ -88,5 +91,8 @@ fn only_the_store_speaks_sql() {
         "store",
         &["rusqlite", "SELECT ", "INSERT ", "UPDATE ", "DELETE FROM"],
     );
-    assert!(found.is_empty(), "SQL outside collector/src/store/: {found:?}");
+    assert!(
+        found.is_empty(),
+        "SQL outside collector/src/store/: {found:?}"
+    );
 }
