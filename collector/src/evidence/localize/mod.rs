@@ -5,6 +5,7 @@
 
 mod explain;
 mod finding;
+mod matrix;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +13,7 @@ use super::cells::{Cell, Failing, State};
 pub use super::signal::Signal;
 use explain::{explain, finding};
 pub use finding::{Finding, ProbeLiveness, RegionEvidence, Scope};
+use matrix::Matrix;
 
 /// The share of regions (or targets) with data that must agree.
 pub const QUORUM: f64 = 2.0 / 3.0;
@@ -493,87 +495,6 @@ fn alternatives(status: &Matrix, r: &str, targets: &[&String]) -> Vec<String> {
         .filter(|o| o.as_str() != r && targets.iter().all(|t| status.is_healthy(o, t)))
         .cloned()
         .collect()
-}
-
-/// Region x target status from cells: a pair is failing when any of its
-/// cells fails, healthy when it has a healthy cell and no failing one, and
-/// unknown (absent from `known`) otherwise.
-struct Matrix {
-    regions: BTreeSet<String>,
-    targets: BTreeSet<String>,
-    /// Region to target to failing (`true`) or healthy (`false`).
-    known: BTreeMap<String, BTreeMap<String, bool>>,
-    groups: BTreeMap<String, String>,
-}
-
-impl Matrix {
-    fn new(cells: &[&Judged<'_>]) -> Matrix {
-        let mut m = Matrix {
-            regions: BTreeSet::new(),
-            targets: BTreeSet::new(),
-            known: BTreeMap::new(),
-            groups: BTreeMap::new(),
-        };
-        for j in cells {
-            let (r, t) = (&j.cell.src_region, &j.cell.target);
-            m.regions.insert(r.clone());
-            m.targets.insert(t.clone());
-            m.groups.insert(t.clone(), j.cell.group.clone());
-            let failing = j.failing.is_some();
-            if failing || j.healthy {
-                *m.known
-                    .entry(r.clone())
-                    .or_default()
-                    .entry(t.clone())
-                    .or_insert(failing) |= failing;
-            }
-        }
-        m
-    }
-
-    fn state(&self, r: &str, t: &str) -> Option<bool> {
-        self.known.get(r)?.get(t).copied()
-    }
-
-    fn is_failing(&self, r: &str, t: &str) -> bool {
-        self.state(r, t) == Some(true)
-    }
-
-    fn is_healthy(&self, r: &str, t: &str) -> bool {
-        self.state(r, t) == Some(false)
-    }
-
-    fn group<'a>(&'a self, t: &'a str) -> &'a str {
-        self.groups.get(t).map_or(t, String::as_str)
-    }
-
-    fn known_regions(&self, t: &str) -> Vec<&String> {
-        self.regions
-            .iter()
-            .filter(|r| self.state(r, t).is_some())
-            .collect()
-    }
-
-    fn failing_regions(&self, t: &str) -> Vec<&String> {
-        self.regions
-            .iter()
-            .filter(|r| self.is_failing(r, t))
-            .collect()
-    }
-
-    fn healthy_regions(&self, t: &str) -> Vec<String> {
-        self.regions
-            .iter()
-            .filter(|r| self.is_healthy(r, t))
-            .cloned()
-            .collect()
-    }
-
-    fn known_targets(&self, r: &str) -> Vec<&String> {
-        self.known
-            .get(r)
-            .map_or_else(Vec::new, |m| m.keys().collect())
-    }
 }
 
 #[cfg(test)]
