@@ -5,15 +5,19 @@
 
 mod explain;
 mod finding;
+mod host;
 mod matrix;
+mod rules;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::cells::{Cell, Failing, State};
 pub use super::signal::Signal;
 use explain::{explain, finding};
 pub use finding::{Finding, ProbeLiveness, RegionEvidence, Scope};
+use host::{probe_host_findings, silent_finding};
 use matrix::Matrix;
+use rules::localize_judged;
 
 /// The share of regions (or targets) with data that must agree.
 pub const QUORUM: f64 = 2.0 / 3.0;
@@ -32,6 +36,7 @@ struct Judged<'a> {
     healthy: bool,
 }
 
+/// Whether `agree` of `of` is a quorum: [`QUORUM`] of them, rounded up.
 fn meets_quorum(agree: usize, of: usize) -> bool {
     of > 0 && agree as f64 >= (QUORUM * of as f64).ceil() - 1e-9
 }
@@ -72,112 +77,8 @@ pub fn localize(cells: &[Cell], probes: &[ProbeLiveness], now_us: i64, alpha: f6
     sorted(findings)
 }
 
-/// A region whose probes fail with local errors (at least 3, and a tenth of
-/// their attempts), or fail a control target.
-fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Vec<Finding> {
-    let mut regions: BTreeMap<&str, Vec<&Cell>> = BTreeMap::new();
-    for c in cells {
-        regions.entry(&c.src_region).or_default().push(c);
-    }
-    let mut out = Vec::new();
-    for (r, of_r) in regions {
-        let local: u64 = of_r.iter().map(|c| c.local_failures).sum();
-        let attempts: u64 = of_r.iter().map(|c| c.attempts).sum::<u64>() + local;
-        let controls: Vec<(&Cell, Failing)> = of_r
-            .iter()
-            .filter(|c| c.control)
-            .filter_map(|c| match c.state(now_us, alpha) {
-                State::Failing(f) => Some((*c, f)),
-                _ => None,
-            })
-            .collect();
-        let local_broken = local >= 3 && local * 10 >= attempts;
-        if !local_broken && controls.is_empty() {
-            continue;
-        }
-        let mut reasons = BTreeMap::new();
-        let mut failures = 0;
-        let mut since = i64::MAX;
-        if local_broken {
-            reasons.insert("local_errors".to_string(), local);
-            failures += local;
-            since = of_r
-                .iter()
-                .filter_map(|c| c.local_since_us)
-                .min()
-                .unwrap_or(now_us);
-        }
-        for (_, f) in &controls {
-            failures += f.failures;
-            since = since.min(f.since_us);
-            for (k, v) in &f.reasons {
-                *reasons.entry(k.clone()).or_insert(0) += v;
-            }
-        }
-        let targets: Vec<String> = controls.iter().map(|(c, _)| c.target.clone()).collect();
-        let mut f = Finding {
-            scope: Scope::Probe,
-            signal: Signal::Failures,
-            src_regions: vec![r.to_string()],
-            targets,
-            target_group: None,
-            address: None,
-            probe_id: None,
-            since_us: since,
-            evidence: vec![RegionEvidence {
-                src_region: r.to_string(),
-                failures,
-                attempts,
-                reasons,
-                since_us: since,
-                baseline_failures: 0,
-                baseline_attempts: 0,
-                p_value: controls.iter().map(|(_, f)| f.p_value).fold(1.0, f64::min),
-                rtt: None,
-            }],
-            healthy_alternatives: Vec::new(),
-            quorum: if local_broken {
-                format!("{local} local errors in {attempts} attempts")
-            } else {
-                format!("{} control targets failing", controls.len())
-            },
-            explanation: String::new(),
-        };
-        f.explanation = explain(&f);
-        out.push(f);
-    }
-    out
-}
-
-fn silent_finding(p: &ProbeLiveness, region_silent: bool) -> Finding {
-    // Other probes of the region still vote; a region with none left sits out.
-    let mut f = Finding {
-        scope: Scope::Silent,
-        signal: Signal::Failures,
-        src_regions: vec![p.src_region.clone()],
-        targets: Vec::new(),
-        target_group: None,
-        address: None,
-        probe_id: Some(p.probe_id.clone()),
-        since_us: p.last_seen_us,
-        evidence: Vec::new(),
-        healthy_alternatives: Vec::new(),
-        quorum: if region_silent {
-            "every probe of the region".to_string()
-        } else {
-            "other probes of the region report".to_string()
-        },
-        explanation: String::new(),
-    };
-    f.explanation = explain(&f);
-    if region_silent {
-        f.explanation.pop(); // the full stop
-        f.explanation
-            .push_str(&format!("; {} is left out of the vote.", p.src_region));
-    }
-    f
-}
-
+/// The findings among `cells` whose evidence survives [`FLEET_ALPHA`]
+/// across the `cells.len()` cells tested.
 fn localize_voting(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
     let tested = cells.len().max(1) as f64;
     let mut findings = localize_judged(cells, judge);
@@ -186,284 +87,6 @@ fn localize_voting(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Findi
         log_p + tested.ln() < FLEET_ALPHA.ln()
     });
     findings
-}
-
-fn localize_judged(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
-    let judged: Vec<Judged<'_>> = cells
-        .iter()
-        .map(|c| {
-            let state = judge(c);
-            Judged {
-                cell: c,
-                healthy: state == State::Healthy,
-                failing: match state {
-                    State::Failing(f) => Some(f),
-                    _ => None,
-                },
-            }
-        })
-        .collect();
-    let mut findings = Vec::new();
-    let (dns, connect): (Vec<&Judged<'_>>, Vec<&Judged<'_>>) =
-        judged.iter().partition(|j| j.cell.address.is_none());
-
-    // Addresses: one address of a target failing in a quorum of regions
-    // while a sibling address works in a quorum of its regions.
-    let mut explained: BTreeSet<(String, String, Option<String>)> = BTreeSet::new();
-    let targets: BTreeSet<&str> = connect.iter().map(|j| j.cell.target.as_str()).collect();
-    for t in &targets {
-        let of_t: Vec<&&Judged<'_>> = connect.iter().filter(|j| j.cell.target == *t).collect();
-        let addresses: BTreeSet<&str> = of_t
-            .iter()
-            .filter_map(|j| j.cell.address.as_deref())
-            .collect();
-        if addresses.len() < 2 {
-            continue;
-        }
-        let verdict = |a: &str| {
-            let cells: Vec<&&&Judged<'_>> = of_t
-                .iter()
-                .filter(|j| j.cell.address.as_deref() == Some(a))
-                .collect();
-            let known = cells
-                .iter()
-                .filter(|j| j.healthy || j.failing.is_some())
-                .count();
-            let failing = cells.iter().filter(|j| j.failing.is_some()).count();
-            let healthy = cells.iter().filter(|j| j.healthy).count();
-            (
-                meets_quorum(failing, known),
-                meets_quorum(healthy, known) && healthy > 0,
-            )
-        };
-        for a in &addresses {
-            let (fails, _) = verdict(a);
-            let sibling_ok = addresses.iter().any(|b| b != a && verdict(b).1);
-            if fails && sibling_ok {
-                let failing: Vec<&Judged<'_>> = of_t
-                    .iter()
-                    .filter(|j| j.cell.address.as_deref() == Some(*a) && j.failing.is_some())
-                    .map(|j| **j)
-                    .collect();
-                for j in &failing {
-                    explained.insert(key(j.cell));
-                }
-                let regions = regions_of(&failing);
-                let known = of_t
-                    .iter()
-                    .filter(|j| j.cell.address.as_deref() == Some(*a))
-                    .filter(|j| j.healthy || j.failing.is_some())
-                    .count();
-                findings.push(finding(
-                    Scope::Address,
-                    &failing,
-                    Vec::new(),
-                    None,
-                    Some(a.to_string()),
-                    format!("{} of {known} regions", regions.len()),
-                ));
-            }
-        }
-    }
-
-    // The region x target matrix from what addresses leave unexplained.
-    let remaining: Vec<&Judged<'_>> = connect
-        .iter()
-        .filter(|j| !explained.contains(&key(j.cell)))
-        .copied()
-        .collect();
-    let status = Matrix::new(&remaining);
-
-    // Target-side, or global when it is most targets.
-    let mut target_side = BTreeSet::new();
-    for t in &status.targets {
-        let known = status.known_regions(t);
-        let failing = status.failing_regions(t);
-        if known.len() >= 2 && meets_quorum(failing.len(), known.len()) {
-            target_side.insert(t.clone());
-        }
-    }
-    let all_targets = status.targets.len();
-    if target_side.len() >= 3 && meets_quorum(target_side.len(), all_targets) {
-        let cells: Vec<&Judged<'_>> = remaining
-            .iter()
-            .filter(|j| j.failing.is_some() && target_side.contains(&j.cell.target))
-            .copied()
-            .collect();
-        findings.push(finding(
-            Scope::Global,
-            &cells,
-            Vec::new(),
-            None,
-            None,
-            format!("{} of {all_targets} targets", target_side.len()),
-        ));
-        findings.extend(dns_findings(&dns));
-        return sorted(findings);
-    }
-    for t in &target_side {
-        let cells: Vec<&Judged<'_>> = remaining
-            .iter()
-            .filter(|j| j.failing.is_some() && &j.cell.target == t)
-            .copied()
-            .collect();
-        let known = status.known_regions(t).len();
-        let healthy = status.healthy_regions(t);
-        findings.push(finding(
-            Scope::Target,
-            &cells,
-            healthy,
-            None,
-            None,
-            format!("{} of {known} regions", regions_of(&cells).len()),
-        ));
-    }
-
-    // Source-side: a region failing to most of the other targets, across
-    // more than one group.
-    let mut source_side = BTreeSet::new();
-    for r in &status.regions {
-        let known: Vec<&String> = status
-            .known_targets(r)
-            .into_iter()
-            .filter(|t| !target_side.contains(*t))
-            .collect();
-        let failing: Vec<&String> = known
-            .iter()
-            .filter(|t| status.is_failing(r, t))
-            .copied()
-            .collect();
-        let groups: BTreeSet<&str> = failing.iter().map(|t| status.group(t)).collect();
-        if known.len() >= 3 && groups.len() >= 2 && meets_quorum(failing.len(), known.len()) {
-            source_side.insert(r.clone());
-            let cells: Vec<&Judged<'_>> = remaining
-                .iter()
-                .filter(|j| {
-                    j.failing.is_some()
-                        && &j.cell.src_region == r
-                        && !target_side.contains(&j.cell.target)
-                })
-                .copied()
-                .collect();
-            let alternatives = alternatives(&status, r, &failing);
-            findings.push(finding(
-                Scope::Source,
-                &cells,
-                alternatives,
-                None,
-                None,
-                format!("{} of {} targets", failing.len(), known.len()),
-            ));
-        }
-    }
-
-    // Paths: what is left, per region and target group.
-    let mut paths: BTreeMap<(String, String), Vec<&Judged<'_>>> = BTreeMap::new();
-    for j in &remaining {
-        if j.failing.is_some()
-            && !target_side.contains(&j.cell.target)
-            && !source_side.contains(&j.cell.src_region)
-        {
-            paths
-                .entry((j.cell.src_region.clone(), j.cell.group.clone()))
-                .or_default()
-                .push(j);
-        }
-    }
-    for ((r, g), cells) in paths {
-        let failing: Vec<&String> = cells
-            .iter()
-            .map(|j| &j.cell.target)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let in_group = status
-            .known_targets(&r)
-            .into_iter()
-            .filter(|t| status.group(t) == g)
-            .count();
-        let alternatives = alternatives(&status, &r, &failing);
-        let reaches_elsewhere = status
-            .known_targets(&r)
-            .into_iter()
-            .any(|t| status.group(t) != g && status.is_healthy(&r, t));
-        let scope = if !alternatives.is_empty() && reaches_elsewhere {
-            Scope::Path
-        } else {
-            Scope::Inconclusive
-        };
-        findings.push(finding(
-            scope,
-            &cells,
-            alternatives,
-            Some(g.clone()),
-            None,
-            format!("{} of {in_group} targets in {g}", failing.len()),
-        ));
-    }
-    findings.extend(dns_findings(&dns));
-    sorted(findings)
-}
-
-/// DNS cells: everywhere for a name, region-wide for a resolver, else one
-/// region and one name.
-fn dns_findings(dns: &[&Judged<'_>]) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let status = Matrix::new(dns);
-    let mut explained: BTreeSet<(String, String)> = BTreeSet::new();
-    for t in &status.targets {
-        let known = status.known_regions(t);
-        let failing = status.failing_regions(t);
-        if known.len() >= 2 && meets_quorum(failing.len(), known.len()) {
-            let cells: Vec<&Judged<'_>> = dns
-                .iter()
-                .filter(|j| j.failing.is_some() && &j.cell.target == t)
-                .copied()
-                .collect();
-            for j in &cells {
-                explained.insert((j.cell.src_region.clone(), t.clone()));
-            }
-            out.push(finding(
-                Scope::Dns,
-                &cells,
-                Vec::new(),
-                None,
-                None,
-                format!("{} of {} regions", failing.len(), known.len()),
-            ));
-        }
-    }
-    for r in &status.regions {
-        let cells: Vec<&Judged<'_>> = dns
-            .iter()
-            .filter(|j| {
-                j.failing.is_some()
-                    && &j.cell.src_region == r
-                    && !explained.contains(&(r.clone(), j.cell.target.clone()))
-            })
-            .copied()
-            .collect();
-        if cells.is_empty() {
-            continue;
-        }
-        let names: BTreeSet<&String> = cells.iter().map(|j| &j.cell.target).collect();
-        let known = status.known_targets(r).len();
-        let alternatives: Vec<String> = status
-            .regions
-            .iter()
-            .filter(|o| *o != r && names.iter().all(|t| status.is_healthy(o, t)))
-            .cloned()
-            .collect();
-        out.push(finding(
-            Scope::Dns,
-            &cells,
-            alternatives,
-            None,
-            None,
-            format!("{} of {known} names", names.len()),
-        ));
-    }
-    out
 }
 
 /// Findings in a stable order: by onset, then scope, regions and targets.
@@ -477,24 +100,6 @@ fn sorted(mut findings: Vec<Finding>) -> Vec<Finding> {
         ))
     });
     findings
-}
-
-fn key(c: &Cell) -> (String, String, Option<String>) {
-    (c.src_region.clone(), c.target.clone(), c.address.clone())
-}
-
-fn regions_of(cells: &[&Judged<'_>]) -> BTreeSet<String> {
-    cells.iter().map(|j| j.cell.src_region.clone()).collect()
-}
-
-/// Regions other than `r` that reach every one of `targets`.
-fn alternatives(status: &Matrix, r: &str, targets: &[&String]) -> Vec<String> {
-    status
-        .regions
-        .iter()
-        .filter(|o| o.as_str() != r && targets.iter().all(|t| status.is_healthy(o, t)))
-        .cloned()
-        .collect()
 }
 
 #[cfg(test)]
