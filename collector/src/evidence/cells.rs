@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use vantage_probe::outcome::{Blame, ConnectOutcome, DnsOutcome};
 
+use super::signal::Signal;
 use super::stats::{baseline_rate, binomial_tail};
 use crate::store::rollup::ConnectMinute;
 use crate::store::{Minute, MinuteRow, Snapshot, StoreError};
@@ -82,7 +83,7 @@ pub struct Failing {
     /// For a latency regression: RTT before and now.
     pub rtt: Option<RttShift>,
     /// Which test found it.
-    pub signal: super::localize::Signal,
+    pub signal: Signal,
 }
 
 /// How a path's RTT moved, in milliseconds.
@@ -232,7 +233,7 @@ impl Cell {
             p_value,
             reasons,
             rtt: None,
-            signal: super::localize::Signal::Failures,
+            signal: Signal::Failures,
         })
     }
 
@@ -299,7 +300,7 @@ impl Cell {
             p_value,
             reasons: BTreeMap::new(),
             rtt: Some(shift),
-            signal: super::localize::Signal::Latency,
+            signal: Signal::Latency,
         })
     }
 
@@ -342,7 +343,7 @@ impl Cell {
             p_value,
             reasons: BTreeMap::from([("syn_retransmit".to_string(), slow)]),
             rtt: None,
-            signal: super::localize::Signal::Loss,
+            signal: Signal::Loss,
         })
     }
 }
@@ -544,7 +545,7 @@ mod tests {
         };
         assert_eq!((f.failures, f.attempts), (30, 300));
         assert_eq!(f.reasons["syn_retransmit"], 30);
-        assert_eq!(f.signal, super::super::localize::Signal::Loss);
+        assert_eq!(f.signal, Signal::Loss);
         assert_eq!(f.since_us, 100 * MINUTE_US);
         // A path that always lost this many is its own normal.
         assert_eq!(lossy(6, 360).lost_syns(1e-3), State::Healthy);

@@ -5,6 +5,8 @@
 //! - [`stats`]: the binomial test and histogram quantiles;
 //! - [`cells`]: the region x target x address matrix read from the store,
 //!   and the test of one cell;
+//! - `signal`: what a finding is about (failures, latency, loss), a leaf
+//!   shared by `cells` and `localize`;
 //! - [`localize`]: from cell states to scoped findings;
 //! - [`reachability`]: one target's state from every region, and a verdict;
 //! - [`incidents`]: findings that persist, with ids and timelines;
@@ -15,6 +17,7 @@ pub mod cells;
 pub mod incidents;
 pub mod localize;
 pub mod reachability;
+mod signal;
 pub mod stats;
 
 use std::sync::Arc;

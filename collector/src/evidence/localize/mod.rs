@@ -1,0 +1,106 @@
+//! Localization: from the states of the matrix's cells to findings with a
+//! scope. Every rule needs a quorum of the regions (or targets) that have
+//! data, and a scope the data cannot support is reported as inconclusive,
+//! never guessed.
+
+mod explain;
+mod finding;
+mod host;
+mod matrix;
+mod rules;
+
+use std::collections::BTreeSet;
+
+use super::cells::{Cell, Failing, State};
+pub use super::signal::Signal;
+use explain::{explain, finding};
+pub use finding::{Finding, ProbeLiveness, RegionEvidence, Scope};
+use host::{probe_host_findings, silent_finding};
+use matrix::Matrix;
+use rules::localize_judged;
+
+/// The share of regions (or targets) with data that must agree.
+pub const QUORUM: f64 = 2.0 / 3.0;
+
+/// How often a fleet may see a false finding, per evaluation. Each cell is
+/// tested at its own level; a finding stands only if its evidence (the
+/// product of its regions' p-values) is unlikely across all the cells that
+/// were tested (a Bonferroni bound). A single path in a large fleet so
+/// needs a round more than a fault seen from several regions at once.
+pub const FLEET_ALPHA: f64 = 0.01;
+
+/// A cell with its state.
+struct Judged<'a> {
+    cell: &'a Cell,
+    failing: Option<Failing>,
+    healthy: bool,
+}
+
+/// Whether `agree` of `of` is a quorum: [`QUORUM`] of them, rounded up.
+fn meets_quorum(agree: usize, of: usize) -> bool {
+    of > 0 && agree as f64 >= (QUORUM * of as f64).ceil() - 1e-9
+}
+
+/// Localizes the failing cells among `cells` at `now_us`. Regions whose
+/// probe host is broken, or whose every probe is silent, are reported as
+/// such and left out of the vote.
+pub fn localize(cells: &[Cell], probes: &[ProbeLiveness], now_us: i64, alpha: f64) -> Vec<Finding> {
+    let mut own = Vec::new();
+    let mut excluded: BTreeSet<String> = BTreeSet::new();
+    for p in probes.iter().filter(|p| p.silent) {
+        let region_silent = probes
+            .iter()
+            .filter(|q| q.src_region == p.src_region)
+            .all(|q| q.silent);
+        if region_silent {
+            excluded.insert(p.src_region.clone());
+        }
+        own.push(silent_finding(p, region_silent));
+    }
+    for f in probe_host_findings(cells, now_us, alpha) {
+        excluded.extend(f.src_regions.iter().cloned());
+        own.push(f);
+    }
+    let voting: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| !excluded.contains(&c.src_region))
+        .collect();
+    let mut findings = localize_voting(&voting, &|c: &Cell| c.state(now_us, alpha));
+    let latency: Vec<&Cell> = voting
+        .iter()
+        .copied()
+        .filter(|c| c.address.is_some())
+        .collect();
+    findings.extend(localize_voting(&latency, &|c: &Cell| c.latency(alpha)));
+    findings.extend(localize_voting(&latency, &|c: &Cell| c.lost_syns(alpha)));
+    findings.extend(own);
+    sorted(findings)
+}
+
+/// The findings among `cells` whose evidence survives [`FLEET_ALPHA`]
+/// across the `cells.len()` cells tested.
+fn localize_voting(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
+    let tested = cells.len().max(1) as f64;
+    let mut findings = localize_judged(cells, judge);
+    findings.retain(|f| {
+        let log_p: f64 = f.evidence.iter().map(|e| e.p_value.max(1e-300).ln()).sum();
+        log_p + tested.ln() < FLEET_ALPHA.ln()
+    });
+    findings
+}
+
+/// Findings in a stable order: by onset, then scope, regions and targets.
+fn sorted(mut findings: Vec<Finding>) -> Vec<Finding> {
+    findings.sort_by(|a, b| {
+        (a.since_us, a.scope, &a.src_regions, &a.targets).cmp(&(
+            b.since_us,
+            b.scope,
+            &b.src_regions,
+            &b.targets,
+        ))
+    });
+    findings
+}
+
+#[cfg(test)]
+mod tests;
