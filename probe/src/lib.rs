@@ -12,12 +12,22 @@
 //! - [`schedule`], [`engine`]: when rounds run; one task per target, no drift.
 //! - [`limits`]: global in-flight and rate caps below the scheduler.
 //! - [`open_files`]: the open-files limit raised to what the caps can hold.
-//! - [`stats`], [`metrics`], [`exposition`], [`admin`]: per-target totals and `/metrics`.
-//! - [`config`]: strict TOML (+ file_sd JSON) to a validated [`config::Config`].
+//! - [`stats`], [`metrics`], [`exposition`], [`admin`]: per-target totals, the
+//!   metric names and registry, the `/metrics` text (exposition imports
+//!   metrics, never the reverse), the admin listener.
+//! - [`config`]: strict TOML (+ file_sd JSON) to a validated [`config::Config`];
+//!   [`config::span`] turns a value's span into `file:line: field = value: reason`
+//!   for the collector's config too.
+//! - [`wire`]: the probe <-> collector boundary: the batch format and every
+//!   shared path and header.
+//! - [`push`]: the spool, the sender and the fleet inventory fetcher.
 //! - [`service`], [`shutdown`]: the running probe, reload and drain.
 //! - [`check`]: the one-shot `check` command and its renderers.
 //! - [`testbed`], [`demo`]: real loopback backends for the demo, tests and benchmarks.
 //! - [`cli`]: the command line.
+//!
+//! The top-level modules form a DAG, in the layer order that
+//! `tests/tests/e2e/layers.rs` checks.
 
 pub mod admin;
 pub mod check;

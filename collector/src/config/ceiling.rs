@@ -1,0 +1,11 @@
+//! The largest value each `[limits]` setting accepts: no config can open
+//! the collector to unbounded requests.
+
+/// `limits.max_body_bytes`.
+pub const MAX_BODY_BYTES: i64 = 1 << 30;
+/// `limits.max_results_per_batch`.
+pub const MAX_RESULTS_PER_BATCH: i64 = 10_000_000;
+/// `limits.max_targets_per_probe`.
+pub const MAX_TARGETS_PER_PROBE: i64 = 1_000_000;
+/// `limits.max_batches_per_second`.
+pub const MAX_BATCHES_PER_SECOND: i64 = 100_000;

@@ -1,0 +1,55 @@
+//! What a collector config that leaves a setting out gets.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Seconds in a day.
+pub const DAY: u64 = 86_400;
+
+/// `server.listen`: loopback, so an unconfigured collector is not exposed.
+pub const LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9640);
+/// `server.fleet`.
+pub const FLEET: &str = "unnamed";
+/// `server.watch_every`.
+pub const WATCH_EVERY: Duration = Duration::from_secs(5);
+
+/// `retention.rollups`.
+pub const ROLLUPS: Duration = Duration::from_secs(30 * DAY);
+/// `retention.failures`: longer than rollups, failures are the evidence.
+pub const FAILURES: Duration = Duration::from_secs(90 * DAY);
+/// `retention.receipts`.
+pub const RECEIPTS: Duration = Duration::from_secs(7 * DAY);
+
+/// `limits.max_body_bytes`.
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+/// How much larger than `limits.max_body_bytes` a body may be once
+/// decompressed. Compressed JSON of results shrinks about 10x; allow a
+/// generous ratio but never an unbounded one (a gzip bomb).
+pub const DECOMPRESSION_RATIO: usize = 32;
+/// `limits.max_results_per_batch`.
+pub const MAX_RESULTS_PER_BATCH: usize = 100_000;
+/// `limits.max_targets_per_probe`.
+pub const MAX_TARGETS_PER_PROBE: usize = 10_000;
+/// `limits.max_batches_per_second`.
+pub const MAX_BATCHES_PER_SECOND: usize = 50;
+/// `limits.max_result_age`.
+pub const MAX_RESULT_AGE: Duration = Duration::from_secs(7 * DAY);
+/// `limits.max_future`.
+pub const MAX_FUTURE: Duration = Duration::from_secs(300);
+
+/// `probes.silent_after`.
+pub const SILENT_AFTER: Duration = Duration::from_secs(60);
+/// `probes.forget_after`.
+pub const FORGET_AFTER: Duration = Duration::from_secs(DAY);
+/// `probes.max_clock_offset`.
+pub const MAX_CLOCK_OFFSET: Duration = Duration::from_secs(5);
+
+/// `evidence.evaluate_every`.
+pub const EVALUATE_EVERY: Duration = Duration::from_secs(10);
+/// `evidence.recent`.
+pub const RECENT: Duration = Duration::from_secs(15 * 60);
+/// `evidence.baseline`.
+pub const BASELINE: Duration = Duration::from_secs(3600);
+/// `evidence.resolve_after`.
+pub const RESOLVE_AFTER: Duration = Duration::from_secs(180);

@@ -1,0 +1,406 @@
+//! The raw file to a validated [`Config`]: every value checked, every
+//! problem collected, in the order found.
+
+use std::path::Path;
+use std::time::Duration;
+
+use vantage_probe::config::span::{Checker, Loc, Problem};
+use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule};
+
+use super::raw::{Raw, RawEvidence, RawLimits, RawProbes, RawServer, RawToken, S};
+use super::{
+    Config, EvidencePolicy, IngestLimits, ProbePolicy, Retention, TokenBinding, ceiling, default,
+    file_sd, valid_ident,
+};
+
+/// Checks `raw`, deserialized from `text`; paths are relative to `base`.
+pub(super) fn validate(raw: &Raw, text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+    let mut c = Checker::new(text);
+    let server = server(&mut c, &raw.server, base);
+    let (tokens, token_files) = tokens(&mut c, &raw.tokens, base);
+    let watch_every = duration_or(
+        &mut c,
+        &raw.server.watch_every,
+        "server.watch_every",
+        default::WATCH_EVERY,
+    )
+    .unwrap_or_default();
+    let retention = retention(&mut c, raw);
+    let limits = limits(&mut c, &raw.limits);
+    let probes = probes(&mut c, &raw.probes);
+    let evidence = evidence(&mut c, &raw.evidence);
+    let mut inventory = Vec::new();
+    for (i, f) in raw.inventory.file_sd.iter().enumerate() {
+        let path = base.join(f.get_ref());
+        match file_sd::read(&path) {
+            Ok(_) => inventory.push(path),
+            Err(e) => c.bad_debug(f, &format!("inventory.file_sd[{i}]"), &e),
+        }
+    }
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    let (Some(fleet), Some(listen), Some(data_dir), Some(retention)) =
+        (server.fleet, server.listen, server.data_dir, retention)
+    else {
+        unreachable!("a missing value always records a problem");
+    };
+    Ok(Config {
+        fleet,
+        listen,
+        data_dir,
+        tls: server.tls,
+        watch_every,
+        tokens,
+        token_files,
+        retention,
+        limits,
+        probes,
+        inventory,
+        evidence,
+    })
+}
+
+/// The `[server]` section, each part `None` when it has a problem.
+struct Server {
+    fleet: Option<String>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<std::path::PathBuf>,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+fn server(c: &mut Checker, s: &RawServer, base: &Path) -> Server {
+    let listen = match &s.listen {
+        Some(v) => c.parse_with(
+            v,
+            "server.listen",
+            "must be an IP:port like \"0.0.0.0:9640\"",
+        ),
+        None => Some(default::LISTEN),
+    };
+    let fleet = match &s.fleet {
+        Some(v) if valid_ident(v.get_ref()) => Some(v.get_ref().clone()),
+        Some(v) => {
+            c.bad_debug(v, "server.fleet", &ident_rule(MAX_NAME_LEN));
+            None
+        }
+        None => Some(default::FLEET.to_string()),
+    };
+    let data_dir = match &s.data_dir {
+        Some(v) if v.get_ref().is_empty() => {
+            c.bad_debug(v, "server.data_dir", "must not be empty");
+            None
+        }
+        Some(v) => Some(base.join(v.get_ref())),
+        None => {
+            missing(c, "server.data_dir", "where the store keeps its data");
+            None
+        }
+    };
+    let tls = match (&s.tls_cert_file, &s.tls_key_file) {
+        (None, None) => None,
+        (Some(cert), Some(k)) => Some((base.join(cert.get_ref()), base.join(k.get_ref()))),
+        (Some(v), None) | (None, Some(v)) => {
+            c.bad_debug(
+                v,
+                "server.tls_cert_file / tls_key_file",
+                "set both, or neither for plain HTTP",
+            );
+            None
+        }
+    };
+    Server {
+        fleet,
+        listen,
+        data_dir,
+        tls,
+    }
+}
+
+/// The bindings, and the files tokens were read from.
+fn tokens(
+    c: &mut Checker,
+    raw: &[S<RawToken>],
+    base: &Path,
+) -> (Vec<TokenBinding>, Vec<std::path::PathBuf>) {
+    let token_files = raw
+        .iter()
+        .filter_map(|t| t.get_ref().token_file.as_ref())
+        .map(|f| base.join(f.get_ref()))
+        .collect();
+    let mut tokens = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        if let Some(b) = token(c, i, t, base) {
+            tokens.push(b);
+        }
+    }
+    for (i, a) in tokens.iter().enumerate() {
+        if tokens[..i].iter().any(|b| b.token == a.token) {
+            c.push(
+                &Loc::default(),
+                format!("tokens[{i}]"),
+                None,
+                "the same token is bound twice; a token names exactly one region",
+            );
+        }
+    }
+    (tokens, token_files)
+}
+
+fn token(c: &mut Checker, i: usize, t: &S<RawToken>, base: &Path) -> Option<TokenBinding> {
+    let r = t.get_ref();
+    let field = format!("tokens[{i}]");
+    let loc = c.loc(t);
+    let token = match (&r.token, &r.token_file) {
+        (Some(v), None) => Some(v.get_ref().trim().to_string()),
+        (None, Some(f)) => {
+            let path = base.join(f.get_ref());
+            match std::fs::read_to_string(&path) {
+                Ok(s) => Some(s.trim().to_string()),
+                Err(e) => {
+                    let reason = format!("cannot read {}: {e}", path.display());
+                    c.bad_debug(f, &format!("{field}.token_file"), &reason);
+                    None
+                }
+            }
+        }
+        _ => {
+            c.push(
+                &loc,
+                field.clone(),
+                None,
+                "set exactly one of token and token_file",
+            );
+            None
+        }
+    };
+    // Never echo a secret into an error message.
+    if let Some(tok) = &token
+        && tok.len() < vantage_probe::wire::MIN_TOKEN_LEN
+    {
+        c.push(
+            &loc,
+            field.clone(),
+            None,
+            format!(
+                "the token is {} characters long; use at least {} (e.g. `openssl rand -hex 32`)",
+                tok.len(),
+                vantage_probe::wire::MIN_TOKEN_LEN
+            ),
+        );
+    }
+    let src_region = match &r.src_region {
+        Some(v) if valid_ident(v.get_ref()) => Some(v.get_ref().clone()),
+        Some(v) => {
+            c.bad_debug(v, &format!("{field}.src_region"), &ident_rule(MAX_NAME_LEN));
+            None
+        }
+        None => {
+            c.push(
+                &loc,
+                format!("{field}.src_region"),
+                None,
+                "required (the one region this token may report for)",
+            );
+            None
+        }
+    };
+    let probe_ids = r.probe_ids.as_ref().map(|ids| {
+        ids.iter()
+            .filter_map(|v| {
+                if vantage_probe::result::valid_ident(v.get_ref(), MAX_PROBE_ID_LEN) {
+                    Some(v.get_ref().clone())
+                } else {
+                    let field = format!("{field}.probe_ids");
+                    c.bad_debug(v, &field, &ident_rule(MAX_PROBE_ID_LEN));
+                    None
+                }
+            })
+            .collect()
+    });
+    Some(TokenBinding {
+        token: token?,
+        src_region: src_region?,
+        probe_ids,
+    })
+}
+
+fn retention(c: &mut Checker, raw: &Raw) -> Option<Retention> {
+    let r = &raw.retention;
+    let rollups = duration_or(c, &r.rollups, "retention.rollups", default::ROLLUPS);
+    let failures = duration_or(c, &r.failures, "retention.failures", default::FAILURES);
+    let receipts = duration_or(c, &r.receipts, "retention.receipts", default::RECEIPTS);
+    Some(Retention {
+        rollups: rollups?,
+        failures: failures?,
+        receipts: receipts?,
+    })
+}
+
+fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
+    let max_body_bytes = count_or(
+        c,
+        &l.max_body_bytes,
+        "limits.max_body_bytes",
+        ceiling::MAX_BODY_BYTES,
+        default::MAX_BODY_BYTES,
+    );
+    IngestLimits {
+        max_body_bytes: max_body_bytes.unwrap_or(0),
+        max_decompressed_bytes: max_body_bytes
+            .unwrap_or(0)
+            .saturating_mul(default::DECOMPRESSION_RATIO),
+        max_results_per_batch: count_or(
+            c,
+            &l.max_results_per_batch,
+            "limits.max_results_per_batch",
+            ceiling::MAX_RESULTS_PER_BATCH,
+            default::MAX_RESULTS_PER_BATCH,
+        )
+        .unwrap_or(0),
+        max_targets_per_probe: count_or(
+            c,
+            &l.max_targets_per_probe,
+            "limits.max_targets_per_probe",
+            ceiling::MAX_TARGETS_PER_PROBE,
+            default::MAX_TARGETS_PER_PROBE,
+        )
+        .unwrap_or(0),
+        max_batches_per_second: count_or(
+            c,
+            &l.max_batches_per_second,
+            "limits.max_batches_per_second",
+            ceiling::MAX_BATCHES_PER_SECOND,
+            default::MAX_BATCHES_PER_SECOND,
+        )
+        .unwrap_or(0) as u32,
+        max_result_age: duration_or(
+            c,
+            &l.max_result_age,
+            "limits.max_result_age",
+            default::MAX_RESULT_AGE,
+        )
+        .unwrap_or_default(),
+        max_future: duration_or(c, &l.max_future, "limits.max_future", default::MAX_FUTURE)
+            .unwrap_or_default(),
+    }
+}
+
+fn probes(c: &mut Checker, p: &RawProbes) -> ProbePolicy {
+    let probes = ProbePolicy {
+        silent_after: duration_or(
+            c,
+            &p.silent_after,
+            "probes.silent_after",
+            default::SILENT_AFTER,
+        )
+        .unwrap_or_default(),
+        forget_after: duration_or(
+            c,
+            &p.forget_after,
+            "probes.forget_after",
+            default::FORGET_AFTER,
+        )
+        .unwrap_or_default(),
+        max_clock_offset: duration_or(
+            c,
+            &p.max_clock_offset,
+            "probes.max_clock_offset",
+            default::MAX_CLOCK_OFFSET,
+        )
+        .unwrap_or_default(),
+    };
+    if probes.forget_after <= probes.silent_after {
+        rule(
+            c,
+            format!(
+                "probes.forget_after ({}) must be longer than probes.silent_after ({})",
+                humantime::format_duration(probes.forget_after),
+                humantime::format_duration(probes.silent_after)
+            ),
+        );
+    }
+    probes
+}
+
+fn evidence(c: &mut Checker, e: &RawEvidence) -> EvidencePolicy {
+    let field = |name: &str| format!("evidence.{name}");
+    let evidence = EvidencePolicy {
+        evaluate_every: duration_or(
+            c,
+            &e.evaluate_every,
+            &field("evaluate_every"),
+            default::EVALUATE_EVERY,
+        )
+        .unwrap_or_default(),
+        recent: duration_or(c, &e.recent, &field("recent"), default::RECENT).unwrap_or_default(),
+        baseline: duration_or(c, &e.baseline, &field("baseline"), default::BASELINE)
+            .unwrap_or_default(),
+        resolve_after: duration_or(
+            c,
+            &e.resolve_after,
+            &field("resolve_after"),
+            default::RESOLVE_AFTER,
+        )
+        .unwrap_or_default(),
+    };
+    if evidence.resolve_after < evidence.evaluate_every {
+        rule(
+            c,
+            format!(
+                "evidence.resolve_after ({}) must be at least evidence.evaluate_every ({})",
+                humantime::format_duration(evidence.resolve_after),
+                humantime::format_duration(evidence.evaluate_every)
+            ),
+        );
+    }
+    evidence
+}
+
+/// A required setting that is not there.
+fn missing(c: &mut Checker, field: &str, what: &str) {
+    c.push(&Loc::default(), field, None, format!("required ({what})"));
+}
+
+/// A rule across fields, broken: `sentence` names them and their values.
+fn rule(c: &mut Checker, sentence: String) {
+    c.push(&Loc::default(), sentence, None, "");
+}
+
+/// A duration longer than zero, `default` when unset.
+fn duration_or(
+    c: &mut Checker,
+    v: &Option<S<String>>,
+    field: &str,
+    default: Duration,
+) -> Option<Duration> {
+    let Some(v) = v else {
+        return Some(default);
+    };
+    match humantime::parse_duration(v.get_ref()) {
+        Ok(d) if !d.is_zero() => Some(d),
+        Ok(_) => {
+            c.bad_debug(v, field, "must be longer than zero");
+            None
+        }
+        Err(e) => {
+            let reason = format!("not a duration ({e}); write it like \"60s\" or \"30d\"");
+            c.bad_debug(v, field, &reason);
+            None
+        }
+    }
+}
+
+/// A count between 1 and `max`, `default` when unset.
+fn count_or(
+    c: &mut Checker,
+    v: &Option<S<i64>>,
+    field: &str,
+    max: i64,
+    default: usize,
+) -> Option<usize> {
+    match v {
+        None => Some(default),
+        Some(v) => c.count(v, field, max).map(|n| n as usize),
+    }
+}
