@@ -36,9 +36,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use vantage_collector::Store;
+use vantage_collector::Window;
 use vantage_collector::config::Retention;
-use vantage_collector::store::Store;
-use vantage_collector::store::read::Window;
 use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
 use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResult, Timestamp};
 use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};
@@ -577,11 +577,11 @@ fn read_hour(fleet: &Fleet) {
     // The evidence evaluation reads the same rows (recent window and
     // baseline) every evaluate_every.
     let t = Instant::now();
-    let assessment = vantage_collector::evidence::assess(
+    let assessment = vantage_collector::assess(
         &store,
         &[],
         SystemTime::now(),
-        vantage_collector::evidence::Params::default(),
+        vantage_collector::Params::default(),
     )
     .unwrap();
     println!(

@@ -21,14 +21,14 @@ use crate::config::Config;
 use crate::service::Collector;
 
 /// The demo's regions and the loopback address each probe connects from.
-pub const REGIONS: [(&str, Ipv4Addr); 3] = [
+pub(crate) const REGIONS: [(&str, Ipv4Addr); 3] = [
     ("us-east-2", Ipv4Addr::new(127, 0, 0, 11)),
     ("us-west-1", Ipv4Addr::new(127, 0, 0, 12)),
     ("onprem", Ipv4Addr::new(127, 0, 0, 13)),
 ];
 
 /// Runs the fleet until `stop` is cancelled.
-pub async fn run(listen: SocketAddr, stop: CancellationToken) -> anyhow::Result<()> {
+pub(crate) async fn run(listen: SocketAddr, stop: CancellationToken) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("vantage-fleet-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let result = run_in(&dir, listen, stop).await;

@@ -230,7 +230,7 @@ impl Liveness {
 }
 
 /// `a - b` in microseconds, signed.
-pub fn micros(a: SystemTime, b: SystemTime) -> i64 {
+pub(crate) fn micros(a: SystemTime, b: SystemTime) -> i64 {
     match a.duration_since(b) {
         Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),

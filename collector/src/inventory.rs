@@ -12,8 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-
-pub use crate::config::file_sd::{Group, REGION_LABEL, read};
+pub(crate) use crate::config::file_sd::{Group, REGION_LABEL, read};
 
 /// The configured inventory, re-read when its files change.
 #[derive(Debug)]

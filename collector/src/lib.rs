@@ -1,37 +1,49 @@
 //! vantage-collector: where the fleet's evidence lives. Probes push batches
 //! of results; the collector keeps them durably, knows which probes are
-//! alive, and is the fleet's one Prometheus scrape target.
+//! alive, judges the region x target matrix into incidents, and is the
+//! fleet's one Prometheus scrape target.
 //!
 //! # Layout
 //!
-//! - [`config`]: strict TOML to a validated [`config::Config`].
-//! - [`auth`]: bearer tokens bound to one region (and optionally probe ids).
-//! - [`ingest`]: `POST /api/v1/results`: decode, check ([`validate`]), store, acknowledge.
-//! - [`store`]: the embedded SQLite store: receipts, probes, per-minute rollups, failures.
-//! - [`evidence`]: the region x target matrix, per-cell tests, localized findings, reachability.
-//! - [`fleet`]: live state: probe liveness and clocks, per (region, target) totals.
-//! - [`inventory`]: `GET /api/v1/targets`: the fleet's one target list, per region.
-//! - [`tls`]: rustls on the listener.
-//! - [`reload`]: tokens and certificate read again on SIGHUP and when their files change.
-//! - [`metrics`], [`read_api`], [`server`]: `/metrics`, the JSON read API, health endpoints.
-//! - [`service`], [`cli`]: the running collector and its command line.
-//! - [`demo`]: the whole fleet on one machine (the README's first command).
+//! Layers, top first; each imports only the ones below it (kept by the
+//! layer check in `tests/tests/e2e/layers.rs`):
+//!
+//! - `cli`, `demo`, `service`, `reload`: the command line, the fleet on one
+//!   machine, the running collector, and what a reload changes.
+//! - `http`: router, handlers, extractors and the one error type: the only
+//!   module that knows axum.
+//! - `app`: the shared state built once, and the evaluation loop.
+//! - `ingest`, `metrics`, `report`: a batch's path in, `/metrics`, the
+//!   incident report and its renderers.
+//! - `evidence`, `inventory`: per-cell tests, localized findings,
+//!   incidents, reachability, Alertmanager evidence; the fleet's target list.
+//! - `fleet`, `auth`, `validate`, `tls`: live probe state, tokens, batch
+//!   checks, the TLS listener.
+//! - `store`: the embedded SQLite store: the only module that writes SQL.
+//! - `time`, `config`: the leaves.
 
-pub mod app;
-pub mod auth;
-pub mod cli;
+mod app;
+mod auth;
+mod cli;
 pub mod config;
-pub mod demo;
-pub mod evidence;
-pub mod fleet;
-pub mod http;
-pub mod ingest;
-pub mod inventory;
-pub mod metrics;
-pub mod reload;
-pub mod report;
-pub mod service;
-pub mod store;
-pub mod time;
-pub mod tls;
-pub mod validate;
+mod demo;
+mod evidence;
+mod fleet;
+mod http;
+mod ingest;
+mod inventory;
+mod metrics;
+mod reload;
+mod report;
+mod service;
+mod store;
+mod time;
+mod tls;
+mod validate;
+
+pub use cli::{Cli, execute, exit_code};
+pub use evidence::cells::{LATENCY_MIN_BASELINE, LATENCY_WINDOW_MINUTES};
+pub use evidence::{Assessment, Params, assess};
+pub use service::Collector;
+pub use store::read::Window;
+pub use store::{Store, StoreError};

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vantage_collector::cli::{self, Cli};
+use vantage_collector::Cli;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -20,11 +20,11 @@ fn main() -> ExitCode {
         .with_max_level(cli.log_level)
         .with_target(false)
         .init();
-    match cli::execute(cli) {
+    match vantage_collector::execute(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            cli::exit_code(&err)
+            vantage_collector::exit_code(&err)
         }
     }
 }

@@ -14,7 +14,7 @@ use prometheus::{
 use crate::fleet::{Fleet, Liveness};
 
 /// Prefix of the fleet's per-target series.
-pub const FLEET_PREFIX: &str = "vantage_";
+pub(crate) const FLEET_PREFIX: &str = "vantage_";
 
 /// The collector's own metrics.
 #[derive(Debug, Clone)]

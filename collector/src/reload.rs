@@ -84,7 +84,7 @@ fn reload(path: &Path, state: &App, before: Seen) -> (Seen, anyhow::Result<usize
 
 /// Runs until the signal stream ends: reloads on SIGHUP, and when a file
 /// it reads has changed since it last read them.
-pub async fn run(mut hangup: Signal, path: PathBuf, state: Arc<App>) {
+pub(crate) async fn run(mut hangup: Signal, path: PathBuf, state: Arc<App>) {
     let mut seen = Seen::look(watched(&path, &state.config));
     let mut tick = tokio::time::interval(state.config.watch_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

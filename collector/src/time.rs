@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use vantage_probe::result::Timestamp;
 
 /// A minute in microseconds: rollups are kept per minute.
-pub const MINUTE_US: i64 = 60_000_000;
+pub(crate) const MINUTE_US: i64 = 60_000_000;
 
 /// Microseconds since the epoch (negative before it).
-pub fn us(t: SystemTime) -> i64 {
+pub(crate) fn us(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
@@ -18,7 +18,7 @@ pub fn us(t: SystemTime) -> i64 {
 }
 
 /// The time `v` microseconds after the epoch.
-pub fn from_us(v: i64) -> SystemTime {
+pub(crate) fn from_us(v: i64) -> SystemTime {
     if v >= 0 {
         UNIX_EPOCH + Duration::from_micros(v as u64)
     } else {
@@ -27,18 +27,18 @@ pub fn from_us(v: i64) -> SystemTime {
 }
 
 /// Minutes since the epoch.
-pub fn minute(t: SystemTime) -> i64 {
+pub(crate) fn minute(t: SystemTime) -> i64 {
     us(t).div_euclid(MINUTE_US)
 }
 
 /// `HH:MM UTC` of a time in microseconds since the epoch, for sentences.
-pub fn hhmm(at_us: i64) -> String {
+pub(crate) fn hhmm(at_us: i64) -> String {
     let s = humantime::format_rfc3339_seconds(from_us(at_us)).to_string();
     format!("{} UTC", &s[11..16])
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC).
-pub fn clock(t: Timestamp) -> String {
+pub(crate) fn clock(t: Timestamp) -> String {
     let s = humantime::format_rfc3339_seconds(t.system_time()).to_string();
     s.trim_end_matches('Z').replace('T', " ")
 }

@@ -97,7 +97,7 @@ fn certified_key(cert: &Path, key: &Path) -> Result<rustls::sign::CertifiedKey, 
 }
 
 /// A TLS acceptor serving whatever `certs` holds at each handshake.
-pub fn acceptor(certs: Arc<Certs>) -> Result<TlsAcceptor, TlsError> {
+pub(crate) fn acceptor(certs: Arc<Certs>) -> Result<TlsAcceptor, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -108,7 +108,7 @@ pub fn acceptor(certs: Arc<Certs>) -> Result<TlsAcceptor, TlsError> {
 
 /// A listener yielding connections whose TLS handshake completed.
 #[derive(Debug)]
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: SocketAddr,
     task: JoinHandle<()>,
@@ -116,7 +116,7 @@ pub struct TlsListener {
 
 impl TlsListener {
     /// Accepts on `listener`, handshaking with `acceptor`.
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<TlsListener> {
+    pub(crate) fn new(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<TlsListener> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let task = tokio::spawn(async move {
@@ -153,7 +153,7 @@ impl Drop for TlsListener {
 
 impl TlsListener {
     /// The next connection whose handshake completed.
-    pub async fn next(&mut self) -> (TlsStream<TcpStream>, SocketAddr) {
+    pub(crate) async fn next(&mut self) -> (TlsStream<TcpStream>, SocketAddr) {
         match self.ready.recv().await {
             Some(c) => c,
             // The accept task ended (it never does on its own): no more
@@ -163,7 +163,7 @@ impl TlsListener {
     }
 
     /// Where it listens.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local
     }
 }

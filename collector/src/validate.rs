@@ -53,7 +53,11 @@ impl Invalid {
 }
 
 /// Checks everything about `batch` that does not need the fleet's state.
-pub fn check(batch: &Batch, limits: &IngestLimits, received: SystemTime) -> Result<(), Invalid> {
+pub(crate) fn check(
+    batch: &Batch,
+    limits: &IngestLimits,
+    received: SystemTime,
+) -> Result<(), Invalid> {
     let invalid = |msg: String| Invalid::new(Problem::InvalidValue, msg);
     if batch.schema != SCHEMA_VERSION {
         return Err(Invalid::new(

@@ -10,7 +10,7 @@ use super::App;
 use crate::evidence::incidents;
 
 /// Runs until `stop`.
-pub async fn run(app: Arc<App>, stop: CancellationToken) {
+pub(crate) async fn run(app: Arc<App>, stop: CancellationToken) {
     let every = app.config.evidence.evaluate_every;
     // The first evaluation one period after start: the open incidents are
     // already loaded from the store, and a restart's backfill gets to land.

@@ -5,7 +5,7 @@
 //! - [`evaluate`]: every `evaluate_every`, judge the matrix and update the
 //!   incidents, written before they are shown.
 
-pub mod evaluate;
+pub(crate) mod evaluate;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};

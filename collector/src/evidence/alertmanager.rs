@@ -19,17 +19,15 @@ use crate::store::{AlertRow, KnownTarget, Snapshot, Store, StoreError};
 use crate::time::{MINUTE_US, us};
 
 /// Largest webhook body accepted.
-pub const MAX_BODY: usize = 1 << 20;
+pub(crate) const MAX_BODY: usize = 1 << 20;
 /// How far before an alert's start its window reaches.
 const LEAD: Duration = Duration::from_secs(15 * 60);
 
 /// The webhook payload (the fields used).
 #[derive(Debug, Deserialize)]
-pub struct Webhook {
+pub(crate) struct Webhook {
     /// Must be "4".
     pub version: String,
-    /// `firing` or `resolved`.
-    pub status: String,
     /// The alerts of the group.
     pub alerts: Vec<Alert>,
 }
@@ -37,7 +35,7 @@ pub struct Webhook {
 /// One alert.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Alert {
+pub(crate) struct Alert {
     /// `firing` or `resolved`.
     pub status: String,
     /// Its labels.
@@ -55,7 +53,7 @@ pub struct Alert {
 
 /// The evidence for one alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertEvidence {
+pub(crate) struct AlertEvidence {
     /// Alertmanager's fingerprint.
     pub fingerprint: String,
     /// `firing` or `resolved`.
@@ -81,7 +79,7 @@ pub struct AlertEvidence {
 
 /// One region over an alert's window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegionWindow {
+pub(crate) struct RegionWindow {
     /// The region.
     pub src_region: String,
     /// Connect attempts to the matched targets.
@@ -94,7 +92,7 @@ pub struct RegionWindow {
 
 /// Why a webhook payload is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HookError {
+pub(crate) enum HookError {
     /// Not payload version 4.
     #[error("payload version {0:?}; this receiver reads version \"4\"")]
     UnknownVersion(String),
@@ -111,10 +109,10 @@ pub enum HookError {
 }
 
 /// One alert's window: its start, and its end unless it is still firing.
-pub type AlertWindow = (SystemTime, Option<SystemTime>);
+pub(crate) type AlertWindow = (SystemTime, Option<SystemTime>);
 
 /// Checks a payload: its version, and each alert's window.
-pub fn windows(hook: &Webhook) -> Result<Vec<AlertWindow>, HookError> {
+pub(crate) fn windows(hook: &Webhook) -> Result<Vec<AlertWindow>, HookError> {
     if hook.version != "4" {
         return Err(HookError::UnknownVersion(hook.version.clone()));
     }
@@ -139,7 +137,7 @@ pub fn windows(hook: &Webhook) -> Result<Vec<AlertWindow>, HookError> {
 
 /// The evidence for each alert of `hook` (whose windows are `windows`),
 /// judged at `now`. Blocking: it reads the store.
-pub fn answer(
+pub(crate) fn answer(
     judge: &Judge,
     hook: &Webhook,
     windows: &[AlertWindow],
@@ -177,7 +175,7 @@ pub fn answer(
 
 /// Keeps the evidence given, received at `received`: durable when this
 /// returns `Ok`.
-pub async fn record(
+pub(crate) async fn record(
     store: &Store,
     received: SystemTime,
     evidence: &[AlertEvidence],
@@ -314,7 +312,7 @@ fn summarize(
 }
 
 /// Stored alert evidence, newest first.
-pub fn recent(snap: &Snapshot<'_>, limit: usize) -> Result<Vec<AlertEvidence>, StoreError> {
+pub(crate) fn recent(snap: &Snapshot<'_>, limit: usize) -> Result<Vec<AlertEvidence>, StoreError> {
     snap.alert_evidence(limit)?
         .iter()
         .map(|s| {

@@ -102,47 +102,47 @@ pub struct RttShift {
 /// RTT is judged over the last few minutes: a latency change is a level
 /// shift, and a long window would dilute it.
 pub const LATENCY_WINDOW_MINUTES: i64 = 5;
-/// Fewest successful connects in the latency window and in the baseline.
-pub const LATENCY_MIN_RECENT: u64 = 20;
-/// See [`LATENCY_MIN_RECENT`].
+/// Fewest successful connects in the latency window for a latency test.
+pub(crate) const LATENCY_MIN_RECENT: u64 = 20;
+/// Fewest successful connects in the baseline for a latency test.
 pub const LATENCY_MIN_BASELINE: u64 = 60;
 /// A regression is at least this much slower (median or p95) ...
-pub const LATENCY_MIN_RATIO: f64 = 1.5;
+pub(crate) const LATENCY_MIN_RATIO: f64 = 1.5;
 /// ... and at least this many milliseconds slower.
-pub const LATENCY_MIN_ADDED_MS: f64 = 5.0;
+pub(crate) const LATENCY_MIN_ADDED_MS: f64 = 5.0;
 
 /// A connect that succeeded only after its SYN was sent again takes at
 /// least the kernel's SYN retransmission timeout (1 s), so a successful
 /// connect slower than this (the connect buckets' bound below 1 s) lost a
 /// SYN, or met an RTT no healthy path has.
-pub const SLOW_CONNECT_US: u64 = 900_000;
+pub(crate) const SLOW_CONNECT_US: u64 = 900_000;
 /// A path that loses SYNs shows at least this share of slow connects ...
-pub const LOSS_MIN_SHARE: f64 = 0.02;
+pub(crate) const LOSS_MIN_SHARE: f64 = 0.02;
 /// ... and at least this many of them in the latency window.
-pub const LOSS_MIN_SLOW: u64 = 3;
+pub(crate) const LOSS_MIN_SLOW: u64 = 3;
 
 /// A run of successes this unlikely at the fault's failure rate means the
 /// fault is over.
-pub const RECOVERED: f64 = 1e-3;
+pub(crate) const RECOVERED: f64 = 1e-3;
 
 /// A window whose p-value is within this factor of the best window's is
 /// nearly as telling; the longest such window describes the fault.
-pub const NEARLY_AS_TELLING: f64 = 1e3;
+pub(crate) const NEARLY_AS_TELLING: f64 = 1e3;
 
 /// How many of a fault's latest failures set its current rate, when
 /// judging whether it is over.
-pub const RECENT_FAILURES: usize = 10;
+pub(crate) const RECENT_FAILURES: usize = 10;
 
 /// Failures further apart than this many attempts belong to different
 /// stretches of a fault.
-pub const STRETCH_GAP_ATTEMPTS: f64 = 20.0;
+pub(crate) const STRETCH_GAP_ATTEMPTS: f64 = 20.0;
 
 /// Attempts not counted as clean after a failure: they may not have
 /// arrived yet.
-pub const LATE_ATTEMPTS: f64 = 2.0;
+pub(crate) const LATE_ATTEMPTS: f64 = 2.0;
 
 /// Fewest attempts for a cell to count as healthy.
-pub const MIN_HEALTHY_ATTEMPTS: u64 = 3;
+pub(crate) const MIN_HEALTHY_ATTEMPTS: u64 = 3;
 
 impl Cell {
     /// Tests the cell at `now_us` with significance `alpha`.
@@ -349,7 +349,7 @@ impl Cell {
 }
 
 /// Successful connects of a minute: (slower than [`SLOW_CONNECT_US`], all).
-pub fn slow_of(c: &ConnectMinute) -> (u64, u64) {
+pub(crate) fn slow_of(c: &ConnectMinute) -> (u64, u64) {
     use vantage_probe::stats::CONNECT_BUCKETS_US as B;
     let first_slow = B.partition_point(|&b| b <= SLOW_CONNECT_US);
     let slow = c.duration.counts.iter().skip(first_slow).sum();
@@ -372,7 +372,7 @@ pub(crate) fn group_of(name: &str, labels: &str) -> (String, bool) {
 /// recent window starts at `recent_from_us` (minutes are taken whole).
 /// Nothing after `now_us` is read: a probe whose clock runs ahead, or an
 /// assessment of the past, never sees results from its future.
-pub fn read(
+pub(crate) fn read(
     snap: &Snapshot<'_>,
     baseline_from_us: i64,
     recent_from_us: i64,

@@ -36,7 +36,7 @@ pub struct Incident {
     pub recovered_regions: BTreeSet<String>,
 }
 
-pub use crate::store::Event;
+pub(crate) use crate::store::Event;
 
 /// What an evaluation changed, to be written and then shown.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -331,13 +331,13 @@ impl Incident {
 }
 
 /// Writes `changes`; durable when this returns `Ok`.
-pub async fn write(store: &Store, changes: &Changes) -> Result<(), StoreError> {
+pub(crate) async fn write(store: &Store, changes: &Changes) -> Result<(), StoreError> {
     let upserts = changes.upserts.iter().map(Incident::row).collect();
     store.write_incidents(upserts, changes.events.clone()).await
 }
 
 /// The open incidents and the highest id ever given.
-pub fn load_open(snap: &Snapshot<'_>) -> Result<(Vec<Incident>, u64), StoreError> {
+pub(crate) fn load_open(snap: &Snapshot<'_>) -> Result<(Vec<Incident>, u64), StoreError> {
     let (open, last) = snap.open_incidents()?;
     let open = open
         .iter()
@@ -347,7 +347,11 @@ pub fn load_open(snap: &Snapshot<'_>) -> Result<(Vec<Incident>, u64), StoreError
 }
 
 /// Incidents updated since `since_us`, newest first, at most `limit`.
-pub fn list(snap: &Snapshot<'_>, since_us: i64, limit: usize) -> Result<Vec<Incident>, StoreError> {
+pub(crate) fn list(
+    snap: &Snapshot<'_>,
+    since_us: i64,
+    limit: usize,
+) -> Result<Vec<Incident>, StoreError> {
     snap.incidents_since(since_us, limit)?
         .iter()
         .map(|s| Incident::parse(s))
@@ -355,7 +359,10 @@ pub fn list(snap: &Snapshot<'_>, since_us: i64, limit: usize) -> Result<Vec<Inci
 }
 
 /// One incident and its timeline, oldest line first.
-pub fn one(snap: &Snapshot<'_>, id: u64) -> Result<Option<(Incident, Vec<Event>)>, StoreError> {
+pub(crate) fn one(
+    snap: &Snapshot<'_>,
+    id: u64,
+) -> Result<Option<(Incident, Vec<Event>)>, StoreError> {
     match snap.incident(id)? {
         Some((state, events)) => Ok(Some((Incident::parse(&state)?, events))),
         None => Ok(None),

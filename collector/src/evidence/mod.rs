@@ -12,13 +12,13 @@
 //! - [`incidents`]: findings that persist, with ids and timelines;
 //! - [`alertmanager`]: the evidence for an Alertmanager alert's window.
 
-pub mod alertmanager;
-pub mod cells;
-pub mod incidents;
-pub mod localize;
-pub mod reachability;
+pub(crate) mod alertmanager;
+pub(crate) mod cells;
+pub(crate) mod incidents;
+pub(crate) mod localize;
+pub(crate) mod reachability;
 mod signal;
-pub mod stats;
+pub(crate) mod stats;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -94,7 +94,10 @@ pub fn assess(
 }
 
 /// The fleet's probes for [`assess`].
-pub fn probes_of(fleet: &crate::fleet::Fleet, now: SystemTime) -> Vec<localize::ProbeLiveness> {
+pub(crate) fn probes_of(
+    fleet: &crate::fleet::Fleet,
+    now: SystemTime,
+) -> Vec<localize::ProbeLiveness> {
     fleet
         .probes(now)
         .into_iter()
@@ -109,7 +112,7 @@ pub fn probes_of(fleet: &crate::fleet::Fleet, now: SystemTime) -> Vec<localize::
 }
 
 /// `k/n (p%)`: failures of attempts, as sentences and reports give them.
-pub fn rate(failures: u64, attempts: u64) -> String {
+pub(crate) fn rate(failures: u64, attempts: u64) -> String {
     if attempts == 0 {
         return "no data".to_string();
     }

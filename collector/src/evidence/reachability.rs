@@ -12,7 +12,7 @@ use super::localize::{Finding, Scope};
 
 /// One region's view of a target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegionView {
+pub(crate) struct RegionView {
     /// The region.
     pub src_region: String,
     /// `reachable`, `failing` or `unknown`.
@@ -27,7 +27,7 @@ pub struct RegionView {
 
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reachability {
+pub(crate) struct Reachability {
     /// The target.
     pub target: String,
     /// `reachable` (no region fails), `reachable_elsewhere` (some regions
@@ -49,7 +49,7 @@ pub struct Reachability {
 }
 
 /// The reachability of `target` in an assessment.
-pub fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
+pub(crate) fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
     let mut regions: BTreeMap<String, RegionView> = BTreeMap::new();
     for c in a
         .cells

@@ -6,11 +6,11 @@
 /// with no failure in its baseline window still fails now and then; without
 /// a floor, one failure against a baseline of zero would be "infinitely"
 /// unlikely.
-pub const BASELINE_FLOOR: f64 = 0.002;
+pub(crate) const BASELINE_FLOOR: f64 = 0.002;
 
 /// P(X >= k) for X ~ Binomial(n, p): how likely `k` or more failures in `n`
 /// attempts are if the path still fails at rate `p`.
-pub fn binomial_tail(k: u64, n: u64, p: f64) -> f64 {
+pub(crate) fn binomial_tail(k: u64, n: u64, p: f64) -> f64 {
     if k == 0 {
         return 1.0;
     }
@@ -79,7 +79,7 @@ fn ln_gamma(x: f64) -> f64 {
 /// 2%", not "0%"); never below [`BASELINE_FLOOR`]. A path with no baseline
 /// at all (a new probe or target) is assumed healthy, at the floor, so
 /// that it can show a fault from its first rounds.
-pub fn baseline_rate(failures: u64, attempts: u64) -> f64 {
+pub(crate) fn baseline_rate(failures: u64, attempts: u64) -> f64 {
     if attempts == 0 {
         return BASELINE_FLOOR;
     }
@@ -90,7 +90,7 @@ pub fn baseline_rate(failures: u64, attempts: u64) -> f64 {
 /// non-cumulative `counts` (one more slot than bounds: above them all),
 /// interpolated linearly inside the bucket, as Prometheus does. `None`
 /// without observations; the last bound when the quantile is above it.
-pub fn quantile(bounds: &[u64], counts: &[u64], q: f64) -> Option<f64> {
+pub(crate) fn quantile(bounds: &[u64], counts: &[u64], q: f64) -> Option<f64> {
     let total: u64 = counts.iter().sum();
     if total == 0 {
         return None;

@@ -15,7 +15,7 @@ use crate::validate::{Invalid, Problem};
 
 /// Why a request was refused: every reason code the API answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// No `Authorization: Bearer` header.
     MissingToken,
     /// A token the collector does not know.
@@ -58,7 +58,8 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for tests and for the refusal counter's series.
-    pub const ALL: [Reason; 19] = [
+    #[cfg(test)]
+    const ALL: [Reason; 19] = [
         Reason::MissingToken,
         Reason::UnknownToken,
         Reason::WrongRegion,
@@ -81,7 +82,7 @@ impl Reason {
     ];
 
     /// The code in the body and the counter's label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::MissingToken => "missing_token",
             Reason::UnknownToken => "unknown_token",
@@ -107,7 +108,7 @@ impl Reason {
 
     /// The status it is answered with: 401 who-are-you, 403 you-may-not,
     /// 4xx for what was sent, 503 for a store that could not answer.
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             Reason::MissingToken | Reason::UnknownToken => StatusCode::UNAUTHORIZED,
             Reason::WrongRegion | Reason::WrongProbe => StatusCode::FORBIDDEN,
@@ -128,7 +129,7 @@ impl Reason {
 
 /// A refused request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     /// Why.
     pub reason: Reason,
     /// What was wrong, for people.
@@ -137,7 +138,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// A refusal for `reason`.
-    pub fn new(reason: Reason, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(reason: Reason, message: impl Into<String>) -> ApiError {
         ApiError {
             reason,
             message: message.into(),

@@ -44,14 +44,14 @@ use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
-pub use error::{ApiError, Reason};
+pub(crate) use error::{ApiError, Reason};
 
 /// The router's state: the app, shared. Handlers take its parts.
 #[derive(Debug, Clone)]
 struct Shared(Arc<App>);
 
 /// The router.
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     let ingest = post(ingest::post_results).route_layer(axum::middleware::map_response_with_state(
         app.metrics.clone(),
         ingest::count_refusals,
@@ -81,7 +81,11 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 /// Serves until `stop` is cancelled.
-pub async fn serve<L>(listener: L, app: Arc<App>, stop: CancellationToken) -> std::io::Result<()>
+pub(crate) async fn serve<L>(
+    listener: L,
+    app: Arc<App>,
+    stop: CancellationToken,
+) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,

@@ -12,7 +12,7 @@ use crate::store::ReadOnly;
 
 /// A report's data source.
 #[derive(Debug, Clone)]
-pub enum Source {
+pub(crate) enum Source {
     /// A collector's data directory.
     DataDir(PathBuf),
     /// A running collector.
@@ -27,7 +27,7 @@ pub enum Source {
 }
 
 /// Builds (or fetches) the report for `req`.
-pub async fn load(source: &Source, req: &Request) -> anyhow::Result<Report> {
+pub(crate) async fn load(source: &Source, req: &Request) -> anyhow::Result<Report> {
     match source {
         Source::DataDir(dir) => {
             let (dir, req) = (dir.clone(), req.clone());

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::store::{Snapshot, StoreError};
 
 /// How many senders a report lists at most (the most frequent first).
-pub const MAX_SENDERS: usize = 10;
+pub(crate) const MAX_SENDERS: usize = 10;
 
 /// One sender of ICMP unreachables, and what it answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IcmpSender {
+pub(crate) struct IcmpSender {
     /// The ICMP's source address.
     pub sender: String,
     /// The outcome it gave the connects (`host_unreachable`, `net_unreachable`).
@@ -29,7 +29,7 @@ pub struct IcmpSender {
 
 /// The senders in `[from_us, to_us)`, from `region` (or every region), for
 /// the targets in `focus` (or every target); the most answers first.
-pub fn senders(
+pub(crate) fn senders(
     snap: &Snapshot<'_>,
     from_us: i64,
     to_us: i64,

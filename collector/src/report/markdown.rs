@@ -7,7 +7,7 @@ use crate::evidence::rate;
 use crate::time::clock;
 
 /// One matrix cell in a few words.
-pub fn cell(c: &MatrixCell) -> String {
+pub(crate) fn cell(c: &MatrixCell) -> String {
     let mut s = rate(c.failures, c.attempts);
     if c.failures > 0
         && let Some(r) = &c.dominant_reason
@@ -29,7 +29,7 @@ fn esc(s: &str) -> String {
 }
 
 /// Writes `r` as Markdown.
-pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "# {}", esc(&r.title))?;
     writeln!(out)?;
     writeln!(

@@ -4,12 +4,12 @@
 //! `--format json` output, schema [`SCHEMA`]); `markdown.rs`, `text.rs` and
 //! `svg.rs` render it to any `io::Write`.
 
-pub mod fetch;
-pub mod icmp;
-pub mod markdown;
-pub mod run;
-pub mod svg;
-pub mod text;
+pub(crate) mod fetch;
+pub(crate) mod icmp;
+pub(crate) mod markdown;
+pub(crate) mod run;
+pub(crate) mod svg;
+pub(crate) mod text;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -27,14 +27,14 @@ use crate::store::{Snapshot, StoreError};
 use crate::time::{MINUTE_US, from_us, us};
 
 /// The version of the JSON form.
-pub const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 1;
 
 /// Context shown before an incident's first failure.
 const LEAD: Duration = Duration::from_secs(10 * 60);
 
 /// What to report on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Request {
+pub(crate) struct Request {
     /// One incident.
     pub incident: Option<u64>,
     /// Or a window: from (inclusive).
@@ -49,7 +49,7 @@ pub struct Request {
 
 /// The report (`--format json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// [`SCHEMA`].
     pub schema: u32,
     /// The fleet the data belongs to (`[server] fleet` of its collector).
@@ -88,7 +88,7 @@ pub struct Report {
 
 /// The incident in a report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IncidentSummary {
+pub(crate) struct IncidentSummary {
     /// Its id.
     pub id: u64,
     /// `open` or `resolved`.
@@ -109,7 +109,7 @@ pub struct IncidentSummary {
 
 /// One timeline line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Line {
+pub(crate) struct Line {
     /// When.
     pub at: Timestamp,
     /// What.
@@ -118,7 +118,7 @@ pub struct Line {
 
 /// One region x group cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MatrixCell {
+pub(crate) struct MatrixCell {
     /// Region.
     pub src_region: String,
     /// Target group.
@@ -143,7 +143,7 @@ pub struct MatrixCell {
 
 /// One region's minutes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegionSeries {
+pub(crate) struct RegionSeries {
     /// Region.
     pub src_region: String,
     /// Minutes with data, oldest first.
@@ -152,7 +152,7 @@ pub struct RegionSeries {
 
 /// One minute of one region.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MinutePoint {
+pub(crate) struct MinutePoint {
     /// The minute's start.
     pub minute: Timestamp,
     /// Attempts.
@@ -165,7 +165,7 @@ pub struct MinutePoint {
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
-pub enum ReportError {
+pub(crate) enum ReportError {
     /// The incident does not exist.
     #[error("no incident {0}")]
     NoSuchIncident(u64),
@@ -183,7 +183,11 @@ fn at(us: i64) -> Timestamp {
 
 /// Builds the report for `req` from a snapshot of the store; `source`
 /// names where the data was read.
-pub fn build(snap: &Snapshot<'_>, req: &Request, source: &str) -> Result<Report, ReportError> {
+pub(crate) fn build(
+    snap: &Snapshot<'_>,
+    req: &Request,
+    source: &str,
+) -> Result<Report, ReportError> {
     let fleet = snap.fleet_name()?.unwrap_or_else(|| "unnamed".to_string());
     let incident = match req.incident {
         Some(id) => Some(incidents::one(snap, id)?.ok_or(ReportError::NoSuchIncident(id))?),

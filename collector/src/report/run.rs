@@ -13,7 +13,7 @@ use super::{Report, Request};
 
 /// What `vantage-collector report` was asked for, checked.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub(crate) struct Options {
     /// Where the data comes from.
     pub source: Source,
     /// What to report on.
@@ -28,7 +28,7 @@ pub struct Options {
 
 /// How the report is written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// For postmortems and bugs.
     Markdown,
     /// For chat.
@@ -38,7 +38,7 @@ pub enum Format {
 }
 
 /// Runs the `report` command.
-pub async fn run(args: Options) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: Options) -> anyhow::Result<ExitCode> {
     let (source, req) = (&args.source, &args.request);
     loop {
         let report = load(source, req).await?;

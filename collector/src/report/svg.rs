@@ -25,7 +25,7 @@ fn esc(s: &str) -> String {
 }
 
 /// Writes the chart of `r` as SVG.
-pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     let from = r.from.system_time();
     let span =
         r.to.system_time()

@@ -7,7 +7,7 @@ use crate::evidence::rate;
 use crate::time::clock;
 
 /// Writes `r` as a status update.
-pub fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
+pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "[vantage {}] {}", r.fleet, r.title)?;
     if let Some(i) = &r.incident {
         writeln!(out, "{}", i.explanation)?;

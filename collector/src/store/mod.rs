@@ -16,9 +16,9 @@ mod alerts;
 mod incidents;
 mod matrix;
 mod probes;
-pub mod read;
+pub(crate) mod read;
 mod report;
-pub mod rollup;
+pub(crate) mod rollup;
 mod schema;
 mod snapshot;
 mod writer;
@@ -34,12 +34,11 @@ use vantage_probe::wire::{Ack, Batch};
 use crate::config::Retention;
 use writer::{Job, Work, WriteJob, Writer};
 
-pub use alerts::{AlertRow, KnownTarget};
-pub use incidents::{Event, IncidentRow};
-pub use matrix::{Minute, MinuteRow};
-pub use probes::ProbeRecord;
-pub use report::{IcmpCount, ReportMinute};
-pub use snapshot::{ReadOnly, Snapshot};
+pub(crate) use alerts::{AlertRow, KnownTarget};
+pub(crate) use incidents::{Event, IncidentRow};
+pub(crate) use matrix::{Minute, MinuteRow};
+pub(crate) use probes::ProbeRecord;
+pub(crate) use snapshot::{ReadOnly, Snapshot};
 
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]

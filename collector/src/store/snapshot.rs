@@ -53,14 +53,14 @@ fn err(path: &Path, source: rusqlite::Error) -> StoreError {
 /// A data directory opened read-only: what `vantage-collector report
 /// --data-dir` reads, while the collector that owns it may be running.
 #[derive(Debug)]
-pub struct ReadOnly {
+pub(crate) struct ReadOnly {
     conn: Connection,
     path: PathBuf,
 }
 
 impl ReadOnly {
     /// Opens the store in `dir` for reading; it must exist.
-    pub fn open(dir: &Path) -> Result<ReadOnly, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<ReadOnly, StoreError> {
         let path = dir.join("vantage.db");
         let conn = Connection::open_with_flags(
             &path,
@@ -72,7 +72,7 @@ impl ReadOnly {
 
     /// Runs `f` on a consistent snapshot; its error may be any that a
     /// store error converts into.
-    pub fn read<T, E: From<StoreError>>(
+    pub(crate) fn read<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&Snapshot<'_>) -> Result<T, E>,
     ) -> Result<T, E> {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
+use vantage_collector::Collector;
 use vantage_collector::config::Config;
-use vantage_collector::service::Collector;
 use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
 use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResult, Timestamp};
 use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use vantage_collector::Collector;
 use vantage_collector::config::Config as CollectorConfig;
-use vantage_collector::service::Collector;
 use vantage_probe::config::{Config, Overrides};
 use vantage_probe::service::Service;
 use vantage_probe::shutdown::Control;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 use std::collections::HashMap;
 
-use vantage_collector::evidence::cells::{LATENCY_MIN_BASELINE, LATENCY_WINDOW_MINUTES};
+use vantage_collector::{LATENCY_MIN_BASELINE, LATENCY_WINDOW_MINUTES};
 use vantage_tests::lab::delay::Delay;
 use vantage_tests::lab::{Answer, Fault, FaultRule, Lab, RESOLVER};
 use vantage_tests::{Scratch, bin};

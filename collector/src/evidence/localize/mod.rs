@@ -12,22 +12,22 @@ mod rules;
 use std::collections::BTreeSet;
 
 use super::cells::{Cell, Failing, State};
-pub use super::signal::Signal;
+pub(crate) use super::signal::Signal;
 use explain::{explain, finding};
-pub use finding::{Finding, ProbeLiveness, RegionEvidence, Scope};
+pub(crate) use finding::{Finding, ProbeLiveness, RegionEvidence, Scope};
 use host::{probe_host_findings, silent_finding};
 use matrix::Matrix;
 use rules::localize_judged;
 
 /// The share of regions (or targets) with data that must agree.
-pub const QUORUM: f64 = 2.0 / 3.0;
+pub(crate) const QUORUM: f64 = 2.0 / 3.0;
 
 /// How often a fleet may see a false finding, per evaluation. Each cell is
 /// tested at its own level; a finding stands only if its evidence (the
 /// product of its regions' p-values) is unlikely across all the cells that
 /// were tested (a Bonferroni bound). A single path in a large fleet so
 /// needs a round more than a fault seen from several regions at once.
-pub const FLEET_ALPHA: f64 = 0.01;
+pub(crate) const FLEET_ALPHA: f64 = 0.01;
 
 /// A cell with its state.
 struct Judged<'a> {
@@ -44,7 +44,12 @@ fn meets_quorum(agree: usize, of: usize) -> bool {
 /// Localizes the failing cells among `cells` at `now_us`. Regions whose
 /// probe host is broken, or whose every probe is silent, are reported as
 /// such and left out of the vote.
-pub fn localize(cells: &[Cell], probes: &[ProbeLiveness], now_us: i64, alpha: f64) -> Vec<Finding> {
+pub(crate) fn localize(
+    cells: &[Cell],
+    probes: &[ProbeLiveness],
+    now_us: i64,
+    alpha: f64,
+) -> Vec<Finding> {
     let mut own = Vec::new();
     let mut excluded: BTreeSet<String> = BTreeSet::new();
     for p in probes.iter().filter(|p| p.silent) {
