@@ -77,44 +77,16 @@ async fn run_in(dir: &Path, listen: SocketAddr, stop: CancellationToken) -> anyh
     let collector_stop = CancellationToken::new();
     let collector_task = tokio::spawn(collector.run(collector_stop.clone()));
 
+    let backends = Backends {
+        api: api.addr,
+        web: web.addr,
+        queue: queue.addr,
+        db: db.addr,
+        dns: dns.addr,
+    };
     let mut probes = Vec::new();
     for ((region, source), (_, token)) in REGIONS.iter().zip(&tokens) {
-        let targets = [
-            (
-                "api",
-                "api.gcp.demo.vantage.test".to_string(),
-                api.addr.port(),
-                "gcp",
-                "api",
-            ),
-            (
-                "web",
-                "web.gcp.demo.vantage.test".to_string(),
-                web.addr.port(),
-                "gcp",
-                "web",
-            ),
-            (
-                "queue",
-                "127.0.0.1".to_string(),
-                queue.addr.port(),
-                "aws",
-                "queue",
-            ),
-            ("db", "127.0.0.1".to_string(), db.addr.port(), "aws", "db"),
-        ];
-        let mut p = format!(
-            "[probe]\nsrc_region = \"{region}\"\nid = \"{region}-demo\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
-             [collector]\nurl = \"http://{addr}\"\ntoken = \"{token}\"\nspool_dir = \"spool-{region}\"\nflush_interval = \"1s\"\n\
-             [dns]\nservers = [\"{}\"]\ntimeout = \"400ms\"\n[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nfamilies = [\"ipv4\"]\n",
-            dns.addr
-        );
-        for (name, host, port, provider, service) in targets {
-            p.push_str(&format!(
-                "[[targets]]\nname = \"{name}\"\nhost = \"{host}\"\nport = {port}\nsource_address = \"{source}\"\n\
-                 labels = {{ provider = \"{provider}\", service = \"{service}\" }}\n"
-            ));
-        }
+        let p = probe_config(region, source, addr, token, &backends);
         let path: PathBuf = dir.join(format!("probe-{region}.toml"));
         std::fs::write(&path, &p)?;
         let service = Service::with_config(
@@ -128,27 +100,8 @@ async fn run_in(dir: &Path, listen: SocketAddr, stop: CancellationToken) -> anyh
         probes.push((region, admin, tx, tokio::spawn(service.run(rx))));
     }
 
-    println!(
-        "vantage fleet demo: a collector and {} probes on this machine",
-        probes.len()
-    );
-    println!(
-        "  collector: http://{addr}   (store in {})",
-        dir.join("data").display()
-    );
-    println!("    metrics: curl -s http://{addr}/metrics | grep '^vantage_connect_attempts_total'");
-    println!(
-        "    probes:  curl -s -H 'Authorization: Bearer {}' http://{addr}/api/v1/probes",
-        tokens[0].1
-    );
-    for (region, admin, _, _) in &probes {
-        println!("  probe {region:<10} /metrics on http://{admin}/metrics");
-    }
-    println!(
-        "  backends: api {} | web {} | queue {} | db (refusing) {} | dns {}",
-        api.addr, web.addr, queue.addr, db.addr, dns.addr
-    );
-    println!("results reach the collector within 2 s; Ctrl-C to stop");
+    let admins: Vec<(&str, SocketAddr)> = probes.iter().map(|(r, a, _, _)| (**r, *a)).collect();
+    print_banner(dir, addr, &tokens[0].1, &admins, &backends);
 
     stop.cancelled().await;
     for (_, _, tx, _) in &probes {
@@ -163,4 +116,86 @@ async fn run_in(dir: &Path, listen: SocketAddr, stop: CancellationToken) -> anyh
     collector_stop.cancel();
     collector_task.await??;
     Ok(())
+}
+
+/// Where the demo's backends listen.
+struct Backends {
+    api: SocketAddr,
+    web: SocketAddr,
+    queue: SocketAddr,
+    db: SocketAddr,
+    dns: SocketAddr,
+}
+
+/// The config of `region`'s probe: every backend, connects from `source`,
+/// results pushed to the collector at `collector` with `token`.
+fn probe_config(
+    region: &str,
+    source: &Ipv4Addr,
+    collector: SocketAddr,
+    token: &str,
+    b: &Backends,
+) -> String {
+    let targets = [
+        (
+            "api",
+            "api.gcp.demo.vantage.test",
+            b.api.port(),
+            "gcp",
+            "api",
+        ),
+        (
+            "web",
+            "web.gcp.demo.vantage.test",
+            b.web.port(),
+            "gcp",
+            "web",
+        ),
+        ("queue", "127.0.0.1", b.queue.port(), "aws", "queue"),
+        ("db", "127.0.0.1", b.db.port(), "aws", "db"),
+    ];
+    let mut p = format!(
+        "[probe]\nsrc_region = \"{region}\"\nid = \"{region}-demo\"\n[admin]\nlisten = \"127.0.0.1:0\"\n\
+         [collector]\nurl = \"http://{collector}\"\ntoken = \"{token}\"\nspool_dir = \"spool-{region}\"\nflush_interval = \"1s\"\n\
+         [dns]\nservers = [\"{}\"]\ntimeout = \"400ms\"\n[defaults]\ninterval = \"1s\"\ntimeout = \"500ms\"\nfamilies = [\"ipv4\"]\n",
+        b.dns
+    );
+    for (name, host, port, provider, service) in targets {
+        p.push_str(&format!(
+            "[[targets]]\nname = \"{name}\"\nhost = \"{host}\"\nport = {port}\nsource_address = \"{source}\"\n\
+             labels = {{ provider = \"{provider}\", service = \"{service}\" }}\n"
+        ));
+    }
+    p
+}
+
+/// What the demo runs and where, for the person who started it.
+fn print_banner(
+    dir: &Path,
+    addr: SocketAddr,
+    token: &str,
+    admins: &[(&str, SocketAddr)],
+    backends: &Backends,
+) {
+    println!(
+        "vantage fleet demo: a collector and {} probes on this machine",
+        admins.len()
+    );
+    println!(
+        "  collector: http://{addr}   (store in {})",
+        dir.join("data").display()
+    );
+    println!("    metrics: curl -s http://{addr}/metrics | grep '^vantage_connect_attempts_total'");
+    println!(
+        "    probes:  curl -s -H 'Authorization: Bearer {}' http://{addr}/api/v1/probes",
+        token
+    );
+    for (region, admin) in admins {
+        println!("  probe {region:<10} /metrics on http://{admin}/metrics");
+    }
+    println!(
+        "  backends: api {} | web {} | queue {} | db (refusing) {} | dns {}",
+        backends.api, backends.web, backends.queue, backends.db, backends.dns
+    );
+    println!("results reach the collector within 2 s; Ctrl-C to stop");
 }

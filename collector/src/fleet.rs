@@ -32,7 +32,6 @@ pub struct Fleet {
     "probe {probe_id} would report {would_report} distinct targets, at most {max} (limits.max_targets_per_probe)"
 )]
 pub struct TooManyTargets {
-    /// The probe.
     pub probe_id: String,
     /// Distinct targets it would have with the batch.
     pub would_report: usize,
@@ -50,9 +49,7 @@ struct TargetEntry {
 /// One probe as last heard from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeState {
-    /// Its region.
     pub src_region: String,
-    /// Its zone.
     pub zone: Option<String>,
     /// When its last batch was stored.
     pub last_seen: SystemTime,

@@ -55,7 +55,7 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers the collector's metrics.
     pub fn new() -> Metrics {
-        let registry = Registry::new();
+        let r = Registry::new();
         let build = IntGauge::with_opts(
             Opts::new(
                 "vantage_collector_build_info",
@@ -65,117 +65,90 @@ impl Metrics {
         )
         .unwrap();
         build.set(1);
+        register(&r, build);
         let m = Metrics {
-            batches: IntCounterVec::new(
-                Opts::new(
-                    "vantage_collector_batches_total",
-                    "Batches acknowledged, by result (stored or duplicate).",
-                ),
-                &["result"],
-            )
-            .unwrap(),
-            results: IntCounter::new("vantage_collector_results_total", "Results stored.").unwrap(),
-            refused: IntCounterVec::new(
-                Opts::new(
-                    "vantage_collector_refused_total",
-                    "Requests refused, by reason; nothing of them was stored.",
-                ),
-                &["reason"],
-            )
-            .unwrap(),
-            ingest_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "vantage_collector_ingest_seconds",
-                    "Time from a batch's arrival to its durable acknowledgement.",
-                )
-                .buckets(vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
-                ]),
-            )
-            .unwrap(),
-            store_errors: IntCounter::new(
+            batches: counters(
+                &r,
+                "vantage_collector_batches_total",
+                "Batches acknowledged, by result (stored or duplicate).",
+                "result",
+            ),
+            results: counter(&r, "vantage_collector_results_total", "Results stored."),
+            refused: counters(
+                &r,
+                "vantage_collector_refused_total",
+                "Requests refused, by reason; nothing of them was stored.",
+                "reason",
+            ),
+            ingest_seconds: histogram(
+                &r,
+                "vantage_collector_ingest_seconds",
+                "Time from a batch's arrival to its durable acknowledgement.",
+                &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0],
+            ),
+            store_errors: counter(
+                &r,
                 "vantage_collector_store_errors_total",
                 "Batches the store failed to keep (answered 503, to be retried).",
-            )
-            .unwrap(),
-            result_delay: Histogram::with_opts(
-                HistogramOpts::new(
-                    "vantage_collector_result_delay_seconds",
-                    "Age of each stored batch's oldest result when it arrived; large during a backfill.",
-                )
-                .buckets(vec![1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0]),
-            )
-            .unwrap(),
-            inventory_requests: IntCounterVec::new(
-                Opts::new(
-                    "vantage_collector_inventory_requests_total",
-                    "Fleet inventory requests from probes, by result (served, not_modified, refused).",
-                ),
-                &["result"],
-            )
-            .unwrap(),
-            inventory_healthy: IntGauge::new(
+            ),
+            result_delay: histogram(
+                &r,
+                "vantage_collector_result_delay_seconds",
+                "Age of each stored batch's oldest result when it arrived; large during a backfill.",
+                &[
+                    1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+                ],
+            ),
+            inventory_requests: counters(
+                &r,
+                "vantage_collector_inventory_requests_total",
+                "Fleet inventory requests from probes, by result (served, not_modified, refused).",
+                "result",
+            ),
+            inventory_healthy: gauge(
+                &r,
                 "vantage_collector_inventory_healthy",
                 "1 while the fleet inventory files on disk are what is served; 0 after a change that could not be read.",
-            )
-            .unwrap(),
-            config_reloads: IntCounterVec::new(
-                Opts::new(
-                    "vantage_collector_config_reloads_total",
-                    "Config reloads on SIGHUP (tokens), by result (success, failure).",
-                ),
-                &["result"],
-            )
-            .unwrap(),
-            config_last_reload_successful: IntGauge::new(
+            ),
+            config_reloads: counters(
+                &r,
+                "vantage_collector_config_reloads_total",
+                "Config reloads on SIGHUP (tokens), by result (success, failure).",
+                "result",
+            ),
+            config_last_reload_successful: gauge(
+                &r,
                 "vantage_collector_config_last_reload_successful",
                 "1 unless the last SIGHUP's config was refused (the running tokens stay).",
-            )
-            .unwrap(),
-            evaluations: IntCounterVec::new(
-                Opts::new(
-                    "vantage_evidence_evaluations_total",
-                    "Evaluations of the region x target matrix, by result (ok, error).",
-                ),
-                &["result"],
-            )
-            .unwrap(),
-            evidence_seconds: prometheus::Gauge::new(
-                "vantage_evidence_last_evaluation_seconds",
-                "How long the last evaluation of the matrix took.",
-            )
-            .unwrap(),
-            incidents_opened: IntCounterVec::new(
-                Opts::new("vantage_incidents_opened_total", "Incidents opened, by scope."),
-                &["scope"],
-            )
-            .unwrap(),
-            incidents_resolved: IntCounterVec::new(
-                Opts::new("vantage_incidents_resolved_total", "Incidents resolved, by scope."),
-                &["scope"],
-            )
-            .unwrap(),
-            registry,
+            ),
+            evaluations: counters(
+                &r,
+                "vantage_evidence_evaluations_total",
+                "Evaluations of the region x target matrix, by result (ok, error).",
+                "result",
+            ),
+            evidence_seconds: register(
+                &r,
+                prometheus::Gauge::new(
+                    "vantage_evidence_last_evaluation_seconds",
+                    "How long the last evaluation of the matrix took.",
+                )
+                .unwrap(),
+            ),
+            incidents_opened: counters(
+                &r,
+                "vantage_incidents_opened_total",
+                "Incidents opened, by scope.",
+                "scope",
+            ),
+            incidents_resolved: counters(
+                &r,
+                "vantage_incidents_resolved_total",
+                "Incidents resolved, by scope.",
+                "scope",
+            ),
+            registry: r,
         };
-        for c in [
-            Box::new(build) as Box<dyn prometheus::core::Collector>,
-            Box::new(m.batches.clone()),
-            Box::new(m.results.clone()),
-            Box::new(m.refused.clone()),
-            Box::new(m.ingest_seconds.clone()),
-            Box::new(m.store_errors.clone()),
-            Box::new(m.result_delay.clone()),
-            Box::new(m.inventory_requests.clone()),
-            Box::new(m.inventory_healthy.clone()),
-            Box::new(m.config_reloads.clone()),
-            Box::new(m.config_last_reload_successful.clone()),
-            Box::new(m.evaluations.clone()),
-            Box::new(m.evidence_seconds.clone()),
-            Box::new(m.incidents_opened.clone()),
-            Box::new(m.incidents_resolved.clone()),
-        ] {
-            m.registry.register(c).expect("metric names are unique");
-        }
         m.config_last_reload_successful.set(1);
         for result in ["success", "failure"] {
             m.config_reloads.with_label_values(&[result]);
@@ -313,4 +286,37 @@ fn encode_incidents(incidents: &[crate::evidence::incidents::Incident], out: &mu
 fn secs(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Registers `metric` with `r` and hands it back.
+fn register<M: prometheus::core::Collector + Clone + 'static>(r: &Registry, metric: M) -> M {
+    r.register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+/// A registered counter.
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    register(r, IntCounter::new(name, help).unwrap())
+}
+
+/// A registered gauge.
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    register(r, IntGauge::new(name, help).unwrap())
+}
+
+/// A registered counter with one label.
+fn counters(r: &Registry, name: &str, help: &str, label: &str) -> IntCounterVec {
+    register(
+        r,
+        IntCounterVec::new(Opts::new(name, help), &[label]).unwrap(),
+    )
+}
+
+/// A registered histogram with `buckets` (seconds).
+fn histogram(r: &Registry, name: &str, help: &str, buckets: &[f64]) -> Histogram {
+    register(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec())).unwrap(),
+    )
 }

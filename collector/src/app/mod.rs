@@ -32,7 +32,6 @@ pub struct App {
     pub tokens: Arc<Tokens>,
     /// Its TLS certificate and key, when it serves TLS (reloaded).
     pub certs: Option<Arc<Certs>>,
-    /// The store.
     pub store: Store,
     /// The live fleet.
     pub fleet: Arc<Fleet>,

@@ -80,7 +80,6 @@ pub(crate) struct AlertEvidence {
 /// One region over an alert's window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct RegionWindow {
-    /// The region.
     pub src_region: String,
     /// Connect attempts to the matched targets.
     pub attempts: u64,

@@ -127,95 +127,92 @@ impl Tracker {
             match hit {
                 Some(i) => {
                     matched.insert(i.id);
-                    let mut next = i.clone();
-                    next.last_seen_us = now_us;
-                    let (was, now) = (pairs(&i.finding), fp);
-                    if now.is_subset(&was) && now != was {
-                        // Recovering: part of the fault has cleared. The
-                        // incident keeps its extent and scope (a source
-                        // fault does not become a path fault while it
-                        // heals); what recovered goes on the timeline.
-                        let gone: BTreeSet<String> = i
-                            .finding
-                            .src_regions
-                            .iter()
-                            .filter(|r| !f.src_regions.contains(r))
-                            .cloned()
-                            .collect();
-                        let fresh: Vec<String> =
-                            gone.difference(&i.recovered_regions).cloned().collect();
-                        if !fresh.is_empty() {
-                            next.recovered_regions.extend(fresh.iter().cloned());
-                            changes.events.push(Event {
-                                incident: i.id,
-                                at_us: now_us,
-                                kind: "regions".into(),
-                                text: format!("No longer failing from {}", fresh.join(", ")),
-                            });
-                            next.updated_us = now_us;
-                        }
-                        changes.upserts.push(next);
-                        continue;
-                    }
-                    next.recovered_regions.clear();
-                    let events = self.differences(i, f, now_us);
-                    if !events.is_empty() || i.finding.evidence != f.evidence {
-                        next.finding = f.clone();
-                        if !events.is_empty() {
-                            next.updated_us = now_us;
-                        }
-                    }
-                    changes.events.extend(events);
-                    changes.upserts.push(next);
+                    self.update(i, f, fp, now_us, &mut changes);
                 }
                 None => {
                     let id = next_id;
                     next_id += 1;
                     matched.insert(id);
-                    for e in &f.evidence {
-                        changes.events.push(onset(id, e));
-                    }
-                    changes.events.push(Event {
-                        incident: id,
-                        at_us: now_us,
-                        kind: "opened".into(),
-                        text: format!("Opened, scope {}: {}", f.scope.as_str(), f.explanation),
-                    });
-                    changes.upserts.push(Incident {
-                        id,
-                        opened_us: now_us,
-                        updated_us: now_us,
-                        resolved_us: None,
-                        last_seen_us: now_us,
-                        finding: f.clone(),
-                        recovered_regions: BTreeSet::new(),
-                    });
+                    open(id, f, now_us, &mut changes);
                 }
             }
         }
-        for i in &self.open {
-            if matched.contains(&i.id) {
-                continue;
-            }
-            let quiet = Duration::from_micros((now_us - i.last_seen_us).max(0) as u64);
-            if quiet >= self.resolve_after {
-                let mut next = i.clone();
-                next.resolved_us = Some(now_us);
-                next.updated_us = now_us;
+        for i in self.open.iter().filter(|i| !matched.contains(&i.id)) {
+            self.resolve_if_quiet(i, now_us, &mut changes);
+        }
+        changes
+    }
+
+    /// An open incident that a finding (with pairs `now`) matched again.
+    fn update(
+        &self,
+        i: &Incident,
+        f: &Finding,
+        now: BTreeSet<(String, String)>,
+        now_us: i64,
+        changes: &mut Changes,
+    ) {
+        let mut next = i.clone();
+        next.last_seen_us = now_us;
+        let was = pairs(&i.finding);
+        if now.is_subset(&was) && now != was {
+            // Recovering: part of the fault has cleared. The incident keeps
+            // its extent and scope (a source fault does not become a path
+            // fault while it heals); what recovered goes on the timeline.
+            let gone: BTreeSet<String> = i
+                .finding
+                .src_regions
+                .iter()
+                .filter(|r| !f.src_regions.contains(r))
+                .cloned()
+                .collect();
+            let fresh: Vec<String> = gone.difference(&i.recovered_regions).cloned().collect();
+            if !fresh.is_empty() {
+                next.recovered_regions.extend(fresh.iter().cloned());
                 changes.events.push(Event {
                     incident: i.id,
                     at_us: now_us,
-                    kind: "resolved".into(),
-                    text: format!(
-                        "Resolved: no failures beyond baseline since {} ({} without a finding)",
-                        crate::time::hhmm(i.last_seen_us),
-                        humantime::format_duration(Duration::from_secs(quiet.as_secs()))
-                    ),
+                    kind: "regions".into(),
+                    text: format!("No longer failing from {}", fresh.join(", ")),
                 });
-                changes.upserts.push(next);
+                next.updated_us = now_us;
+            }
+            changes.upserts.push(next);
+            return;
+        }
+        next.recovered_regions.clear();
+        let events = self.differences(i, f, now_us);
+        if !events.is_empty() || i.finding.evidence != f.evidence {
+            next.finding = f.clone();
+            if !events.is_empty() {
+                next.updated_us = now_us;
             }
         }
-        changes
+        changes.events.extend(events);
+        changes.upserts.push(next);
+    }
+
+    /// Resolves an incident no finding matched, once it has been quiet for
+    /// `resolve_after`.
+    fn resolve_if_quiet(&self, i: &Incident, now_us: i64, changes: &mut Changes) {
+        let quiet = Duration::from_micros((now_us - i.last_seen_us).max(0) as u64);
+        if quiet < self.resolve_after {
+            return;
+        }
+        let mut next = i.clone();
+        next.resolved_us = Some(now_us);
+        next.updated_us = now_us;
+        changes.events.push(Event {
+            incident: i.id,
+            at_us: now_us,
+            kind: "resolved".into(),
+            text: format!(
+                "Resolved: no failures beyond baseline since {} ({} without a finding)",
+                crate::time::hhmm(i.last_seen_us),
+                humantime::format_duration(Duration::from_secs(quiet.as_secs()))
+            ),
+        });
+        changes.upserts.push(next);
     }
 
     fn differences(&self, i: &Incident, f: &Finding, now_us: i64) -> Vec<Event> {
@@ -278,6 +275,28 @@ impl Tracker {
         }
         self.open.sort_by_key(|i| i.id);
     }
+}
+
+/// Opens incident `id` for a finding no open incident matched.
+fn open(id: u64, f: &Finding, now_us: i64, changes: &mut Changes) {
+    for e in &f.evidence {
+        changes.events.push(onset(id, e));
+    }
+    changes.events.push(Event {
+        incident: id,
+        at_us: now_us,
+        kind: "opened".into(),
+        text: format!("Opened, scope {}: {}", f.scope.as_str(), f.explanation),
+    });
+    changes.upserts.push(Incident {
+        id,
+        opened_us: now_us,
+        updated_us: now_us,
+        resolved_us: None,
+        last_seen_us: now_us,
+        finding: f.clone(),
+        recovered_regions: BTreeSet::new(),
+    });
 }
 
 /// The timeline line of one region's first failure.

@@ -13,7 +13,6 @@ use super::localize::{Finding, Scope};
 /// One region's view of a target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct RegionView {
-    /// The region.
     pub src_region: String,
     /// `reachable`, `failing` or `unknown`.
     pub state: String,
@@ -28,7 +27,6 @@ pub(crate) struct RegionView {
 /// The answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Reachability {
-    /// The target.
     pub target: String,
     /// `reachable` (no region fails), `reachable_elsewhere` (some regions
     /// fail, others reach it: not the target), `down` (a target-side

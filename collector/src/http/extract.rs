@@ -23,7 +23,13 @@ pub(super) struct Reader;
 #[derive(Debug)]
 pub(super) struct Pusher(pub(super) Arc<TokenBinding>);
 
-fn binding(parts: &Parts, tokens: &Tokens, hint: &str) -> Result<Arc<TokenBinding>, ApiError> {
+/// The binding of the request's bearer token; `hint` tells a caller
+/// without a known one what to send.
+fn binding<S>(parts: &Parts, state: &S, hint: &str) -> Result<Arc<TokenBinding>, ApiError>
+where
+    Arc<Tokens>: FromRef<S>,
+{
+    let tokens = Arc::<Tokens>::from_ref(state);
     let auth = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -41,8 +47,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let tokens = Arc::<Tokens>::from_ref(state);
-        binding(parts, &tokens, "send `Authorization: Bearer <token>`").map(|_| Reader)
+        binding(parts, state, "send `Authorization: Bearer <token>`").map(|_| Reader)
     }
 }
 
@@ -54,10 +59,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let tokens = Arc::<Tokens>::from_ref(state);
         binding(
             parts,
-            &tokens,
+            state,
             "send `Authorization: Bearer <token>` with a token the collector knows",
         )
         .map(Pusher)

@@ -50,7 +50,6 @@ pub(crate) use error::{ApiError, Reason};
 #[derive(Debug, Clone)]
 struct Shared(Arc<App>);
 
-/// The router.
 pub(crate) fn router(app: Arc<App>) -> Router {
     let ingest = post(ingest::post_results).route_layer(axum::middleware::map_response_with_state(
         app.metrics.clone(),

@@ -46,7 +46,19 @@ pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         None => writeln!(out, "**Verdict: {}.**", r.verdict)?,
     }
     writeln!(out)?;
+    timeline(r, out)?;
+    evidence(r, out)?;
+    icmp(r, out)?;
+    alternatives(r, out)?;
+    writeln!(out, "## What the data cannot say")?;
+    writeln!(out)?;
+    for c in &r.cannot_say {
+        writeln!(out, "- {}", esc(c))?;
+    }
+    Ok(())
+}
 
+fn timeline(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "## Timeline")?;
     writeln!(out)?;
     if r.timeline.is_empty() {
@@ -58,8 +70,11 @@ pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
             writeln!(out, "| {} | {} |", clock(l.at), esc(&l.event))?;
         }
     }
-    writeln!(out)?;
+    writeln!(out)
+}
 
+/// The region x group matrix.
+fn evidence(r: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(out, "## Evidence")?;
     writeln!(out)?;
     if r.matrix.is_empty() {
@@ -95,8 +110,10 @@ pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
             writeln!(out)?;
         }
     }
-    writeln!(out)?;
+    writeln!(out)
+}
 
+fn icmp(r: &Report, out: &mut impl Write) -> io::Result<()> {
     if !r.icmp_senders.is_empty() {
         writeln!(out, "## Who answered with ICMP")?;
         writeln!(out)?;
@@ -120,7 +137,10 @@ pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
         }
         writeln!(out)?;
     }
+    Ok(())
+}
 
+fn alternatives(r: &Report, out: &mut impl Write) -> io::Result<()> {
     if r.incident.is_some() {
         writeln!(out, "## Healthy alternatives")?;
         writeln!(out)?;
@@ -142,12 +162,6 @@ pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
             )?;
         }
         writeln!(out)?;
-    }
-
-    writeln!(out, "## What the data cannot say")?;
-    writeln!(out)?;
-    for c in &r.cannot_say {
-        writeln!(out, "- {}", esc(c))?;
     }
     Ok(())
 }

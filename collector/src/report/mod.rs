@@ -89,11 +89,9 @@ pub(crate) struct Report {
 /// The incident in a report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct IncidentSummary {
-    /// Its id.
     pub id: u64,
     /// `open` or `resolved`.
     pub state: String,
-    /// Its scope.
     pub scope: String,
     /// Affected regions.
     pub src_regions: Vec<String>,

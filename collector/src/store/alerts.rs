@@ -12,11 +12,9 @@ use super::{Snapshot, Store, StoreError};
 /// A target as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownTarget {
-    /// Its name.
     pub name: String,
     /// `host:port`.
     pub instance: String,
-    /// Its labels.
     pub labels: BTreeMap<String, String>,
 }
 

@@ -10,7 +10,6 @@ use super::{Snapshot, Store, StoreError};
 /// An incident as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IncidentRow {
-    /// Its id.
     pub id: u64,
     /// When it was opened (µs since the epoch).
     pub opened_us: i64,
@@ -25,7 +24,6 @@ pub struct IncidentRow {
 /// One line of an incident's timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
-    /// The incident.
     pub incident: u64,
     /// When it happened (µs since the epoch).
     pub at_us: i64,

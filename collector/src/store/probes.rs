@@ -9,9 +9,7 @@ use crate::time::from_us;
 /// A probe as the store remembers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeRecord {
-    /// Its id.
     pub probe_id: String,
-    /// Its region.
     pub src_region: String,
     /// Its zone, if it said.
     pub zone: Option<String>,

@@ -55,9 +55,7 @@ impl Scope {
 /// A probe as the fleet knows it, for silent-probe findings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeLiveness {
-    /// Its id.
     pub probe_id: String,
-    /// Its region.
     pub src_region: String,
     /// Its last batch (µs since the epoch).
     pub last_seen_us: i64,
@@ -68,7 +66,6 @@ pub struct ProbeLiveness {
 /// What one region shows of a finding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegionEvidence {
-    /// The region.
     pub src_region: String,
     /// Failures in the telling windows of its failing cells.
     pub failures: u64,
