@@ -4,11 +4,11 @@
 
 use std::time::SystemTime;
 
-use vantage_probe::result::{RoundResult, Timestamp};
+use vantage_probe::result::{ConnectAttempt, RoundResult, Timestamp};
 use vantage_probe::wire::{Batch, SCHEMA_VERSION};
 
 use crate::config::IngestLimits;
-use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule, valid_ident};
+use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, check_label, ident_rule, valid_ident};
 
 /// A batch refused before anything of it is stored: which check failed,
 /// and a message naming the field and the value.
@@ -156,17 +156,8 @@ fn round(
         ));
     }
     for (k, v) in r.labels.iter() {
-        let ok = k
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !k.starts_with("__")
-            && !v.is_empty()
-            && v.len() <= 128
-            && !v.chars().any(char::is_control);
-        if !ok {
-            return invalid(format!("{at}.labels.{k} = {v:?}: not a valid label"));
+        if let Err(problem) = check_label(k, v) {
+            return invalid(format!("{at}.labels.{k} = {v:?}: {}", problem.rule(k)));
         }
     }
     if !in_window(r.started_at) {
@@ -200,40 +191,60 @@ fn round(
         ));
     }
     for (j, a) in r.attempts.iter().enumerate() {
-        let at = format!("{at}.attempts[{j}]");
-        if a.duration_us > MAX_DURATION_US {
-            return invalid(format!("{at}.duration_us = {}: above 1 h", a.duration_us));
-        }
-        if let Some(rtt) = a.rtt_us
-            && (rtt > MAX_RTT_US || u64::from(rtt) > a.duration_us.saturating_add(1_000_000))
-        {
-            return invalid(format!(
-                "{at}.rtt_us = {rtt}: above 60 s or far above the connect's duration ({} us)",
-                a.duration_us
-            ));
-        }
-        if a.syn_retransmits > MAX_SYN_RETRANSMITS {
-            return invalid(format!(
-                "{at}.syn_retransmits = {}: at most {MAX_SYN_RETRANSMITS}",
-                a.syn_retransmits
-            ));
-        }
-        if !in_window(a.started_at) {
-            return Err(Invalid::new(
-                Problem::BadTimestamp,
-                format!(
-                    "{at}.started_at = {}: {}",
-                    a.started_at,
-                    window_text(received, limits)
-                ),
-            ));
-        }
-        if a.address.port() != r.port {
-            return invalid(format!(
-                "{at}.address = {}: not the round's port {}",
-                a.address, r.port
-            ));
-        }
+        attempt(
+            &format!("{at}.attempts[{j}]"),
+            a,
+            r.port,
+            in_window,
+            received,
+            limits,
+        )?;
+    }
+    Ok(())
+}
+
+/// One connect attempt of a round on `port`, named `at` in messages.
+fn attempt(
+    at: &str,
+    a: &ConnectAttempt,
+    port: u16,
+    in_window: &dyn Fn(Timestamp) -> bool,
+    received: SystemTime,
+    limits: &IngestLimits,
+) -> Result<(), Invalid> {
+    let invalid = |msg: String| Err(Invalid::new(Problem::InvalidValue, msg));
+    if a.duration_us > MAX_DURATION_US {
+        return invalid(format!("{at}.duration_us = {}: above 1 h", a.duration_us));
+    }
+    if let Some(rtt) = a.rtt_us
+        && (rtt > MAX_RTT_US || u64::from(rtt) > a.duration_us.saturating_add(1_000_000))
+    {
+        return invalid(format!(
+            "{at}.rtt_us = {rtt}: above 60 s or far above the connect's duration ({} us)",
+            a.duration_us
+        ));
+    }
+    if a.syn_retransmits > MAX_SYN_RETRANSMITS {
+        return invalid(format!(
+            "{at}.syn_retransmits = {}: at most {MAX_SYN_RETRANSMITS}",
+            a.syn_retransmits
+        ));
+    }
+    if !in_window(a.started_at) {
+        return Err(Invalid::new(
+            Problem::BadTimestamp,
+            format!(
+                "{at}.started_at = {}: {}",
+                a.started_at,
+                window_text(received, limits)
+            ),
+        ));
+    }
+    if a.address.port() != port {
+        return invalid(format!(
+            "{at}.address = {}: not the round's port {}",
+            a.address, port
+        ));
     }
     Ok(())
 }

@@ -49,6 +49,76 @@ pub fn ident_rule(max: usize) -> String {
     format!("must be 1-{max} characters of letters, digits, '-', '_' or '.'")
 }
 
+/// Label names the probe and the collector set on their series; a target's
+/// own label may not shadow one (Prometheus refuses a whole scrape with a
+/// duplicate label name).
+pub const RESERVED_LABELS: [&str; 9] = [
+    "target",
+    "family",
+    "reason",
+    "outcome",
+    "src_region",
+    "le",
+    "instance",
+    "job",
+    "name",
+];
+
+/// The longest label value.
+pub const MAX_LABEL_VALUE_LEN: usize = 128;
+
+/// Why a target's label cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelProblem {
+    /// Not letters, digits and `_` starting with a letter or `_`, or it
+    /// starts with `__` (reserved by Prometheus).
+    BadName,
+    /// One of [`RESERVED_LABELS`].
+    Reserved,
+    /// Empty, over [`MAX_LABEL_VALUE_LEN`], or with a control character.
+    BadValue,
+}
+
+impl LabelProblem {
+    /// The rule in words, for error messages; `name` is the label's name.
+    pub fn rule(self, name: &str) -> String {
+        match self {
+            LabelProblem::BadName => {
+                "label names are letters, digits and '_', not starting with a digit or '__'".into()
+            }
+            LabelProblem::Reserved => {
+                format!("'{name}' is set by the probe itself; pick another label name")
+            }
+            LabelProblem::BadValue => {
+                format!("must be 1-{MAX_LABEL_VALUE_LEN} printable characters")
+            }
+        }
+    }
+}
+
+/// Checks a target's label: the probe checks its config and the collector
+/// every batch by this one rule, so what is stored can always be exposed.
+pub fn check_label(name: &str, value: &str) -> Result<(), LabelProblem> {
+    let name_ok = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.starts_with("__");
+    if !name_ok {
+        Err(LabelProblem::BadName)
+    } else if RESERVED_LABELS.contains(&name) {
+        Err(LabelProblem::Reserved)
+    } else if value.is_empty()
+        || value.len() > MAX_LABEL_VALUE_LEN
+        || value.chars().any(char::is_control)
+    {
+        Err(LabelProblem::BadValue)
+    } else {
+        Ok(())
+    }
+}
+
 /// One target measured once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundResult {

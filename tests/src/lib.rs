@@ -305,7 +305,20 @@ fn parse_labels(body: &str) -> BTreeMap<String, String> {
                 c => value.push(c),
             }
         }
-        labels.insert(name.trim_start_matches(',').to_string(), value);
+        // What Prometheus checks of a scraped series, beyond what promtool's
+        // linter does: one bad series and the whole scrape is refused.
+        let name = name.trim_start_matches(',');
+        assert!(
+            name.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "label name {name:?} is not a Prometheus label name"
+        );
+        assert!(
+            labels.insert(name.to_string(), value).is_none(),
+            "label {name} appears twice in one series: Prometheus refuses the whole scrape"
+        );
         if chars.peek() == Some(&',') {
             chars.next();
         }

@@ -539,6 +539,40 @@ async fn every_refusal_has_its_status_and_reason_and_changes_nothing() {
             "bad_timestamp",
         ),
         (
+            "a label the collector sets itself (a duplicate label would poison the whole scrape)",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| {
+                b.results[0].labels = Arc::new(BTreeMap::from([(
+                    "src_region".to_string(),
+                    "evil".to_string(),
+                )]))
+            })),
+            422,
+            "invalid_value",
+        ),
+        (
+            "the histogram's bucket label",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| {
+                b.results[0].labels =
+                    Arc::new(BTreeMap::from([("le".to_string(), "evil".to_string())]))
+            })),
+            422,
+            "invalid_value",
+        ),
+        (
+            "a name Prometheus reserves",
+            vec![("Authorization", east.clone())],
+            json(&with(&|b| {
+                b.results[0].labels = Arc::new(BTreeMap::from([(
+                    "__meta_x".to_string(),
+                    "evil".to_string(),
+                )]))
+            })),
+            422,
+            "invalid_value",
+        ),
+        (
             "too many distinct targets",
             vec![("Authorization", east.clone())],
             json(&with(&|b| b.results = big_targets.clone())),
@@ -917,4 +951,95 @@ async fn series_of_forgotten_probes_and_targets_leave_metrics() {
     );
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// Whatever batch the collector accepts, its `/metrics` stays a valid
+/// exposition: one batch must never be able to make Prometheus refuse the
+/// whole scrape (a duplicate label, a bad name or escape), which would
+/// blind every region's series and alerts at once. Generated label names
+/// and values (the reserved names, `__` names, quotes, backslashes,
+/// newlines, any Unicode) and target names, each posted as a batch; after
+/// each, whatever the answer, promtool checks the scrape.
+#[test]
+fn whatever_the_collector_accepts_its_scrape_stays_valid() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config as Cases, TestRunner};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = Scratch::new("collector-scrape");
+    let (addr, stop, task) = rt.block_on(start(&dir, "[limits]\nmax_batches_per_second = 1000\n"));
+    let mut reserved: Vec<String> = vantage_probe::result::RESERVED_LABELS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    reserved.extend(["__name__", "__meta_x", "1x", "a-b", "", "provider"].map(String::from));
+    // Every reserved name once for sure, then generated batches.
+    for (i, name) in reserved.iter().enumerate() {
+        let mut r = round(&format!("reserved{i}"), 443, ConnectOutcome::Ok, None);
+        r.labels = Arc::new(BTreeMap::from([(name.clone(), "evil".to_string())]));
+        let (status, _) = rt.block_on(post(
+            addr,
+            EAST,
+            &batch("us-east-2", "e0", i as u64 + 1, vec![r]),
+        ));
+        assert!(status == 200 || status == 422, "{name}: {status}");
+        let (_, body) = rt.block_on(http_get(addr, "/metrics")).unwrap();
+        promtool_check_metrics(&body);
+        parse_exposition(&body);
+    }
+    let name = prop_oneof![
+        3 => proptest::sample::select(reserved),
+        2 => "[a-z_][a-z0-9_]{0,10}",
+        1 => "\\PC{0,6}",
+        1 => ".{0,6}",
+    ];
+    let value = prop_oneof![
+        "[a-z0-9.-]{1,8}",
+        "\\PC{0,12}",
+        ".{0,8}",
+        Just("\"\\\n{}=,".to_string()),
+    ];
+    let target = prop_oneof!["[a-z]{1,8}", "\\PC{1,16}", Just("a\"b\\c".to_string())];
+    let labels = proptest::collection::btree_map(name, value, 0..4);
+    let mut runner = TestRunner::new(Cases {
+        cases: 64,
+        failure_persistence: None,
+        ..Cases::default()
+    });
+    // Fn closures: the sequence and the count go through cells.
+    let seq = std::cell::Cell::new(0u64);
+    let accepted = std::cell::Cell::new(0u32);
+    runner
+        .run(&(labels, target), |(labels, target)| {
+            seq.set(seq.get() + 1);
+            let mut r = round(&target, 443, ConnectOutcome::Ok, None);
+            r.labels = Arc::new(labels);
+            let (status, answer) = rt.block_on(post(
+                addr,
+                EAST,
+                &batch("us-east-2", "e1", seq.get(), vec![r]),
+            ));
+            prop_assert!(
+                status == 200 || status == 422,
+                "a generated batch is stored or refused as invalid: {status} {answer}"
+            );
+            accepted.set(accepted.get() + u32::from(status == 200));
+            let (status, body) = rt.block_on(http_get(addr, "/metrics")).unwrap();
+            prop_assert_eq!(status, 200);
+            promtool_check_metrics(&body);
+            // Unique, valid label names in every series: what a scrape needs.
+            parse_exposition(&body);
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        accepted.get() > 0,
+        "some generated batches are stored, or the property says nothing"
+    );
+    stop.cancel();
+    rt.block_on(task).unwrap().unwrap();
 }
