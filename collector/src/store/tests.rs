@@ -239,3 +239,25 @@ async fn expiry_removes_only_what_is_past_its_retention() {
     drop(store);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn every_seq_has_its_own_receipt_past_i64_max_too() {
+    let d = dir("seq");
+    let store = open(&d, DAY);
+    let now = SystemTime::now();
+    for seq in [i64::MAX as u64, 1 << 63, (1 << 63) + 1, u64::MAX] {
+        let (ack, _) = store
+            .submit(batch("p1", seq, now, 1, None), now, now)
+            .await
+            .unwrap();
+        assert_eq!((ack.seq, ack.stored, ack.duplicate), (seq, 1, false));
+    }
+    let (again, _) = store
+        .submit(batch("p1", u64::MAX, now, 1, None), now, now)
+        .await
+        .unwrap();
+    assert!(again.duplicate, "and a retry of one is still a retry");
+    assert_eq!(attempts(&store), 4);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -253,7 +253,11 @@ fn store_batch(
 fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<bool> {
     let b = &job.batch;
     let p = &b.probe;
-    let seq = i64::try_from(b.seq).unwrap_or(i64::MAX);
+    // SQLite integers are i64: the seq's 64 bits are kept as they are (a
+    // seq past i64::MAX reads back negative), so that every seq has its own
+    // receipt. Clamping made 2^63, 2^63 + 1 and u64::MAX one receipt: the
+    // second and third were answered "duplicate" and never stored.
+    let seq = b.seq as i64;
     let seen = tx
         .prepare_cached("SELECT 1 FROM receipts WHERE probe_id = ?1 AND stream = ?2 AND seq = ?3")?
         .exists(params![p.probe_id, b.stream, seq])?;
