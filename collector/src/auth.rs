@@ -48,9 +48,11 @@ impl Tokens {
 
     /// The binding of the `Authorization` header's bearer token.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<TokenBinding>, Denied> {
+        // The scheme is case-insensitive (RFC 9110, 11.1); the token is not.
         let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| !t.is_empty())
             .ok_or(Denied::MissingToken)?;
         // Compare against every binding in constant time per byte, so the
@@ -139,6 +141,15 @@ mod tests {
         assert_eq!(
             t.authenticate(Some("Bearer nope")).unwrap_err(),
             Denied::UnknownToken
+        );
+        for scheme in ["bearer", "BEARER", "Bearer"] {
+            let h = format!("{scheme} east-token-0123456789");
+            assert!(t.authenticate(Some(&h)).is_ok(), "{scheme}");
+        }
+        assert_eq!(
+            t.authenticate(Some("Bearereast-token-0123456789"))
+                .unwrap_err(),
+            Denied::MissingToken
         );
         let east = t
             .authenticate(Some("Bearer east-token-0123456789"))

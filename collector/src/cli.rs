@@ -106,7 +106,7 @@ pub struct ReportArgs {
 }
 
 fn parse_time(s: &str) -> Result<vantage_probe::result::Timestamp, String> {
-    humantime::parse_rfc3339_weak(s)
+    crate::time::parse(s)
         .map(Into::into)
         .map_err(|e| format!("not an RFC 3339 time ({e})"))
 }

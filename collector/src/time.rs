@@ -31,6 +31,14 @@ pub(crate) fn minute(t: SystemTime) -> i64 {
     us(t).div_euclid(MINUTE_US)
 }
 
+/// A time as people and tools write it: RFC 3339 with `Z` or an offset
+/// (`+02:00`), or without one, read as UTC (`2026-12-01T23:00:00`,
+/// `2026-12-01 23:00:00`).
+pub(crate) fn parse(s: &str) -> Result<SystemTime, String> {
+    vantage_probe::result::parse_rfc3339(s)
+        .or_else(|zoned| humantime::parse_rfc3339_weak(s).map_err(|_| zoned))
+}
+
 /// `HH:MM UTC` of a time in microseconds since the epoch, for sentences.
 pub(crate) fn hhmm(at_us: i64) -> String {
     let s = humantime::format_rfc3339_seconds(from_us(at_us)).to_string();
@@ -57,6 +65,15 @@ mod tests {
             -1,
             "minutes round down, before the epoch too"
         );
+    }
+
+    #[test]
+    fn a_time_with_an_offset_or_none_is_read() {
+        let utc = parse("2026-12-01T23:00:00Z").unwrap();
+        assert_eq!(parse("2026-12-02T00:00:00+01:00").unwrap(), utc);
+        assert_eq!(parse("2026-12-01T23:00:00").unwrap(), utc);
+        assert_eq!(parse("2026-12-01 23:00:00").unwrap(), utc);
+        assert!(parse("2026-12-01T23:00:00+25:00").is_err());
     }
 
     #[test]

@@ -122,6 +122,29 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// Checks the probe's clock as a header gave it (`name`): a clock that far
+/// off would be recorded as the probe's offset.
+pub(crate) fn probe_clock(
+    name: &str,
+    at: SystemTime,
+    limits: &IngestLimits,
+    received: SystemTime,
+) -> Result<(), Invalid> {
+    let earliest = received - limits.max_result_age;
+    let latest = received + limits.max_future;
+    if at < earliest || at > latest {
+        return Err(Invalid::new(
+            Problem::BadTimestamp,
+            format!(
+                "{name} = {}: {}",
+                Timestamp::from(at),
+                window_text(received, limits)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn window_text(received: SystemTime, limits: &IngestLimits) -> String {
     format!(
         "outside the accepted window ({} before to {} after the collector's clock, {})",

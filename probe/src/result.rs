@@ -244,15 +244,67 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        humantime::parse_rfc3339(&s)
+        parse_rfc3339(&s)
             .map(Timestamp)
             .map_err(|e| serde::de::Error::custom(format_args!("timestamp {s:?}: {e}")))
     }
 }
 
+/// An RFC 3339 date and time with its offset: `Z` (either case) or a
+/// numeric one such as `+02:00`, seconds with up to nine decimals. What
+/// the probe sends is always UTC (`Z`); what it reads may come from other
+/// tools.
+pub fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
+    let (local, offset_s) = match s.len().checked_sub(6).map(|i| (i, &s.as_bytes()[i..])) {
+        Some((i, [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2]))
+            if [h1, h2, m1, m2].iter().all(|b| b.is_ascii_digit()) =>
+        {
+            let (h, m) = (
+                i64::from((h1 - b'0') * 10 + (h2 - b'0')),
+                i64::from((m1 - b'0') * 10 + (m2 - b'0')),
+            );
+            if h > 23 || m > 59 {
+                return Err(format!("offset {} is not a time zone", &s[i..]));
+            }
+            let sign = if *sign == b'-' { -1 } else { 1 };
+            (&s[..i], sign * (h * 3600 + m * 60))
+        }
+        _ => match s.strip_suffix(['Z', 'z']) {
+            Some(local) => (local, 0),
+            None => return Err("no time zone: end it with Z or an offset such as +02:00".into()),
+        },
+    };
+    let utc_clock = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|e| e.to_string())?;
+    let offset = std::time::Duration::from_secs(offset_s.unsigned_abs());
+    // Local time is UTC plus the offset.
+    let t = if offset_s >= 0 {
+        utc_clock.checked_sub(offset)
+    } else {
+        utc_clock.checked_add(offset)
+    };
+    t.ok_or_else(|| "out of range".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_offset_is_the_same_instant_as_utc() {
+        let utc = parse_rfc3339("2026-12-02T05:07:06.250Z").unwrap();
+        assert_eq!(parse_rfc3339("2026-12-02T07:07:06.250+02:00").unwrap(), utc);
+        assert_eq!(parse_rfc3339("2026-12-01T23:37:06.250-05:30").unwrap(), utc);
+        assert_eq!(parse_rfc3339("2026-12-02T05:07:06.250z").unwrap(), utc);
+        assert_eq!(parse_rfc3339("2026-12-02T05:07:06.250+00:00").unwrap(), utc);
+        for bad in [
+            "2026-12-02T05:07:06",
+            "2026-12-02T05:07:06+24:00",
+            "2026-12-02T05:07:06+0200",
+            "yesterday",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+    }
 
     fn sample() -> RoundResult {
         RoundResult {

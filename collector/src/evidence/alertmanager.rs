@@ -117,17 +117,16 @@ pub(crate) fn windows(hook: &Webhook) -> Result<Vec<AlertWindow>, HookError> {
     }
     let mut windows = Vec::new();
     for (i, a) in hook.alerts.iter().enumerate() {
-        let start =
-            humantime::parse_rfc3339_weak(&a.starts_at).map_err(|e| HookError::BadStart {
-                index: i,
-                value: a.starts_at.clone(),
-                message: e.to_string(),
-            })?;
+        let start = crate::time::parse(&a.starts_at).map_err(|e| HookError::BadStart {
+            index: i,
+            value: a.starts_at.clone(),
+            message: e.to_string(),
+        })?;
         // A zero or missing end means still firing.
         let end = a
             .ends_at
             .as_deref()
-            .and_then(|e| humantime::parse_rfc3339_weak(e).ok())
+            .and_then(|e| crate::time::parse(e).ok())
             .filter(|e| *e > start);
         windows.push((start, end));
     }

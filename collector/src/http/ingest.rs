@@ -16,6 +16,7 @@ use super::error::{ApiError, Reason, json};
 use super::extract::Pusher;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
+use crate::validate;
 
 pub(super) async fn post_results(
     State(ingest): State<Arc<Ingest>>,
@@ -43,11 +44,20 @@ pub(super) async fn post_results(
         .map_err(|e| ApiError::new(Reason::Malformed, format!("not a batch: {e}")))?;
     // The probe's clock at sending: the header of this attempt (a
     // backfilled batch was sealed long ago), else the batch's own sent_at.
-    let probe_clock = headers
-        .get(SENT_AT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| humantime::parse_rfc3339_weak(v).ok())
-        .unwrap_or(batch.sent_at.system_time());
+    // It becomes the probe's clock offset, so it is held to the same window
+    // as every time in the batch.
+    let probe_clock = match headers.get(SENT_AT_HEADER) {
+        None => batch.sent_at.system_time(),
+        Some(v) => {
+            let at = v
+                .to_str()
+                .map_err(|e| e.to_string())
+                .and_then(crate::time::parse)
+                .map_err(|e| ApiError::new(Reason::Malformed, format!("{SENT_AT_HEADER}: {e}")))?;
+            validate::probe_clock(SENT_AT_HEADER, at, limits, received)?;
+            at
+        }
+    };
     let ack: Result<Ack, ApiError> = ingest
         .accept(&binding, batch, received, probe_clock)
         .await
@@ -83,15 +93,21 @@ pub(super) async fn count_refusals(State(metrics): State<Metrics>, response: Res
 
 /// The body as JSON bytes: identity or gzip, decompressed within `max` bytes.
 fn decode(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
+    // Content codings are case-insensitive (RFC 9110, 8.4.1).
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity");
-    match encoding {
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
         "identity" => Ok(raw.to_vec()),
-        "gzip" => {
+        "gzip" | "x-gzip" => {
             let mut out = Vec::new();
-            let mut reader = flate2::read::GzDecoder::new(&raw[..]).take(max as u64 + 1);
+            // Every member of the body (RFC 1952 allows several); anything
+            // after the last one that is not a member is an error, not
+            // ignored.
+            let mut reader = flate2::read::MultiGzDecoder::new(&raw[..]).take(max as u64 + 1);
             reader
                 .read_to_end(&mut out)
                 .map_err(|e| ApiError::new(Reason::Malformed, format!("gzip body: {e}")))?;

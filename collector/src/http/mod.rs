@@ -107,7 +107,7 @@ where
 fn time_param(name: &str, value: Option<&str>) -> Result<Option<SystemTime>, ApiError> {
     value
         .map(|s| {
-            humantime::parse_rfc3339_weak(s).map_err(|e| {
+            crate::time::parse(s).map_err(|e| {
                 ApiError::new(
                     Reason::BadQuery,
                     format!("{name} = {s:?}: not an RFC 3339 time ({e})"),

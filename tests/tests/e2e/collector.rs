@@ -1043,3 +1043,169 @@ fn whatever_the_collector_accepts_its_scrape_stays_valid() {
     stop.cancel();
     rt.block_on(task).unwrap().unwrap();
 }
+
+/// The same batch RFC 3339 timestamps with a +02:00 offset instead of Z.
+fn with_offsets(b: &Batch) -> Vec<u8> {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m.iter_mut() {
+                    if let (true, serde_json::Value::String(t)) =
+                        (k == "started_at" || k == "sent_at", &*v)
+                    {
+                        let at = humantime::parse_rfc3339(t).unwrap() + Duration::from_secs(7200);
+                        let local = humantime::format_rfc3339_micros(at).to_string();
+                        *v = serde_json::Value::String(local.replace('Z', "+02:00"));
+                    } else {
+                        walk(v);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(b).unwrap();
+    walk(&mut v);
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Header names, content codings and auth schemes are case-insensitive;
+/// RFC 3339 times may carry an offset; a gzip body is all of its members
+/// and nothing else; the probe's clock header is held to the batch's time
+/// window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_as_the_rfcs_say() {
+    let dir = Scratch::new("collector-rfc");
+    let (addr, stop, task) = start(&dir, "[limits]\nmax_batches_per_second = 1000\n").await;
+    let east = format!("Bearer {EAST}");
+    let json = |seq: u64| {
+        serde_json::to_vec(&batch(
+            "us-east-2",
+            "e1",
+            seq,
+            vec![round("api", 443, ConnectOutcome::Ok, None)],
+        ))
+        .unwrap()
+    };
+    let offsets = with_offsets(&batch(
+        "us-east-2",
+        "e1",
+        4,
+        vec![round("api", 443, ConnectOutcome::Ok, None)],
+    ));
+    assert!(String::from_utf8_lossy(&offsets).contains("+02:00"));
+    let body = json(5);
+    let (a, b) = body.split_at(body.len() / 2);
+    let two_members = [gzip(a), gzip(b)].concat();
+    let garbage = [gzip(&json(6)), b"not gzip".to_vec()].concat();
+    let ten_years =
+        humantime::format_rfc3339(SystemTime::now() + Duration::from_secs(10 * 365 * 86_400))
+            .to_string();
+    // (what, headers, body, expected status, expected reason of a refusal)
+    type Sent<'a> = (
+        &'a str,
+        Vec<(&'a str, String)>,
+        Vec<u8>,
+        u16,
+        Option<&'a str>,
+    );
+    let cases: Vec<Sent<'_>> = vec![
+        (
+            "Content-Encoding: GZIP",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Encoding", "GZIP".into()),
+            ],
+            gzip(&json(1)),
+            200,
+            None,
+        ),
+        (
+            "a lowercase bearer",
+            vec![("Authorization", format!("bearer {EAST}"))],
+            json(2),
+            200,
+            None,
+        ),
+        (
+            "an uppercase header name",
+            vec![("AUTHORIZATION", east.clone())],
+            json(3),
+            200,
+            None,
+        ),
+        (
+            "times with an offset",
+            vec![("Authorization", east.clone())],
+            offsets,
+            200,
+            None,
+        ),
+        (
+            "a gzip body of two members",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Encoding", "gzip".into()),
+            ],
+            two_members,
+            200,
+            None,
+        ),
+        (
+            "a gzip body with garbage after it",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Encoding", "gzip".into()),
+            ],
+            garbage,
+            400,
+            Some("malformed"),
+        ),
+        (
+            "a probe clock ten years ahead",
+            vec![
+                ("Authorization", east.clone()),
+                ("x-vantage-sent-at", ten_years),
+            ],
+            json(7),
+            422,
+            Some("bad_timestamp"),
+        ),
+        (
+            "a probe clock that is not a time",
+            vec![
+                ("Authorization", east.clone()),
+                ("x-vantage-sent-at", "soon".into()),
+            ],
+            json(8),
+            400,
+            Some("malformed"),
+        ),
+    ];
+    for (what, headers, body, status, reason) in cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (got, text) = http(addr, "POST", RESULTS_PATH, &h, &body).await.unwrap();
+        assert_eq!(got, status, "{what}: {text}");
+        if let Some(reason) = reason {
+            let refusal: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(refusal["reason"], reason, "{what}: {text}");
+        }
+    }
+    // Five batches stored, one result each, in the minutes their times name.
+    let stored = stored_attempts(addr).await;
+    assert_eq!(stored.values().sum::<u64>(), 5, "{stored:?}");
+    let rollups = get_json(addr, "/api/v1/rollups").await;
+    let minutes: std::collections::BTreeSet<&str> = rollups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["minute"].as_str().unwrap())
+        .collect();
+    assert!(
+        minutes.len() <= 2,
+        "an offset does not move a result: {minutes:?}"
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
