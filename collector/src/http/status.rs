@@ -17,6 +17,7 @@ use vantage_probe::exposition::TargetChunks;
 use vantage_probe::result::Timestamp;
 
 use super::error::Json;
+use super::extract::Reader;
 use crate::evidence::incidents::Tracker;
 use crate::fleet::Fleet;
 use crate::metrics::{FLEET_PREFIX, Metrics};
@@ -44,7 +45,7 @@ pub(super) struct ProbeView {
 }
 
 /// `GET /api/v1/probes`: every probe the collector knows, and its state.
-pub(super) async fn probes(State(fleet): State<Arc<Fleet>>) -> Json<Vec<ProbeView>> {
+pub(super) async fn probes(State(fleet): State<Arc<Fleet>>, _: Reader) -> Json<Vec<ProbeView>> {
     let now = SystemTime::now();
     let list = fleet
         .probes(now)

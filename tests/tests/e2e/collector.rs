@@ -1209,3 +1209,60 @@ async fn http_as_the_rfcs_say() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// What a caller without a token may see: the scrape and the health
+/// endpoints (Prometheus and the kubelet carry no token). Every API
+/// endpoint, reads included, answers 401 and says what to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_only_the_scrape_and_health_answer() {
+    let dir = Scratch::new("collector-open");
+    let (addr, stop, task) = start(&dir, "").await;
+    assert_eq!(
+        post(
+            addr,
+            EAST,
+            &batch(
+                "us-east-2",
+                "e1",
+                1,
+                vec![round("api", 443, ConnectOutcome::Ok, None)]
+            )
+        )
+        .await
+        .0,
+        200
+    );
+    for path in ["/metrics", "/-/healthy", "/-/ready"] {
+        let (status, _) = http_get(addr, path).await.unwrap();
+        assert_eq!(status, 200, "{path} is open");
+    }
+    let closed = [
+        ("GET", "/api/v1/probes"),
+        ("GET", "/api/v1/findings"),
+        ("GET", "/api/v1/incidents"),
+        ("GET", "/api/v1/incidents/1"),
+        ("GET", "/api/v1/reachability?target=api"),
+        ("GET", "/api/v1/report?incident=1"),
+        ("GET", "/api/v1/rollups"),
+        ("GET", "/api/v1/failures"),
+        ("GET", "/api/v1/alertmanager"),
+        ("GET", "/api/v1/targets?src_region=us-east-2"),
+        ("POST", "/api/v1/alertmanager"),
+        ("POST", RESULTS_PATH),
+    ];
+    for (method, path) in closed {
+        let (status, text) = http(addr, method, path, &[], b"{}").await.unwrap();
+        assert_eq!(status, 401, "{method} {path}: {text}");
+        let refusal: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(refusal["reason"], "missing_token", "{method} {path}");
+        assert!(
+            refusal["message"]
+                .as_str()
+                .unwrap()
+                .contains("Authorization: Bearer"),
+            "{method} {path}: says what to send"
+        );
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -470,7 +470,15 @@ async fn an_http_collector_needs_no_ca_bundle_on_the_probe_host() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, body) = http_get(listen, "/api/v1/probes").await.unwrap();
+        let (_, body) = http(
+            listen,
+            "GET",
+            "/api/v1/probes",
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            &[],
+        )
+        .await
+        .unwrap();
         if body.contains("\"no-ca-1\"") {
             break;
         }
@@ -505,7 +513,15 @@ async fn a_probe_that_stops_cleanly_is_stopped_not_silent() {
     wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
     let start = |id: &str| probe_process(&dir, id, listen, &[]);
     let states = || async move {
-        let (_, body) = http_get(listen, "/api/v1/probes").await.unwrap();
+        let (_, body) = http(
+            listen,
+            "GET",
+            "/api/v1/probes",
+            &[("Authorization", &format!("Bearer {TOKEN}"))],
+            &[],
+        )
+        .await
+        .unwrap();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         v.as_array()
             .unwrap()
