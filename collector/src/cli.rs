@@ -159,6 +159,13 @@ pub fn execute(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { config } => {
             let c = Config::load(&config)?;
+            // The files the config names, loaded as `serve` will load them.
+            if let Some((cert, key)) = &c.tls {
+                crate::tls::Certs::load(cert, key).map_err(|e| ConfigError::Invalid {
+                    path: config.display().to_string(),
+                    problems: vec![format!("  server.tls_cert_file / tls_key_file: {e}")],
+                })?;
+            }
             println!(
                 "{}: ok: listen {}, data in {}, {} token{}",
                 config.display(),

@@ -54,7 +54,9 @@ impl App {
     /// loads the open incidents and the inventory.
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let certs = match &config.tls {
-            Some((cert, key)) => Some(Arc::new(Certs::load(cert, key).context("server TLS")?)),
+            Some((cert, key)) => Some(Arc::new(
+                Certs::load(cert, key).context("server.tls_cert_file / tls_key_file")?,
+            )),
             None => None,
         };
         let store = Store::open(&config.data_dir, config.retention)?;

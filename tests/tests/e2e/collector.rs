@@ -1266,3 +1266,35 @@ async fn without_a_token_only_the_scrape_and_health_answer() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// `validate` loads the certificate and key the config names, as `serve`
+/// will: a garbage pair is a config error naming the fields, not a passing
+/// check followed by a server that will not start.
+#[test]
+fn validate_loads_the_tls_pair_it_names() {
+    let dir = Scratch::new("collector-validate-tls");
+    dir.write("cert.pem", "not a certificate\n");
+    dir.write("key.pem", "not a key\n");
+    let path = dir.write(
+        "collector.toml",
+        &format!(
+            "{}\n",
+            config_text("127.0.0.1:0".parse().unwrap(), "").replace(
+                "[server]\n",
+                "[server]\ntls_cert_file = \"cert.pem\"\ntls_key_file = \"key.pem\"\n"
+            )
+        ),
+    );
+    assert!(Config::load(&path).is_ok(), "the config itself is fine");
+    let out = Command::new(bin("vantage-collector"))
+        .arg("validate")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("server.tls_cert_file / tls_key_file") && stderr.contains("cert.pem"),
+        "{stderr}"
+    );
+}
