@@ -16,14 +16,25 @@ use crate::store::ProbeRecord;
 /// (src_region, target name).
 type TargetKey = (Arc<str>, Arc<str>);
 
+/// A probe's identity: (src_region, probe id). Ids are chosen per region
+/// (a pod name, a host name), and a token speaks for one region only, so
+/// the same id in two regions is two probes, neither able to touch the
+/// other's state.
+type ProbeKey = (String, String);
+
 /// The live fleet.
 #[derive(Debug)]
 pub struct Fleet {
     policy: ProbePolicy,
     max_targets_per_probe: usize,
-    probes: RwLock<BTreeMap<String, ProbeState>>,
+    probes: RwLock<BTreeMap<ProbeKey, ProbeState>>,
     targets: RwLock<BTreeMap<TargetKey, TargetEntry>>,
-    seen_targets: Mutex<HashMap<String, HashSet<String>>>,
+    seen_targets: Mutex<HashMap<ProbeKey, HashSet<String>>>,
+}
+
+/// The identity of the probe a batch speaks for.
+fn key_of(batch: &Batch) -> ProbeKey {
+    (batch.probe.src_region.clone(), batch.probe.probe_id.clone())
 }
 
 /// A batch that would take its probe past `limits.max_targets_per_probe`.
@@ -79,11 +90,11 @@ impl Fleet {
         policy: ProbePolicy,
         max_targets_per_probe: usize,
         probes: Vec<ProbeRecord>,
-        probe_targets: Vec<(String, String)>,
+        probe_targets: Vec<(String, String, String)>,
     ) -> Fleet {
-        let mut seen: HashMap<String, HashSet<String>> = HashMap::new();
-        for (probe, target) in probe_targets {
-            seen.entry(probe).or_default().insert(target);
+        let mut seen: HashMap<ProbeKey, HashSet<String>> = HashMap::new();
+        for (region, probe, target) in probe_targets {
+            seen.entry((region, probe)).or_default().insert(target);
         }
         Fleet {
             policy,
@@ -93,7 +104,7 @@ impl Fleet {
                     .into_iter()
                     .map(|p| {
                         (
-                            p.probe_id,
+                            (p.src_region.clone(), p.probe_id),
                             ProbeState {
                                 src_region: p.src_region,
                                 zone: p.zone,
@@ -114,7 +125,7 @@ impl Fleet {
     /// cap; otherwise reserves its new target names.
     pub fn admit_targets(&self, batch: &Batch) -> Result<(), TooManyTargets> {
         let mut seen = self.seen_targets.lock().unwrap();
-        let known = seen.entry(batch.probe.probe_id.clone()).or_default();
+        let known = seen.entry(key_of(batch)).or_default();
         let new: HashSet<&str> = batch
             .results
             .iter()
@@ -151,16 +162,13 @@ impl Fleet {
         }
         let offset = micros(probe_clock, received);
         let mut probes = self.probes.write().unwrap();
-        let p = probes
-            .entry(batch.probe.probe_id.clone())
-            .or_insert_with(|| ProbeState {
-                src_region: batch.probe.src_region.clone(),
-                zone: batch.probe.zone.clone(),
-                last_seen: received,
-                clock_offset_us: offset,
-                stopped: batch.last,
-            });
-        p.src_region = batch.probe.src_region.clone();
+        let p = probes.entry(key_of(batch)).or_insert_with(|| ProbeState {
+            src_region: batch.probe.src_region.clone(),
+            zone: batch.probe.zone.clone(),
+            last_seen: received,
+            clock_offset_us: offset,
+            stopped: batch.last,
+        });
         p.zone = batch.probe.zone.clone();
         p.last_seen = p.last_seen.max(received);
         p.clock_offset_us = offset;
@@ -173,7 +181,7 @@ impl Fleet {
             .read()
             .unwrap()
             .iter()
-            .map(|(id, p)| (id.clone(), p.clone(), self.liveness(p, now)))
+            .map(|((_, id), p)| (id.clone(), p.clone(), self.liveness(p, now)))
             .collect()
     }
 

@@ -96,7 +96,10 @@ impl Ingest {
         )?;
         validate::check(&batch, &self.limits, received)?;
         let per_second = self.limits.max_batches_per_second;
-        if !self.rates.allow(&batch.probe.probe_id, per_second) {
+        if !self
+            .rates
+            .allow(&batch.probe.src_region, &batch.probe.probe_id, per_second)
+        {
             return Err(Refused::RateLimited(per_second));
         }
         self.fleet.admit_targets(&batch)?;
@@ -131,7 +134,8 @@ impl Ingest {
 /// the refill rate.
 #[derive(Debug, Default)]
 struct RateLimits {
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// By (src_region, probe id): a probe is its region's.
+    buckets: Mutex<HashMap<(String, String), (f64, Instant)>>,
 }
 
 /// Probes tracked at most; beyond this the table starts over (a token can
@@ -139,14 +143,15 @@ struct RateLimits {
 const MAX_TRACKED_PROBES: usize = 100_000;
 
 impl RateLimits {
-    fn allow(&self, probe: &str, per_second: u32) -> bool {
+    fn allow(&self, region: &str, probe: &str, per_second: u32) -> bool {
         let mut buckets = self.buckets.lock().unwrap();
-        if buckets.len() >= MAX_TRACKED_PROBES && !buckets.contains_key(probe) {
+        let key = (region.to_string(), probe.to_string());
+        if buckets.len() >= MAX_TRACKED_PROBES && !buckets.contains_key(&key) {
             buckets.clear();
         }
         let now = Instant::now();
         let cap = f64::from(per_second);
-        let (tokens, last) = buckets.entry(probe.to_string()).or_insert((cap, now));
+        let (tokens, last) = buckets.entry(key).or_insert((cap, now));
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * cap).min(cap);
         *last = now;
         if *tokens >= 1.0 {

@@ -32,7 +32,7 @@ impl Snapshot<'_> {
             .conn
             .prepare(
                 "SELECT probe_id, src_region, zone, last_seen_us, clock_offset_us, batches, results, stopped
-                 FROM probes ORDER BY probe_id",
+                 FROM probes ORDER BY src_region, probe_id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
@@ -52,16 +52,17 @@ impl Snapshot<'_> {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// The target names each probe has reported, for the cardinality cap.
-    pub fn probe_targets(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// The target names each probe has reported, as (src_region, probe
+    /// id, target), for the cardinality cap.
+    pub fn probe_targets(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT DISTINCT s.probe_id, t.name FROM series s JOIN targets t ON t.id = s.target_id",
+                "SELECT DISTINCT s.src_region, s.probe_id, t.name FROM series s JOIN targets t ON t.id = s.target_id",
             )
             .map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
@@ -82,8 +83,9 @@ impl Store {
         self.read(|s| s.probes())
     }
 
-    /// The target names each probe has reported, for the cardinality cap.
-    pub fn probe_targets(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// The target names each probe has reported, as (src_region, probe
+    /// id, target), for the cardinality cap.
+    pub fn probe_targets(&self) -> Result<Vec<(String, String, String)>, StoreError> {
         self.read(|s| s.probe_targets())
     }
 }

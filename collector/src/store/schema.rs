@@ -14,20 +14,24 @@ CREATE TABLE IF NOT EXISTS meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
--- One receipt per stored batch: how a retried batch is recognised.
+-- One receipt per stored batch: how a retried batch is recognised. Its
+-- probe is (src_region, probe_id), as everywhere.
 CREATE TABLE IF NOT EXISTS receipts (
+    src_region  TEXT    NOT NULL,
     probe_id    TEXT    NOT NULL,
     stream      TEXT    NOT NULL,
     seq         INTEGER NOT NULL,
     received_us INTEGER NOT NULL,
     results     INTEGER NOT NULL,
-    PRIMARY KEY (probe_id, stream, seq)
+    PRIMARY KEY (src_region, probe_id, stream, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_by_time ON receipts (received_us);
 
 -- Every probe ever heard from, so silence survives a restart.
+-- A probe is (src_region, probe_id): the same id in two regions is two
+-- probes, and a token of one region can never touch the other's row.
 CREATE TABLE IF NOT EXISTS probes (
-    probe_id        TEXT PRIMARY KEY,
+    probe_id        TEXT    NOT NULL,
     src_region      TEXT    NOT NULL,
     zone            TEXT,
     first_seen_us   INTEGER NOT NULL,
@@ -36,7 +40,8 @@ CREATE TABLE IF NOT EXISTS probes (
     batches         INTEGER NOT NULL,
     results         INTEGER NOT NULL,
     -- 1 when its newest batch said it was stopping.
-    stopped         INTEGER NOT NULL DEFAULT 0
+    stopped         INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (src_region, probe_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS targets (
@@ -112,7 +117,81 @@ CREATE TABLE IF NOT EXISTS alert_evidence (
 /// layout (additive changes only; an older build still reads the result).
 pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     add_column(conn, "probes", "stopped", "INTEGER NOT NULL DEFAULT 0")?;
-    add_column(conn, "failures", "icmp_from", "TEXT")
+    add_column(conn, "failures", "icmp_from", "TEXT")?;
+    // Receipts first: their region comes from the probes of the old key,
+    // one row per id.
+    rekey_receipts(conn)?;
+    rekey_probes(conn)
+}
+
+/// Receipts from before probes were keyed by region are keyed by
+/// (probe_id, stream, seq): rebuilt once with the region of their probe.
+/// One receipt per batch kept (`retention.receipts`): the one upgrade that
+/// copies a table of some size.
+fn rekey_receipts(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let (columns, has_region): (i64, bool) = conn.query_row(
+        "SELECT count(*), coalesce(sum(name = 'src_region'), 0) > 0 FROM pragma_table_info('receipts')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if columns == 0 || has_region {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+         DROP INDEX IF EXISTS receipts_by_time;
+         ALTER TABLE receipts RENAME TO receipts_by_id;
+         CREATE TABLE receipts (
+             src_region  TEXT    NOT NULL,
+             probe_id    TEXT    NOT NULL,
+             stream      TEXT    NOT NULL,
+             seq         INTEGER NOT NULL,
+             received_us INTEGER NOT NULL,
+             results     INTEGER NOT NULL,
+             PRIMARY KEY (src_region, probe_id, stream, seq)
+         ) WITHOUT ROWID;
+         INSERT INTO receipts SELECT coalesce(p.src_region, ''), r.probe_id, r.stream, r.seq,
+             r.received_us, r.results
+             FROM receipts_by_id r LEFT JOIN probes p ON p.probe_id = r.probe_id;
+         DROP TABLE receipts_by_id;
+         CREATE INDEX receipts_by_time ON receipts (received_us);
+         COMMIT;",
+    )
+}
+
+/// A store from before probes were keyed by (src_region, probe_id) has
+/// them keyed by id alone: the table is rebuilt once with the new key (a
+/// row per probe, so it is small).
+fn rekey_probes(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    let (columns, keyed_by_region): (i64, bool) = conn.query_row(
+        "SELECT count(*), coalesce(sum(name = 'src_region' AND pk > 0), 0) > 0
+         FROM pragma_table_info('probes')",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if columns == 0 || keyed_by_region {
+        return Ok(());
+    }
+    conn.execute_batch(
+        "BEGIN;
+         ALTER TABLE probes RENAME TO probes_by_id;
+         CREATE TABLE probes (
+             probe_id        TEXT    NOT NULL,
+             src_region      TEXT    NOT NULL,
+             zone            TEXT,
+             first_seen_us   INTEGER NOT NULL,
+             last_seen_us    INTEGER NOT NULL,
+             clock_offset_us INTEGER NOT NULL,
+             batches         INTEGER NOT NULL,
+             results         INTEGER NOT NULL,
+             stopped         INTEGER NOT NULL DEFAULT 0,
+             PRIMARY KEY (src_region, probe_id)
+         ) WITHOUT ROWID;
+         INSERT INTO probes SELECT probe_id, src_region, zone, first_seen_us, last_seen_us,
+             clock_offset_us, batches, results, stopped FROM probes_by_id;
+         DROP TABLE probes_by_id;
+         COMMIT;",
+    )
 }
 
 /// Adds a column a table was made without; nothing if it has it.
@@ -174,5 +253,53 @@ mod tests {
         let fresh = rusqlite::Connection::open_in_memory().unwrap();
         fresh.execute_batch(SQL).unwrap();
         upgrade(&fresh).unwrap();
+    }
+
+    #[test]
+    fn probes_and_receipts_keyed_by_id_alone_are_rekeyed_by_region_once() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE probes (
+                probe_id TEXT PRIMARY KEY, src_region TEXT NOT NULL, zone TEXT,
+                first_seen_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL,
+                clock_offset_us INTEGER NOT NULL, batches INTEGER NOT NULL,
+                results INTEGER NOT NULL, stopped INTEGER NOT NULL DEFAULT 0
+             ) WITHOUT ROWID;
+             INSERT INTO probes VALUES ('w1', 'us-west-1', NULL, 1, 2, 0, 3, 30, 0);
+             CREATE TABLE receipts (
+                probe_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL,
+                received_us INTEGER NOT NULL, results INTEGER NOT NULL,
+                PRIMARY KEY (probe_id, stream, seq)
+             ) WITHOUT ROWID;
+             CREATE INDEX receipts_by_time ON receipts (received_us);
+             INSERT INTO receipts VALUES ('w1', 's', 7, 2, 30);",
+        )
+        .unwrap();
+        conn.execute_batch(SQL).unwrap();
+        upgrade(&conn).unwrap();
+        upgrade(&conn).unwrap();
+        // The same id in another region is another probe now.
+        conn.execute(
+            "INSERT INTO probes VALUES ('w1', 'us-east-2', NULL, 5, 5, 0, 1, 1, 0)",
+            [],
+        )
+        .unwrap();
+        let rows: Vec<(String, i64)> = conn
+            .prepare("SELECT src_region, batches FROM probes WHERE probe_id = 'w1' ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, [("us-east-2".into(), 1), ("us-west-1".into(), 3)]);
+        // Its receipt kept its probe's region, so its retry is still one.
+        let region: String = conn
+            .query_row(
+                "SELECT src_region FROM receipts WHERE probe_id = 'w1' AND stream = 's' AND seq = 7",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(region, "us-west-1");
     }
 }

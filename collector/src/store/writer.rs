@@ -259,22 +259,32 @@ fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<bool> {
     // second and third were answered "duplicate" and never stored.
     let seq = b.seq as i64;
     let seen = tx
-        .prepare_cached("SELECT 1 FROM receipts WHERE probe_id = ?1 AND stream = ?2 AND seq = ?3")?
-        .exists(params![p.probe_id, b.stream, seq])?;
+        .prepare_cached(
+            "SELECT 1 FROM receipts WHERE src_region = ?1 AND probe_id = ?2 AND stream = ?3 AND seq = ?4",
+        )?
+        .exists(params![p.src_region, p.probe_id, b.stream, seq])?;
     if seen {
         return Ok(false);
     }
     let now_us = us(job.received);
     tx.prepare_cached(
-        "INSERT INTO receipts (probe_id, stream, seq, received_us, results) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO receipts (src_region, probe_id, stream, seq, received_us, results)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![p.probe_id, b.stream, seq, now_us, b.results.len() as i64])?;
+    .execute(params![
+        p.src_region,
+        p.probe_id,
+        b.stream,
+        seq,
+        now_us,
+        b.results.len() as i64
+    ])?;
     let offset_us = us(job.probe_clock) - now_us;
     tx.prepare_cached(
         "INSERT INTO probes (probe_id, src_region, zone, first_seen_us, last_seen_us, clock_offset_us, batches, results, stopped)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6, ?7)
-         ON CONFLICT (probe_id) DO UPDATE SET
-            src_region = excluded.src_region, zone = excluded.zone,
+         ON CONFLICT (src_region, probe_id) DO UPDATE SET
+            zone = excluded.zone,
             last_seen_us = max(last_seen_us, excluded.last_seen_us),
             clock_offset_us = excluded.clock_offset_us,
             batches = batches + 1, results = results + excluded.results,
@@ -501,8 +511,8 @@ pub(super) fn expire(conn: &Connection, r: Retention, now: SystemTime) -> rusqli
             cutoff(r.failures),
         ),
         (
-            "DELETE FROM receipts WHERE (probe_id, stream, seq) IN
-             (SELECT probe_id, stream, seq FROM receipts WHERE received_us < ?1 LIMIT ?2)",
+            "DELETE FROM receipts WHERE (src_region, probe_id, stream, seq) IN
+             (SELECT src_region, probe_id, stream, seq FROM receipts WHERE received_us < ?1 LIMIT ?2)",
             cutoff(r.receipts),
         ),
     ];

@@ -1298,3 +1298,106 @@ fn validate_loads_the_tls_pair_it_names() {
         "{stderr}"
     );
 }
+
+/// A probe is (region, id): with its own token, one region can name any
+/// probe id, but never touch another region's probe of that id. Before,
+/// the east token (which lists no probe ids, as the shipped example does)
+/// could move west's `w1` into east and fill its distinct-target cap, so
+/// that the real `w1` was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_can_only_touch_its_own_regions_probes() {
+    let dir = Scratch::new("collector-identity");
+    let (addr, stop, task) = start(
+        &dir,
+        "[limits]\nmax_targets_per_probe = 3\nmax_batches_per_second = 1000\n",
+    )
+    .await;
+    let rounds = |names: &[&str]| -> Vec<RoundResult> {
+        names
+            .iter()
+            .map(|n| round(n, 443, ConnectOutcome::Ok, None))
+            .collect()
+    };
+    // East names its own probe "w1" and fills that probe's cap.
+    let (status, _) = post(
+        addr,
+        EAST,
+        &batch("us-east-2", "w1", 1, rounds(&["e-a", "e-b", "e-c"])),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // West's real w1 is a probe of its own: its cap is its own.
+    let (status, answer) = post(
+        addr,
+        WEST,
+        &batch("us-west-1", "w1", 1, rounds(&["w-a", "w-b", "w-c"])),
+    )
+    .await;
+    assert_eq!(status, 200, "west's w1 is not east's: {answer}");
+    // And east's w1 is still capped at its own three.
+    let (status, answer) = post(addr, EAST, &batch("us-east-2", "w1", 2, rounds(&["e-d"]))).await;
+    assert_eq!(
+        (status, answer["reason"].as_str()),
+        (422, Some("too_many_targets"))
+    );
+
+    let probes = get_json(addr, "/api/v1/probes").await;
+    let mut seen: Vec<(String, String)> = probes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["src_region"].as_str().unwrap().to_string(),
+                p["probe_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("us-east-2".to_string(), "w1".to_string()),
+            ("us-west-1".to_string(), "w1".to_string())
+        ],
+        "two probes, each in its own region: {probes}"
+    );
+    let (_, body) = http_get(addr, "/metrics").await.unwrap();
+    let s = parse_exposition(&body);
+    for region in ["us-east-2", "us-west-1"] {
+        assert_eq!(
+            value(
+                &s,
+                "vantage_fleet_probe_silent",
+                &[("src_region", region), ("probe_id", "w1")]
+            ),
+            Some(0.0),
+            "{region}'s w1 on /metrics"
+        );
+    }
+    // After a restart, from the store, the same.
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let (addr, stop, task) = start(
+        &dir,
+        "[limits]\nmax_targets_per_probe = 3\nmax_batches_per_second = 1000\n",
+    )
+    .await;
+    let (status, answer) = post(
+        addr,
+        WEST,
+        &batch("us-west-1", "w1", 2, rounds(&["w-a", "w-b", "w-c"])),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        get_json(addr, "/api/v1/probes")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
