@@ -7,6 +7,17 @@
 //! was already stored (a retry after a lost answer) is acknowledged again,
 //! as a duplicate, and not counted twice. A refused batch gets a 4xx with a
 //! [`Refusal`] and nothing of it is stored.
+//!
+//! # Compatibility
+//!
+//! One rule, at every level of a batch: a reader ignores the fields it does
+//! not know, and a field a newer sender adds is optional (absent means what
+//! an older sender meant). So an older collector keeps a newer probe's
+//! batches, and a newer collector an older probe's. A change of meaning
+//! bumps [`SCHEMA_VERSION`], the one thing a reader refuses
+//! (`unknown_schema`). Upgrade collectors before probes all the same: an
+//! older collector drops what it does not know (a newer probe's
+//! `icmp_from`, say) while it stores the rest.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +46,6 @@ pub const SENT_AT_HEADER: &str = "x-vantage-sent-at";
 
 /// A probe's results, sent together.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Batch {
     /// [`SCHEMA_VERSION`] of the sender.
     pub schema: u32,

@@ -1401,3 +1401,82 @@ async fn a_token_can_only_touch_its_own_regions_probes() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// One compatibility rule for a batch, at every level: a field the reader
+/// does not know is ignored (a newer probe's batches are kept by an older
+/// collector), an optional field a sender leaves out means what it meant
+/// before (an older probe's batches are kept by a newer collector), and only
+/// an unknown schema version is refused. Before, an unknown top-level field
+/// was refused (400, which the probe takes as permanent: the batch set
+/// aside) while one inside a result was ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_from_a_newer_or_an_older_probe_is_kept() {
+    let dir = Scratch::new("collector-compat");
+    let (addr, stop, task) = start(&dir, "[limits]\nmax_batches_per_second = 1000\n").await;
+    let east = format!("Bearer {EAST}");
+    let h = [("Authorization", east.as_str())];
+    let mut newer = serde_json::to_value(batch(
+        "us-east-2",
+        "e1",
+        1,
+        vec![round("api", 443, ConnectOutcome::Timeout, None)],
+    ))
+    .unwrap();
+    newer["sampling"] = serde_json::json!({"every": 2});
+    newer["results"][0]["trace_id"] = "t-1".into();
+    newer["results"][0]["attempts"][0]["ecn"] = true.into();
+    newer["probe"]["build"] = "9.9.9".into();
+    let (status, text) = http(
+        addr,
+        "POST",
+        RESULTS_PATH,
+        &h,
+        &serde_json::to_vec(&newer).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "a newer probe's batch: {text}");
+
+    let mut older = serde_json::to_value(batch(
+        "us-east-2",
+        "e1",
+        2,
+        vec![round("api", 443, ConnectOutcome::Timeout, None)],
+    ))
+    .unwrap();
+    for optional in ["icmp_from", "local", "errno", "rtt_us"] {
+        older["results"][0]["attempts"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove(optional);
+    }
+    older.as_object_mut().unwrap().remove("last");
+    let (status, text) = http(
+        addr,
+        "POST",
+        RESULTS_PATH,
+        &h,
+        &serde_json::to_vec(&older).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "an older probe's batch: {text}");
+    let stored = stored_attempts(addr).await;
+    assert_eq!(stored.values().sum::<u64>(), 2, "{stored:?}");
+
+    let mut future = serde_json::to_value(batch("us-east-2", "e1", 3, vec![])).unwrap();
+    future["schema"] = (SCHEMA_VERSION + 1).into();
+    let (status, text) = http(
+        addr,
+        "POST",
+        RESULTS_PATH,
+        &h,
+        &serde_json::to_vec(&future).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 400, "a schema it does not read: {text}");
+    assert!(text.contains("unknown_schema"), "{text}");
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
