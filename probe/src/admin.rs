@@ -23,7 +23,7 @@ use crate::stats::StatsRegistry;
 
 /// What the admin handlers read.
 #[derive(Debug)]
-pub struct AdminState {
+pub(crate) struct AdminState {
     /// The probe's own metrics.
     pub metrics: Metrics,
     /// Per-target totals.
@@ -35,10 +35,10 @@ pub struct AdminState {
 }
 
 /// The exposition format's content type.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Serves the admin endpoints on `listener` until `stop` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     stop: CancellationToken,

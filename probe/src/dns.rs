@@ -188,7 +188,7 @@ impl Resolver {
 }
 
 /// Maps a hickory error onto the DNS taxonomy.
-pub fn classify(err: &NetError) -> DnsOutcome {
+pub(crate) fn classify(err: &NetError) -> DnsOutcome {
     match err {
         NetError::Dns(DnsError::NoRecordsFound(no)) => {
             if no.response_code == ResponseCode::NXDomain {

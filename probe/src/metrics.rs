@@ -13,43 +13,43 @@ use crate::result::Identity;
 
 /// A per-target metric's name after its prefix (`vantage_probe_` on a probe,
 /// `vantage_` on the collector) and its help text.
-pub type MetricDef = (&'static str, &'static str);
+pub(crate) type MetricDef = (&'static str, &'static str);
 
 /// The prefix of the probe's own series.
-pub const PROBE_PREFIX: &str = "vantage_probe_";
+pub(crate) const PROBE_PREFIX: &str = "vantage_probe_";
 
 /// Connect attempts per target and family.
-pub const CONNECT_ATTEMPTS: MetricDef = (
+pub(crate) const CONNECT_ATTEMPTS: MetricDef = (
     "connect_attempts_total",
     "TCP connect attempts, one per resolved address per round.",
 );
 /// Failed connect attempts by reason.
-pub const CONNECT_FAILURES: MetricDef = (
+pub(crate) const CONNECT_FAILURES: MetricDef = (
     "connect_failures_total",
     "Failed TCP connect attempts by reason (bounded taxonomy; local_* blame the probe's host).",
 );
 /// Kernel SYN -> SYN-ACK round trip.
-pub const CONNECT_RTT: MetricDef = (
+pub(crate) const CONNECT_RTT: MetricDef = (
     "connect_rtt_seconds",
     "SYN to SYN-ACK round trip of successful connects, as measured by the kernel (tcpi_rtt).",
 );
 /// Wall-clock connect duration.
-pub const CONNECT_DURATION: MetricDef = (
+pub(crate) const CONNECT_DURATION: MetricDef = (
     "connect_duration_seconds",
     "Wall-clock duration of successful connects; one lost SYN adds about 1 s.",
 );
 /// SYN retransmits.
-pub const SYN_RETRANSMITS: MetricDef = (
+pub(crate) const SYN_RETRANSMITS: MetricDef = (
     "syn_retransmits_total",
     "SYNs sent again because the previous one got no answer.",
 );
 /// DNS lookups by outcome.
-pub const DNS_LOOKUPS: MetricDef = (
+pub(crate) const DNS_LOOKUPS: MetricDef = (
     "dns_lookups_total",
     "DNS lookups of target hosts by outcome.",
 );
 /// DNS lookup duration.
-pub const DNS_DURATION: MetricDef = (
+pub(crate) const DNS_DURATION: MetricDef = (
     "dns_lookup_seconds",
     "Duration of DNS lookups of target hosts (A and AAAA in parallel), whatever the outcome.",
 );

@@ -24,7 +24,7 @@ use crate::shutdown::Control;
 use crate::stats::StatsRegistry;
 
 /// How long rounds in flight may take to finish on shutdown.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// A loaded probe with its admin port bound, ready to run.
 #[derive(Debug)]

@@ -9,8 +9,8 @@
 //! here ever blocks a round: the engine's hand-off is a bounded queue whose
 //! overflow is counted.
 
-pub mod inventory;
-pub mod spool;
+pub(crate) mod inventory;
+pub(crate) mod spool;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,11 +28,11 @@ use crate::wire::{Ack, RESULTS_PATH, Refusal, SENT_AT_HEADER};
 use spool::Spool;
 
 /// Rounds queued between the engine and the sealer.
-pub const QUEUE: usize = 65_536;
+pub(crate) const QUEUE: usize = 65_536;
 
 /// The running pusher.
 #[derive(Debug)]
-pub struct Pusher {
+pub(crate) struct Pusher {
     sealer: JoinHandle<()>,
     sender: JoinHandle<()>,
     shared: Arc<Shared>,
@@ -58,7 +58,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl Pusher {
     /// Opens the spool and starts both tasks; rounds go into the returned queue.
-    pub fn start(
+    pub(crate) fn start(
         settings: PushSettings,
         identity: Identity,
         metrics: Metrics,
@@ -91,7 +91,7 @@ impl Pusher {
     /// After the engine stopped: seals what is pending or queued, then
     /// keeps sending for at most `grace`. What is still unsent stays in the
     /// spool for the next start.
-    pub async fn finish(self, grace: Duration) {
+    pub(crate) async fn finish(self, grace: Duration) {
         self.shared.stop_sealing.cancel();
         let _ = self.sealer.await;
         self.shared.draining.store(true, Ordering::Release);
@@ -355,7 +355,7 @@ enum Sent {
 /// The token in `settings.token_file`, read again, if it is usable and is
 /// not `current`: the collector refused `current`, and a rotated Secret or
 /// file may already hold the new one.
-pub async fn rotated_token(settings: &PushSettings, current: &str) -> Option<String> {
+pub(crate) async fn rotated_token(settings: &PushSettings, current: &str) -> Option<String> {
     let path = settings.token_file.clone()?;
     let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
     let new = read.await.ok()?.ok()?.trim().to_string();

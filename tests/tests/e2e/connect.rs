@@ -3,9 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use vantage_probe::connect::{ConnectOptions, attempt};
 use vantage_probe::outcome::{Blame, ConnectOutcome};
-use vantage_probe::testbed::{Accepting, FullQueue, Refusing};
+use vantage_probe::{Accepting, ConnectOptions, FullQueue, Refusing, attempt};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
