@@ -24,13 +24,12 @@ use crate::stats::StatsRegistry;
 /// What the admin handlers read.
 #[derive(Debug)]
 pub(crate) struct AdminState {
-    /// The probe's own metrics.
     pub metrics: Metrics,
-    /// Per-target totals.
     pub stats: Arc<StatsRegistry>,
     /// The `src_region` label of per-target series.
     pub src_region: String,
-    /// The readiness latch.
+    /// What `/-/ready` answers: set once every target's rounds are
+    /// started, cleared when the probe starts draining.
     pub ready: AtomicBool,
 }
 

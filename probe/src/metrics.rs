@@ -57,14 +57,16 @@ pub(crate) const DNS_DURATION: MetricDef = (
     "Duration of DNS lookups of target hosts (A and AAAA in parallel), whatever the outcome.",
 );
 
-/// The probe's own metrics.
+/// The probe's own series, in one registry whose every series carries
+/// `src_region`. The per-target series are not here: `/metrics` writes
+/// them straight from the [`stats`](crate::stats).
 #[derive(Debug, Clone)]
 pub struct Metrics {
     /// Registry of the non-per-target metrics.
     pub registry: Registry,
     /// Lateness of rounds against their scheduled time.
     pub scheduler_lag: Histogram,
-    /// Rounds run.
+    /// Rounds run, one per target per slot.
     pub rounds: IntCounter,
     /// Rounds skipped because the previous round of the target overran.
     pub rounds_skipped: IntCounter,
@@ -74,7 +76,7 @@ pub struct Metrics {
     pub reloads: IntCounterVec,
     /// 1 when the last reload succeeded (or none was tried).
     pub reload_ok: IntGauge,
-    /// Configured targets.
+    /// Targets in the running config, from the file and the inventory.
     pub targets: IntGauge,
     /// Rounds lost because the queue to the pusher was full.
     pub results_dropped: IntCounter,

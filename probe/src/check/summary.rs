@@ -45,13 +45,11 @@ pub(crate) struct Summary {
 /// min / median / p95 / max of a set of values.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub(crate) struct Spread {
-    /// Smallest.
     pub min: f64,
     /// Median (nearest rank).
     pub median: f64,
     /// 95th percentile (nearest rank).
     pub p95: f64,
-    /// Largest.
     pub max: f64,
 }
 
@@ -71,7 +69,6 @@ pub(crate) struct DnsSummary {
 /// One address's share of a `check` run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct AddressSummary {
-    /// The address.
     pub address: SocketAddr,
     /// Attempts to it.
     pub connects: u32,

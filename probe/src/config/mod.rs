@@ -149,30 +149,30 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("{path}: {source}")]
     Read {
-        /// The file.
+        /// The file, as it was named to the probe.
         path: String,
-        /// What went wrong.
+        /// Why reading it failed.
         #[source]
         source: std::io::Error,
     },
     /// The file is not valid TOML, JSON, or does not fit the schema.
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
-        /// The file.
+        /// The file, as it was named to the probe.
         path: String,
         /// 1-based line.
         line: usize,
         /// 1-based column.
         column: usize,
-        /// The parser's message.
+        /// What the TOML or JSON parser said, without its position.
         message: String,
     },
     /// The file parsed but values are wrong; all problems are listed.
     #[error("{path}: {} invalid value{}:\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, ProblemList { path, problems })]
     Invalid {
-        /// The file.
+        /// The file, as it was named to the probe.
         path: String,
-        /// Every problem found.
+        /// Every invalid value, each naming its field and the limit.
         problems: Vec<Problem>,
     },
 }

@@ -31,7 +31,7 @@ use spool::Spool;
 /// Rounds queued between the engine and the sealer.
 pub(crate) const QUEUE: usize = 65_536;
 
-/// The running pusher.
+/// The sealer and sender tasks, running until [`Pusher::finish`].
 #[derive(Debug)]
 pub(crate) struct Pusher {
     sealer: JoinHandle<()>,

@@ -19,7 +19,8 @@ use crate::wire::{Batch, SCHEMA_VERSION};
 /// A sealed batch in the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
-    /// Its sequence number.
+    /// Position in the spool's stream; the collector's receipt for a batch
+    /// is (probe, stream, seq), so a batch sent again stays one batch.
     pub seq: u64,
     /// Results in it.
     pub results: u64,
@@ -27,7 +28,8 @@ pub(crate) struct Entry {
     pub bytes: u64,
 }
 
-/// The spool directory.
+/// Sealed batches waiting on disk for the collector, oldest first, within
+/// `max_bytes` (the oldest are dropped to make room).
 #[derive(Debug)]
 pub(crate) struct Spool {
     dir: PathBuf,
