@@ -12,9 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio::sync::mpsc;
 
 use crate::check::{self, CheckPlan, summary::Summary};
+use crate::config::ConnectOptions;
 use crate::config::{self, Config, Overrides, Target};
-use crate::connect::ConnectOptions;
-use crate::dns::{DnsSettings, Families};
+use crate::config::{DnsSettings, Families};
 use crate::service::Service;
 use crate::shutdown::{Control, forward_signals};
 

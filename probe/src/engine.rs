@@ -193,9 +193,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::config::ConnectOptions;
+    use crate::config::Families;
     use crate::config::Limits;
-    use crate::connect::ConnectOptions;
-    use crate::dns::Families;
     use crate::limits::{Limiter, Operation};
     use crate::result::{Identity, Timestamp};
 

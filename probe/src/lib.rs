@@ -69,8 +69,8 @@ mod testbed;
 pub mod wire;
 
 pub use cli::{Cli, execute, exit_code};
-pub use connect::{ConnectOptions, attempt};
-pub use dns::{DnsSettings, Families, Resolver};
+pub use connect::attempt;
+pub use dns::Resolver;
 pub use exposition::{TargetChunks, escape as escape_label_value};
 pub use limits::Limiter;
 pub use metrics::Metrics;

@@ -13,8 +13,9 @@ pub(crate) mod text;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::DnsSettings;
 use crate::config::{Host, Limits, Target};
-use crate::dns::{DnsSettings, Resolver, ResolverError};
+use crate::dns::{Resolver, ResolverError};
 use crate::limits::Limiter;
 use crate::result::RoundResult;
 use crate::round::{Prober, Runner};

@@ -7,6 +7,7 @@
 
 mod collector;
 mod file_sd;
+mod options;
 mod push;
 mod raw;
 pub mod span;
@@ -20,10 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connect::ConnectOptions;
-use crate::dns::{DnsSettings, Families};
 use crate::result::Identity;
 
+pub use options::{ConnectOptions, DnsSettings, Families};
 pub use push::{INVENTORY_CACHE_FILE, PushSettings, inventory_cache_path};
 pub use span::Problem;
 use span::line_col;

@@ -6,12 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vantage_probe::config::{Host, Limits, Target};
+use vantage_probe::config::{ConnectOptions, DnsSettings, Families, Host, Limits, Target};
 use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
-use vantage_probe::{
-    Accepting, Answer, ConnectOptions, DnsServer, DnsSettings, Families, Limiter, Prober, Refusing,
-    Resolver, Runner,
-};
+use vantage_probe::{Accepting, Answer, DnsServer, Limiter, Prober, Refusing, Resolver, Runner};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V4: Families = Families {
