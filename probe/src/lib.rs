@@ -4,43 +4,41 @@
 //!
 //! # Layout
 //!
-//! Public modules, the API the collector builds on:
+//! Five modules are public: the records, the taxonomy, the counters, the
+//! config and the protocol the collector builds on. The others are private;
+//! what the collector, the tests and the benchmarks use of them is
+//! re-exported here. In layer order, top first; each module imports only its
+//! own layer and the ones below (`tests/tests/e2e/layers.rs` checks it):
 //!
-//! - [`result`]: the result record sent to the collector ([`result::RoundResult`]).
-//! - [`outcome`]: the bounded failure taxonomy; every label value comes from it.
-//! - [`stats`]: per-target counters and histograms, and their bucket bounds.
-//! - [`config`]: strict TOML (+ file_sd JSON) to a validated [`config::Config`];
-//!   [`config::span`] turns a value's span into `file:line: field = value: reason`
-//!   for the collector's config too.
-//! - [`wire`]: the probe <-> collector boundary: the batch format and every
-//!   shared path and header.
-//!
-//! Private modules, with what they give the collector, the tests and the
-//! benchmarks re-exported here:
-//!
-//! - `connect` ([`attempt`]): one connect attempt (socket2 + tokio), latency
-//!   from `tcp_info` ([`read_tcp_info`]); `icmp` reads an ICMP unreachable.
-//! - `dns` ([`Resolver`]): timed, uncached lookups through hickory-resolver.
-//! - `round` ([`Runner`], [`Prober`]): the probe function: one target once
-//!   (DNS, then every address).
-//! - `schedule`, `engine`: when rounds run; one task per target, no drift.
-//! - `limits` ([`Limiter`]): global in-flight and rate caps below the scheduler.
-//! - `open_files` ([`RESERVED_FDS`]): the open-files limit raised to what the
-//!   caps can hold.
-//! - `metrics` ([`Metrics`]), `exposition` ([`TargetChunks`]), `admin`: the
-//!   metric names and registry, the `/metrics` text (exposition imports
-//!   metrics, never the reverse), the admin listener.
-//! - `push` ([`http_client`]): the spool, the sender and the fleet inventory
+//! - `cli` ([`Cli`], [`execute`], [`exit_code`]): the command line; `demo` and
+//!   `check`: the README's first command and the one-shot `check` command
+//!   with its renderers.
+//! - `service` ([`Service`]): the running probe: start, reload, drain.
+//! - `admin`, `engine`, `push` ([`http_client`]): the admin listener; one task
+//!   per target, no drift; the spool, the sender and the fleet inventory
 //!   fetcher.
-//! - `service` ([`Service`]), `shutdown` ([`Control`]): the running probe,
-//!   reload and drain.
-//! - `check`: the one-shot `check` command and its renderers.
-//! - `testbed` ([`Accepting`], [`Refusing`], [`FullQueue`], [`DnsServer`]),
-//!   `demo`: real loopback backends for the demo, tests and benchmarks.
-//! - `cli` ([`Cli`], [`execute`]): the command line.
-//!
-//! The top-level modules form a DAG, in the layer order that
-//! `tests/tests/e2e/layers.rs` checks.
+//! - `exposition` ([`TargetChunks`], [`escape_label_value`]), `round`
+//!   ([`Runner`], [`Prober`]), `limits` ([`Limiter`]), `open_files`
+//!   ([`RESERVED_FDS`]): the `/metrics` text; the probe function (one target
+//!   once: DNS, then every address); the in-flight and rate caps below the
+//!   scheduler; the open-files limit raised to what the caps can hold.
+//! - `dns` ([`Resolver`]), `connect` ([`attempt`]): timed, uncached lookups
+//!   through hickory-resolver; one connect attempt (socket2 + tokio).
+//! - [`config`]: strict TOML (+ file_sd JSON) to a validated [`config::Config`],
+//!   and the plain options a connect and a lookup take
+//!   ([`config::ConnectOptions`], [`config::DnsSettings`],
+//!   [`config::Families`]); [`config::span`] turns a value's span into
+//!   `file:line: field = value: reason` for the collector's config too.
+//! - `metrics` ([`Metrics`]), [`stats`], [`wire`], [`result`]: the probe's own
+//!   series; per-target counters and histograms and their bucket bounds; the
+//!   probe <-> collector batch format and every shared path and header; the
+//!   result record ([`result::RoundResult`]).
+//! - The leaves: [`outcome`] (the bounded failure taxonomy; every label value
+//!   comes from it), `icmp` (an ICMP unreachable from the error queue),
+//!   `tcp_info` ([`read_tcp_info`]), `schedule`, `memory`, `shutdown`
+//!   ([`Control`]) and `testbed` ([`Accepting`], [`Refusing`], [`FullQueue`],
+//!   [`DnsServer`]: real loopback backends for the demo, tests and
+//!   benchmarks).
 
 mod admin;
 mod check;
