@@ -13,9 +13,7 @@ use anyhow::Context as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use vantage_probe::config::{Config as ProbeConfig, Overrides};
-use vantage_probe::service::Service;
-use vantage_probe::shutdown::Control;
-use vantage_probe::testbed::{Accepting, Answer, DnsServer, Refusing};
+use vantage_probe::{Accepting, Answer, Control, DnsServer, Refusing, Service};
 
 use crate::config::Config;
 use crate::service::Collector;

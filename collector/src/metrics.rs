@@ -242,7 +242,7 @@ fn encode_incidents(incidents: &[crate::evidence::incidents::Incident], out: &mu
     }
     let esc = |v: &str| {
         let mut s = String::with_capacity(v.len());
-        vantage_probe::exposition::escape(&mut s, v);
+        vantage_probe::escape_label_value(&mut s, v);
         s
     };
     let _ = writeln!(

@@ -445,7 +445,7 @@ fn probe_syscalls(backends: &[SocketAddr]) -> Reference {
             errors += 1;
             continue;
         }
-        if vantage_probe::tcp_info::read(&s).is_err() {
+        if vantage_probe::read_tcp_info(&s).is_err() {
             errors += 1;
         }
     }

@@ -23,22 +23,21 @@ use crate::stats::StatsRegistry;
 
 /// What the admin handlers read.
 #[derive(Debug)]
-pub struct AdminState {
-    /// The probe's own metrics.
+pub(crate) struct AdminState {
     pub metrics: Metrics,
-    /// Per-target totals.
     pub stats: Arc<StatsRegistry>,
     /// The `src_region` label of per-target series.
     pub src_region: String,
-    /// The readiness latch.
+    /// What `/-/ready` answers: set once every target's rounds are
+    /// started, cleared when the probe starts draining.
     pub ready: AtomicBool,
 }
 
 /// The exposition format's content type.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Serves the admin endpoints on `listener` until `stop` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     stop: CancellationToken,

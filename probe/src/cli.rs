@@ -12,14 +12,14 @@ use clap::{Args, Parser, Subcommand};
 use tokio::sync::mpsc;
 
 use crate::check::{self, CheckPlan, summary::Summary};
+use crate::config::ConnectOptions;
 use crate::config::{self, Config, Overrides, Target};
-use crate::connect::ConnectOptions;
-use crate::dns::{DnsSettings, Families};
+use crate::config::{DnsSettings, Families};
 use crate::service::Service;
 use crate::shutdown::{Control, forward_signals};
 
 /// Exit code for a usage or config error (sysexits `EX_USAGE`).
-pub const EXIT_USAGE: u8 = 64;
+pub(crate) const EXIT_USAGE: u8 = 64;
 
 /// vantage-probe: measures TCP connect latency and failures, and the DNS
 /// lookups before them, from the region it runs in.
@@ -378,7 +378,7 @@ async fn run_check(plan: CheckPlan, json: bool) -> anyhow::Result<ExitCode> {
 /// A bad command line that clap could not catch itself.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
 /// The exit code for an error: 64 for config and usage errors, else 1.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {

@@ -5,27 +5,16 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use crate::config::ConnectOptions;
 use crate::outcome::ConnectOutcome;
 use crate::result::{ConnectAttempt, Timestamp};
 use crate::tcp_info;
-
-/// How to connect: the per-target knobs of an attempt.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectOptions {
-    /// Give up after this long; the attempt is then a `timeout`.
-    pub timeout: Duration,
-    /// Bind to this local address first (to compare egress paths).
-    pub source: Option<IpAddr>,
-    /// Bind to this network device (`SO_BINDTODEVICE`; needs CAP_NET_RAW).
-    pub bind_device: Option<Arc<str>>,
-}
 
 /// Makes one connect attempt and reports what happened. Never panics and
 /// never returns an error: every failure is a classified outcome.

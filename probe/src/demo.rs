@@ -14,10 +14,10 @@ use crate::shutdown::Control;
 use crate::testbed::{Accepting, Answer, DnsServer, FullQueue, Refusing};
 
 /// The demo's config, with placeholders for the addresses picked at start.
-pub const CONFIG_TEMPLATE: &str = include_str!("demo.toml");
+pub(crate) const CONFIG_TEMPLATE: &str = include_str!("demo.toml");
 
 /// Starts the backends and runs the probe until `control` says stop.
-pub async fn run(admin: SocketAddr, control: mpsc::Receiver<Control>) -> anyhow::Result<()> {
+pub(crate) async fn run(admin: SocketAddr, control: mpsc::Receiver<Control>) -> anyhow::Result<()> {
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let web = Accepting::bind(SocketAddr::new(lo, 0)).await?;
     let refusing = Refusing::bind(lo)?;

@@ -5,7 +5,7 @@
 //! the first query to the last answer. One attempt per lookup, no retries:
 //! like the connects, a lookup is measured, not made to succeed.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use hickory_resolver::TokioResolver;
@@ -15,31 +15,10 @@ use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::RecordType;
 
+use crate::config::{DnsSettings, Families};
 use crate::connect::micros;
 use crate::outcome::DnsOutcome;
 use crate::result::DnsObservation;
-
-/// Which address families a target is probed over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Families {
-    /// Look up A records and connect over IPv4.
-    pub ipv4: bool,
-    /// Look up AAAA records and connect over IPv6.
-    pub ipv6: bool,
-}
-
-/// How the probe resolves names (the `[dns]` config section, validated).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DnsSettings {
-    /// Explicit resolvers; `None` reads the system's `/etc/resolv.conf`.
-    pub servers: Option<Vec<SocketAddr>>,
-    /// Per-query timeout.
-    pub timeout: Duration,
-    /// Answer from `/etc/hosts` before asking DNS.
-    pub use_hosts_file: bool,
-    /// Query over TCP only (for explicit servers); UDP with TCP fallback otherwise.
-    pub tcp_only: bool,
-}
 
 /// A resolver that measures.
 #[derive(Clone)]
@@ -61,22 +40,6 @@ pub enum ResolverError {
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resolver").finish_non_exhaustive()
-    }
-}
-
-impl Families {
-    /// Both IPv4 and IPv6.
-    pub const BOTH: Families = Families {
-        ipv4: true,
-        ipv6: true,
-    };
-
-    /// Whether `ip` belongs to an enabled family.
-    pub fn allows(self, ip: IpAddr) -> bool {
-        match ip {
-            IpAddr::V4(_) => self.ipv4,
-            IpAddr::V6(_) => self.ipv6,
-        }
     }
 }
 
@@ -188,7 +151,7 @@ impl Resolver {
 }
 
 /// Maps a hickory error onto the DNS taxonomy.
-pub fn classify(err: &NetError) -> DnsOutcome {
+pub(crate) fn classify(err: &NetError) -> DnsOutcome {
     match err {
         NetError::Dns(DnsError::NoRecordsFound(no)) => {
             if no.response_code == ResponseCode::NXDomain {

@@ -24,7 +24,7 @@ use crate::stats::{StatsRegistry, TargetStats};
 
 /// Runs every target's rounds.
 #[derive(Debug)]
-pub struct Engine<R: Runner> {
+pub(crate) struct Engine<R: Runner> {
     epoch: Instant,
     probe_id: String,
     shared: Arc<Shared>,
@@ -51,7 +51,7 @@ impl<R: Runner> Engine<R> {
     /// An engine with no targets yet. Rounds go to `stats` and, when given,
     /// to `results` (a full channel drops the round from the channel only,
     /// never from the stats).
-    pub fn new(
+    pub(crate) fn new(
         probe_id: &str,
         metrics: Metrics,
         stats: Arc<StatsRegistry>,
@@ -68,7 +68,7 @@ impl<R: Runner> Engine<R> {
     }
 
     /// Makes `targets` the running set, each run by `runner`.
-    pub fn apply(&mut self, targets: &[Arc<Target>], runner: &Arc<R>) {
+    pub(crate) fn apply(&mut self, targets: &[Arc<Target>], runner: &Arc<R>) {
         let wanted: BTreeSet<Arc<str>> = targets.iter().map(|t| t.name.clone()).collect();
         self.running.retain(|name, r| {
             let keep = wanted.contains(name);
@@ -121,7 +121,7 @@ impl<R: Runner> Engine<R> {
 
     /// Stops scheduling, lets rounds in flight finish within `grace`, and
     /// reports whether they all did.
-    pub async fn shutdown(self, grace: Duration) -> bool {
+    pub(crate) async fn shutdown(self, grace: Duration) -> bool {
         for r in self.running.values() {
             r.stop.cancel();
         }
@@ -193,9 +193,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::config::ConnectOptions;
+    use crate::config::Families;
     use crate::config::Limits;
-    use crate::connect::ConnectOptions;
-    use crate::dns::Families;
     use crate::limits::{Limiter, Operation};
     use crate::result::{Identity, Timestamp};
 

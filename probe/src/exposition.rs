@@ -17,7 +17,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::metrics::{
     CONNECT_ATTEMPTS, CONNECT_DURATION, CONNECT_FAILURES, CONNECT_RTT, DNS_DURATION, DNS_LOOKUPS,
-    MetricDef, Metrics, PROBE_PREFIX, SYN_RETRANSMITS,
+    MetricDef, Metrics, SYN_RETRANSMITS,
 };
 use crate::outcome::{ConnectOutcome, DnsOutcome};
 use crate::stats::{
@@ -25,23 +25,11 @@ use crate::stats::{
     TargetStats,
 };
 
-/// Writes the whole exposition: the registry, then every per-target family.
-pub fn encode(
-    metrics: &Metrics,
+/// Every target's stats paired with the one region of this probe.
+pub(crate) fn for_region(
     stats: &StatsRegistry,
     src_region: &str,
-    w: &mut impl io::Write,
-) -> io::Result<()> {
-    w.write_all(&encode_registry(metrics)?)?;
-    let mut chunks = TargetChunks::new(for_region(stats, src_region), PROBE_PREFIX);
-    while let Some(chunk) = chunks.next_chunk() {
-        w.write_all(&chunk?)?;
-    }
-    Ok(())
-}
-
-/// Every target's stats paired with the one region of this probe.
-pub fn for_region(stats: &StatsRegistry, src_region: &str) -> Vec<(Arc<str>, Arc<TargetStats>)> {
+) -> Vec<(Arc<str>, Arc<TargetStats>)> {
     let region: Arc<str> = src_region.into();
     stats
         .all()
@@ -51,7 +39,7 @@ pub fn for_region(stats: &StatsRegistry, src_region: &str) -> Vec<(Arc<str>, Arc
 }
 
 /// The probe's own (non-per-target) series.
-pub fn encode_registry(metrics: &Metrics) -> io::Result<Vec<u8>> {
+pub(crate) fn encode_registry(metrics: &Metrics) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     TextEncoder::new()
         .encode(&metrics.registry.gather(), &mut buf)

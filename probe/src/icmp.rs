@@ -21,7 +21,7 @@ use std::os::fd::AsRawFd;
 
 /// An ICMP answer to a SYN.
 #[derive(Debug)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// The error the kernel maps it to (EHOSTUNREACH, ENETUNREACH, ...).
     pub error: io::Error,
     /// Who sent the ICMP, when the kernel says.
@@ -29,7 +29,7 @@ pub struct Answer {
 }
 
 /// Asks the kernel to queue ICMP errors on the socket.
-pub fn enable(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
+pub(crate) fn enable(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
     let (level, name) = if ipv6 {
         (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
     } else {
@@ -54,7 +54,7 @@ pub fn enable(socket: &impl AsRawFd, ipv6: bool) -> io::Result<()> {
 
 /// The first ICMP (or ICMPv6) answer queued on the socket, if any came;
 /// other queued errors are read and skipped. Never blocks.
-pub fn answered(socket: &impl AsRawFd) -> Option<Answer> {
+pub(crate) fn answered(socket: &impl AsRawFd) -> Option<Answer> {
     loop {
         // Room for one extended error plus its offender address, aligned
         // for cmsghdr.

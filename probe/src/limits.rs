@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 /// scheduled together are not serialised needlessly. Over any window `T` at
 /// most `burst + T * rate` operations start.
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     period: Duration,
     burst: Duration,
     next: Mutex<Option<Instant>>,
@@ -75,7 +75,7 @@ pub enum Operation {
 
 impl Pacer {
     /// A pacer for `rate` starts per second (at least 1).
-    pub fn per_second(rate: u32) -> Pacer {
+    pub(crate) fn per_second(rate: u32) -> Pacer {
         let period = Duration::from_secs(1) / rate.max(1);
         let burst_starts = (rate / 100).max(1);
         Pacer {
@@ -86,7 +86,7 @@ impl Pacer {
     }
 
     /// Reserves the next start slot and waits for it; returns the wait.
-    pub async fn acquire(&self) -> Duration {
+    pub(crate) async fn acquire(&self) -> Duration {
         let now = Instant::now();
         let slot = {
             let mut next = self.next.lock().unwrap();

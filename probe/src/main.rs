@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vantage_probe::cli::{self, Cli};
+use vantage_probe::{Cli, execute, exit_code};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -20,11 +20,11 @@ fn main() -> ExitCode {
         .with_max_level(cli.log_level)
         .with_target(false)
         .init();
-    match cli::execute(cli) {
+    match execute(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            cli::exit_code(&err)
+            exit_code(&err)
         }
     }
 }

@@ -5,7 +5,7 @@
 
 /// Returns free heap pages to the kernel (glibc `malloc_trim`); a no-op on
 /// other C libraries.
-pub fn release_free_heap() {
+pub(crate) fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {

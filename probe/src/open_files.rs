@@ -21,7 +21,7 @@ pub const RESERVED: u64 = 64;
 
 /// A process's `RLIMIT_NOFILE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limit {
+pub(crate) struct Limit {
     /// What `open`/`socket` are held to now.
     pub soft: u64,
     /// How far an unprivileged process may raise `soft`.
@@ -30,7 +30,7 @@ pub struct Limit {
 
 /// What [`ensure`] found, and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Adjustment {
+pub(crate) enum Adjustment {
     /// The soft limit already covered the need.
     Enough {
         /// Descriptors the caps can hold.
@@ -57,7 +57,7 @@ pub enum Adjustment {
 }
 
 /// Descriptors the caps can hold at once.
-pub fn needed(limits: &Limits) -> u64 {
+pub(crate) fn needed(limits: &Limits) -> u64 {
     u64::from(limits.max_in_flight) + RESERVED
 }
 
@@ -67,7 +67,7 @@ fn target(limit: Limit, needed: u64) -> Option<u64> {
 }
 
 /// The process's limit now.
-pub fn current() -> io::Result<Limit> {
+pub(crate) fn current() -> io::Result<Limit> {
     let mut r = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -96,7 +96,7 @@ fn set_soft(limit: Limit, soft: u64) -> io::Result<()> {
 
 /// Raises the soft limit, as far as the hard one allows, to what `limits`
 /// can hold at once. Never lowers it.
-pub fn ensure(limits: &Limits) -> io::Result<Adjustment> {
+pub(crate) fn ensure(limits: &Limits) -> io::Result<Adjustment> {
     let needed = needed(limits);
     let limit = current()?;
     if let Some(to) = target(limit, needed) {
@@ -124,7 +124,7 @@ pub fn ensure(limits: &Limits) -> io::Result<Adjustment> {
 }
 
 /// Why the hard limit falls short, worded for an operator.
-pub fn shortfall(needed: u64, hard: u64) -> String {
+pub(crate) fn shortfall(needed: u64, hard: u64) -> String {
     format!(
         "the open-files hard limit is {hard}, but limits.max_in_flight needs about {needed}; \
          attempts past it fail as local_resources (raise LimitNOFILE= or ulimit -Hn, \

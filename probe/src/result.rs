@@ -126,7 +126,7 @@ pub struct RoundResult {
     pub target: Arc<str>,
     /// The host as configured: a name or an IP literal.
     pub host: Arc<str>,
-    /// The TCP port.
+    /// The TCP port every attempt of the round connects to.
     pub port: u16,
     /// The target's configured labels (`service`, `provider`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -13,11 +13,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Largest jitter: 1% of the interval, at most this much.
-pub const MAX_JITTER: Duration = Duration::from_millis(100);
+pub(crate) const MAX_JITTER: Duration = Duration::from_millis(100);
 
 /// The timetable of one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     epoch: Instant,
     offset_ns: u128,
     interval_ns: u128,
@@ -27,7 +27,7 @@ pub struct Schedule {
 impl Schedule {
     /// The timetable of the target `key` (probe id and target name) with
     /// `interval`, counted from `epoch`.
-    pub fn new(epoch: Instant, interval: Duration, key: &str) -> Schedule {
+    pub(crate) fn new(epoch: Instant, interval: Duration, key: &str) -> Schedule {
         let interval_ns = interval.as_nanos().max(1);
         Schedule {
             epoch,
@@ -38,17 +38,18 @@ impl Schedule {
     }
 
     /// The offset of this target's slots within the interval.
-    pub fn offset(&self) -> Duration {
+    #[cfg(test)]
+    pub(crate) fn offset(&self) -> Duration {
         nanos(self.offset_ns)
     }
 
     /// Round `k`'s slot, before jitter.
-    pub fn slot(&self, k: u64) -> Instant {
+    pub(crate) fn slot(&self, k: u64) -> Instant {
         self.epoch + nanos(self.offset_ns + u128::from(k) * self.interval_ns)
     }
 
     /// The first round whose slot is at or after `now`.
-    pub fn next_round(&self, now: Instant) -> u64 {
+    pub(crate) fn next_round(&self, now: Instant) -> u64 {
         let since = now.saturating_duration_since(self.epoch).as_nanos();
         if since <= self.offset_ns {
             return 0;
@@ -58,17 +59,12 @@ impl Schedule {
     }
 
     /// A fresh jitter for one round, below the schedule's maximum.
-    pub fn jitter(&self) -> Duration {
+    pub(crate) fn jitter(&self) -> Duration {
         let max = self.jitter_max.as_nanos() as u64;
         if max == 0 {
             return Duration::ZERO;
         }
         Duration::from_nanos(fastrand::u64(0..max))
-    }
-
-    /// The largest jitter this schedule draws.
-    pub fn max_jitter(&self) -> Duration {
-        self.jitter_max
     }
 }
 

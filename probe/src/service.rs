@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, AdminState};
@@ -24,7 +25,7 @@ use crate::shutdown::Control;
 use crate::stats::StatsRegistry;
 
 /// How long rounds in flight may take to finish on shutdown.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// A loaded probe with its admin port bound, ready to run.
 #[derive(Debug)]
@@ -90,7 +91,7 @@ impl Service {
         let Service {
             path,
             overrides,
-            mut config,
+            config,
             listener,
             state,
         } = self;
@@ -98,8 +99,58 @@ impl Service {
         let stop_admin = CancellationToken::new();
         let admin = tokio::spawn(admin::serve(listener, state.clone(), stop_admin.clone()));
 
+        let (mut running, pusher) = Running::start(path, overrides, config, state, admin_addr)?;
+        let stop_inventory = CancellationToken::new();
+        let (inventory_tx, mut inventory_rx) = mpsc::channel(1);
+        let inventory = running.spawn_inventory(inventory_tx, stop_inventory.clone())?;
+        loop {
+            let event = tokio::select! {
+                event = control.recv() => event.unwrap_or(Control::Shutdown),
+                Some(()) = inventory_rx.recv() => Control::Reload,
+            };
+            match event {
+                Control::Shutdown => break,
+                Control::Reload => running.reload(),
+            }
+        }
+        stop_inventory.cancel();
+        if let Some(task) = inventory {
+            let _ = task.await;
+        }
+
+        running.drain(pusher).await;
+        stop_admin.cancel();
+        admin
+            .await
+            .context("admin server task")?
+            .context("admin server")?;
+        Ok(())
+    }
+}
+
+/// The probe between start and drain: the config it runs and what a
+/// reload replaces.
+struct Running {
+    path: PathBuf,
+    overrides: Overrides,
+    config: Config,
+    state: Arc<AdminState>,
+    prober: Arc<Prober>,
+    engine: Engine<Prober>,
+}
+
+impl Running {
+    /// Starts the pusher (when there is a collector) and every target's
+    /// rounds, then marks the probe ready.
+    fn start(
+        path: PathBuf,
+        overrides: Overrides,
+        config: Config,
+        state: Arc<AdminState>,
+        admin_addr: SocketAddr,
+    ) -> anyhow::Result<(Running, Option<Pusher>)> {
         open_files(&config.limits);
-        let mut prober = Arc::new(build_prober(&config, &state.metrics)?);
+        let prober = Arc::new(build_prober(&config, &state.metrics)?);
         let (pusher, results) = match &config.push {
             Some(settings) => {
                 let (p, tx) = Pusher::start(
@@ -131,97 +182,97 @@ impl Service {
             admin = %admin_addr,
             "probe running"
         );
+        let running = Running {
+            path,
+            overrides,
+            config,
+            state,
+            prober,
+            engine,
+        };
+        Ok((running, pusher))
+    }
 
-        let stop_inventory = CancellationToken::new();
-        let (inventory_tx, mut inventory_rx) = mpsc::channel(1);
+    /// Starts the fleet inventory fetcher when the config asks for one; it
+    /// says on `changed` when a fetched inventory calls for a reload.
+    fn spawn_inventory(
+        &self,
+        changed: mpsc::Sender<()>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Option<JoinHandle<()>>> {
+        let (config, metrics) = (&self.config, &self.state.metrics);
         let inventory = match &config.push {
             Some(settings) if settings.inventory_refresh.is_some() => {
                 Some(crate::push::inventory::spawn(
                     settings.clone(),
                     config.identity.src_region.clone(),
-                    path.clone(),
-                    overrides.clone(),
-                    state.metrics.clone(),
-                    inventory_tx,
-                    stop_inventory.clone(),
+                    self.path.clone(),
+                    self.overrides.clone(),
+                    metrics.clone(),
+                    changed,
+                    stop,
                 )?)
             }
             _ => None,
         };
-        state
-            .metrics
+        metrics
             .inventory_targets
             .set(config.inventory_targets as i64);
+        Ok(inventory)
+    }
 
-        loop {
-            let event = tokio::select! {
-                event = control.recv() => event.unwrap_or(Control::Shutdown),
-                Some(()) = inventory_rx.recv() => Control::Reload,
+    /// Loads the config again and applies it; a config that fails to load
+    /// or validate changes nothing.
+    fn reload(&mut self) {
+        let metrics = &self.state.metrics;
+        let current = &self.config;
+        let reloaded = reload(&self.path, &self.overrides, current).and_then(|new| {
+            let rebuild = new.limits != current.limits
+                || new.dns != current.dns
+                || needs_dns(&new) != needs_dns(current);
+            let next = if rebuild {
+                open_files(&new.limits);
+                Arc::new(build_prober(&new, metrics)?)
+            } else {
+                self.prober.clone()
             };
-            match event {
-                Control::Shutdown => break,
-                Control::Reload => {
-                    let reloaded = reload(&path, &overrides, &config).and_then(|new| {
-                        let rebuild = new.limits != config.limits
-                            || new.dns != config.dns
-                            || needs_dns(&new) != needs_dns(&config);
-                        let next = if rebuild {
-                            open_files(&new.limits);
-                            Arc::new(build_prober(&new, &state.metrics)?)
-                        } else {
-                            prober.clone()
-                        };
-                        Ok((new, next))
-                    });
-                    match reloaded {
-                        Ok((new, next)) => {
-                            prober = next;
-                            engine.apply(&new.targets, &prober);
-                            crate::memory::release_free_heap();
-                            state.metrics.reloads.with_label_values(&["success"]).inc();
-                            state.metrics.reload_ok.set(1);
-                            state
-                                .metrics
-                                .inventory_targets
-                                .set(new.inventory_targets as i64);
-                            tracing::info!(
-                                targets = new.targets.len(),
-                                from_inventory = new.inventory_targets,
-                                "config reloaded"
-                            );
-                            config = new;
-                        }
-                        Err(err) => {
-                            state.metrics.reloads.with_label_values(&["failure"]).inc();
-                            state.metrics.reload_ok.set(0);
-                            tracing::error!(
-                                "config reload failed, still running the previous config: {err:#}"
-                            );
-                        }
-                    }
-                }
+            Ok((new, next))
+        });
+        match reloaded {
+            Ok((new, next)) => {
+                self.prober = next;
+                self.engine.apply(&new.targets, &self.prober);
+                crate::memory::release_free_heap();
+                metrics.reloads.with_label_values(&["success"]).inc();
+                metrics.reload_ok.set(1);
+                metrics.inventory_targets.set(new.inventory_targets as i64);
+                tracing::info!(
+                    targets = new.targets.len(),
+                    from_inventory = new.inventory_targets,
+                    "config reloaded"
+                );
+                self.config = new;
+            }
+            Err(err) => {
+                metrics.reloads.with_label_values(&["failure"]).inc();
+                metrics.reload_ok.set(0);
+                tracing::error!("config reload failed, still running the previous config: {err:#}");
             }
         }
-        stop_inventory.cancel();
-        if let Some(task) = inventory {
-            let _ = task.await;
-        }
+    }
 
-        state.ready.store(false, Ordering::Release);
+    /// Not ready any more; the rounds in flight get [`DRAIN_GRACE`] to end,
+    /// then the pusher as long again to flush what they measured.
+    async fn drain(self, pusher: Option<Pusher>) {
+        self.state.ready.store(false, Ordering::Release);
         tracing::info!("draining rounds in flight");
-        if !engine.shutdown(DRAIN_GRACE).await {
+        if !self.engine.shutdown(DRAIN_GRACE).await {
             tracing::warn!(grace = ?DRAIN_GRACE, "rounds still in flight after the grace period");
         }
         if let Some(p) = pusher {
             tracing::info!("flushing results to the collector");
             p.finish(DRAIN_GRACE).await;
         }
-        stop_admin.cancel();
-        admin
-            .await
-            .context("admin server task")?
-            .context("admin server")?;
-        Ok(())
     }
 }
 

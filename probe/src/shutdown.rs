@@ -16,7 +16,7 @@ pub enum Control {
 /// Forwards SIGHUP as [`Control::Reload`] and the first SIGTERM or SIGINT as
 /// [`Control::Shutdown`]. A second SIGTERM/SIGINT exits at once, for the
 /// operator who does not want to wait for the drain.
-pub fn forward_signals(tx: mpsc::Sender<Control>) -> std::io::Result<()> {
+pub(crate) fn forward_signals(tx: mpsc::Sender<Control>) -> std::io::Result<()> {
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -38,9 +38,9 @@ pub struct StatsRegistry {
 /// One target's totals.
 #[derive(Debug)]
 pub struct TargetStats {
-    /// The target's name.
+    /// The target's configured name: its series' `target` label.
     pub name: Arc<str>,
-    /// The target's user labels.
+    /// The target's configured labels, added to each of its series.
     pub labels: Arc<BTreeMap<String, String>>,
     v4: OnceLock<Box<FamilyStats>>,
     v6: OnceLock<Box<FamilyStats>>,
@@ -92,9 +92,9 @@ pub struct HistogramSnapshot {
 /// Which family a stats slot is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    /// IPv4.
+    /// IPv4 addresses (A records); `family="ipv4"`.
     V4,
-    /// IPv6.
+    /// IPv6 addresses (AAAA records); `family="ipv6"`.
     V6,
 }
 

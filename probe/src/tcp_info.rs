@@ -25,11 +25,12 @@ pub struct TcpInfo {
 }
 
 /// `TCP_ESTABLISHED` in `tcpi_state`.
-pub const STATE_ESTABLISHED: u8 = 1;
+#[cfg(test)]
+pub(crate) const STATE_ESTABLISHED: u8 = 1;
 /// `TCP_SYN_SENT` in `tcpi_state`: the handshake is still under way.
-pub const STATE_SYN_SENT: u8 = 2;
+pub(crate) const STATE_SYN_SENT: u8 = 2;
 /// `TCP_CLOSE` in `tcpi_state`: the connection failed or was torn down.
-pub const STATE_CLOSE: u8 = 7;
+pub(crate) const STATE_CLOSE: u8 = 7;
 
 /// Reads `TCP_INFO` from a TCP socket.
 pub fn read(socket: &impl AsRawFd) -> io::Result<TcpInfo> {

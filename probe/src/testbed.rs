@@ -30,7 +30,7 @@ pub struct Accepting {
 /// A port with a socket bound but not listening: SYNs get a RST.
 #[derive(Debug)]
 pub struct Refusing {
-    /// The refusing address.
+    /// Where connects are refused.
     pub addr: SocketAddr,
     _socket: Socket,
 }

@@ -72,7 +72,7 @@ pub struct Batch {
 /// The collector's answer to a stored batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {
-    /// The batch's sequence number.
+    /// The `seq` of the batch acknowledged.
     pub seq: u64,
     /// Results stored by this request (0 for a duplicate).
     pub stored: u32,

@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use vantage_probe::exposition::TargetChunks;
+use vantage_probe::TargetChunks;
 use vantage_probe::result::Timestamp;
 
 use super::error::Json;

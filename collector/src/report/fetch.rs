@@ -44,7 +44,7 @@ pub(crate) async fn load(source: &Source, req: &Request) -> anyhow::Result<Repor
             token,
             ca_file,
         } => {
-            let client = vantage_probe::push::http_client(
+            let client = vantage_probe::http_client(
                 Duration::from_secs(30),
                 ca_file.as_deref(),
                 url.starts_with("https://"),

@@ -18,13 +18,13 @@ enum Line<'a> {
 }
 
 /// Writes one round as a line.
-pub fn round(w: &mut impl Write, r: &RoundResult) -> io::Result<()> {
+pub(crate) fn round(w: &mut impl Write, r: &RoundResult) -> io::Result<()> {
     serde_json::to_writer(&mut *w, &Line::Round(r))?;
     writeln!(w)
 }
 
 /// Writes the summary as a line.
-pub fn summary(w: &mut impl Write, s: &Summary) -> io::Result<()> {
+pub(crate) fn summary(w: &mut impl Write, s: &Summary) -> io::Result<()> {
     serde_json::to_writer(&mut *w, &Line::Summary(s))?;
     writeln!(w)
 }

@@ -6,22 +6,23 @@
 //! Rendering is split from measuring: [`summary`] is a pure function of the
 //! results, [`text`] and [`json`] write them to any `io::Write`.
 
-pub mod json;
-pub mod summary;
-pub mod text;
+pub(crate) mod json;
+pub(crate) mod summary;
+pub(crate) mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::DnsSettings;
 use crate::config::{Host, Limits, Target};
-use crate::dns::{DnsSettings, Resolver, ResolverError};
+use crate::dns::{Resolver, ResolverError};
 use crate::limits::Limiter;
 use crate::result::RoundResult;
 use crate::round::{Prober, Runner};
 
 /// What to check and how often.
 #[derive(Debug, Clone)]
-pub struct CheckPlan {
+pub(crate) struct CheckPlan {
     /// The target (name = `HOST:PORT` as given).
     pub target: Target,
     /// Rounds to run.
@@ -40,7 +41,7 @@ const CHECK_LIMITS: Limits = Limits {
 };
 
 /// Runs the plan, calling `on_round` after each round; returns every round.
-pub async fn run(
+pub(crate) async fn run(
     plan: &CheckPlan,
     mut on_round: impl FnMut(&RoundResult),
 ) -> Result<Vec<RoundResult>, ResolverError> {

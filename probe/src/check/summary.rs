@@ -10,7 +10,7 @@ use crate::result::RoundResult;
 
 /// What a `check` run found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// The target as given.
     pub target: String,
     /// Rounds run.
@@ -44,20 +44,18 @@ pub struct Summary {
 
 /// min / median / p95 / max of a set of values.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Spread {
-    /// Smallest.
+pub(crate) struct Spread {
     pub min: f64,
     /// Median (nearest rank).
     pub median: f64,
     /// 95th percentile (nearest rank).
     pub p95: f64,
-    /// Largest.
     pub max: f64,
 }
 
 /// DNS lookups of a `check` run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DnsSummary {
+pub(crate) struct DnsSummary {
     /// Lookups made.
     pub lookups: u32,
     /// Lookups that returned addresses.
@@ -70,8 +68,7 @@ pub struct DnsSummary {
 
 /// One address's share of a `check` run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AddressSummary {
-    /// The address.
+pub(crate) struct AddressSummary {
     pub address: SocketAddr,
     /// Attempts to it.
     pub connects: u32,
@@ -83,7 +80,7 @@ pub struct AddressSummary {
 
 impl Summary {
     /// Summarises `rounds` of `target`.
-    pub fn of(target: &str, rounds: &[RoundResult]) -> Summary {
+    pub(crate) fn of(target: &str, rounds: &[RoundResult]) -> Summary {
         let attempts: Vec<_> = rounds.iter().flat_map(|r| &r.attempts).collect();
         let ok_attempts: Vec<_> = attempts
             .iter()
@@ -172,14 +169,14 @@ impl Summary {
     }
 
     /// Whether everything worked: every lookup and every connect.
-    pub fn all_ok(&self) -> bool {
+    pub(crate) fn all_ok(&self) -> bool {
         self.connects > 0 && self.failed == 0 && self.dns.as_ref().is_none_or(|d| d.ok == d.lookups)
     }
 }
 
 impl Spread {
     /// The spread of `values`; `None` when empty.
-    pub fn of(mut values: Vec<f64>) -> Option<Spread> {
+    pub(crate) fn of(mut values: Vec<f64>) -> Option<Spread> {
         if values.is_empty() {
             return None;
         }

@@ -8,7 +8,7 @@ use crate::outcome::{ConnectOutcome, DnsOutcome};
 use crate::result::{RoundResult, Timestamp};
 
 /// Writes one round: its lookup (if any) and every attempt.
-pub fn round(w: &mut impl Write, r: &RoundResult) -> io::Result<()> {
+pub(crate) fn round(w: &mut impl Write, r: &RoundResult) -> io::Result<()> {
     if let Some(dns) = &r.dns {
         write!(
             w,
@@ -64,7 +64,7 @@ pub fn round(w: &mut impl Write, r: &RoundResult) -> io::Result<()> {
 }
 
 /// Writes the summary block.
-pub fn summary(w: &mut impl Write, s: &Summary) -> io::Result<()> {
+pub(crate) fn summary(w: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(
         w,
         "--- {}: {} round{} ---",
@@ -176,7 +176,7 @@ fn ms(us: u64) -> String {
 }
 
 /// `HH:MM:SS.mmm UTC`.
-pub fn clock(t: Timestamp) -> String {
+pub(crate) fn clock(t: Timestamp) -> String {
     let us = t.unix_micros();
     let day_ms = (us / 1000) % 86_400_000;
     format!(

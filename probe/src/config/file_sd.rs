@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 use super::raw::{FileSdGroup, RawFileSd, S};
 use super::span::{Checker, LineIndex, Loc};
 use super::targets::{Defaults, Draft};
-use super::{Target, split_host_port};
-use crate::dns::DnsSettings;
+use super::{DnsSettings, Target, split_host_port};
 
 /// Reads the file of `[[file_sd]]` entry `i` and appends its targets.
 /// Returns the file's path when it could be read.

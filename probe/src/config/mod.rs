@@ -7,6 +7,7 @@
 
 mod collector;
 mod file_sd;
+mod options;
 mod push;
 mod raw;
 pub mod span;
@@ -20,10 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connect::ConnectOptions;
-use crate::dns::{DnsSettings, Families};
 use crate::result::Identity;
 
+pub use options::{ConnectOptions, DnsSettings, Families};
 pub use push::{INVENTORY_CACHE_FILE, PushSettings, inventory_cache_path};
 pub use span::Problem;
 use span::line_col;
@@ -149,30 +149,30 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("{path}: {source}")]
     Read {
-        /// The file.
+        /// The file, as it was named to the probe.
         path: String,
-        /// What went wrong.
+        /// Why reading it failed.
         #[source]
         source: std::io::Error,
     },
     /// The file is not valid TOML, JSON, or does not fit the schema.
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
-        /// The file.
+        /// The file, as it was named to the probe.
         path: String,
         /// 1-based line.
         line: usize,
         /// 1-based column.
         column: usize,
-        /// The parser's message.
+        /// What the TOML or JSON parser said, without its position.
         message: String,
     },
     /// The file parsed but values are wrong; all problems are listed.
     #[error("{path}: {} invalid value{}:\n{}", problems.len(), if problems.len() == 1 { "" } else { "s" }, ProblemList { path, problems })]
     Invalid {
-        /// The file.
+        /// The file, as it was named to the probe.
         path: String,
-        /// Every problem found.
+        /// Every invalid value, each naming its field and the limit.
         problems: Vec<Problem>,
     },
 }

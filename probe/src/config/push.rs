@@ -18,7 +18,9 @@ pub fn inventory_cache_path(spool_dir: &Path) -> PathBuf {
 pub struct PushSettings {
     /// Base URL, e.g. `http://collector.internal:9640`.
     pub url: String,
-    /// Bearer token.
+    /// The bearer token of every request: `collector.token` or the
+    /// contents of `collector.token_file`, at least
+    /// [`MIN_TOKEN_LEN`](crate::wire::MIN_TOKEN_LEN) characters.
     pub token: String,
     /// The file the token was read from, if any. It is read again when the
     /// collector refuses the token (401): a rotated Secret needs no restart.

@@ -41,7 +41,7 @@ pub struct LineIndex {
 }
 
 impl LineIndex {
-    /// The index of `text`.
+    /// Finds where each line of `text` starts.
     pub fn new(text: &str) -> LineIndex {
         let starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))

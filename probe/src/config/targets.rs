@@ -9,9 +9,7 @@ use std::time::Duration;
 use super::raw::{RawTarget, S};
 use super::span::{Checker, Loc};
 use super::validate::Inventory;
-use super::{Host, PushSettings, Target, file_sd};
-use crate::connect::ConnectOptions;
-use crate::dns::{DnsSettings, Families};
+use super::{ConnectOptions, DnsSettings, Families, Host, PushSettings, Target, file_sd};
 
 /// Label names the probe sets itself; a user label may not shadow them.
 pub(crate) const RESERVED_LABELS: [&str; 9] = [

@@ -10,8 +10,7 @@ use std::time::Duration;
 use super::raw::{RawConfig, S};
 use super::span::{Checker, Loc, Problem};
 use super::targets::Defaults;
-use super::{Config, Limits, Overrides, Target, ceiling, default, file_sd};
-use crate::dns::{DnsSettings, Families};
+use super::{Config, DnsSettings, Families, Limits, Overrides, Target, ceiling, default, file_sd};
 use crate::result::{Identity, MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule, valid_ident};
 
 pub(super) fn validate(

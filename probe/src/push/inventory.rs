@@ -26,7 +26,7 @@ use crate::wire::{TARGETS_PATH, TARGETS_REGION_PARAM};
 /// What one fetch came to; the `result` label of
 /// `vantage_probe_inventory_fetches_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fetched {
+pub(crate) enum Fetched {
     /// A new list passed the check, was cached, and the probe reloads.
     Updated,
     /// The collector's list is the one already cached.
@@ -39,7 +39,7 @@ pub enum Fetched {
 
 impl Fetched {
     /// The bounded label value.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Fetched::Updated => "updated",
             Fetched::Unchanged => "unchanged",
@@ -51,7 +51,7 @@ impl Fetched {
 
 /// Fetches the inventory now and then every `inventory_refresh` until
 /// `stop`; each accepted change is announced on `changed`.
-pub fn spawn(
+pub(crate) fn spawn(
     settings: PushSettings,
     src_region: String,
     config_path: PathBuf,

@@ -9,9 +9,10 @@
 //! here ever blocks a round: the engine's hand-off is a bounded queue whose
 //! overflow is counted.
 
-pub mod inventory;
-pub mod spool;
+pub(crate) mod inventory;
+pub(crate) mod spool;
 
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,11 +29,11 @@ use crate::wire::{Ack, RESULTS_PATH, Refusal, SENT_AT_HEADER};
 use spool::Spool;
 
 /// Rounds queued between the engine and the sealer.
-pub const QUEUE: usize = 65_536;
+pub(crate) const QUEUE: usize = 65_536;
 
-/// The running pusher.
+/// The sealer and sender tasks, running until [`Pusher::finish`].
 #[derive(Debug)]
-pub struct Pusher {
+pub(crate) struct Pusher {
     sealer: JoinHandle<()>,
     sender: JoinHandle<()>,
     shared: Arc<Shared>,
@@ -58,7 +59,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 impl Pusher {
     /// Opens the spool and starts both tasks; rounds go into the returned queue.
-    pub fn start(
+    pub(crate) fn start(
         settings: PushSettings,
         identity: Identity,
         metrics: Metrics,
@@ -91,7 +92,7 @@ impl Pusher {
     /// After the engine stopped: seals what is pending or queued, then
     /// keeps sending for at most `grace`. What is still unsent stays in the
     /// spool for the next start.
-    pub async fn finish(self, grace: Duration) {
+    pub(crate) async fn finish(self, grace: Duration) {
         self.shared.stop_sealing.cancel();
         let _ = self.sealer.await;
         self.shared.draining.store(true, Ordering::Release);
@@ -232,10 +233,9 @@ fn seal(shared: &Shared, identity: &Identity, pending: &mut Vec<RoundResult>, la
 }
 
 async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<Shared>) {
-    let (spool, metrics, stop) = (&shared.spool, &shared.metrics, &shared.stop_sending);
+    let stop = &shared.stop_sending;
     let url = format!("{}{RESULTS_PATH}", settings.url.trim_end_matches('/'));
-    let mut token = settings.token.clone();
-    let mut auth = format!("Bearer {token}");
+    let mut auth = Auth::new(settings.token.clone());
     let mut backoff = Duration::ZERO;
     loop {
         // Wait out the backoff, unless the probe is stopping: then there is
@@ -248,7 +248,7 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
             }
         }
         let next = {
-            let s = spool.lock().unwrap();
+            let s = shared.spool.lock().unwrap();
             s.oldest().map(|e| (s.body(&e), e))
         };
         let Some((body, entry)) = next else {
@@ -266,82 +266,134 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
             Ok(b) => b,
             Err(err) => {
                 tracing::error!(error = %err, seq = entry.seq, "reading a spooled batch; setting it aside");
-                let mut s = spool.lock().unwrap();
+                let mut s = shared.spool.lock().unwrap();
                 let _ = s.reject(entry.seq);
-                metrics.push_batches.with_label_values(&["rejected"]).inc();
-                update_gauges(metrics, &s);
+                shared
+                    .metrics
+                    .push_batches
+                    .with_label_values(&["rejected"])
+                    .inc();
+                update_gauges(&shared.metrics, &s);
                 continue;
             }
         };
-        let sent = client
-            .post(&url)
-            .header("authorization", &auth)
-            .header("content-type", "application/json")
-            .header("content-encoding", "gzip")
-            .header(SENT_AT_HEADER, Timestamp::now().to_string())
-            .body(body)
-            .send();
         let response = tokio::select! {
             () = stop.cancelled() => return,
-            r = sent => r,
+            r = post(&client, &url, &auth.header, body) => r,
         };
         let sent = match classify(response).await {
             // The collector took a new token; the token file may have it
             // too. Then send again at once, with it.
-            Sent::Unauthorized(why) => match rotated_token(&settings, &token).await {
-                Some(new) => {
-                    token = new;
-                    auth = format!("Bearer {token}");
-                    metrics.push_batches.with_label_values(&["failed"]).inc();
+            Sent::Unauthorized(why) => {
+                if auth.rotate(&settings).await {
+                    shared
+                        .metrics
+                        .push_batches
+                        .with_label_values(&["failed"])
+                        .inc();
                     tracing::info!(
                         "the collector refused the token; sending with the one now in the token file"
                     );
                     backoff = Duration::ZERO;
                     continue;
                 }
-                None => Sent::Retry(why),
-            },
+                Sent::Retry(why)
+            }
             other => other,
         };
-        match sent {
-            Sent::Acked(ack) => {
-                backoff = Duration::ZERO;
-                let label = if ack.duplicate { "duplicate" } else { "stored" };
-                metrics.push_batches.with_label_values(&[label]).inc();
-                metrics.push_last_success.set(unix_now());
-                let mut s = spool.lock().unwrap();
-                if let Err(err) = s.remove(entry.seq) {
-                    tracing::error!(error = %err, seq = entry.seq, "removing an acknowledged batch");
-                }
-                update_gauges(metrics, &s);
-            }
-            Sent::Refused(status, refusal) => {
-                backoff = Duration::ZERO;
-                tracing::error!(
-                    status,
-                    reason = %refusal.reason,
-                    message = %refusal.message,
-                    seq = entry.seq,
-                    "the collector refused a batch for good; it is kept in the spool's rejected/ directory"
-                );
-                metrics.push_batches.with_label_values(&["rejected"]).inc();
-                let mut s = spool.lock().unwrap();
-                let _ = s.reject(entry.seq);
-                update_gauges(metrics, &s);
-            }
-            Sent::Unauthorized(why) | Sent::Retry(why) => {
-                metrics.push_batches.with_label_values(&["failed"]).inc();
-                if shared.draining.load(Ordering::Acquire) {
-                    // Stopping and the collector is not taking batches: one
-                    // try is enough; the spool keeps the rest for next time.
-                    tracing::warn!(reason = %why, backlog = spool.lock().unwrap().len(), "collector unreachable while stopping; results stay in the spool");
-                    return;
-                }
-                backoff = (backoff * 2).clamp(Duration::from_millis(500), MAX_BACKOFF);
-                tracing::warn!(reason = %why, retry_in = ?backoff, backlog = spool.lock().unwrap().len(), "collector not reachable; results stay in the spool");
-            }
+        if settle(&shared, entry.seq, sent, &mut backoff).is_break() {
+            return;
         }
     }
+}
+
+/// The bearer token the sender presents, and the header made of it.
+struct Auth {
+    token: String,
+    header: String,
+}
+
+impl Auth {
+    fn new(token: String) -> Auth {
+        let header = format!("Bearer {token}");
+        Auth { token, header }
+    }
+
+    /// Takes the token file's token when it is a usable new one; false when
+    /// there is none to try.
+    async fn rotate(&mut self, settings: &PushSettings) -> bool {
+        match rotated_token(settings, &self.token).await {
+            Some(new) => {
+                *self = Auth::new(new);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Posts one spooled batch (gzipped JSON) with the probe's clock in
+/// [`SENT_AT_HEADER`].
+fn post(
+    client: &reqwest::Client,
+    url: &str,
+    auth: &str,
+    body: Vec<u8>,
+) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
+    client
+        .post(url)
+        .header("authorization", auth)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .header(SENT_AT_HEADER, Timestamp::now().to_string())
+        .body(body)
+        .send()
+}
+
+/// Books the collector's answer to batch `seq` in the spool and the metrics
+/// and sets the next backoff. Breaks when the sender is done: the probe is
+/// stopping and the collector is not taking batches.
+fn settle(shared: &Shared, seq: u64, sent: Sent, backoff: &mut Duration) -> ControlFlow<()> {
+    let (spool, metrics) = (&shared.spool, &shared.metrics);
+    match sent {
+        Sent::Acked(ack) => {
+            *backoff = Duration::ZERO;
+            let label = if ack.duplicate { "duplicate" } else { "stored" };
+            metrics.push_batches.with_label_values(&[label]).inc();
+            metrics.push_last_success.set(unix_now());
+            let mut s = spool.lock().unwrap();
+            if let Err(err) = s.remove(seq) {
+                tracing::error!(error = %err, seq, "removing an acknowledged batch");
+            }
+            update_gauges(metrics, &s);
+        }
+        Sent::Refused(status, refusal) => {
+            *backoff = Duration::ZERO;
+            tracing::error!(
+                status,
+                reason = %refusal.reason,
+                message = %refusal.message,
+                seq,
+                "the collector refused a batch for good; it is kept in the spool's rejected/ directory"
+            );
+            metrics.push_batches.with_label_values(&["rejected"]).inc();
+            let mut s = spool.lock().unwrap();
+            let _ = s.reject(seq);
+            update_gauges(metrics, &s);
+        }
+        Sent::Unauthorized(why) | Sent::Retry(why) => {
+            metrics.push_batches.with_label_values(&["failed"]).inc();
+            if shared.draining.load(Ordering::Acquire) {
+                // Stopping and the collector is not taking batches: one
+                // try is enough; the spool keeps the rest for next time.
+                tracing::warn!(reason = %why, backlog = spool.lock().unwrap().len(), "collector unreachable while stopping; results stay in the spool");
+                return ControlFlow::Break(());
+            }
+            *backoff = (*backoff * 2).clamp(Duration::from_millis(500), MAX_BACKOFF);
+            tracing::warn!(reason = %why, retry_in = ?backoff, backlog = spool.lock().unwrap().len(), "collector not reachable; results stay in the spool");
+        }
+    }
+    ControlFlow::Continue(())
 }
 
 enum Sent {
@@ -355,7 +407,7 @@ enum Sent {
 /// The token in `settings.token_file`, read again, if it is usable and is
 /// not `current`: the collector refused `current`, and a rotated Secret or
 /// file may already hold the new one.
-pub async fn rotated_token(settings: &PushSettings, current: &str) -> Option<String> {
+pub(crate) async fn rotated_token(settings: &PushSettings, current: &str) -> Option<String> {
     let path = settings.token_file.clone()?;
     let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
     let new = read.await.ok()?.ok()?.trim().to_string();

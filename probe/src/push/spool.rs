@@ -18,8 +18,9 @@ use crate::wire::{Batch, SCHEMA_VERSION};
 
 /// A sealed batch in the spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Its sequence number.
+pub(crate) struct Entry {
+    /// Position in the spool's stream; the collector's receipt for a batch
+    /// is (probe, stream, seq), so a batch sent again stays one batch.
     pub seq: u64,
     /// Results in it.
     pub results: u64,
@@ -27,9 +28,10 @@ pub struct Entry {
     pub bytes: u64,
 }
 
-/// The spool directory.
+/// Sealed batches waiting on disk for the collector, oldest first, within
+/// `max_bytes` (the oldest are dropped to make room).
 #[derive(Debug)]
-pub struct Spool {
+pub(crate) struct Spool {
     dir: PathBuf,
     max_bytes: u64,
     stream: String,
@@ -40,7 +42,7 @@ pub struct Spool {
 
 /// What sealing a batch cost: batches and results dropped to stay in bounds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Dropped {
+pub(crate) struct Dropped {
     /// Batches removed unsent.
     pub batches: u64,
     /// Results in them.
@@ -49,7 +51,7 @@ pub struct Dropped {
 
 impl Spool {
     /// Opens (or creates) the spool in `dir`, holding at most `max_bytes`.
-    pub fn open(dir: &Path, max_bytes: u64) -> io::Result<Spool> {
+    pub(crate) fn open(dir: &Path, max_bytes: u64) -> io::Result<Spool> {
         fs::create_dir_all(dir.join("rejected"))?;
         let stream_file = dir.join("stream");
         let stream = match fs::read_to_string(&stream_file) {
@@ -95,7 +97,7 @@ impl Spool {
 
     /// Seals `results` into a new batch on disk; drops the oldest batches
     /// if the spool is then over its size.
-    pub fn seal(
+    pub(crate) fn seal(
         &mut self,
         probe: &Identity,
         results: Vec<RoundResult>,
@@ -140,17 +142,17 @@ impl Spool {
     }
 
     /// The oldest unacknowledged batch.
-    pub fn oldest(&self) -> Option<Entry> {
+    pub(crate) fn oldest(&self) -> Option<Entry> {
         self.entries.front().cloned()
     }
 
     /// The request body of `entry`.
-    pub fn body(&self, entry: &Entry) -> io::Result<Vec<u8>> {
+    pub(crate) fn body(&self, entry: &Entry) -> io::Result<Vec<u8>> {
         fs::read(self.dir.join(file_name(entry.seq, entry.results)))
     }
 
     /// Removes an acknowledged (or dropped) batch.
-    pub fn remove(&mut self, seq: u64) -> io::Result<()> {
+    pub(crate) fn remove(&mut self, seq: u64) -> io::Result<()> {
         if let Some(i) = self.entries.iter().position(|e| e.seq == seq) {
             let e = self.entries.remove(i).expect("index is valid");
             self.bytes -= e.bytes;
@@ -164,7 +166,7 @@ impl Spool {
 
     /// Moves a batch the collector refused for good into `rejected/`,
     /// where an operator can inspect it; it is not sent again.
-    pub fn reject(&mut self, seq: u64) -> io::Result<()> {
+    pub(crate) fn reject(&mut self, seq: u64) -> io::Result<()> {
         if let Some(i) = self.entries.iter().position(|e| e.seq == seq) {
             let e = self.entries.remove(i).expect("index is valid");
             self.bytes -= e.bytes;
@@ -175,27 +177,29 @@ impl Spool {
     }
 
     /// Batches waiting.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
     /// Whether nothing waits.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Bytes waiting.
-    pub fn bytes(&self) -> u64 {
+    pub(crate) fn bytes(&self) -> u64 {
         self.bytes
     }
 
     /// Results waiting.
-    pub fn results(&self) -> u64 {
+    pub(crate) fn results(&self) -> u64 {
         self.entries.iter().map(|e| e.results).sum()
     }
 
     /// This spool's stream id.
-    pub fn stream(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn stream(&self) -> &str {
         &self.stream
     }
 }

@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-pub use vantage_probe::testbed::Answer;
-use vantage_probe::testbed::DnsServer;
+pub use vantage_probe::Answer;
+use vantage_probe::DnsServer;
 
 pub mod capture;
 pub mod delay;

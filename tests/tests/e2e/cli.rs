@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
-use vantage_probe::testbed::{Accepting, Refusing};
+use vantage_probe::{Accepting, Refusing};
 use vantage_tests::{
     Proc, Scratch, bin, free_port, http_get, parse_exposition, value, wait_for_200,
 };
@@ -329,7 +329,7 @@ async fn run_raises_its_open_files_limit_to_what_its_caps_hold_and_warns_when_it
         &["run", "--log-level", "info", "--config", path],
     ));
     wait_for_200(admin, "/-/ready", Duration::from_secs(10)).await;
-    let raised = 1000 + vantage_probe::open_files::RESERVED;
+    let raised = 1000 + vantage_probe::RESERVED_FDS;
     assert_eq!(open_files_of(p.child.id()), (raised, 4096));
     let stderr = p.stop_cleanly("TERM", Duration::from_secs(15)).await;
     assert!(

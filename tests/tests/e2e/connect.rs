@@ -3,9 +3,9 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use vantage_probe::connect::{ConnectOptions, attempt};
+use vantage_probe::config::ConnectOptions;
 use vantage_probe::outcome::{Blame, ConnectOutcome};
-use vantage_probe::testbed::{Accepting, FullQueue, Refusing};
+use vantage_probe::{Accepting, FullQueue, Refusing, attempt};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

@@ -6,13 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use vantage_probe::config::{Host, Limits, Target};
-use vantage_probe::connect::ConnectOptions;
-use vantage_probe::dns::{DnsSettings, Families, Resolver};
-use vantage_probe::limits::Limiter;
+use vantage_probe::config::{ConnectOptions, DnsSettings, Families, Host, Limits, Target};
 use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
-use vantage_probe::round::{Prober, Runner};
-use vantage_probe::testbed::{Accepting, Answer, DnsServer, Refusing};
+use vantage_probe::{Accepting, Answer, DnsServer, Limiter, Prober, Refusing, Resolver, Runner};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V4: Families = Families {

@@ -12,9 +12,7 @@ use tokio_util::sync::CancellationToken;
 use vantage_collector::Collector;
 use vantage_collector::config::Config as CollectorConfig;
 use vantage_probe::config::{Config, Overrides};
-use vantage_probe::service::Service;
-use vantage_probe::shutdown::Control;
-use vantage_probe::testbed::{Accepting, Refusing};
+use vantage_probe::{Accepting, Control, Refusing, Service};
 use vantage_tests::{Scratch, free_port, http, wait_for_200};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -11,10 +11,8 @@ use tokio_util::sync::CancellationToken;
 use vantage_collector::Collector;
 use vantage_collector::config::Config as CollectorConfig;
 use vantage_probe::config::{Config, Overrides};
-use vantage_probe::service::Service;
-use vantage_probe::shutdown::Control;
 use vantage_probe::stats::{Family, StatsRegistry};
-use vantage_probe::testbed::Accepting;
+use vantage_probe::{Accepting, Control, Service};
 use vantage_tests::{
     Scratch, free_port, header_value, http, http_with_head, parse_exposition, value, wait_for_200,
     wait_until,

@@ -15,9 +15,10 @@ const PROBE: &[&[&str]] = &[
     &["service"],
     &["admin", "engine", "push"],
     &["exposition", "round", "limits", "open_files"],
-    // The validated config and the measurements it configures.
-    &["config"],
+    // The measurements, then the validated config that sets them (with
+    // their plain option types).
     &["dns", "connect"],
+    &["config"],
     // Records, counters and the wire format: plain data.
     &["metrics", "stats", "wire", "result"],
     // Leaves.

@@ -154,7 +154,7 @@ async fn sighup_takes_a_renewed_tls_certificate() {
         let url = url.clone();
         async move {
             let client =
-                vantage_probe::push::http_client(Duration::from_secs(5), Some(&ca), true).unwrap();
+                vantage_probe::http_client(Duration::from_secs(5), Some(&ca), true).unwrap();
             client
                 .get(&url)
                 .send()
@@ -183,8 +183,7 @@ async fn sighup_takes_a_renewed_tls_certificate() {
     // A key that does not match the certificate: refused, nothing changes.
     std::fs::copy(&old_key, &key).unwrap();
     p.signal("HUP");
-    let client =
-        vantage_probe::push::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
+    let client = vantage_probe::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
     let metrics_url = format!("https://127.0.0.1:{}/metrics", addr.port());
     wait_until(
         "the bad pair being refused",
@@ -285,8 +284,7 @@ async fn a_swapped_secret_rotates_the_token_and_renews_the_certificate_without_a
     // What a client that trusts `ca` and holds `token` gets back.
     let base = format!("https://127.0.0.1:{}", addr.port());
     let ask = |ca: &Path, token: &str, what: &str| {
-        let client =
-            vantage_probe::push::http_client(Duration::from_secs(5), Some(ca), true).unwrap();
+        let client = vantage_probe::http_client(Duration::from_secs(5), Some(ca), true).unwrap();
         let (url, auth) = (format!("{base}{what}"), format!("Bearer {token}"));
         async move {
             match client.get(&url).header("Authorization", auth).send().await {
@@ -321,8 +319,7 @@ async fn a_swapped_secret_rotates_the_token_and_renews_the_certificate_without_a
         1,
         vec![round("api", 443, ConnectOutcome::Ok, None)],
     );
-    let client =
-        vantage_probe::push::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
+    let client = vantage_probe::http_client(Duration::from_secs(5), Some(&new_ca), true).unwrap();
     let pushed = client
         .post(format!("{base}{}", vantage_probe::wire::RESULTS_PATH))
         .header("Authorization", format!("Bearer {ROTATED}"))

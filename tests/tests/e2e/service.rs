@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use vantage_probe::config::{Config, Overrides};
-use vantage_probe::service::Service;
-use vantage_probe::shutdown::Control;
-use vantage_probe::testbed::{Accepting, Answer, DnsServer, Refusing};
+use vantage_probe::{Accepting, Answer, Control, DnsServer, Refusing, Service};
 use vantage_tests::{
     Scratch, http_get, parse_exposition, promtool_check_metrics, value, wait_for_200,
 };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use vantage_probe::testbed::Accepting;
+use vantage_probe::Accepting;
 use vantage_tests::{Proc, Scratch, bin, free_port, wait_until};
 
 use super::{is_root, output, readme_block, root, run, tool};
