@@ -10,19 +10,7 @@ use super::raw::{RawTarget, S};
 use super::span::{Checker, Loc};
 use super::validate::Inventory;
 use super::{ConnectOptions, DnsSettings, Families, Host, PushSettings, Target, file_sd};
-
-/// Label names the probe sets itself; a user label may not shadow them.
-pub(crate) const RESERVED_LABELS: [&str; 9] = [
-    "target",
-    "family",
-    "reason",
-    "outcome",
-    "src_region",
-    "le",
-    "instance",
-    "job",
-    "name",
-];
+use crate::result::check_label;
 
 /// A target before validation, from `[[targets]]` or from a file_sd group.
 pub(super) struct Draft<'a> {
@@ -290,35 +278,11 @@ impl Checker {
         let mut out = BTreeMap::new();
         for (k, v, loc) in labels {
             let f = format!("{field}.labels.{k}");
-            let name_ok = k
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && !k.starts_with("__");
-            if !name_ok {
-                self.push(
-                    loc,
-                    f,
-                    Some(format!("{v:?}")),
-                    "label names are letters, digits and '_', not starting with a digit or '__'",
-                );
-            } else if RESERVED_LABELS.contains(&k.as_str()) {
-                self.push(
-                    loc,
-                    f,
-                    Some(format!("{v:?}")),
-                    format!("'{k}' is set by the probe itself; pick another label name"),
-                );
-            } else if v.is_empty() || v.len() > 128 || v.chars().any(char::is_control) {
-                self.push(
-                    loc,
-                    f,
-                    Some(format!("{v:?}")),
-                    "must be 1-128 printable characters",
-                );
-            } else {
-                out.insert(k.clone(), v.clone());
+            match check_label(k, v) {
+                Err(problem) => self.push(loc, f, Some(format!("{v:?}")), problem.rule(k)),
+                Ok(()) => {
+                    out.insert(k.clone(), v.clone());
+                }
             }
         }
         if out.len() > MAX_LABELS {
