@@ -35,9 +35,17 @@ fn lay_out(r: &Rendered, pod: &Value, dir: &Path) -> BTreeMap<String, String> {
         } else {
             let (_, keys) = OPERATOR_MADE.iter().find(|(n, _)| *n == source).unwrap();
             for k in *keys {
-                // A token like `openssl rand -hex 32` makes; PEM files are
-                // not read by validate, only looked for.
-                std::fs::write(at.join(k), format!("{:064x}\n", placeholder(k))).unwrap();
+                match pem(dir, k) {
+                    // A certificate or key as the operator makes them:
+                    // validate loads the collector's pair.
+                    Some(made) => {
+                        std::fs::copy(made, at.join(k)).unwrap();
+                    }
+                    // A token like `openssl rand -hex 32` makes.
+                    None => {
+                        std::fs::write(at.join(k), format!("{:064x}\n", placeholder(k))).unwrap();
+                    }
+                }
             }
         }
     }
@@ -60,6 +68,27 @@ fn lay_out(r: &Rendered, pod: &Value, dir: &Path) -> BTreeMap<String, String> {
         env.insert(e["name"].as_str().unwrap().to_string(), value);
     }
     env
+}
+
+/// A real PEM file for a Secret key that holds one (`*.crt`, `*.key`),
+/// made once per layout with openssl.
+fn pem(dir: &Path, key: &str) -> Option<std::path::PathBuf> {
+    let pki = dir.join("pki");
+    if !pki.join("server.key").exists() {
+        std::fs::create_dir_all(&pki).unwrap();
+        vantage_tests::test_certificates(&pki);
+    }
+    let (ca, cert, private) = (
+        pki.join("ca.pem"),
+        pki.join("server.pem"),
+        pki.join("server.key"),
+    );
+    match key {
+        "ca.crt" => Some(ca),
+        k if k.ends_with(".crt") => Some(cert),
+        k if k.ends_with(".key") => Some(private),
+        _ => None,
+    }
 }
 
 /// A fixed 128-bit value per name, written as 64 hex digits like `openssl

@@ -102,7 +102,10 @@ fn the_systemd_units_verify_are_hardened_and_their_configs_validate() {
             for (i, region) in ["us-east-2", "us-west-1", "onprem"].iter().enumerate() {
                 std::fs::write(etc.join("tokens").join(region), format!("{i}").repeat(64)).unwrap();
             }
-            std::fs::write(etc.join("tls/collector.key"), "").unwrap();
+            // A real pair: validate loads the certificate and key.
+            let (_, cert, key) = vantage_tests::test_certificates(&dir.path);
+            std::fs::copy(cert, etc.join("tls/collector.crt")).unwrap();
+            std::fs::copy(key, etc.join("tls/collector.key")).unwrap();
             std::fs::copy(
                 root().join("deploy/examples/fleet-targets.json"),
                 etc.join("fleet-targets.json"),
