@@ -3,20 +3,10 @@
 /// Bumped when the layout changes; a store of another version is refused.
 pub(super) const VERSION: &str = "1";
 
-/// Applied on every open (idempotent).
-pub(super) const SQL: &str = "
--- Durable before acknowledged: the WAL is fsynced at every commit.
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
-
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-) WITHOUT ROWID;
-
--- One receipt per stored batch: how a retried batch is recognised. Its
--- probe is (src_region, probe_id), as everywhere.
-CREATE TABLE IF NOT EXISTS receipts (
+/// The receipts table: rebuilt by an upgrade from the same definition.
+macro_rules! receipts_table {
+    () => {
+        "CREATE TABLE IF NOT EXISTS receipts (
     src_region  TEXT    NOT NULL,
     probe_id    TEXT    NOT NULL,
     stream      TEXT    NOT NULL,
@@ -24,13 +14,14 @@ CREATE TABLE IF NOT EXISTS receipts (
     received_us INTEGER NOT NULL,
     results     INTEGER NOT NULL,
     PRIMARY KEY (src_region, probe_id, stream, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS receipts_by_time ON receipts (received_us);
+) WITHOUT ROWID;"
+    };
+}
 
--- Every probe ever heard from, so silence survives a restart.
--- A probe is (src_region, probe_id): the same id in two regions is two
--- probes, and a token of one region can never touch the other's row.
-CREATE TABLE IF NOT EXISTS probes (
+/// The probes table: rebuilt by an upgrade from the same definition.
+macro_rules! probes_table {
+    () => {
+        "CREATE TABLE IF NOT EXISTS probes (
     probe_id        TEXT    NOT NULL,
     src_region      TEXT    NOT NULL,
     zone            TEXT,
@@ -42,7 +33,35 @@ CREATE TABLE IF NOT EXISTS probes (
     -- 1 when its newest batch said it was stopping.
     stopped         INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (src_region, probe_id)
+) WITHOUT ROWID;"
+    };
+}
+
+/// Applied on every open (idempotent).
+pub(super) const SQL: &str = concat!(
+    "
+-- Durable before acknowledged: the WAL is fsynced at every commit.
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- One receipt per stored batch: how a retried batch is recognised. Its
+-- probe is (src_region, probe_id), as everywhere.
+",
+    receipts_table!(),
+    "
+CREATE INDEX IF NOT EXISTS receipts_by_time ON receipts (received_us);
+
+-- Every probe ever heard from, so silence survives a restart.
+-- A probe is (src_region, probe_id): the same id in two regions is two
+-- probes, and a token of one region can never touch the other's row.
+",
+    probes_table!(),
+    "
 
 CREATE TABLE IF NOT EXISTS targets (
     id     INTEGER PRIMARY KEY,
@@ -111,7 +130,8 @@ CREATE TABLE IF NOT EXISTS alert_evidence (
     status      TEXT    NOT NULL,
     evidence    TEXT    NOT NULL
 );
-";
+"
+);
 
 /// Brings a store made by an earlier build of the same version up to this
 /// layout (additive changes only; an older build still reads the result).
@@ -137,26 +157,20 @@ fn rekey_receipts(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     if columns == 0 || has_region {
         return Ok(());
     }
-    conn.execute_batch(
+    conn.execute_batch(concat!(
         "BEGIN;
          DROP INDEX IF EXISTS receipts_by_time;
          ALTER TABLE receipts RENAME TO receipts_by_id;
-         CREATE TABLE receipts (
-             src_region  TEXT    NOT NULL,
-             probe_id    TEXT    NOT NULL,
-             stream      TEXT    NOT NULL,
-             seq         INTEGER NOT NULL,
-             received_us INTEGER NOT NULL,
-             results     INTEGER NOT NULL,
-             PRIMARY KEY (src_region, probe_id, stream, seq)
-         ) WITHOUT ROWID;
+         ",
+        receipts_table!(),
+        "
          INSERT INTO receipts SELECT coalesce(p.src_region, ''), r.probe_id, r.stream, r.seq,
              r.received_us, r.results
              FROM receipts_by_id r LEFT JOIN probes p ON p.probe_id = r.probe_id;
          DROP TABLE receipts_by_id;
          CREATE INDEX receipts_by_time ON receipts (received_us);
          COMMIT;",
-    )
+    ))
 }
 
 /// A store from before probes were keyed by (src_region, probe_id) has
@@ -172,26 +186,17 @@ fn rekey_probes(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     if columns == 0 || keyed_by_region {
         return Ok(());
     }
-    conn.execute_batch(
+    conn.execute_batch(concat!(
         "BEGIN;
          ALTER TABLE probes RENAME TO probes_by_id;
-         CREATE TABLE probes (
-             probe_id        TEXT    NOT NULL,
-             src_region      TEXT    NOT NULL,
-             zone            TEXT,
-             first_seen_us   INTEGER NOT NULL,
-             last_seen_us    INTEGER NOT NULL,
-             clock_offset_us INTEGER NOT NULL,
-             batches         INTEGER NOT NULL,
-             results         INTEGER NOT NULL,
-             stopped         INTEGER NOT NULL DEFAULT 0,
-             PRIMARY KEY (src_region, probe_id)
-         ) WITHOUT ROWID;
+         ",
+        probes_table!(),
+        "
          INSERT INTO probes SELECT probe_id, src_region, zone, first_seen_us, last_seen_us,
              clock_offset_us, batches, results, stopped FROM probes_by_id;
          DROP TABLE probes_by_id;
          COMMIT;",
-    )
+    ))
 }
 
 /// Adds a column a table was made without; nothing if it has it.

@@ -467,15 +467,7 @@ async fn an_http_collector_needs_no_ca_bundle_on_the_probe_host() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, body) = http(
-            listen,
-            "GET",
-            "/api/v1/probes",
-            &[("Authorization", &format!("Bearer {TOKEN}"))],
-            &[],
-        )
-        .await
-        .unwrap();
+        let (_, body) = probes_body(listen).await;
         if body.contains("\"no-ca-1\"") {
             break;
         }
@@ -510,15 +502,7 @@ async fn a_probe_that_stops_cleanly_is_stopped_not_silent() {
     wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
     let start = |id: &str| probe_process(&dir, id, listen, &[]);
     let states = || async move {
-        let (_, body) = http(
-            listen,
-            "GET",
-            "/api/v1/probes",
-            &[("Authorization", &format!("Bearer {TOKEN}"))],
-            &[],
-        )
-        .await
-        .unwrap();
+        let (_, body) = probes_body(listen).await;
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         v.as_array()
             .unwrap()
@@ -614,4 +598,18 @@ async fn a_probe_that_stops_cleanly_is_stopped_not_silent() {
     wait_states([("stops-1", "reporting"), ("dies-1", "silent")]).await;
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// `GET /api/v1/probes` with the fleet's token: the body.
+async fn probes_body(listen: SocketAddr) -> (u16, String) {
+    let auth = format!("Bearer {TOKEN}");
+    http(
+        listen,
+        "GET",
+        "/api/v1/probes",
+        &[("Authorization", &auth)],
+        &[],
+    )
+    .await
+    .unwrap()
 }
