@@ -29,6 +29,8 @@ pub mod config;
 mod demo;
 mod evidence;
 mod fleet;
+#[doc(hidden)]
+pub mod fuzz;
 mod http;
 mod ingest;
 mod inventory;

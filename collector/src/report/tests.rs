@@ -213,6 +213,8 @@ async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
     insta::assert_snapshot!("incident_markdown", md);
     insta::assert_snapshot!("incident_text", txt);
     insta::assert_snapshot!("incident_svg", chart);
+    // Also the report fuzz target's seed (tests/fuzz/seed).
+    insta::assert_snapshot!("incident_json", json);
 
     let window = Request {
         from: Some(t(0).into()),
