@@ -7,6 +7,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use vantage_probe::config::file::{Kind, read_text};
+
 use crate::config::{Config, ConfigError};
 use crate::report::Request;
 use crate::report::fetch::Source;
@@ -120,8 +122,8 @@ impl ReportArgs {
             (None, Some(url)) => {
                 let token = match (self.token, &self.token_file) {
                     (Some(t), _) => t,
-                    (None, Some(f)) => std::fs::read_to_string(f)
-                        .with_context(|| format!("--token-file {}", f.display()))?
+                    (None, Some(f)) => read_text(f, Kind::Token)
+                        .context("--token-file")?
                         .trim()
                         .to_string(),
                     (None, None) => anyhow::bail!("--collector needs --token or --token-file"),

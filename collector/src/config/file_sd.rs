@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use vantage_probe::config::file::{Kind, read_text};
 use vantage_probe::config::{parse_host, split_host_port};
 
 use super::valid_ident;
@@ -24,11 +25,12 @@ pub struct Group {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Reads and checks one inventory file. The error names the file and, where
-/// known, the line.
+/// Reads and checks one inventory file (a regular file of at most
+/// [`Kind::FileSd`]'s size, at start and at every reload). The error names
+/// the file and, where known, the line.
 pub fn read(path: &Path) -> Result<Vec<Group>, String> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+    let text = read_text(path, Kind::FileSd).map_err(|e| e.to_string())?;
     let groups: Vec<Group> = serde_json::from_str(&text)
         .map_err(|e| format!("{shown}:{}: not a file_sd target list: {e}", e.line()))?;
     for (i, g) in groups.iter().enumerate() {

@@ -34,7 +34,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "bad_policies.toml",
-        "bad_policies.toml: 3 invalid values:\n  bad_policies.toml: probes.forget_after (5m) must be longer than probes.silent_after (10m)\n  bad_policies.toml:11: evidence.recent = \"soon\": not a duration (expected number at 0); write it like \"60s\" or \"30d\"\n  bad_policies.toml: evidence.resolve_after (30s) must be at least evidence.evaluate_every (1m)",
+        "bad_policies.toml: 3 invalid values:\n  bad_policies.toml:6: probes.forget_after = \"5m\": must be longer than probes.silent_after (10m)\n  bad_policies.toml:11: evidence.recent = \"soon\": not a duration (expected number at 0); write it like \"60s\" or \"30d\"\n  bad_policies.toml:10: evidence.resolve_after = \"30s\": must be at least evidence.evaluate_every (1m)",
     ),
     (
         "bad_limits.toml",
@@ -42,7 +42,23 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "bad_inventory.toml",
-        "bad_inventory.toml: 2 invalid values:\n  bad_inventory.toml:5: inventory.file_sd[0] = \"no-such-list.json\": no-such-list.json: No such file or directory (os error 2)\n  bad_inventory.toml:5: inventory.file_sd[1] = \"bad_list.json\": bad_list.json: [0].targets[0] = \"db.internal:0\": must be host:port with a port of 1-65535",
+        "bad_inventory.toml: 3 invalid values:\n  bad_inventory.toml:5: inventory.file_sd[0] = \"no-such-list.json\": cannot read no-such-list.json: No such file or directory (os error 2)\n  bad_inventory.toml:5: inventory.file_sd[1] = \"bad_list.json\": bad_list.json: [0].targets[0] = \"db.internal:0\": must be host:port with a port of 1-65535\n  bad_inventory.toml:5: inventory.file_sd[2] = \"bad_hosts.json\": bad_hosts.json: [0].targets[1] = \"10.20.0.5.7:443\": must be host:port with a port of 1-65535",
+    ),
+    (
+        "token_device.toml",
+        "token_device.toml: 1 invalid value:\n  token_device.toml:6: tokens[0].token_file = \"/dev/zero\": /dev/zero is a character device, not a regular file",
+    ),
+    (
+        "duplicate_tokens.toml",
+        "duplicate_tokens.toml: 1 invalid value:\n  duplicate_tokens.toml:8: tokens[1]: the same token as tokens[0] (line 4); a token names exactly one region",
+    ),
+    (
+        "default_blamed.toml",
+        "default_blamed.toml: 1 invalid value:\n  default_blamed.toml:6: probes.silent_after = \"2d\": probes.forget_after (1day, the default) must be longer than it",
+    ),
+    (
+        "not_utf8.toml",
+        "not_utf8.toml:3: not UTF-8 (an invalid byte at byte offset 38)",
     ),
 ];
 
@@ -51,4 +67,52 @@ fn every_invalid_fixture_gives_its_message() {
     for (name, want) in INVALID {
         assert_eq!(error_of(name), *want, "fixture {name}");
     }
+    // A new fixture without an expected message is a test that never runs.
+    for entry in std::fs::read_dir(fixtures()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".toml") {
+            assert!(
+                INVALID.iter().any(|(n, _)| *n == name),
+                "{name} has no expected message"
+            );
+        }
+    }
+}
+
+/// Each of these would block a load (and every reload) forever if it were
+/// opened for reading: nothing ever writes to the FIFO.
+#[test]
+fn a_fifo_is_refused_unopened_as_token_file_inventory_or_config() {
+    let dir = std::env::temp_dir().join(format!("vantage-c-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"data\"\n[[tokens]]\ntoken_file = \"fifo\"\nsrc_region = \"r\"\n\
+         [inventory]\nfile_sd = [\"fifo\"]\n",
+    )
+    .unwrap();
+    let err = Config::load(&config).unwrap_err().to_string();
+    let not_regular = format!("{} is a FIFO, not a regular file", fifo.display());
+    assert!(
+        err.contains(&format!(
+            "c.toml:4: tokens[0].token_file = \"fifo\": {not_regular}"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "c.toml:7: inventory.file_sd[0] = \"fifo\": {not_regular}"
+        )),
+        "{err}"
+    );
+    assert_eq!(Config::load(&fifo).unwrap_err().to_string(), not_regular);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

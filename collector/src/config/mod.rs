@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use vantage_probe::config::file::{Kind, ReadError, read_text};
 use vantage_probe::config::span::line_col;
 use vantage_probe::result::MAX_NAME_LEN;
 
@@ -122,15 +123,10 @@ pub struct ProbePolicy {
 /// Why a config was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// What went wrong.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read: missing, not a regular file, too
+    /// large, or not UTF-8.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// Not TOML, or not this schema.
     #[error("{path}:{line}: {message}")]
     Syntax {
@@ -155,10 +151,7 @@ impl Config {
     /// Reads and validates the config at `path`. Relative paths in it
     /// (`data_dir`, `token_file`) are relative to its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = read_text(path, Kind::Config)?;
         Config::parse(&text, path)
     }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use vantage_probe::config::file::{Kind, read_text};
 use vantage_probe::config::span::{Checker, Loc, Problem};
 use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule};
 
@@ -128,23 +129,27 @@ fn tokens(
         .filter_map(|t| t.get_ref().token_file.as_ref())
         .map(|f| base.join(f.get_ref()))
         .collect();
-    let mut tokens = Vec::new();
+    let mut tokens: Vec<(usize, TokenBinding)> = Vec::new();
     for (i, t) in raw.iter().enumerate() {
-        if let Some(b) = token(c, i, t, base) {
-            tokens.push(b);
-        }
-    }
-    for (i, a) in tokens.iter().enumerate() {
-        if tokens[..i].iter().any(|b| b.token == a.token) {
+        let Some(b) = token(c, i, t, base) else {
+            continue;
+        };
+        // Put on the second binding, at its line; the secret is never shown.
+        if let Some((first, _)) = tokens.iter().find(|(_, a)| a.token == b.token) {
+            let loc = c.loc(t);
             c.push(
-                &Loc::default(),
+                &loc,
                 format!("tokens[{i}]"),
                 None,
-                "the same token is bound twice; a token names exactly one region",
+                format!(
+                    "the same token as tokens[{first}] (line {}); a token names exactly one region",
+                    c.loc(&raw[*first]).line.unwrap_or_default()
+                ),
             );
         }
+        tokens.push((i, b));
     }
-    (tokens, token_files)
+    (tokens.into_iter().map(|(_, b)| b).collect(), token_files)
 }
 
 fn token(c: &mut Checker, i: usize, t: &S<RawToken>, base: &Path) -> Option<TokenBinding> {
@@ -155,11 +160,10 @@ fn token(c: &mut Checker, i: usize, t: &S<RawToken>, base: &Path) -> Option<Toke
         (Some(v), None) => Some(v.get_ref().trim().to_string()),
         (None, Some(f)) => {
             let path = base.join(f.get_ref());
-            match std::fs::read_to_string(&path) {
+            match read_text(&path, Kind::Token) {
                 Ok(s) => Some(s.trim().to_string()),
                 Err(e) => {
-                    let reason = format!("cannot read {}: {e}", path.display());
-                    c.bad_debug(f, &format!("{field}.token_file"), &reason);
+                    c.bad_debug(f, &format!("{field}.token_file"), &e.to_string());
                     None
                 }
             }
@@ -287,84 +291,134 @@ fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
 }
 
 fn probes(c: &mut Checker, p: &RawProbes) -> ProbePolicy {
-    let probes = ProbePolicy {
-        silent_after: duration_or(
-            c,
-            &p.silent_after,
-            "probes.silent_after",
-            default::SILENT_AFTER,
-        )
-        .unwrap_or_default(),
-        forget_after: duration_or(
-            c,
-            &p.forget_after,
-            "probes.forget_after",
-            default::FORGET_AFTER,
-        )
-        .unwrap_or_default(),
-        max_clock_offset: duration_or(
-            c,
-            &p.max_clock_offset,
-            "probes.max_clock_offset",
-            default::MAX_CLOCK_OFFSET,
-        )
-        .unwrap_or_default(),
-    };
-    if probes.forget_after <= probes.silent_after {
+    let silent_after = duration_or(
+        c,
+        &p.silent_after,
+        "probes.silent_after",
+        default::SILENT_AFTER,
+    );
+    let forget_after = duration_or(
+        c,
+        &p.forget_after,
+        "probes.forget_after",
+        default::FORGET_AFTER,
+    );
+    let max_clock_offset = duration_or(
+        c,
+        &p.max_clock_offset,
+        "probes.max_clock_offset",
+        default::MAX_CLOCK_OFFSET,
+    );
+    if let (Some(silent), Some(forget)) = (silent_after, forget_after)
+        && forget <= silent
+    {
         rule(
             c,
-            format!(
-                "probes.forget_after ({}) must be longer than probes.silent_after ({})",
-                humantime::format_duration(probes.forget_after),
-                humantime::format_duration(probes.silent_after)
-            ),
+            Pair {
+                name: "probes.forget_after",
+                value: forget,
+                raw: &p.forget_after,
+            },
+            "must be longer than",
+            Pair {
+                name: "probes.silent_after",
+                value: silent,
+                raw: &p.silent_after,
+            },
         );
     }
-    probes
+    ProbePolicy {
+        silent_after: silent_after.unwrap_or_default(),
+        forget_after: forget_after.unwrap_or_default(),
+        max_clock_offset: max_clock_offset.unwrap_or_default(),
+    }
 }
 
 fn evidence(c: &mut Checker, e: &RawEvidence) -> EvidencePolicy {
     let field = |name: &str| format!("evidence.{name}");
-    let evidence = EvidencePolicy {
-        evaluate_every: duration_or(
-            c,
-            &e.evaluate_every,
-            &field("evaluate_every"),
-            default::EVALUATE_EVERY,
-        )
-        .unwrap_or_default(),
-        recent: duration_or(c, &e.recent, &field("recent"), default::RECENT).unwrap_or_default(),
-        baseline: duration_or(c, &e.baseline, &field("baseline"), default::BASELINE)
-            .unwrap_or_default(),
-        resolve_after: duration_or(
-            c,
-            &e.resolve_after,
-            &field("resolve_after"),
-            default::RESOLVE_AFTER,
-        )
-        .unwrap_or_default(),
-    };
-    if evidence.resolve_after < evidence.evaluate_every {
+    let evaluate_every = duration_or(
+        c,
+        &e.evaluate_every,
+        &field("evaluate_every"),
+        default::EVALUATE_EVERY,
+    );
+    let recent = duration_or(c, &e.recent, &field("recent"), default::RECENT);
+    let baseline = duration_or(c, &e.baseline, &field("baseline"), default::BASELINE);
+    let resolve_after = duration_or(
+        c,
+        &e.resolve_after,
+        &field("resolve_after"),
+        default::RESOLVE_AFTER,
+    );
+    if let (Some(every), Some(after)) = (evaluate_every, resolve_after)
+        && after < every
+    {
         rule(
             c,
-            format!(
-                "evidence.resolve_after ({}) must be at least evidence.evaluate_every ({})",
-                humantime::format_duration(evidence.resolve_after),
-                humantime::format_duration(evidence.evaluate_every)
-            ),
+            Pair {
+                name: "evidence.resolve_after",
+                value: after,
+                raw: &e.resolve_after,
+            },
+            "must be at least",
+            Pair {
+                name: "evidence.evaluate_every",
+                value: every,
+                raw: &e.evaluate_every,
+            },
         );
     }
-    evidence
+    EvidencePolicy {
+        evaluate_every: evaluate_every.unwrap_or_default(),
+        recent: recent.unwrap_or_default(),
+        baseline: baseline.unwrap_or_default(),
+        resolve_after: resolve_after.unwrap_or_default(),
+    }
+}
+
+/// One side of a rule across two duration fields.
+struct Pair<'a> {
+    name: &'a str,
+    value: Duration,
+    raw: &'a Option<S<String>>,
+}
+
+/// `a` `relation` `b` does not hold. The problem is put on `a`, the field
+/// the rule is written for, at its line; when `a` was left to its default
+/// it is put on `b`, the one the file set.
+fn rule(c: &mut Checker, a: Pair<'_>, relation: &str, b: Pair<'_>) {
+    let shown = |p: &Pair<'_>| match p.raw {
+        Some(v) => format!("{:?}", v.get_ref()),
+        None => format!("{} (the default)", humantime::format_duration(p.value)),
+    };
+    let (blamed, other) = if a.raw.is_some() || b.raw.is_none() {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    let reason = if blamed.name == a.name {
+        format!(
+            "{relation} {} ({})",
+            b.name,
+            humantime::format_duration(b.value)
+        )
+    } else {
+        format!(
+            "{} ({}, the default) {relation} it",
+            other.name,
+            humantime::format_duration(other.value)
+        )
+    };
+    let loc = match blamed.raw {
+        Some(v) => c.loc(v),
+        None => Loc::default(),
+    };
+    c.push(&loc, blamed.name, Some(shown(blamed)), reason);
 }
 
 /// A required setting that is not there.
 fn missing(c: &mut Checker, field: &str, what: &str) {
     c.push(&Loc::default(), field, None, format!("required ({what})"));
-}
-
-/// A rule across fields, broken: `sentence` names them and their values.
-fn rule(c: &mut Checker, sentence: String) {
-    c.push(&Loc::default(), sentence, None, "");
 }
 
 /// A duration longer than zero, `default` when unset.

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::PushSettings;
+use super::file::{Kind, read_text};
 use super::raw::{RawCollector, S};
 use super::span::{Checker, Loc};
 
@@ -18,7 +19,16 @@ impl Checker {
         let token_file = r.token_file.as_ref().map(|f| base.join(f.get_ref()));
         let token = self.collector_token(r, &loc, base);
         let spool_dir = match &r.spool_dir {
-            Some(d) if !d.get_ref().is_empty() => Some(base.join(d.get_ref())),
+            Some(d) if !d.get_ref().is_empty() => {
+                let dir = base.join(d.get_ref());
+                match super::spool_dir::check(&dir) {
+                    Ok(()) => Some(dir),
+                    Err(why) => {
+                        self.bad_debug(d, "collector.spool_dir", &why);
+                        None
+                    }
+                }
+            }
             _ => {
                 self.push(
                     &loc,
@@ -121,14 +131,14 @@ impl Checker {
             (Some(t), None) => Some(t.get_ref().trim().to_string()),
             (None, Some(f)) => {
                 let path = base.join(f.get_ref());
-                match std::fs::read_to_string(&path) {
+                match read_text(&path, Kind::Token) {
                     Ok(t) => Some(t.trim().to_string()),
                     Err(e) => {
                         self.bad(
                             f,
                             "collector.token_file",
                             format!("{:?}", f.get_ref()),
-                            format!("cannot read {}: {e}", path.display()),
+                            e.to_string(),
                         );
                         None
                     }
@@ -170,9 +180,7 @@ impl Checker {
             let problem = if !https {
                 Some("only applies to an https:// collector.url".to_string())
             } else {
-                std::fs::metadata(&path)
-                    .err()
-                    .map(|e| format!("cannot read {}: {e}", path.display()))
+                super::ca_roots(&path).err()
             };
             match problem {
                 Some(p) => {

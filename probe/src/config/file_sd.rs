@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::file::{Kind, read_text};
 use super::raw::{FileSdGroup, RawFileSd, S};
 use super::span::{Checker, LineIndex, Loc};
 use super::targets::{Defaults, Draft};
@@ -36,7 +37,7 @@ pub(super) fn read(
     };
     let path = base.join(path_value.get_ref());
     let shown = path.display().to_string();
-    let text = match std::fs::read_to_string(&path) {
+    let text = match read_text(&path, Kind::FileSd) {
         Ok(t) => t,
         Err(err) => {
             let loc = c.loc(path_value);
@@ -44,7 +45,7 @@ pub(super) fn read(
                 &loc,
                 format!("{field}.path"),
                 Some(format!("{:?}", path_value.get_ref())),
-                format!("cannot read {shown}: {err}"),
+                err.to_string(),
             );
             return None;
         }

@@ -5,12 +5,15 @@
 //! `validate.rs` checks every value and reports every problem at once, each
 //! naming the file, the line, the field and the value.
 
+mod ca;
 mod collector;
+pub mod file;
 mod file_sd;
 mod options;
 mod push;
 mod raw;
 pub mod span;
+mod spool_dir;
 mod targets;
 mod validate;
 
@@ -23,6 +26,7 @@ use std::time::Duration;
 
 use crate::result::Identity;
 
+pub use ca::ca_roots;
 pub use options::{ConnectOptions, DnsSettings, Families};
 pub use push::{INVENTORY_CACHE_FILE, PushSettings, inventory_cache_path};
 pub use span::Problem;
@@ -146,15 +150,10 @@ pub struct Overrides {
 /// Why a config was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file, as it was named to the probe.
-        path: String,
-        /// Why reading it failed.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be read: missing, not a regular file, too
+    /// large, or not UTF-8.
+    #[error(transparent)]
+    Read(#[from] file::ReadError),
     /// The file is not valid TOML, JSON, or does not fit the schema.
     #[error("{path}:{line}:{column}: {message}")]
     Syntax {
@@ -197,10 +196,7 @@ impl fmt::Display for ProblemList<'_> {
 impl Config {
     /// Reads and validates the config at `path`, with identity overrides.
     pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = file::read_text(path, file::Kind::Config)?;
         Config::parse(&text, path, overrides)
     }
 
@@ -213,10 +209,7 @@ impl Config {
         shown: &str,
         text: &str,
     ) -> Result<Config, ConfigError> {
-        let config = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let config = file::read_text(path, file::Kind::Config)?;
         Config::parse_inner(
             &config,
             path,
@@ -294,7 +287,10 @@ pub fn split_host_port(s: &str) -> Option<(&str, i64)> {
 }
 
 /// Parses a target host: an IP literal (IPv6 with or without brackets) or a
-/// DNS name, which is lower-cased.
+/// DNS name of RFC 1123 labels (letters, digits and inner hyphens, 1-63
+/// bytes each, 253 in all, one trailing dot allowed), which is lower-cased.
+/// A name whose last label is all digits is refused: no top-level domain
+/// is, so `10.20.0.5.7` is a mistyped address, never a name.
 pub fn parse_host(h: &str) -> Result<Host, &'static str> {
     if let Ok(ip) = h
         .trim_start_matches('[')
@@ -303,20 +299,31 @@ pub fn parse_host(h: &str) -> Result<Host, &'static str> {
     {
         return Ok(Host::Ip(ip));
     }
-    let valid = !h.is_empty()
-        && h.len() <= 253
-        && h.trim_end_matches('.').split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
-    if valid {
-        Ok(Host::Name(h.to_ascii_lowercase().into()))
-    } else {
-        Err("must be an IP address or a DNS name (no port, no scheme)")
+    let name = h.strip_suffix('.').unwrap_or(h);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.is_empty() || h.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(
+            "must be an IP address or a DNS name of letters, digits and inner '-' \
+             (no port, no scheme)",
+        );
     }
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(
+            "not an IPv4 address (four numbers of 0-255), and not a DNS name \
+                    (whose last label is never all digits)",
+        );
+    }
+    Ok(Host::Name(h.to_ascii_lowercase().into()))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::file::{Kind, ReadError, read_text};
 use super::raw::{RawTarget, S};
 use super::span::{Checker, Loc};
 use super::validate::Inventory;
@@ -332,10 +333,12 @@ impl Checker {
         let cache = super::inventory_cache_path(&push.spool_dir);
         let (shown, text) = match given {
             Some(g) => (g.shown.to_string(), g.text.to_string()),
-            None => match std::fs::read_to_string(&cache) {
+            None => match read_text(&cache, Kind::FileSd) {
                 Ok(text) => (cache.display().to_string(), text),
                 // Not fetched yet: the probe starts with its own targets.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+                Err(ReadError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => {
+                    return 0;
+                }
                 Err(e) => {
                     let loc = Loc {
                         file: Some(cache.display().to_string()),
@@ -345,7 +348,7 @@ impl Checker {
                         &loc,
                         "collector.inventory",
                         None,
-                        format!("cannot read the cached inventory: {e}"),
+                        format!("the cached inventory: {e}"),
                     );
                     return 0;
                 }

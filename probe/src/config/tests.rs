@@ -189,7 +189,7 @@ const INVALID: &[(&str, &str)] = &[
   bad_values.toml:14: dns.timeout = \"2 fortnights\": not a duration (unknown time unit \"fortnights\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write it like \"500ms\", \"5s\" or \"1m\"
   bad_values.toml:17: defaults.interval = \"10ms\": must be between 50ms and 1h
   bad_values.toml:18: defaults.families[0] = \"ipv5\": must be \"ipv4\" or \"ipv6\"
-  bad_values.toml:22: targets[0].host = \"https://api.example.com\": must be an IP address or a DNS name (no port, no scheme)
+  bad_values.toml:22: targets[0].host = \"https://api.example.com\": must be an IP address or a DNS name of letters, digits and inner '-' (no port, no scheme)
   bad_values.toml:23: targets[0].port = 70000: must be 1-65535",
     ),
     (
@@ -231,6 +231,27 @@ const INVALID: &[(&str, &str)] = &[
         "file_sd_syntax.toml",
         "file_sd_syntax.toml: 1 invalid value:
   syntax_targets.json:3: file_sd[0]: not a file_sd target list: unknown field `lables`, expected `targets` or `labels` at line 3 column 11",
+    ),
+    (
+        "token_device.toml",
+        "token_device.toml: 1 invalid value:
+  token_device.toml:8: collector.token_file = \"/dev/zero\": /dev/zero is a character device, not a regular file",
+    ),
+    (
+        "spool_kernel.toml",
+        "spool_kernel.toml: 1 invalid value:
+  spool_kernel.toml:8: collector.spool_dir = \"/proc/spool\": /proc is a kernel filesystem, not a place for the spool",
+    ),
+    (
+        "bad_hosts.toml",
+        "bad_hosts.toml: 3 invalid values:
+  bad_hosts.toml:7: targets[0].host = \"10.20.0.5.7\": not an IPv4 address (four numbers of 0-255), and not a DNS name (whose last label is never all digits)
+  bad_hosts.toml:11: targets[1].host = \"-db.internal\": must be an IP address or a DNS name of letters, digits and inner '-' (no port, no scheme)
+  bad_hosts.toml:15: targets[2].host = \"db_1.internal\": must be an IP address or a DNS name of letters, digits and inner '-' (no port, no scheme)",
+    ),
+    (
+        "not_utf8.toml",
+        "not_utf8.toml:3: not UTF-8 (an invalid byte at byte offset 40)",
     ),
 ];
 
@@ -387,4 +408,133 @@ inventory_refresh = "5s"
         ),
         "{err}"
     );
+}
+
+#[test]
+fn hosts_are_addresses_or_rfc_1123_names() {
+    for ok in [
+        "10.20.0.5",
+        "::1",
+        "[2001:db8::1]",
+        "db.internal",
+        "DB-1.Internal.",
+        "1password.com",
+        "db.10.internal",
+        "localhost",
+    ] {
+        assert!(parse_host(ok).is_ok(), "{ok}");
+    }
+    assert_eq!(
+        parse_host("DB.Internal"),
+        Ok(Host::Name("db.internal".into()))
+    );
+    for bad in [
+        "10.20.0.5.7",
+        "10.20.0.256",
+        "1.2.3",
+        "db.123",
+        "",
+        ".",
+        "db..internal",
+        "-db.internal",
+        "db-.internal",
+        "db_1.internal",
+        "db.internal:5432",
+        "https://db.internal",
+        "db internal",
+        &"a".repeat(64),
+        &format!("{}.internal", vec!["a".repeat(63); 4].join(".")),
+    ] {
+        assert!(parse_host(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// A probe config in a fresh directory, naming `token_file` and, if
+/// given, a file_sd list.
+fn config_naming(name: &str, token_file: &str, file_sd: Option<&str>) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vantage-names-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), "0123456789abcdef0123\n").unwrap();
+    let mut text = format!(
+        "[probe]\nsrc_region = \"r\"\nid = \"p\"\n[collector]\nurl = \"http://127.0.0.1:9640\"\n\
+         token_file = {token_file:?}\nspool_dir = \"spool\"\n"
+    );
+    if let Some(f) = file_sd {
+        text.push_str(&format!("[[file_sd]]\npath = {f:?}\n"));
+    }
+    std::fs::write(dir.join("p.toml"), text).unwrap();
+    dir
+}
+
+fn mkfifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+}
+
+#[test]
+fn a_fifo_is_refused_unopened_wherever_the_config_names_it() {
+    // Each of these would block a load forever if it were opened for
+    // reading: nothing ever writes to the FIFO.
+    let dir = config_naming("fifo-token", "fifo", None);
+    mkfifo(&dir.join("fifo"));
+    let err = Config::load(&dir.join("p.toml"), &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "p.toml:6: collector.token_file = \"fifo\": {} is a FIFO, not a regular file",
+            dir.join("fifo").display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let dir = config_naming("fifo-sd", "token", Some("fifo"));
+    mkfifo(&dir.join("fifo"));
+    let err = Config::load(&dir.join("p.toml"), &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "p.toml:9: file_sd[0].path = \"fifo\": {} is a FIFO, not a regular file",
+            dir.join("fifo").display()
+        )),
+        "{err}"
+    );
+    // The config itself.
+    let err = Config::load(&dir.join("fifo"), &Overrides::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is a FIFO, not a regular file",
+            dir.join("fifo").display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_oversize_config_or_list_is_refused_unparsed() {
+    let dir = config_naming("big", "token", Some("big.json"));
+    let padding = " ".repeat((32 << 20) + 1);
+    std::fs::write(dir.join("big.json"), format!("[]{padding}")).unwrap();
+    let err = Config::load(&dir.join("p.toml"), &Overrides::default()).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!(
+            "p.toml:9: file_sd[0].path = \"big.json\": {} is larger than 32 MiB, the most a file_sd list may hold",
+            dir.join("big.json").display()
+        )),
+        "{err}"
+    );
+    let big = dir.join("big.toml");
+    std::fs::write(&big, format!("[probe]{padding}")).unwrap();
+    let err = Config::load(&big, &Overrides::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is larger than 32 MiB, the most a config file may hold",
+            big.display()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::file::{Kind, read_text};
 use crate::config::{Config, Overrides, PushSettings, inventory_cache_path};
 use crate::metrics::Metrics;
 use crate::wire::{TARGETS_PATH, TARGETS_REGION_PARAM};
@@ -156,7 +157,7 @@ impl Fetcher {
             return Fetched::Failed;
         }
         let cache = inventory_cache_path(&self.settings.spool_dir);
-        if std::fs::read_to_string(&cache).is_ok_and(|cached| cached == body) {
+        if read_text(&cache, Kind::FileSd).is_ok_and(|cached| cached == body) {
             self.etag = etag;
             return Fetched::Unchanged;
         }

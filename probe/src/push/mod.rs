@@ -133,23 +133,8 @@ pub fn http_client(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder().timeout(timeout);
     if let Some(ca) = ca_file {
-        use rustls::pki_types::CertificateDer;
-        use rustls::pki_types::pem::PemObject;
-        let bad = |e: String| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", ca.display()),
-            )
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(e.to_string()))? {
-            roots
-                .add(cert.map_err(|e| bad(e.to_string()))?)
-                .map_err(|e| bad(e.to_string()))?;
-        }
-        if roots.is_empty() {
-            return Err(bad("no certificate in the file".into()));
-        }
+        let roots = crate::config::ca_roots(ca)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let tls = rustls::ClientConfig::builder()
             .with_root_certificates(roots)
             .with_no_client_auth();
@@ -409,7 +394,9 @@ enum Sent {
 /// file may already hold the new one.
 pub(crate) async fn rotated_token(settings: &PushSettings, current: &str) -> Option<String> {
     let path = settings.token_file.clone()?;
-    let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(path));
+    let read = tokio::task::spawn_blocking(move || {
+        crate::config::file::read_text(&path, crate::config::file::Kind::Token)
+    });
     let new = read.await.ok()?.ok()?.trim().to_string();
     (new.len() >= crate::wire::MIN_TOKEN_LEN && new != current).then_some(new)
 }

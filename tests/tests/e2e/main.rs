@@ -4,6 +4,7 @@
 
 mod cli;
 mod collector;
+mod config_edges;
 mod connect;
 mod dashboards;
 mod deploy;

@@ -97,7 +97,9 @@ fn the_systemd_units_verify_are_hardened_and_their_configs_validate() {
         std::fs::create_dir_all(&creds).unwrap();
         if binary == "vantage-probe" {
             std::fs::write(etc.join("tokens/probe"), "a".repeat(64)).unwrap();
-            std::fs::write(etc.join("tls/ca.crt"), "").unwrap();
+            // A real CA: validate loads the bundle as the push client will.
+            let (ca, _, _) = vantage_tests::test_certificates(&dir.path);
+            std::fs::copy(ca, etc.join("tls/ca.crt")).unwrap();
         } else {
             for (i, region) in ["us-east-2", "us-west-1", "onprem"].iter().enumerate() {
                 std::fs::write(etc.join("tokens").join(region), format!("{i}").repeat(64)).unwrap();
