@@ -13,6 +13,8 @@ use vantage_probe::wire::Batch;
 use crate::config::ProbePolicy;
 use crate::store::ProbeRecord;
 
+mod replaced;
+
 /// (src_region, target name).
 type TargetKey = (Arc<str>, Arc<str>);
 
@@ -62,6 +64,8 @@ struct TargetEntry {
 pub struct ProbeState {
     pub src_region: String,
     pub zone: Option<String>,
+    /// When its first batch was stored.
+    pub first_seen: SystemTime,
     /// When its last batch was stored.
     pub last_seen: SystemTime,
     /// Its clock minus ours when that batch arrived, microseconds.
@@ -77,6 +81,11 @@ pub enum Liveness {
     Reporting,
     /// Quiet for longer: silent is its own state, not "its targets are down".
     Silent,
+    /// Quiet for longer, but a probe of its region that started reporting
+    /// after its last batch measures in its place (a pod back under another
+    /// name): not a blind spot, nothing to alert on. The rule is in
+    /// `fleet/replaced.rs`.
+    Replaced,
     /// Quiet for longer, after a last batch that said it was stopping (a
     /// rollout, a removed host): not a blind spot, nothing to alert on.
     Stopped,
@@ -108,6 +117,7 @@ impl Fleet {
                             ProbeState {
                                 src_region: p.src_region,
                                 zone: p.zone,
+                                first_seen: p.first_seen,
                                 last_seen: p.last_seen,
                                 clock_offset_us: p.clock_offset_us,
                                 stopped: p.stopped,
@@ -165,6 +175,7 @@ impl Fleet {
         let p = probes.entry(key_of(batch)).or_insert_with(|| ProbeState {
             src_region: batch.probe.src_region.clone(),
             zone: batch.probe.zone.clone(),
+            first_seen: received,
             last_seen: received,
             clock_offset_us: offset,
             stopped: batch.last,
@@ -175,13 +186,29 @@ impl Fleet {
         p.stopped = batch.last;
     }
 
-    /// Every probe with its liveness at `now`.
+    /// Every probe with its liveness at `now`, by region and id.
     pub fn probes(&self, now: SystemTime) -> Vec<(String, ProbeState, Liveness)> {
-        self.probes
-            .read()
-            .unwrap()
+        let probes = self.probes.read().unwrap();
+        let candidates: Vec<replaced::Candidate<'_>> = probes
             .iter()
-            .map(|((_, id), p)| (id.clone(), p.clone(), self.liveness(p, now)))
+            .map(|(key, p)| replaced::Candidate {
+                key,
+                first_seen: p.first_seen,
+                last_seen: p.last_seen,
+                liveness: self.liveness(p, now),
+            })
+            .collect();
+        let replaced = replaced::replaced(&candidates);
+        candidates
+            .iter()
+            .map(|c| {
+                let liveness = if replaced.contains(c.key) {
+                    Liveness::Replaced
+                } else {
+                    c.liveness
+                };
+                (c.key.1.clone(), probes[c.key].clone(), liveness)
+            })
             .collect()
     }
 
@@ -228,6 +255,7 @@ impl Liveness {
         match self {
             Liveness::Reporting => "reporting",
             Liveness::Silent => "silent",
+            Liveness::Replaced => "replaced",
             Liveness::Stopped => "stopped",
             Liveness::Forgotten => "forgotten",
         }

@@ -57,16 +57,15 @@ pub struct Tracker {
 }
 
 /// The (region, target) pairs a finding speaks of; silent and probe-host
-/// findings speak of their region's probe.
+/// findings speak of their region's probes, whichever of them: a region
+/// has one silent incident however many of its probes fall silent or come
+/// back while it is open.
 fn pairs(f: &Finding) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for r in &f.src_regions {
         match f.scope {
             Scope::Silent => {
-                out.insert((
-                    r.clone(),
-                    format!("probe:{}", f.probe_id.as_deref().unwrap_or("")),
-                ));
+                out.insert((r.clone(), "silent-probes".to_string()));
             }
             Scope::Probe => {
                 out.insert((r.clone(), "probe-host".to_string()));
@@ -182,7 +181,7 @@ impl Tracker {
         }
         next.recovered_regions.clear();
         let events = self.differences(i, f, now_us);
-        if !events.is_empty() || i.finding.evidence != f.evidence {
+        if !events.is_empty() || i.finding.evidence != f.evidence || i.finding.quorum != f.quorum {
             next.finding = f.clone();
             if !events.is_empty() {
                 next.updated_us = now_us;
@@ -253,6 +252,10 @@ impl Tracker {
                     f.explanation
                 ),
             });
+        } else if i.finding.probe_ids != f.probe_ids {
+            // A silent incident widens and narrows with its region's
+            // silent probes.
+            out.extend(silent_probes(i, f, now_us));
         } else if i.finding.targets != f.targets {
             out.push(Event {
                 incident: i.id,
@@ -275,6 +278,44 @@ impl Tracker {
         }
         self.open.sort_by_key(|i| i.id);
     }
+}
+
+/// The timeline lines of a silent incident whose probes changed.
+fn silent_probes(i: &Incident, f: &Finding, now_us: i64) -> Vec<Event> {
+    /// Probe ids a line names; the rest are counted.
+    const NAMED: usize = 10;
+    let was: BTreeSet<&String> = i.finding.probe_ids.iter().collect();
+    let now: BTreeSet<&String> = f.probe_ids.iter().collect();
+    let line = |verb: &str, ids: Vec<&String>| Event {
+        incident: i.id,
+        at_us: now_us,
+        kind: "probes".into(),
+        text: format!(
+            "{verb} {}{}; now {} of {}",
+            ids.iter()
+                .take(NAMED)
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if ids.len() > NAMED {
+                format!(" and {} more", ids.len() - NAMED)
+            } else {
+                String::new()
+            },
+            f.quorum,
+            f.src_regions.join(", ")
+        ),
+    };
+    let mut out = Vec::new();
+    let added: Vec<&String> = now.difference(&was).copied().collect();
+    let gone: Vec<&String> = was.difference(&now).copied().collect();
+    if !added.is_empty() {
+        out.push(line("Also silent:", added));
+    }
+    if !gone.is_empty() {
+        out.push(line("Reporting again or replaced:", gone));
+    }
+    out
 }
 
 /// Opens incident `id` for a finding no open incident matched.
@@ -405,7 +446,7 @@ mod tests {
             targets: targets.iter().map(|s| s.to_string()).collect(),
             target_group: None,
             address: None,
-            probe_id: None,
+            probe_ids: Vec::new(),
             since_us: 1_000 * S,
             evidence: regions
                 .iter()
@@ -501,5 +542,80 @@ mod tests {
         // The fault comes back: a new incident, not a resurrected one.
         let c = t.evaluate(&[finding(Scope::Target, &["east"], &["db"])], 2_000 * S);
         assert_eq!(c.upserts[0].id, 3);
+    }
+
+    /// A silent finding of `region`: `ids` of `of` probes.
+    fn silent(region: &str, ids: &[&str], of: usize) -> Finding {
+        Finding {
+            scope: Scope::Silent,
+            probe_ids: ids.iter().map(|s| s.to_string()).collect(),
+            evidence: Vec::new(),
+            quorum: format!("{} of {of} probes", ids.len()),
+            explanation: format!("{} of {of} probes of {region} went silent", ids.len()),
+            ..finding(Scope::Silent, &[region], &[])
+        }
+    }
+
+    #[test]
+    fn a_region_has_one_silent_incident_however_many_probes_fall_silent() {
+        let mut t = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
+        // Two regions' probes go silent: two incidents, not one per probe.
+        let c = t.evaluate(
+            &[
+                silent("us-west-1", &["w1", "w2"], 12),
+                silent("onprem", &["o1"], 3),
+            ],
+            1_010 * S,
+        );
+        assert_eq!(c.upserts.iter().map(|i| i.id).collect::<Vec<_>>(), [1, 2]);
+        t.apply(&c);
+
+        // Five more of us-west-1's go silent: the same incident, widened.
+        let more = ["w1", "w2", "w3", "w4", "w5", "w6", "w7"];
+        let c = t.evaluate(
+            &[silent("us-west-1", &more, 12), silent("onprem", &["o1"], 3)],
+            1_020 * S,
+        );
+        assert_eq!(c.upserts.iter().map(|i| i.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(c.upserts[0].finding.probe_ids, more);
+        assert_eq!(c.upserts[0].finding.quorum, "7 of 12 probes");
+        let texts: Vec<&str> = c.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["Also silent: w3, w4, w5, w6, w7; now 7 of 12 probes of us-west-1"]
+        );
+        t.apply(&c);
+
+        // Replacements end most of the silence: narrowed, still incident 1.
+        let c = t.evaluate(
+            &[
+                silent("us-west-1", &["w7"], 12),
+                silent("onprem", &["o1"], 3),
+            ],
+            1_030 * S,
+        );
+        assert_eq!(c.upserts[0].id, 1);
+        assert_eq!(c.upserts[0].finding.probe_ids, ["w7"]);
+        let texts: Vec<&str> = c.events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "Reporting again or replaced: w1, w2, w3, w4, w5, w6; now 1 of 12 probes of us-west-1"
+            ]
+        );
+        t.apply(&c);
+
+        // The last one is replaced too: us-west-1's resolves in time,
+        // onprem's stays open.
+        let c = t.evaluate(&[silent("onprem", &["o1"], 3)], 1_030 * S + 180 * S);
+        let resolved: Vec<u64> = c
+            .upserts
+            .iter()
+            .filter(|i| i.resolved_us.is_some())
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(resolved, [1]);
+        t.apply(&c);
+        assert_eq!(t.open.iter().map(|i| i.id).collect::<Vec<_>>(), [2]);
     }
 }

@@ -106,7 +106,7 @@ pub(crate) fn probes_of(
             probe_id: id,
             src_region: p.src_region,
             last_seen_us: us(p.last_seen),
-            silent: l == crate::fleet::Liveness::Silent,
+            liveness: l,
         })
         .collect()
 }

@@ -38,6 +38,7 @@ pub(super) struct ProbeView {
     src_region: String,
     zone: Option<String>,
     state: &'static str,
+    first_report: Timestamp,
     last_report: Timestamp,
     report_age_seconds: f64,
     clock_offset_seconds: f64,
@@ -56,6 +57,7 @@ pub(super) async fn probes(State(fleet): State<Arc<Fleet>>, _: Reader) -> Json<V
             src_region: p.src_region,
             zone: p.zone,
             state: l.as_str(),
+            first_report: p.first_seen.into(),
             last_report: p.last_seen.into(),
             report_age_seconds: now
                 .duration_since(p.last_seen)

@@ -13,6 +13,8 @@ pub struct ProbeRecord {
     pub src_region: String,
     /// Its zone, if it said.
     pub zone: Option<String>,
+    /// When its first batch arrived.
+    pub first_seen: SystemTime,
     /// When its last batch arrived.
     pub last_seen: SystemTime,
     /// Its clock minus ours at its last batch, microseconds.
@@ -31,7 +33,7 @@ impl Snapshot<'_> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT probe_id, src_region, zone, last_seen_us, clock_offset_us, batches, results, stopped
+                "SELECT probe_id, src_region, zone, first_seen_us, last_seen_us, clock_offset_us, batches, results, stopped
                  FROM probes ORDER BY src_region, probe_id",
             )
             .map_err(|e| self.err(e))?;
@@ -41,11 +43,12 @@ impl Snapshot<'_> {
                     probe_id: r.get(0)?,
                     src_region: r.get(1)?,
                     zone: r.get(2)?,
-                    last_seen: from_us(r.get(3)?),
-                    clock_offset_us: r.get(4)?,
-                    batches: r.get::<_, i64>(5)? as u64,
-                    results: r.get::<_, i64>(6)? as u64,
-                    stopped: r.get(7)?,
+                    first_seen: from_us(r.get(3)?),
+                    last_seen: from_us(r.get(4)?),
+                    clock_offset_us: r.get(5)?,
+                    batches: r.get::<_, i64>(6)? as u64,
+                    results: r.get::<_, i64>(7)? as u64,
+                    stopped: r.get(8)?,
                 })
             })
             .map_err(|e| self.err(e))?;

@@ -429,12 +429,23 @@ fn probe_process(
     listen: SocketAddr,
     env: &[(&str, &std::path::Path)],
 ) -> vantage_tests::Proc {
+    probe_process_in(dir, ("lab-a", TOKEN), id, listen, env)
+}
+
+/// A `vantage-probe run` process in `region`, pushing with `token`.
+fn probe_process_in(
+    dir: &Scratch,
+    (region, token): (&str, &str),
+    id: &str,
+    listen: SocketAddr,
+    env: &[(&str, &std::path::Path)],
+) -> vantage_tests::Proc {
     let admin = SocketAddr::from((LO, free_port()));
     let config = dir.write(
         &format!("{id}.toml"),
         &format!(
-            "[probe]\nsrc_region = \"lab-a\"\nid = \"{id}\"\n[admin]\nlisten = \"{admin}\"\n\
-             [collector]\nurl = \"http://{listen}\"\ntoken = \"{TOKEN}\"\nspool_dir = \"spool-{id}\"\n\
+            "[probe]\nsrc_region = \"{region}\"\nid = \"{id}\"\n[admin]\nlisten = \"{admin}\"\n\
+             [collector]\nurl = \"http://{listen}\"\ntoken = \"{token}\"\nspool_dir = \"spool-{id}\"\n\
              flush_interval = \"200ms\"\n[[targets]]\nname = \"collector\"\nhost = \"127.0.0.1\"\n\
              port = {}\ninterval = \"500ms\"\ntimeout = \"400ms\"\n",
             listen.port()
@@ -580,7 +591,8 @@ async fn a_probe_that_stops_cleanly_is_stopped_not_silent() {
             .unwrap()
             .iter()
             .filter(|f| f["scope"] == "silent")
-            .map(|f| f["probe_id"].as_str().unwrap_or_default().to_string())
+            .flat_map(|f| f["probe_ids"].as_array().cloned().unwrap_or_default())
+            .map(|id| id.as_str().unwrap_or_default().to_string())
             .collect();
         if !silent.is_empty() {
             break silent;
@@ -596,6 +608,256 @@ async fn a_probe_that_stops_cleanly_is_stopped_not_silent() {
     // Started again, it reports again.
     let _again = start("stops-1");
     wait_states([("stops-1", "reporting"), ("dies-1", "silent")]).await;
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// A second region's token, for the tests with two regions.
+const TOKEN_B: &str = "fleet-test-token-b-0123456789";
+
+/// `GET path` with the fleet's token, as JSON.
+async fn get_json(listen: SocketAddr, path: &str) -> serde_json::Value {
+    let auth = format!("Bearer {TOKEN}");
+    let (status, body) = http(listen, "GET", path, &[("Authorization", &auth)], b"")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// (region, quorum, probe ids) of a silent finding or incident.
+type Silence = (String, String, Vec<String>);
+
+fn silence(f: &serde_json::Value) -> Silence {
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    (
+        strings(&f["src_regions"]).join(","),
+        f["quorum"].as_str().unwrap_or_default().to_string(),
+        strings(&f["probe_ids"]),
+    )
+}
+
+/// Probes killed with SIGKILL (an OOM kill, a DaemonSet rollout: no last
+/// batch) are one silent finding and one incident per region, naming N of
+/// M, however many fall silent; a probe that starts under a new id in the
+/// region (the pod back under another name) ends one old probe's silence,
+/// and once every one is replaced the region's incident resolves; another
+/// region's silence is an incident of its own throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
+    let dir = Scratch::new("fleet-silent-region");
+    let listen = SocketAddr::from((LO, free_port()));
+    let (stop, task) = collector_with(
+        &dir,
+        listen,
+        &format!(
+            "[probes]\nsilent_after = \"2s\"\n[evidence]\nevaluate_every = \"1s\"\n\
+             resolve_after = \"1s\"\n[[tokens]]\ntoken = \"{TOKEN_B}\"\nsrc_region = \"lab-b\"\n"
+        ),
+    )
+    .await;
+    wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
+    let start = |region: &str, id: &str| {
+        let token = if region == "lab-a" { TOKEN } else { TOKEN_B };
+        probe_process_in(&dir, (region, token), id, listen, &[])
+    };
+    let states = || async move {
+        get_json(listen, "/api/v1/probes")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["probe_id"].as_str().unwrap().to_string(),
+                    p["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let findings = || async move {
+        let mut out: Vec<Silence> = get_json(listen, "/api/v1/findings")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["scope"] == "silent")
+            .map(silence)
+            .collect();
+        out.sort();
+        out
+    };
+    // Every incident given (open or resolved): (id, open, its silence).
+    let incidents = || async move {
+        let mut out: Vec<(u64, bool, Silence)> = get_json(listen, "/api/v1/incidents")
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["id"].as_u64().unwrap(),
+                    i["resolved_us"].is_null(),
+                    silence(&i["finding"]),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let silence_of = |region: &str, quorum: &str, ids: &[&str]| -> Silence {
+        (region.into(), quorum.into(), s(ids))
+    };
+    macro_rules! wait_until {
+        ($what:expr, $ok:expr) => {{
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let (ok, seen) = $ok;
+                if ok {
+                    break seen;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "waited for {}; have {seen:#?}",
+                    $what
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }};
+    }
+
+    let mut a: Vec<vantage_tests::Proc> = ["a-1", "a-2", "a-3"]
+        .iter()
+        .map(|id| start("lab-a", id))
+        .collect();
+    let mut b: Vec<vantage_tests::Proc> =
+        ["b-1", "b-2"].iter().map(|id| start("lab-b", id)).collect();
+    // Every probe has reported since the last one started, so none of
+    // them can be taken for another's replacement.
+    wait_until!("five probes reporting since the last one started", {
+        let probes = get_json(listen, "/api/v1/probes").await;
+        let list = probes.as_array().unwrap();
+        let at = |p: &serde_json::Value, k: &str| p[k].as_str().unwrap().to_string();
+        let newest_start = list.iter().map(|p| at(p, "first_report")).max();
+        let ok = list.len() == 5
+            && list
+                .iter()
+                .all(|p| p["state"] == "reporting" && Some(at(p, "last_report")) > newest_start);
+        (ok, probes)
+    });
+
+    // Two of lab-a's three and one of lab-b's two die without a word.
+    for p in a[..2].iter_mut().chain(&mut b[..1]) {
+        p.child.kill().unwrap();
+        p.child.wait().unwrap();
+    }
+    let both = vec![
+        silence_of("lab-a", "2 of 3 probes", &["a-1", "a-2"]),
+        silence_of("lab-b", "1 of 2 probes", &["b-1"]),
+    ];
+    wait_until!("one silent finding per region", {
+        let f = findings().await;
+        (f == both, (f, states().await))
+    });
+    let open = wait_until!("one silent incident per region", {
+        let i = incidents().await;
+        let silences: Vec<Silence> = i.iter().map(|(_, _, s)| s.clone()).collect();
+        let mut sorted = silences.clone();
+        sorted.sort();
+        (sorted == both && i.iter().all(|(_, open, _)| *open), i)
+    });
+    let id_of = |region: &str| {
+        open.iter()
+            .find(|(_, _, (r, _, _))| r == region)
+            .map(|(id, _, _)| *id)
+            .unwrap()
+    };
+    let (id_a, id_b) = (id_of("lab-a"), id_of("lab-b"));
+    // One vantage_incident_active series per region, not per probe.
+    let (_, text) = http_get(listen, "/metrics").await.unwrap();
+    let mut active: Vec<(String, String)> = parse_exposition(&text)
+        .into_iter()
+        .filter(|m| m.name == "vantage_incident_active" && m.labels["scope"] == "silent")
+        .map(|m| {
+            (
+                m.labels["src_region"].clone(),
+                m.labels["incident_id"].clone(),
+            )
+        })
+        .collect();
+    active.sort();
+    assert_eq!(
+        active,
+        [
+            ("lab-a".to_string(), id_a.to_string()),
+            ("lab-b".to_string(), id_b.to_string())
+        ]
+    );
+
+    // lab-a's pod comes back under a new name: one silence ends (the one
+    // whose last batch is older), in the same incident.
+    a.push(start("lab-a", "a-4"));
+    let (left, gone) = wait_until!("one of a-1 and a-2 replaced", {
+        let (f, st) = (findings().await, states().await);
+        let pair = match (st["a-1"].as_str(), st["a-2"].as_str()) {
+            ("replaced", "silent") => Some(("a-2", "a-1")),
+            ("silent", "replaced") => Some(("a-1", "a-2")),
+            _ => None,
+        };
+        let ok = pair.is_some_and(|(left, _)| {
+            f == [
+                silence_of("lab-a", "1 of 3 probes", &[left]),
+                silence_of("lab-b", "1 of 2 probes", &["b-1"]),
+            ]
+        });
+        (ok, (pair.unwrap_or_default(), (f, st)))
+    })
+    .0;
+    wait_until!("lab-a's incident narrowed", {
+        let i = incidents().await;
+        let ok = i.iter().any(|(id, open, s)| {
+            *id == id_a && *open && *s == silence_of("lab-a", "1 of 3 probes", &[left])
+        });
+        (ok, i)
+    });
+    let (_, text) = http_get(listen, "/metrics").await.unwrap();
+    let samples = parse_exposition(&text);
+    assert_eq!(
+        value(
+            &samples,
+            "vantage_fleet_probe_silent",
+            &[("probe_id", gone)]
+        ),
+        Some(0.0),
+        "a replaced probe is not silent"
+    );
+
+    // A second comes back: lab-a has no silence left and its incident
+    // resolves; lab-b's stays open, and no other incident was ever opened.
+    a.push(start("lab-a", "a-5"));
+    let all = wait_until!("lab-a resolved, lab-b open", {
+        let i = incidents().await;
+        let ok = i.len() == 2
+            && i.iter().any(|(id, open, _)| *id == id_a && !*open)
+            && i.iter().any(|(id, open, _)| *id == id_b && *open);
+        (ok, i)
+    });
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(
+        findings().await,
+        [silence_of("lab-b", "1 of 2 probes", &["b-1"])]
+    );
+    let st = states().await;
+    assert_eq!(
+        (st["a-1"].as_str(), st["a-2"].as_str()),
+        ("replaced", "replaced")
+    );
+    assert_eq!(st["b-1"], "silent");
     stop.cancel();
     task.await.unwrap().unwrap();
 }

@@ -356,7 +356,7 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
     let (f, took) = one_finding(&lab, "silent", Duration::from_secs(30));
     eprintln!("lab: silent finding after {took:?}: {}", f["explanation"]);
     assert_eq!(strings(&f["src_regions"]), ["us-west-1"]);
-    assert_eq!(f["probe_id"], "us-west-1-lab");
+    assert_eq!(strings(&f["probe_ids"]), ["us-west-1-lab"]);
     // Over a few evaluations nothing else is opened.
     std::thread::sleep(Duration::from_secs(5));
     let scopes: Vec<String> = open_incidents(&lab)

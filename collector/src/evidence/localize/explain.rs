@@ -64,7 +64,7 @@ pub(super) fn finding(
         targets: targets.into_iter().collect(),
         target_group,
         address,
-        probe_id: None,
+        probe_ids: Vec::new(),
         since_us: evidence.iter().map(|e| e.since_us).min().unwrap_or(0),
         evidence,
         healthy_alternatives,
@@ -152,6 +152,22 @@ fn list(items: &[String]) -> String {
     }
 }
 
+/// Silent probes a sentence names; the rest are counted (the finding's
+/// `probe_ids` has them all).
+const SILENT_NAMED: usize = 10;
+
+/// The first `named` of `items`, listed, and how many more there are.
+fn some(items: &[String], named: usize) -> String {
+    if items.len() <= named {
+        return list(items);
+    }
+    format!(
+        "{} and {} more",
+        items[..named].join(", "),
+        items.len() - named
+    )
+}
+
 /// The finding in one sentence: when, what share failed how, where the
 /// fault therefore is, and who still gets through.
 pub(super) fn explain(f: &Finding) -> String {
@@ -229,8 +245,9 @@ pub(super) fn explain(f: &Finding) -> String {
             }
         ),
         Scope::Silent => format!(
-            "Probe {} in {regions} has not reported since {since}: silent, which is neither \"its targets are down\" nor healthy.",
-            f.probe_id.as_deref().unwrap_or("?"),
+            "Since {since} {} of {regions} went silent ({}): silent is neither \"its targets are down\" nor healthy.",
+            f.quorum,
+            some(&f.probe_ids, SILENT_NAMED),
         ),
         Scope::Inconclusive => format!(
             "Since {since} {share}% of connects from {regions} to {targets} fail ({reason}), but no other region measures the same targets healthily to compare with: the data cannot say whether the target or the path is at fault."

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::evidence::cells::RttShift;
 use crate::evidence::signal::Signal;
+use crate::fleet::Liveness;
 
 /// Where a fault is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -31,7 +32,8 @@ pub enum Scope {
     /// A probe's own host is broken (local errors, or it fails a control
     /// target): not evidence against the targets; its region sits out the vote.
     Probe,
-    /// A probe stopped reporting: silent is neither "down" nor healthy.
+    /// Probes of a region stopped reporting: silent is neither "down" nor
+    /// healthy. One finding per region, naming its silent probes.
     Silent,
 }
 
@@ -59,8 +61,9 @@ pub struct ProbeLiveness {
     pub src_region: String,
     /// Its last batch (µs since the epoch).
     pub last_seen_us: i64,
-    /// Whether it is silent now.
-    pub silent: bool,
+    /// Reporting, silent, replaced, stopped (never forgotten: those are
+    /// left out).
+    pub liveness: Liveness,
 }
 
 /// What one region shows of a finding.
@@ -104,9 +107,9 @@ pub struct Finding {
     /// The address, for address findings.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
-    /// The probe, for silent-probe findings.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probe_id: Option<String>,
+    /// The silent probes, for silent findings, by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_ids: Vec<String>,
     /// Earliest failure (µs since the epoch).
     pub since_us: i64,
     /// Per affected region.

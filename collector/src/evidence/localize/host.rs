@@ -1,6 +1,6 @@
-//! The exclusions: a region whose probe host is broken, and a probe that
-//! went silent, are findings of their own, and the region they speak for
-//! sits out the vote on the targets.
+//! The exclusions: a region whose probe host is broken, and a region's
+//! probes that went silent, are findings of their own; a broken region,
+//! and one whose every probe is silent, sit out the vote on the targets.
 
 use std::collections::BTreeMap;
 
@@ -57,7 +57,7 @@ pub(super) fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Ve
             targets,
             target_group: None,
             address: None,
-            probe_id: None,
+            probe_ids: Vec::new(),
             since_us: since,
             evidence: vec![RegionEvidence {
                 src_region: r.to_string(),
@@ -84,33 +84,36 @@ pub(super) fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Ve
     out
 }
 
-/// The finding of a silent probe; `region_silent` when no probe of its
-/// region reports any more, so the region sits out the vote.
-pub(super) fn silent_finding(p: &ProbeLiveness, region_silent: bool) -> Finding {
-    // Other probes of the region still vote; a region with none left sits out.
+/// The finding of a region's silent probes, `silent` of the `of` that
+/// report or are silent (stopped and replaced probes are neither). When
+/// they are all of them, no probe of the region reports any more and it
+/// sits out the vote.
+pub(super) fn silent_finding(region: &str, silent: &[&ProbeLiveness], of: usize) -> Finding {
+    let mut probe_ids: Vec<String> = silent.iter().map(|p| p.probe_id.clone()).collect();
+    probe_ids.sort();
     let mut f = Finding {
         scope: Scope::Silent,
         signal: Signal::Failures,
-        src_regions: vec![p.src_region.clone()],
+        src_regions: vec![region.to_string()],
         targets: Vec::new(),
         target_group: None,
         address: None,
-        probe_id: Some(p.probe_id.clone()),
-        since_us: p.last_seen_us,
+        probe_ids,
+        since_us: silent.iter().map(|p| p.last_seen_us).min().unwrap_or(0),
         evidence: Vec::new(),
         healthy_alternatives: Vec::new(),
-        quorum: if region_silent {
-            "every probe of the region".to_string()
-        } else {
-            "other probes of the region report".to_string()
-        },
+        quorum: format!(
+            "{} of {of} probe{}",
+            silent.len(),
+            if of == 1 { "" } else { "s" }
+        ),
         explanation: String::new(),
     };
     f.explanation = explain(&f);
-    if region_silent {
+    if silent.len() == of {
         f.explanation.pop(); // the full stop
         f.explanation
-            .push_str(&format!("; {} is left out of the vote.", p.src_region));
+            .push_str(&format!("; {region} is left out of the vote."));
     }
     f
 }

@@ -9,10 +9,11 @@ mod host;
 mod matrix;
 mod rules;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::cells::{Cell, Failing, State};
 pub(crate) use super::signal::Signal;
+use crate::fleet::Liveness;
 use explain::{explain, finding};
 pub(crate) use finding::{Finding, ProbeLiveness, RegionEvidence, Scope};
 use host::{probe_host_findings, silent_finding};
@@ -41,9 +42,10 @@ fn meets_quorum(agree: usize, of: usize) -> bool {
     of > 0 && agree as f64 >= (QUORUM * of as f64).ceil() - 1e-9
 }
 
-/// Localizes the failing cells among `cells` at `now_us`. Regions whose
-/// probe host is broken, or whose every probe is silent, are reported as
-/// such and left out of the vote.
+/// Localizes the failing cells among `cells` at `now_us`. A region's
+/// silent probes are one finding of that region; regions whose probe host
+/// is broken, or whose every probe is silent, are reported as such and
+/// left out of the vote.
 pub(crate) fn localize(
     cells: &[Cell],
     probes: &[ProbeLiveness],
@@ -52,15 +54,24 @@ pub(crate) fn localize(
 ) -> Vec<Finding> {
     let mut own = Vec::new();
     let mut excluded: BTreeSet<String> = BTreeSet::new();
-    for p in probes.iter().filter(|p| p.silent) {
-        let region_silent = probes
-            .iter()
-            .filter(|q| q.src_region == p.src_region)
-            .all(|q| q.silent);
-        if region_silent {
-            excluded.insert(p.src_region.clone());
+    // Per region: its silent probes, of those that report or are silent.
+    let mut regions: BTreeMap<&str, (Vec<&ProbeLiveness>, usize)> = BTreeMap::new();
+    for p in probes {
+        let (silent, of) = regions.entry(&p.src_region).or_default();
+        match p.liveness {
+            Liveness::Silent => {
+                silent.push(p);
+                *of += 1;
+            }
+            Liveness::Reporting => *of += 1,
+            _ => {}
         }
-        own.push(silent_finding(p, region_silent));
+    }
+    for (region, (silent, of)) in regions.into_iter().filter(|(_, (s, _))| !s.is_empty()) {
+        if silent.len() == of {
+            excluded.insert(region.to_string());
+        }
+        own.push(silent_finding(region, &silent, of));
     }
     for f in probe_host_findings(cells, now_us, alpha) {
         excluded.extend(f.src_regions.iter().cloned());

@@ -2,6 +2,7 @@
 //! scenario per scope, the exclusions, and the fleet-wide bound.
 
 use super::*;
+use crate::fleet::Liveness;
 
 const S: i64 = 1_000_000;
 const NOW: i64 = 100_000 * S;
@@ -233,31 +234,114 @@ fn a_broken_probe_host_is_its_own_finding_and_sits_out_the_vote() {
     );
 }
 
+/// A probe of `region` in state `liveness`, last heard from `ago` seconds
+/// before [`NOW`].
+fn probe(region: &str, id: &str, ago: i64, liveness: Liveness) -> ProbeLiveness {
+    ProbeLiveness {
+        probe_id: id.into(),
+        src_region: region.into(),
+        last_seen_us: NOW - ago * S,
+        liveness,
+    }
+}
+
 #[test]
 fn a_silent_region_is_reported_and_not_counted_against_targets() {
     // us-west-1's last data shows failures to web, then it went silent:
     // only the silence is reported, not a path or a target.
     let cells = fleet(|r, t, a| f64::from(r == "us-west-1" && t == "web" && !a.is_empty()));
     let probes = [
-        ProbeLiveness {
-            probe_id: "w1".into(),
-            src_region: "us-west-1".into(),
-            last_seen_us: NOW - 90 * S,
-            silent: true,
-        },
-        ProbeLiveness {
-            probe_id: "e1".into(),
-            src_region: "us-east-2".into(),
-            last_seen_us: NOW - S,
-            silent: false,
-        },
+        probe("us-west-1", "w1", 90, Liveness::Silent),
+        probe("us-east-2", "e1", 1, Liveness::Reporting),
     ];
     let f = localize(&cells, &probes, NOW, 1e-3);
     assert_eq!(scopes(&f), [(Scope::Silent, v(&["us-west-1"]), v(&[]))]);
-    assert_eq!(f[0].probe_id.as_deref(), Some("w1"));
+    assert_eq!(f[0].probe_ids, ["w1"]);
+    assert_eq!(f[0].quorum, "1 of 1 probe");
     assert!(
         f[0].explanation
             .contains("neither \"its targets are down\" nor healthy; us-west-1 is left out"),
+        "{}",
+        f[0].explanation
+    );
+}
+
+#[test]
+fn the_silent_probes_of_a_region_are_one_finding_naming_them() {
+    // Seven of us-west-1's twelve probes went silent (a rollout killed),
+    // one was replaced and one stopped cleanly (neither counts); two of
+    // onprem's three went silent. One finding per region.
+    let mut probes = Vec::new();
+    for i in 1..=12 {
+        let l = if i <= 7 {
+            Liveness::Silent
+        } else {
+            Liveness::Reporting
+        };
+        probes.push(probe("us-west-1", &format!("w-{i:02}"), 100 + i, l));
+    }
+    probes.push(probe("us-west-1", "w-old", 900, Liveness::Replaced));
+    probes.push(probe("us-west-1", "w-gone", 900, Liveness::Stopped));
+    for (id, l) in [
+        ("o1", Liveness::Silent),
+        ("o2", Liveness::Silent),
+        ("o3", Liveness::Reporting),
+    ] {
+        probes.push(probe("onprem", id, 80, l));
+    }
+    probes.push(probe("us-east-2", "e1", 1, Liveness::Reporting));
+    let f = localize(&fleet(|_, _, _| 0.0), &probes, NOW, 1e-3);
+    let silent: Vec<(String, String, Vec<String>)> = f
+        .iter()
+        .map(|f| {
+            assert_eq!(f.scope, Scope::Silent, "{f:?}");
+            (
+                f.src_regions.join(","),
+                f.quorum.clone(),
+                f.probe_ids.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        silent,
+        [
+            (
+                "us-west-1".to_string(),
+                "7 of 12 probes".to_string(),
+                (1..=7).map(|i| format!("w-{i:02}")).collect::<Vec<_>>()
+            ),
+            ("onprem".into(), "2 of 3 probes".into(), v(&["o1", "o2"])),
+        ],
+        "one finding per region, oldest silence first"
+    );
+    let west = &f[0];
+    assert_eq!(west.since_us, NOW - 107 * S, "since the first went silent");
+    assert!(
+        west.explanation.contains(
+            "7 of 12 probes of us-west-1 went silent (w-01, w-02, w-03, w-04, w-05, w-06 and w-07)"
+        ),
+        "{}",
+        west.explanation
+    );
+    assert!(
+        !west.explanation.contains("left out of the vote"),
+        "five probes still report: {}",
+        west.explanation
+    );
+}
+
+#[test]
+fn a_sentence_names_ten_silent_probes_and_counts_the_rest() {
+    let probes: Vec<ProbeLiveness> = (1..=25)
+        .map(|i| probe("us-west-1", &format!("w-{i:02}"), 100, Liveness::Silent))
+        .chain([probe("us-west-1", "w-99", 1, Liveness::Reporting)])
+        .collect();
+    let f = localize(&fleet(|_, _, _| 0.0), &probes, NOW, 1e-3);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].probe_ids.len(), 25, "the finding has them all");
+    assert!(
+        f[0].explanation
+            .contains("25 of 26 probes of us-west-1 went silent (w-01, w-02, w-03, w-04, w-05, w-06, w-07, w-08, w-09, w-10 and 15 more)"),
         "{}",
         f[0].explanation
     );
