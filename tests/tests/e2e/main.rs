@@ -15,4 +15,5 @@ mod lab;
 mod layers;
 mod reload;
 mod service;
+mod slow;
 mod wire;
