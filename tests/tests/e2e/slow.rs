@@ -3,8 +3,8 @@
 //! handshake are closed on their deadlines while a probe's batch is
 //! acknowledged and `/metrics` answers beside them; past
 //! `server.max_connections` a new connection is closed at once, and the
-//! slots free as the slow ones' deadlines pass. Loopback only, every loop
-//! bounded in count and time.
+//! slots free as the slow ones' deadlines pass; SIGTERM still drains.
+//! Loopback only, every loop bounded in count and time.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -226,7 +226,7 @@ async fn slow_clients_are_closed_while_probes_and_the_scrape_get_through() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_connection_cap_new_connections_are_closed_until_slots_free() {
     let dir = Scratch::new("collector-cap");
-    let (_p, addr) = collector(&dir, &format!("{TIMEOUTS}max_connections = 20\n")).await;
+    let (p, addr) = collector(&dir, &format!("{TIMEOUTS}max_connections = 20\n")).await;
     // 20 take the slots; the 10 after them are closed at once.
     let slow = open(addr, Slow::Head, 30).await;
     let refused = http_get(addr, "/-/healthy").await;
@@ -252,6 +252,12 @@ async fn past_the_connection_cap_new_connections_are_closed_until_slots_free() {
         "10 slow clients, 1 request"
     );
     assert_eq!(closed(&after, "header_timeout"), 20.0);
+
+    // SIGTERM with a slow client connected: the drain ends when its
+    // deadline does, and the collector exits cleanly.
+    let lingering = open(addr, Slow::Head, 1).await;
+    p.stop_cleanly("TERM", Duration::from_secs(20)).await;
+    all_closed("lingering", lingering).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
