@@ -50,6 +50,52 @@ pub struct Metrics {
     pub incidents_opened: IntCounterVec,
     /// Incidents resolved, by scope.
     pub incidents_resolved: IntCounterVec,
+    /// Connections the collector closed on a client that was too slow or
+    /// one too many, by [`Closed`] reason.
+    pub connections_closed: IntCounterVec,
+    /// Connections open now (TLS handshakes under way included).
+    pub connections_open: IntGauge,
+}
+
+/// Why the collector closed a connection on its client: the `reason` label
+/// of `vantage_collector_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Sent nothing: a new connection within `server.header_read_timeout`,
+    /// a kept-alive one within `server.idle_timeout`.
+    Idle,
+    /// Began a request head and did not finish it within
+    /// `server.header_read_timeout`.
+    HeaderTimeout,
+    /// Did not send the whole body within `server.body_read_timeout`.
+    BodyTimeout,
+    /// Did not finish its TLS handshake within
+    /// `server.tls_handshake_timeout`.
+    HandshakeTimeout,
+    /// Arrived with `server.max_connections` already open.
+    OverCap,
+}
+
+impl Closed {
+    /// Every reason, so that each series exists from the start.
+    pub const ALL: [Closed; 5] = [
+        Closed::Idle,
+        Closed::HeaderTimeout,
+        Closed::BodyTimeout,
+        Closed::HandshakeTimeout,
+        Closed::OverCap,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Closed::Idle => "idle",
+            Closed::HeaderTimeout => "header_timeout",
+            Closed::BodyTimeout => "body_timeout",
+            Closed::HandshakeTimeout => "handshake_timeout",
+            Closed::OverCap => "over_cap",
+        }
+    }
 }
 
 impl Metrics {
@@ -147,9 +193,23 @@ impl Metrics {
                 "Incidents resolved, by scope.",
                 "scope",
             ),
+            connections_closed: counters(
+                &r,
+                "vantage_collector_connections_closed_total",
+                "Connections the collector closed on its client, by reason (idle, header_timeout, body_timeout, handshake_timeout, over_cap).",
+                "reason",
+            ),
+            connections_open: gauge(
+                &r,
+                "vantage_collector_connections_open",
+                "Client connections open now, TLS handshakes under way included; at most server.max_connections.",
+            ),
             registry: r,
         };
         m.config_last_reload_successful.set(1);
+        for reason in Closed::ALL {
+            m.connections_closed.with_label_values(&[reason.as_str()]);
+        }
         for result in ["success", "failure"] {
             m.config_reloads.with_label_values(&[result]);
         }
@@ -225,6 +285,15 @@ impl Metrics {
         encode_incidents(incidents, &mut out);
         buf.extend_from_slice(out.as_bytes());
         Ok(buf)
+    }
+}
+
+impl Metrics {
+    /// Counts a connection closed for `reason`.
+    pub fn closed(&self, reason: Closed) {
+        self.connections_closed
+            .with_label_values(&[reason.as_str()])
+            .inc();
     }
 }
 

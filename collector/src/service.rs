@@ -69,13 +69,7 @@ impl Collector {
             data_dir = %self.app.config.data_dir.display(),
             "collector running"
         );
-        match self.tls {
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(self.listener, acceptor)?;
-                crate::http::serve(listener, self.app, stop).await?;
-            }
-            None => crate::http::serve(self.listener, self.app, stop).await?,
-        }
+        crate::http::serve(self.listener, self.tls, self.app, stop).await;
         let _ = evidence.await;
         Ok(())
     }

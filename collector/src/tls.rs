@@ -1,23 +1,14 @@
 //! TLS for the collector's listener (rustls): certificate and key from PEM
-//! files, and a listener that completes handshakes off the accept path so
+//! files, and the acceptor that handshakes with them. Each handshake runs
+//! in its connection's own task, under `server.tls_handshake_timeout`, so
 //! that one slow or hostile client cannot hold up the others.
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-
-/// A handshake that takes longer than this is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -104,66 +95,4 @@ pub(crate) fn acceptor(certs: Arc<Certs>) -> Result<TlsAcceptor, TlsError> {
         .with_no_client_auth()
         .with_cert_resolver(certs);
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// A listener yielding connections whose TLS handshake completed.
-#[derive(Debug)]
-pub(crate) struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Accepts on `listener`, handshaking with `acceptor`.
-    pub(crate) fn new(listener: TcpListener, acceptor: TlsAcceptor) -> io::Result<TlsListener> {
-        let local = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let task = tokio::spawn(async move {
-            loop {
-                let (tcp, peer) = match listener.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accepting a connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { ready, local, task })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl TlsListener {
-    /// The next connection whose handshake completed.
-    pub(crate) async fn next(&mut self) -> (TlsStream<TcpStream>, SocketAddr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The accept task ended (it never does on its own): no more
-            // connections, ever.
-            None => std::future::pending().await,
-        }
-    }
-
-    /// Where it listens.
-    pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
 }

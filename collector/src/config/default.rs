@@ -13,6 +13,18 @@ pub const LISTEN: SocketAddr =
 pub const FLEET: &str = "unnamed";
 /// `server.watch_every`.
 pub const WATCH_EVERY: Duration = Duration::from_secs(5);
+/// `server.header_read_timeout`: a request head is a few hundred bytes.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// `server.body_read_timeout`: a full `limits.max_body_bytes` body at
+/// about 140 kB/s.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// `server.idle_timeout`: longer than a push or scrape interval, so that
+/// probes and Prometheus keep their connections.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// `server.tls_handshake_timeout`.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// `server.max_connections`.
+pub const MAX_CONNECTIONS: usize = 1024;
 
 /// `retention.rollups`.
 pub const ROLLUPS: Duration = Duration::from_secs(30 * DAY);

@@ -22,11 +22,15 @@ const INVALID: &[(&str, &str)] = &[
     ("syntax.toml", "syntax.toml:1: unclosed table, expected `]`"),
     (
         "unknown_field.toml",
-        "unknown_field.toml:3: unknown field `listen_on`, expected one of `fleet`, `listen`, `data_dir`, `tls_cert_file`, `tls_key_file`, `watch_every`",
+        "unknown_field.toml:3: unknown field `listen_on`, expected one of `fleet`, `listen`, `data_dir`, `tls_cert_file`, `tls_key_file`, `watch_every`, `header_read_timeout`, `body_read_timeout`, `idle_timeout`, `tls_handshake_timeout`, `max_connections`",
     ),
     (
         "bad_server.toml",
         "bad_server.toml: 5 invalid values:\n  bad_server.toml:3: server.listen = \"9640\": must be an IP:port like \"0.0.0.0:9640\"\n  bad_server.toml:2: server.fleet = \"prod east\": must be 1-63 characters of letters, digits, '-', '_' or '.'\n  bad_server.toml:4: server.data_dir = \"\": must not be empty\n  bad_server.toml:5: server.tls_cert_file / tls_key_file = \"cert.pem\": set both, or neither for plain HTTP\n  bad_server.toml:6: server.watch_every = \"0s\": must be longer than zero",
+    ),
+    (
+        "bad_connections.toml",
+        "bad_connections.toml: 4 invalid values:\n  bad_connections.toml:3: server.header_read_timeout = \"0s\": must be longer than zero\n  bad_connections.toml:4: server.body_read_timeout = \"2h\": must be at most 1h; a longer timeout is none\n  bad_connections.toml:5: server.idle_timeout = \"a while\": not a duration (expected number at 0); write it like \"60s\" or \"30d\"\n  bad_connections.toml:7: server.max_connections = 0: must be between 1 and 1000000",
     ),
     (
         "bad_tokens.toml",

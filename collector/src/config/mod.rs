@@ -39,6 +39,9 @@ pub struct Config {
     /// How often the config, token and TLS files are looked at for a
     /// change (which reloads the tokens and the certificate).
     pub watch_every: Duration,
+    /// How long a client may take over each part of a request, and how
+    /// many connections may be open at once.
+    pub connections: ConnectionLimits,
     /// Who may push, and as which region.
     pub tokens: Vec<TokenBinding>,
     /// The files the tokens were read from (watched for rotation).
@@ -66,6 +69,25 @@ pub struct EvidencePolicy {
     pub baseline: Duration,
     /// How long an incident's paths must be clean before it is resolved.
     pub resolve_after: Duration,
+}
+
+/// Limits that keep slow or stuck clients from holding the listener: every
+/// part of a connection has a deadline, and their number has a cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From accepting a connection (or the first byte of a kept-alive
+    /// connection's next request) to the end of the request head.
+    pub header_read_timeout: Duration,
+    /// From the end of a request head to the end of its body: the whole
+    /// body, however slowly it trickles.
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// From accepting a connection to the end of its TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Most connections open at once; one more is accepted and closed at
+    /// once.
+    pub max_connections: usize,
 }
 
 /// A bearer token bound to one region (and optionally to some probes in it).
@@ -220,6 +242,8 @@ probe_ids = ["w1", "w2"]
             "failures outlive successes"
         );
         assert_eq!(c.limits.max_targets_per_probe, 10_000);
+        assert_eq!(c.connections.max_connections, 1024);
+        assert_eq!(c.connections.header_read_timeout, Duration::from_secs(10));
         assert!(
             !format!("{c:?}").contains("0123456789abcdef"),
             "tokens never print"

@@ -50,6 +50,11 @@ pub(super) struct RawServer {
     pub(super) tls_cert_file: Option<S<String>>,
     pub(super) tls_key_file: Option<S<String>>,
     pub(super) watch_every: Option<S<String>>,
+    pub(super) header_read_timeout: Option<S<String>>,
+    pub(super) body_read_timeout: Option<S<String>>,
+    pub(super) idle_timeout: Option<S<String>>,
+    pub(super) tls_handshake_timeout: Option<S<String>>,
+    pub(super) max_connections: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,8 +10,8 @@ use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule};
 
 use super::raw::{Raw, RawEvidence, RawLimits, RawProbes, RawServer, RawToken, S};
 use super::{
-    Config, EvidencePolicy, IngestLimits, ProbePolicy, Retention, TokenBinding, ceiling, default,
-    file_sd, valid_ident,
+    Config, ConnectionLimits, EvidencePolicy, IngestLimits, ProbePolicy, Retention, TokenBinding,
+    ceiling, default, file_sd, valid_ident,
 };
 
 /// Checks `raw`, deserialized from `text`; paths are relative to `base`.
@@ -26,6 +26,7 @@ pub(super) fn validate(raw: &Raw, text: &str, base: &Path) -> Result<Config, Vec
         default::WATCH_EVERY,
     )
     .unwrap_or_default();
+    let connections = connections(&mut c, &raw.server);
     let retention = retention(&mut c, raw);
     let limits = limits(&mut c, &raw.limits);
     let probes = probes(&mut c, &raw.probes);
@@ -52,6 +53,7 @@ pub(super) fn validate(raw: &Raw, text: &str, base: &Path) -> Result<Config, Vec
         data_dir,
         tls: server.tls,
         watch_every,
+        connections,
         tokens,
         token_files,
         retention,
@@ -115,6 +117,43 @@ fn server(c: &mut Checker, s: &RawServer, base: &Path) -> Server {
         listen,
         data_dir,
         tls,
+    }
+}
+
+/// The connection limits of `[server]`.
+fn connections(c: &mut Checker, s: &RawServer) -> ConnectionLimits {
+    let mut timeout = |v: &Option<S<String>>, name: &str, default: Duration| {
+        timeout_or(c, v, &format!("server.{name}"), default).unwrap_or(default)
+    };
+    let header_read_timeout = timeout(
+        &s.header_read_timeout,
+        "header_read_timeout",
+        default::HEADER_READ_TIMEOUT,
+    );
+    let body_read_timeout = timeout(
+        &s.body_read_timeout,
+        "body_read_timeout",
+        default::BODY_READ_TIMEOUT,
+    );
+    let idle_timeout = timeout(&s.idle_timeout, "idle_timeout", default::IDLE_TIMEOUT);
+    let tls_handshake_timeout = timeout(
+        &s.tls_handshake_timeout,
+        "tls_handshake_timeout",
+        default::TLS_HANDSHAKE_TIMEOUT,
+    );
+    ConnectionLimits {
+        header_read_timeout,
+        body_read_timeout,
+        idle_timeout,
+        tls_handshake_timeout,
+        max_connections: count_or(
+            c,
+            &s.max_connections,
+            "server.max_connections",
+            ceiling::MAX_CONNECTIONS,
+            default::MAX_CONNECTIONS,
+        )
+        .unwrap_or(0),
     }
 }
 
@@ -442,6 +481,28 @@ fn duration_or(
             c.bad_debug(v, field, &reason);
             None
         }
+    }
+}
+
+/// A duration longer than zero and at most [`ceiling::TIMEOUT`], `default`
+/// when unset.
+fn timeout_or(
+    c: &mut Checker,
+    v: &Option<S<String>>,
+    field: &str,
+    default: Duration,
+) -> Option<Duration> {
+    let d = duration_or(c, v, field, default)?;
+    match v {
+        Some(v) if d > ceiling::TIMEOUT => {
+            let reason = format!(
+                "must be at most {}; a longer timeout is none",
+                humantime::format_duration(ceiling::TIMEOUT)
+            );
+            c.bad_debug(v, field, &reason);
+            None
+        }
+        _ => Some(d),
     }
 }
 

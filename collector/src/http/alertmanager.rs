@@ -4,7 +4,7 @@
 
 use std::time::SystemTime;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use serde::Serialize;
 
@@ -25,14 +25,15 @@ pub(super) struct Answer {
 pub(super) async fn receive(
     State(judge): State<Judge>,
     _: Reader,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Answer>, ApiError> {
-    if body.len() > MAX_BODY {
-        return Err(ApiError::new(
+    let body = super::deadline::read(body, MAX_BODY, || {
+        ApiError::new(
             Reason::BodyTooLarge,
             format!("the body exceeds {MAX_BODY} bytes"),
-        ));
-    }
+        )
+    })
+    .await?;
     let hook: Webhook = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             Reason::Malformed,

@@ -26,6 +26,9 @@ pub(crate) enum Reason {
     WrongProbe,
     /// The body is over its limit (compressed or not).
     BodyTooLarge,
+    /// The body did not arrive within `server.body_read_timeout` (the
+    /// probe retries it).
+    BodyTimeout,
     /// The body is not what the endpoint reads.
     Malformed,
     /// A `Content-Encoding` other than gzip or identity.
@@ -59,12 +62,13 @@ pub(crate) enum Reason {
 impl Reason {
     /// Every reason, for tests and for the refusal counter's series.
     #[cfg(test)]
-    const ALL: [Reason; 19] = [
+    const ALL: [Reason; 20] = [
         Reason::MissingToken,
         Reason::UnknownToken,
         Reason::WrongRegion,
         Reason::WrongProbe,
         Reason::BodyTooLarge,
+        Reason::BodyTimeout,
         Reason::Malformed,
         Reason::UnsupportedEncoding,
         Reason::UnknownSchema,
@@ -89,6 +93,7 @@ impl Reason {
             Reason::WrongRegion => "wrong_region",
             Reason::WrongProbe => "wrong_probe",
             Reason::BodyTooLarge => "body_too_large",
+            Reason::BodyTimeout => "body_timeout",
             Reason::Malformed => "malformed",
             Reason::UnsupportedEncoding => "unsupported_encoding",
             Reason::UnknownSchema => "unknown_schema",
@@ -119,6 +124,7 @@ impl Reason {
             | Reason::BadTimestamp
             | Reason::TooManyTargets
             | Reason::UnknownVersion => StatusCode::UNPROCESSABLE_ENTITY,
+            Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Reason::NoSuchIncident | Reason::NoInventory => StatusCode::NOT_FOUND,
             Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,

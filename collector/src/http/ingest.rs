@@ -28,17 +28,16 @@ pub(super) async fn post_results(
     let received = SystemTime::now();
     let start = Instant::now();
     let limits = ingest.limits();
-    let raw = axum::body::to_bytes(body, limits.max_body_bytes)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                Reason::BodyTooLarge,
-                format!(
-                    "the body exceeds {} bytes (limits.max_body_bytes)",
-                    limits.max_body_bytes
-                ),
-            )
-        })?;
+    let raw = super::deadline::read(body, limits.max_body_bytes, || {
+        ApiError::new(
+            Reason::BodyTooLarge,
+            format!(
+                "the body exceeds {} bytes (limits.max_body_bytes)",
+                limits.max_body_bytes
+            ),
+        )
+    })
+    .await?;
     let json_bytes = decode(&headers, raw, limits.max_decompressed_bytes)?;
     let batch: Batch = serde_json::from_slice(&json_bytes)
         .map_err(|e| ApiError::new(Reason::Malformed, format!("not a batch: {e}")))?;

@@ -12,17 +12,21 @@
 //! - `alertmanager`: the webhook receiver and its stored answers;
 //! - `inventory`: `GET /api/v1/targets`;
 //! - `status`: `/metrics`, `/api/v1/probes`, `/-/healthy`, `/-/ready`;
-//! - `tls`: the TLS listener served as an axum listener.
+//! - `serve`: the accept loop, the connection cap and TLS handshakes;
+//! - `clock`: the deadlines of request heads and keep-alive waits;
+//! - `deadline`: the deadline of request bodies.
 
 mod alertmanager;
+mod clock;
+mod deadline;
 mod error;
 mod evidence;
 mod extract;
 mod ingest;
 mod inventory;
 mod read;
+mod serve;
 mod status;
-mod tls;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -79,19 +83,17 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .with_state(Shared(app))
 }
 
-/// Serves until `stop` is cancelled.
-pub(crate) async fn serve<L>(
-    listener: L,
+/// Serves on `listener` (TLS with `tls`) until `stop` is cancelled;
+/// requests in flight finish. Every connection is held to
+/// `app.config.connections`.
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Arc<App>,
     stop: CancellationToken,
-) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
+) {
+    let (limits, metrics) = (app.config.connections, app.metrics.clone());
+    serve::accept_loop(listener, tls, router(app), limits, metrics, stop).await;
 }
 
 /// Runs a blocking job (a store read) off the async threads.

@@ -16,4 +16,5 @@ mod lab;
 mod layers;
 mod reload;
 mod service;
+mod slow;
 mod wire;
