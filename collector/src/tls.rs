@@ -9,11 +9,15 @@ use std::sync::Arc;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
+use vantage_probe::config::file::{Kind, ReadError, read_text};
 
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    /// A PEM file could not be read or holds nothing usable.
+    /// A PEM file could not be read (not a regular file, too large, ...).
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A PEM file holds nothing usable.
     #[error("{path}: {message}")]
     Pem {
         /// The file.
@@ -72,14 +76,16 @@ fn certified_key(cert: &Path, key: &Path) -> Result<rustls::sign::CertifiedKey, 
         path: path.display().to_string(),
         message,
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| pem(cert, e.to_string()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| pem(cert, e.to_string()))?;
+    // Through the config's own reader: a regular file within its size.
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(read_text(cert, Kind::Pem)?.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| pem(cert, e.to_string()))?;
     if certs.is_empty() {
         return Err(pem(cert, "no certificate in the file".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| pem(key, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(read_text(key, Kind::Pem)?.as_bytes())
+        .map_err(|e| pem(key, e.to_string()))?;
     Ok(rustls::sign::CertifiedKey::from_der(
         certs,
         key,
@@ -95,4 +101,35 @@ pub(crate) fn acceptor(certs: Arc<Certs>) -> Result<TlsAcceptor, TlsError> {
         .with_no_client_auth()
         .with_cert_resolver(certs);
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The certificate and key go through the config's reader, as every
+    /// other file the config names: a device or a FIFO is refused before
+    /// it is read (it would fill memory or block `validate`, `serve` and
+    /// every SIGHUP), and so is a file too large to be a PEM file.
+    #[test]
+    fn the_pair_is_read_as_a_regular_file_within_its_size() {
+        let err = Certs::load(Path::new("/dev/null"), Path::new("/dev/null")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/null is a character device, not a regular file"
+        );
+        let dir = std::env::temp_dir().join(format!("vantage-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.pem");
+        std::fs::write(&big, vec![b'a'; 5 << 20]).unwrap();
+        let err = Certs::load(&big, &big).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is larger than 4 MiB, the most a PEM file may hold",
+                big.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -13,7 +13,7 @@ use super::file::{Kind, read_text};
 /// The certificates in the PEM file at `path`; an error names the file and
 /// what is wrong with it.
 pub fn ca_roots(path: &Path) -> Result<RootCertStore, String> {
-    let text = read_text(path, Kind::Ca).map_err(|e| e.to_string())?;
+    let text = read_text(path, Kind::Pem).map_err(|e| e.to_string())?;
     let bad = |e: String| format!("{}: {e}", path.display());
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(text.as_bytes()) {

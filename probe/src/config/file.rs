@@ -29,8 +29,9 @@ pub enum Kind {
     /// A bearer token. 64 KiB: a token is tens of bytes; this leaves room
     /// for comments and a generous secret, and nothing more.
     Token,
-    /// A CA bundle (PEM). 4 MiB: the system's whole bundle is about 200 KiB.
-    Ca,
+    /// A PEM file: a CA bundle, or a certificate chain or its key. 4 MiB:
+    /// the system's whole CA bundle is about 200 KiB.
+    Pem,
 }
 
 impl Kind {
@@ -39,7 +40,7 @@ impl Kind {
         match self {
             Kind::Config | Kind::FileSd => 32 << 20,
             Kind::Token => 64 << 10,
-            Kind::Ca => 4 << 20,
+            Kind::Pem => 4 << 20,
         }
     }
 
@@ -48,7 +49,7 @@ impl Kind {
             Kind::Config => "config file",
             Kind::FileSd => "file_sd list",
             Kind::Token => "token file",
-            Kind::Ca => "CA file",
+            Kind::Pem => "PEM file",
         }
     }
 }
