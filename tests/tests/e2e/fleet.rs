@@ -478,8 +478,7 @@ async fn an_http_collector_needs_no_ca_bundle_on_the_probe_host() {
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let (_, body) = probes_body(listen).await;
-        if body.contains("\"no-ca-1\"") {
+        if probe_states(listen).await.contains_key("no-ca-1") {
             break;
         }
         assert!(
@@ -512,20 +511,7 @@ async fn a_probe_that_stops_cleanly_is_stopped_not_silent() {
     .await;
     wait_for_200(listen, "/-/ready", Duration::from_secs(5)).await;
     let start = |id: &str| probe_process(&dir, id, listen, &[]);
-    let states = || async move {
-        let (_, body) = probes_body(listen).await;
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["probe_id"].as_str().unwrap().to_string(),
-                    p["state"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
+    let states = || probe_states(listen);
     let wait_states = |want: [(&'static str, &'static str); 2]| async move {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -625,6 +611,22 @@ async fn get_json(listen: SocketAddr, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// Each probe's state in `/api/v1/probes`, by probe id.
+async fn probe_states(listen: SocketAddr) -> std::collections::BTreeMap<String, String> {
+    get_json(listen, "/api/v1/probes")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["probe_id"].as_str().unwrap().to_string(),
+                p["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 /// (region, quorum, probe ids) of a silent finding or incident.
 type Silence = (String, String, Vec<String>);
 
@@ -665,20 +667,7 @@ async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
         let token = if region == "lab-a" { TOKEN } else { TOKEN_B };
         probe_process_in(&dir, (region, token), id, listen, &[])
     };
-    let states = || async move {
-        get_json(listen, "/api/v1/probes")
-            .await
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| {
-                (
-                    p["probe_id"].as_str().unwrap().to_string(),
-                    p["state"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect::<std::collections::BTreeMap<_, _>>()
-    };
+    let states = || probe_states(listen);
     let findings = || async move {
         let mut out: Vec<Silence> = get_json(listen, "/api/v1/findings")
             .await
@@ -860,18 +849,4 @@ async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
     assert_eq!(st["b-1"], "silent");
     stop.cancel();
     task.await.unwrap().unwrap();
-}
-
-/// `GET /api/v1/probes` with the fleet's token: the body.
-async fn probes_body(listen: SocketAddr) -> (u16, String) {
-    let auth = format!("Bearer {TOKEN}");
-    http(
-        listen,
-        "GET",
-        "/api/v1/probes",
-        &[("Authorization", &auth)],
-        &[],
-    )
-    .await
-    .unwrap()
 }

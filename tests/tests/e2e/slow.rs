@@ -44,8 +44,8 @@ enum Slow {
 }
 
 /// The collector binary on a free loopback port, with `server` added to
-/// its `[server]` section; ready.
-async fn collector(dir: &Scratch, server: &str) -> (Proc, SocketAddr) {
+/// its `[server]` section; started, not yet ready.
+fn spawn_collector(dir: &Scratch, server: &str) -> (Proc, SocketAddr) {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let path = dir.write(
         "collector.toml",
@@ -56,7 +56,12 @@ async fn collector(dir: &Scratch, server: &str) -> (Proc, SocketAddr) {
     let mut c = Command::new(bin("vantage-collector"));
     c.args(["serve", "--log-level", "warn", "--config"])
         .arg(&path);
-    let p = Proc::spawn(&mut c);
+    (Proc::spawn(&mut c), addr)
+}
+
+/// [`spawn_collector`], serving plain HTTP; ready.
+async fn collector(dir: &Scratch, server: &str) -> (Proc, SocketAddr) {
+    let (p, addr) = spawn_collector(dir, server);
     wait_for_200(addr, "/-/ready", Duration::from_secs(10)).await;
     (p, addr)
 }
@@ -269,17 +274,7 @@ async fn an_unfinished_tls_handshake_is_closed_and_tls_still_serves() {
         cert.display(),
         key.display()
     );
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let path = dir.write(
-        "collector.toml",
-        &format!(
-            "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n{tls}\n[[tokens]]\ntoken = \"{EAST}\"\nsrc_region = \"us-east-2\"\n"
-        ),
-    );
-    let mut c = Command::new(bin("vantage-collector"));
-    c.args(["serve", "--log-level", "warn", "--config"])
-        .arg(&path);
-    let _p = Proc::spawn(&mut c);
+    let (_p, addr) = spawn_collector(&dir, &tls);
     let client = vantage_probe::http_client(Duration::from_secs(5), Some(&ca), true).unwrap();
     let url = |path: &str| format!("https://127.0.0.1:{}{path}", addr.port());
     vantage_tests::wait_until("TLS coming up", Duration::from_secs(10), async || {
