@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use http_body::{Frame, SizeHint};
+use http_body_util::LengthLimitError;
 
 use super::error::{ApiError, Reason};
 use crate::metrics::{Closed, Metrics};
@@ -74,20 +75,37 @@ where
 }
 
 /// The whole of `body`, at most `max` bytes: refused `body_timeout` when
-/// its deadline passed first, else with `too_large()`.
+/// its deadline passed first, with `too_large()` past `max`, and
+/// `malformed` when the client broke it off.
 pub(super) async fn read(
     body: Body,
     max: usize,
     too_large: impl FnOnce() -> ApiError,
 ) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, max).await.map_err(|e| {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(c) = cause {
-            if let Some(t) = c.downcast_ref::<BodyTimedOut>() {
-                return ApiError::new(Reason::BodyTimeout, t.to_string());
-            }
-            cause = c.source();
+        if let Some(t) = cause::<BodyTimedOut>(&e) {
+            ApiError::new(Reason::BodyTimeout, t.to_string())
+        } else if cause::<LengthLimitError>(&e).is_some() {
+            too_large()
+        } else {
+            ApiError::new(
+                Reason::Malformed,
+                format!("the body could not be read: {e}"),
+            )
         }
-        too_large()
     })
+}
+
+/// The first error of type `T` in `e`'s chain of sources.
+fn cause<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut next = Some(e);
+    while let Some(c) = next {
+        if let Some(t) = c.downcast_ref::<T>() {
+            return Some(t);
+        }
+        next = c.source();
+    }
+    None
 }

@@ -308,3 +308,34 @@ async fn an_unfinished_tls_handshake_is_closed_and_tls_still_serves() {
     let after = parse_exposition(&text);
     assert_eq!(closed(&after, "handshake_timeout"), 20.0);
 }
+
+/// A client that breaks off its body is counted as a malformed request,
+/// not as one too large: the refusal counter tells an operator which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_broken_off_is_malformed_not_too_large() {
+    let dir = Scratch::new("collector-cut");
+    let (_p, addr) = collector(&dir, TIMEOUTS).await;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {RESULTS_PATH} HTTP/1.1\r\nHost: collector\r\nAuthorization: Bearer {EAST}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"schema\":"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
+    let (closed, answer) = play(s, Slow::Silent).await;
+    assert!(
+        closed,
+        "the collector kept a broken-off body's connection open"
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let after = metrics(addr).await;
+    let refused = |reason| {
+        value(
+            &after,
+            "vantage_collector_refused_total",
+            &[("reason", reason)],
+        )
+    };
+    assert_eq!(refused("malformed"), Some(1.0));
+    assert_ne!(refused("body_too_large"), Some(1.0));
+}
