@@ -92,6 +92,9 @@ pub(crate) struct RegionWindow {
 /// Why a webhook payload is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum HookError {
+    /// Not JSON of a webhook payload's shape.
+    #[error("not an Alertmanager webhook payload: {0}")]
+    NotAPayload(String),
     /// Not payload version 4.
     #[error("payload version {0:?}; this receiver reads version \"4\"")]
     UnknownVersion(String),
@@ -109,6 +112,14 @@ pub(crate) enum HookError {
 
 /// One alert's window: its start, and its end unless it is still firing.
 pub(crate) type AlertWindow = (SystemTime, Option<SystemTime>);
+
+/// Reads a webhook body: the payload, and each alert's window.
+pub(crate) fn parse(body: &[u8]) -> Result<(Webhook, Vec<AlertWindow>), HookError> {
+    let hook: Webhook =
+        serde_json::from_slice(body).map_err(|e| HookError::NotAPayload(e.to_string()))?;
+    let windows = windows(&hook)?;
+    Ok((hook, windows))
+}
 
 /// Checks a payload: its version, and each alert's window.
 pub(crate) fn windows(hook: &Webhook) -> Result<Vec<AlertWindow>, HookError> {

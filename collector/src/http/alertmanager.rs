@@ -12,7 +12,7 @@ use super::blocking;
 use super::error::{ApiError, Json, Reason};
 use super::extract::Reader;
 use crate::evidence::Judge;
-use crate::evidence::alertmanager::{self, AlertEvidence, MAX_BODY, Webhook};
+use crate::evidence::alertmanager::{self, AlertEvidence, MAX_BODY};
 use crate::store::Store;
 
 /// The answer to a webhook.
@@ -34,13 +34,7 @@ pub(super) async fn receive(
         )
     })
     .await?;
-    let hook: Webhook = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            Reason::Malformed,
-            format!("not an Alertmanager webhook payload: {e}"),
-        )
-    })?;
-    let windows = alertmanager::windows(&hook)?;
+    let (hook, windows) = alertmanager::parse(&body)?;
     let now = SystemTime::now();
     let reading = judge.clone();
     let evidence = blocking(move || alertmanager::answer(&reading, &hook, &windows, now)).await?;

@@ -235,7 +235,7 @@ impl From<HookError> for ApiError {
     fn from(e: HookError) -> ApiError {
         let reason = match e {
             HookError::UnknownVersion(_) => Reason::UnknownVersion,
-            HookError::BadStart { .. } => Reason::Malformed,
+            HookError::NotAPayload(_) | HookError::BadStart { .. } => Reason::Malformed,
         };
         ApiError::new(reason, e.to_string())
     }
