@@ -214,11 +214,26 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// `limit` passes first. For conditions that become true, in place of a
 /// sleep long enough for them.
 pub async fn wait_until(what: &str, limit: Duration, mut check: impl AsyncFnMut() -> bool) {
+    wait_for(what, limit, async || (check().await, ())).await;
+}
+
+/// [`wait_until`] for a check that also says what it saw: polls `check`
+/// until its first half holds and returns its second; panics naming `what`
+/// and showing the last thing seen when `limit` passes first.
+pub async fn wait_for<T: std::fmt::Debug>(
+    what: &str,
+    limit: Duration,
+    mut check: impl AsyncFnMut() -> (bool, T),
+) -> T {
     let deadline = Instant::now() + limit;
-    while !check().await {
+    loop {
+        let (ok, seen) = check().await;
+        if ok {
+            return seen;
+        }
         assert!(
             Instant::now() < deadline,
-            "{what} did not happen within {limit:?}"
+            "{what} did not happen within {limit:?}; last seen: {seen:#?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -12,7 +12,9 @@ use vantage_collector::config::Config as CollectorConfig;
 use vantage_probe::config::{Config, Overrides};
 use vantage_probe::stats::{Family, StatsRegistry};
 use vantage_probe::{Accepting, Control, Metrics, Refusing, Service};
-use vantage_tests::{Scratch, free_port, http, http_get, parse_exposition, value, wait_for_200};
+use vantage_tests::{
+    Scratch, free_port, http, http_get, parse_exposition, value, wait_for, wait_for_200,
+};
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const TOKEN: &str = "fleet-test-token-0123456789";
@@ -702,24 +704,6 @@ async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
     let silence_of = |region: &str, quorum: &str, ids: &[&str]| -> Silence {
         (region.into(), quorum.into(), s(ids))
     };
-    macro_rules! wait_until {
-        ($what:expr, $ok:expr) => {{
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            loop {
-                let (ok, seen) = $ok;
-                if ok {
-                    break seen;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "waited for {}; have {seen:#?}",
-                    $what
-                );
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }};
-    }
-
     let mut a: Vec<vantage_tests::Proc> = ["a-1", "a-2", "a-3"]
         .iter()
         .map(|id| start("lab-a", id))
@@ -728,17 +712,22 @@ async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
         ["b-1", "b-2"].iter().map(|id| start("lab-b", id)).collect();
     // Every probe has reported since the last one started, so none of
     // them can be taken for another's replacement.
-    wait_until!("five probes reporting since the last one started", {
-        let probes = get_json(listen, "/api/v1/probes").await;
-        let list = probes.as_array().unwrap();
-        let at = |p: &serde_json::Value, k: &str| p[k].as_str().unwrap().to_string();
-        let newest_start = list.iter().map(|p| at(p, "first_report")).max();
-        let ok = list.len() == 5
-            && list
-                .iter()
-                .all(|p| p["state"] == "reporting" && Some(at(p, "last_report")) > newest_start);
-        (ok, probes)
-    });
+    wait_for(
+        "five probes reporting since the last one started",
+        Duration::from_secs(30),
+        async || {
+            let probes = get_json(listen, "/api/v1/probes").await;
+            let list = probes.as_array().unwrap();
+            let at = |p: &serde_json::Value, k: &str| p[k].as_str().unwrap().to_string();
+            let newest_start = list.iter().map(|p| at(p, "first_report")).max();
+            let ok = list.len() == 5
+                && list.iter().all(|p| {
+                    p["state"] == "reporting" && Some(at(p, "last_report")) > newest_start
+                });
+            (ok, probes)
+        },
+    )
+    .await;
 
     // Two of lab-a's three and one of lab-b's two die without a word.
     for p in a[..2].iter_mut().chain(&mut b[..1]) {
@@ -749,17 +738,27 @@ async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
         silence_of("lab-a", "2 of 3 probes", &["a-1", "a-2"]),
         silence_of("lab-b", "1 of 2 probes", &["b-1"]),
     ];
-    wait_until!("one silent finding per region", {
-        let f = findings().await;
-        (f == both, (f, states().await))
-    });
-    let open = wait_until!("one silent incident per region", {
-        let i = incidents().await;
-        let silences: Vec<Silence> = i.iter().map(|(_, _, s)| s.clone()).collect();
-        let mut sorted = silences.clone();
-        sorted.sort();
-        (sorted == both && i.iter().all(|(_, open, _)| *open), i)
-    });
+    wait_for(
+        "one silent finding per region",
+        Duration::from_secs(30),
+        async || {
+            let f = findings().await;
+            (f == both, (f, states().await))
+        },
+    )
+    .await;
+    let open = wait_for(
+        "one silent incident per region",
+        Duration::from_secs(30),
+        async || {
+            let i = incidents().await;
+            let silences: Vec<Silence> = i.iter().map(|(_, _, s)| s.clone()).collect();
+            let mut sorted = silences.clone();
+            sorted.sort();
+            (sorted == both && i.iter().all(|(_, open, _)| *open), i)
+        },
+    )
+    .await;
     let id_of = |region: &str| {
         open.iter()
             .find(|(_, _, (r, _, _))| r == region)
@@ -791,29 +790,39 @@ async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
     // lab-a's pod comes back under a new name: one silence ends (the one
     // whose last batch is older), in the same incident.
     a.push(start("lab-a", "a-4"));
-    let (left, gone) = wait_until!("one of a-1 and a-2 replaced", {
-        let (f, st) = (findings().await, states().await);
-        let pair = match (st["a-1"].as_str(), st["a-2"].as_str()) {
-            ("replaced", "silent") => Some(("a-2", "a-1")),
-            ("silent", "replaced") => Some(("a-1", "a-2")),
-            _ => None,
-        };
-        let ok = pair.is_some_and(|(left, _)| {
-            f == [
-                silence_of("lab-a", "1 of 3 probes", &[left]),
-                silence_of("lab-b", "1 of 2 probes", &["b-1"]),
-            ]
-        });
-        (ok, (pair.unwrap_or_default(), (f, st)))
-    })
+    let (left, gone) = wait_for(
+        "one of a-1 and a-2 replaced",
+        Duration::from_secs(30),
+        async || {
+            let (f, st) = (findings().await, states().await);
+            let pair = match (st["a-1"].as_str(), st["a-2"].as_str()) {
+                ("replaced", "silent") => Some(("a-2", "a-1")),
+                ("silent", "replaced") => Some(("a-1", "a-2")),
+                _ => None,
+            };
+            let ok = pair.is_some_and(|(left, _)| {
+                f == [
+                    silence_of("lab-a", "1 of 3 probes", &[left]),
+                    silence_of("lab-b", "1 of 2 probes", &["b-1"]),
+                ]
+            });
+            (ok, (pair.unwrap_or_default(), (f, st)))
+        },
+    )
+    .await
     .0;
-    wait_until!("lab-a's incident narrowed", {
-        let i = incidents().await;
-        let ok = i.iter().any(|(id, open, s)| {
-            *id == id_a && *open && *s == silence_of("lab-a", "1 of 3 probes", &[left])
-        });
-        (ok, i)
-    });
+    wait_for(
+        "lab-a's incident narrowed",
+        Duration::from_secs(30),
+        async || {
+            let i = incidents().await;
+            let ok = i.iter().any(|(id, open, s)| {
+                *id == id_a && *open && *s == silence_of("lab-a", "1 of 3 probes", &[left])
+            });
+            (ok, i)
+        },
+    )
+    .await;
     let (_, text) = http_get(listen, "/metrics").await.unwrap();
     let samples = parse_exposition(&text);
     assert_eq!(
@@ -829,13 +838,18 @@ async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
     // A second comes back: lab-a has no silence left and its incident
     // resolves; lab-b's stays open, and no other incident was ever opened.
     a.push(start("lab-a", "a-5"));
-    let all = wait_until!("lab-a resolved, lab-b open", {
-        let i = incidents().await;
-        let ok = i.len() == 2
-            && i.iter().any(|(id, open, _)| *id == id_a && !*open)
-            && i.iter().any(|(id, open, _)| *id == id_b && *open);
-        (ok, i)
-    });
+    let all = wait_for(
+        "lab-a resolved, lab-b open",
+        Duration::from_secs(30),
+        async || {
+            let i = incidents().await;
+            let ok = i.len() == 2
+                && i.iter().any(|(id, open, _)| *id == id_a && !*open)
+                && i.iter().any(|(id, open, _)| *id == id_b && *open);
+            (ok, i)
+        },
+    )
+    .await;
     assert_eq!(all.len(), 2, "{all:#?}");
     assert_eq!(
         findings().await,
