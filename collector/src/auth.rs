@@ -46,6 +46,15 @@ impl Tokens {
             .clone()
     }
 
+    /// How many regions the tokens speak for: the fleet's series budget is
+    /// shared between them.
+    pub fn regions(&self) -> usize {
+        let current = self.current();
+        let regions: std::collections::HashSet<&str> =
+            current.iter().map(|b| b.src_region.as_str()).collect();
+        regions.len()
+    }
+
     /// The binding of the `Authorization` header's bearer token.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Arc<TokenBinding>, Denied> {
         // The scheme is case-insensitive (RFC 9110, 11.1); the token is not.

@@ -3,7 +3,7 @@
 //! `/metrics`. Updated only after a batch is committed, so `/metrics` never
 //! shows what the store does not hold.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +13,10 @@ use vantage_probe::wire::Batch;
 use crate::config::ProbePolicy;
 use crate::store::ProbeRecord;
 
+mod budget;
 mod replaced;
+
+pub(crate) use budget::{OverBudget, SeriesLimit, SeriesLimits};
 
 /// (src_region, target name).
 type TargetKey = (Arc<str>, Arc<str>);
@@ -28,28 +31,14 @@ type ProbeKey = (String, String);
 #[derive(Debug)]
 pub struct Fleet {
     policy: ProbePolicy,
-    max_targets_per_probe: usize,
     probes: RwLock<BTreeMap<ProbeKey, ProbeState>>,
     targets: RwLock<BTreeMap<TargetKey, TargetEntry>>,
-    seen_targets: Mutex<HashMap<ProbeKey, HashSet<String>>>,
+    budget: Mutex<budget::Budget>,
 }
 
 /// The identity of the probe a batch speaks for.
 fn key_of(batch: &Batch) -> ProbeKey {
     (batch.probe.src_region.clone(), batch.probe.probe_id.clone())
-}
-
-/// A batch that would take its probe past `limits.max_targets_per_probe`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "probe {probe_id} would report {would_report} distinct targets, at most {max} (limits.max_targets_per_probe)"
-)]
-pub struct TooManyTargets {
-    pub probe_id: String,
-    /// Distinct targets it would have with the batch.
-    pub would_report: usize,
-    /// The cap.
-    pub max: usize,
 }
 
 /// A (src_region, target)'s totals and when a probe last reported it.
@@ -94,20 +83,29 @@ pub enum Liveness {
 }
 
 impl Fleet {
-    /// The fleet as the store remembers it.
+    /// The fleet as the store remembers it: its probes, and which probe
+    /// reported which target as (src_region, probe id, target).
     pub fn new(
         policy: ProbePolicy,
-        max_targets_per_probe: usize,
+        limits: SeriesLimits,
         probes: Vec<ProbeRecord>,
         probe_targets: Vec<(String, String, String)>,
     ) -> Fleet {
-        let mut seen: HashMap<ProbeKey, HashSet<String>> = HashMap::new();
-        for (region, probe, target) in probe_targets {
-            seen.entry((region, probe)).or_default().insert(target);
+        let mut budget = budget::Budget::new(limits);
+        let last_seen: HashMap<(&str, &str), SystemTime> = probes
+            .iter()
+            .map(|p| ((p.src_region.as_str(), p.probe_id.as_str()), p.last_seen))
+            .collect();
+        for p in &probes {
+            budget.restore(&p.src_region, &p.probe_id, None, p.last_seen);
+        }
+        for (region, probe, target) in &probe_targets {
+            if let Some(at) = last_seen.get(&(region.as_str(), probe.as_str())) {
+                budget.restore(region, probe, Some(target), *at);
+            }
         }
         Fleet {
             policy,
-            max_targets_per_probe,
             probes: RwLock::new(
                 probes
                     .into_iter()
@@ -127,30 +125,15 @@ impl Fleet {
                     .collect(),
             ),
             targets: RwLock::new(BTreeMap::new()),
-            seen_targets: Mutex::new(seen),
+            budget: Mutex::new(budget),
         }
     }
 
     /// Refuses a batch that would take its probe past the distinct-target
-    /// cap; otherwise reserves its new target names.
-    pub fn admit_targets(&self, batch: &Batch) -> Result<(), TooManyTargets> {
-        let mut seen = self.seen_targets.lock().unwrap();
-        let known = seen.entry(key_of(batch)).or_default();
-        let new: HashSet<&str> = batch
-            .results
-            .iter()
-            .map(|r| &*r.target)
-            .filter(|t| !known.contains(*t))
-            .collect();
-        if known.len() + new.len() > self.max_targets_per_probe {
-            return Err(TooManyTargets {
-                probe_id: batch.probe.probe_id.clone(),
-                would_report: known.len() + new.len(),
-                max: self.max_targets_per_probe,
-            });
-        }
-        known.extend(new.into_iter().map(String::from));
-        Ok(())
+    /// cap or its region past its share of the series (`regions`: how many
+    /// regions the tokens name); otherwise reserves what it adds.
+    pub fn admit(&self, batch: &Batch, regions: usize, now: SystemTime) -> Result<(), OverBudget> {
+        self.budget.lock().unwrap().admit(batch, regions, now)
     }
 
     /// Adds a committed batch, received at `received`, sent when the

@@ -12,7 +12,7 @@ use vantage_probe::wire::{Ack, Batch};
 
 use crate::auth::{Denied, Tokens};
 use crate::config::{IngestLimits, TokenBinding};
-use crate::fleet::{Fleet, TooManyTargets};
+use crate::fleet::{Fleet, OverBudget};
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use crate::validate::{self, Invalid};
@@ -34,18 +34,21 @@ pub enum Refused {
     /// Its probe sends faster than `limits.max_batches_per_second`.
     #[error("more than {0} batches per second from this probe")]
     RateLimited(u32),
-    /// Its probe would report too many distinct targets.
+    /// Its probe would report too many distinct targets, or its region
+    /// expose too many series: the probe keeps it and sends it later.
     #[error(transparent)]
-    TooManyTargets(#[from] TooManyTargets),
+    OverBudget(#[from] OverBudget),
     /// The store could not take it: nothing of it was kept; retry it.
     #[error("the batch was not stored; retry it")]
     Store(#[source] StoreError),
 }
 
-/// What ingest needs: the limits, the fleet, the store, its counters.
+/// What ingest needs: the limits, the tokens, the fleet, the store, its
+/// counters.
 #[derive(Debug)]
 pub struct Ingest {
     limits: IngestLimits,
+    tokens: Arc<Tokens>,
     fleet: Arc<Fleet>,
     store: Store,
     metrics: Metrics,
@@ -53,10 +56,18 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Ingest into `store` and `fleet` within `limits`.
-    pub fn new(limits: IngestLimits, fleet: Arc<Fleet>, store: Store, metrics: Metrics) -> Ingest {
+    /// Ingest into `store` and `fleet` within `limits`; the fleet's series
+    /// budget is shared by the regions `tokens` name.
+    pub fn new(
+        limits: IngestLimits,
+        tokens: Arc<Tokens>,
+        fleet: Arc<Fleet>,
+        store: Store,
+        metrics: Metrics,
+    ) -> Ingest {
         Ingest {
             limits,
+            tokens,
             fleet,
             store,
             metrics,
@@ -102,7 +113,7 @@ impl Ingest {
         {
             return Err(Refused::RateLimited(per_second));
         }
-        self.fleet.admit_targets(&batch)?;
+        self.fleet.admit(&batch, self.tokens.regions(), received)?;
         let oldest = batch
             .results
             .iter()

@@ -11,6 +11,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::config::SERIES_PER_PROBE;
 use crate::fleet::{Fleet, Liveness};
 
 /// Prefix of the fleet's per-target series.
@@ -234,7 +235,7 @@ impl Metrics {
             .filter(|(_, _, l)| *l != Liveness::Forgotten)
             .collect();
         type Value = fn(&Fleet, &crate::fleet::ProbeState, Liveness, SystemTime) -> String;
-        let families: [(&str, &str, &str, Value); 5] = [
+        let families: [(&str, &str, &str, Value); SERIES_PER_PROBE] = [
             (
                 "vantage_fleet_probe_last_report_timestamp_seconds",
                 "gauge",

@@ -371,4 +371,53 @@ mod tests {
         assert!(rtt[rtt.len() - 2].ends_with("} 0.00025"));
         assert!(rtt[rtt.len() - 1].ends_with("} 1"));
     }
+
+    /// The budget's bound is the real most: a target that saw every
+    /// outcome over both families and every DNS outcome writes exactly
+    /// `MAX_SERIES_PER_TARGET` samples.
+    #[test]
+    fn a_target_writes_at_most_max_series_per_target_samples() {
+        use crate::outcome::DnsOutcome;
+        use crate::result::DnsObservation;
+        use crate::stats::MAX_SERIES_PER_TARGET;
+
+        let t = Arc::new(TargetStats::new("all".into(), Arc::default()));
+        let attempt = |address: &str, outcome| ConnectAttempt {
+            address: address.parse().unwrap(),
+            local: None,
+            started_at: Timestamp::from_unix_micros(0),
+            outcome,
+            duration_us: 1_200,
+            rtt_us: Some(250),
+            syn_retransmits: 1,
+            errno: None,
+            icmp_from: None,
+        };
+        for (i, dns) in DnsOutcome::ALL.into_iter().enumerate() {
+            let attempts = if i == 0 {
+                ConnectOutcome::ALL
+                    .into_iter()
+                    .flat_map(|o| [attempt("127.0.0.1:80", o), attempt("[::1]:80", o)])
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            t.record(&RoundResult {
+                target: "all".into(),
+                host: "localhost".into(),
+                port: 80,
+                labels: Arc::default(),
+                started_at: Timestamp::from_unix_micros(0),
+                dns: Some(DnsObservation {
+                    outcome: dns,
+                    duration_us: 900,
+                    addresses: 2,
+                }),
+                attempts,
+            });
+        }
+        let text = text(vec![t]);
+        let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(samples, MAX_SERIES_PER_TARGET, "{text}");
+    }
 }

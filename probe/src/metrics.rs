@@ -82,6 +82,10 @@ pub struct Metrics {
     pub results_dropped: IntCounter,
     /// Batches sent to the collector, by result.
     pub push_batches: IntCounterVec,
+    /// Batches the collector asked to be sent later, by reason.
+    pub push_deferred: IntCounterVec,
+    /// Batches the collector refused for good, by reason.
+    pub push_rejected: IntCounterVec,
     /// When the collector last acknowledged a batch (Unix time).
     pub push_last_success: Gauge,
     /// Batches waiting in the spool.
@@ -123,6 +127,8 @@ impl Metrics {
             targets: r.gauge(TARGETS),
             results_dropped: r.counter(RESULTS_DROPPED),
             push_batches: r.counter_vec(PUSH_BATCHES, "result"),
+            push_deferred: r.counter_vec(PUSH_DEFERRED, "reason"),
+            push_rejected: r.counter_vec(PUSH_REJECTED, "reason"),
             push_last_success: r.timestamp(PUSH_LAST_SUCCESS),
             spool_batches: r.gauge(SPOOL_BATCHES),
             spool_bytes: r.gauge(SPOOL_BYTES),
@@ -180,6 +186,14 @@ const RESULTS_DROPPED: MetricDef = (
 const PUSH_BATCHES: MetricDef = (
     "push_batches_total",
     "Batches sent to the collector, by result (stored, duplicate, rejected, failed).",
+);
+const PUSH_DEFERRED: MetricDef = (
+    "push_deferred_total",
+    "Batches the collector asked to be sent later (429 or 503: a rate limit, a series cap, its store), by its reason; they stay in the spool and are sent again after its Retry-After.",
+);
+const PUSH_REJECTED: MetricDef = (
+    "push_rejected_total",
+    "Batches the collector refused for good, by its reason (unreadable: the spooled file could not be read); each is kept in the spool's rejected/ directory.",
 );
 const PUSH_LAST_SUCCESS: MetricDef = (
     "push_last_success_timestamp_seconds",

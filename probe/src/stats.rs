@@ -29,6 +29,17 @@ pub const DNS_BUCKETS_US: [u64; 13] = [
     2_500_000, 5_000_000,
 ];
 
+/// The most series one target can have on `/metrics`: per address family
+/// its attempts, a failure series per failing outcome, its SYN
+/// retransmits and two histograms (buckets, `+Inf`, sum, count); then DNS
+/// lookups by outcome and their histogram. A target exposes fewer (only
+/// the outcomes it saw); this is the bound a cardinality budget counts.
+pub const MAX_SERIES_PER_TARGET: usize = 2
+    * (1 + (ConnectOutcome::ALL.len() - 1) + 1 + 2 * (CONNECT_BUCKETS_US.len() + 3))
+    + DnsOutcome::ALL.len()
+    + DNS_BUCKETS_US.len()
+    + 3;
+
 /// Every target's totals, by name.
 #[derive(Debug, Default)]
 pub struct StatsRegistry {

@@ -80,6 +80,35 @@ pub struct Ack {
     pub duplicate: bool,
 }
 
+/// Every reason code a collector refuses a request with (the `reason` of
+/// a [`Refusal`]). The probe labels its refusal counters with these, and
+/// anything else as `other`, so that a collector can never grow the
+/// probe's series; the collector's test keeps the two lists equal.
+pub const REFUSAL_REASONS: &[&str] = &[
+    "missing_token",
+    "unknown_token",
+    "wrong_region",
+    "wrong_probe",
+    "body_too_large",
+    "body_timeout",
+    "malformed",
+    "unsupported_encoding",
+    "unknown_schema",
+    "invalid_value",
+    "too_many_results",
+    "bad_timestamp",
+    "rate_limited",
+    "too_many_targets",
+    "too_many_series_region",
+    "too_many_series_fleet",
+    "unknown_version",
+    "bad_query",
+    "no_such_incident",
+    "no_inventory",
+    "store_unavailable",
+    "internal",
+];
+
 /// Why a request was refused; the status code says which class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refusal {

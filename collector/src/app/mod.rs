@@ -16,7 +16,7 @@ use crate::auth::Tokens;
 use crate::config::Config;
 use crate::evidence::incidents::{self, Tracker};
 use crate::evidence::{Judge, Params};
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, SeriesLimits};
 use crate::ingest::Ingest;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
@@ -62,7 +62,12 @@ impl App {
         let store = Store::open(&config.data_dir, config.retention)?;
         let fleet = Arc::new(Fleet::new(
             config.probes,
-            config.limits.max_targets_per_probe,
+            SeriesLimits {
+                targets_per_probe: config.limits.max_targets_per_probe,
+                per_region: config.limits.max_series_per_region,
+                total: config.limits.max_series,
+                forget_after: config.probes.forget_after,
+            },
             store.probes()?,
             store.probe_targets()?,
         ));
@@ -79,11 +84,13 @@ impl App {
             .read(incidents::load_open)
             .context("reading open incidents")?;
         let tracker = Tracker::new(open, last_id, config.evidence.resolve_after);
+        let tokens = Arc::new(Tokens::new(config.tokens.clone()));
         Ok(App {
-            tokens: Arc::new(Tokens::new(config.tokens.clone())),
+            tokens: tokens.clone(),
             certs,
             ingest: Arc::new(Ingest::new(
                 config.limits,
+                tokens,
                 fleet.clone(),
                 store.clone(),
                 metrics.clone(),

@@ -10,6 +10,8 @@ pub const MAX_BODY_BYTES: i64 = 1 << 30;
 pub const MAX_RESULTS_PER_BATCH: i64 = 10_000_000;
 /// `limits.max_targets_per_probe`.
 pub const MAX_TARGETS_PER_PROBE: i64 = 1_000_000;
+/// `limits.max_series_per_region` and `limits.max_series`.
+pub const MAX_SERIES: i64 = 1_000_000_000;
 /// `limits.max_batches_per_second`.
 pub const MAX_BATCHES_PER_SECOND: i64 = 100_000;
 /// `server.max_connections`.

@@ -43,6 +43,13 @@ pub const DECOMPRESSION_RATIO: usize = 32;
 pub const MAX_RESULTS_PER_BATCH: usize = 100_000;
 /// `limits.max_targets_per_probe`.
 pub const MAX_TARGETS_PER_PROBE: usize = 10_000;
+/// `limits.max_series_per_region`: room for a probe at the default
+/// `max_targets_per_probe` (each target is at most
+/// `vantage_probe::stats::MAX_SERIES_PER_TARGET` series) and its region's
+/// other probes.
+pub const MAX_SERIES_PER_REGION: usize = 2_000_000;
+/// `limits.max_series`: a fleet of 100 regions gets 200,000 series each.
+pub const MAX_SERIES: usize = 20_000_000;
 /// `limits.max_batches_per_second`.
 pub const MAX_BATCHES_PER_SECOND: usize = 50;
 /// `limits.max_result_age`.

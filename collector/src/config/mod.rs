@@ -112,6 +112,11 @@ pub struct Retention {
     pub receipts: Duration,
 }
 
+/// The series one probe adds to `/metrics` (its `vantage_fleet_probe_*`
+/// gauges): the series budget counts it, and the exposition's test keeps
+/// it true.
+pub const SERIES_PER_PROBE: usize = 5;
+
 /// Limits that protect the collector from one broken or hostile probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestLimits {
@@ -123,6 +128,11 @@ pub struct IngestLimits {
     pub max_results_per_batch: usize,
     /// Most distinct targets one probe may report.
     pub max_targets_per_probe: usize,
+    /// Most series one region's probes and targets may expose on `/metrics`.
+    pub max_series_per_region: usize,
+    /// Most series the whole fleet may expose; each region may take its
+    /// share (this over the regions the tokens name).
+    pub max_series: usize,
     /// Most batches per probe per second (a token bucket of this size).
     pub max_batches_per_second: u32,
     /// Oldest result accepted.
@@ -278,6 +288,44 @@ failures = "forever"
   c.toml:7: tokens[0].src_region = \"us east\": must be 1-63 characters of letters, digits, '-', '_' or '.'
   c.toml:13: retention.failures = \"forever\": not a duration (expected number at 0); write it like \"60s\" or \"30d\"
   c.toml:10: limits.max_targets_per_probe = 0: must be between 1 and 1000000"
+        );
+    }
+
+    #[test]
+    fn series_bounds_hold_one_probe_and_a_region_within_the_fleet() {
+        let base = "[server]\ndata_dir = \"d\"\n\n[[tokens]]\ntoken = \"0123456789abcdef0123\"\nsrc_region = \"east\"\n\n[limits]\n";
+        let err = |limits: &str| {
+            Config::parse(&format!("{base}{limits}"), Path::new("c.toml"))
+                .unwrap_err()
+                .to_string()
+        };
+        // The one problem, after the file's summary line.
+        let one = |limits: &str| {
+            let e = err(limits);
+            let (head, problem) = e.split_once("\n  ").unwrap_or((&e, ""));
+            assert_eq!(head, "c.toml: 1 invalid value:", "{e}");
+            problem.to_string()
+        };
+        assert_eq!(
+            one("max_series_per_region = 3000\nmax_series = 2000\n"),
+            "c.toml:9: limits.max_series_per_region = 3000: must be at most limits.max_series (2000)"
+        );
+        assert_eq!(
+            one("max_series = 1000000\n"),
+            "c.toml:9: limits.max_series = 1000000: must be at least limits.max_series_per_region (2000000)"
+        );
+        assert_eq!(
+            one("max_series_per_region = 100\n"),
+            "c.toml:9: limits.max_series_per_region = 100: must be at least 129: one probe (5 series) with one target (at most 124)"
+        );
+        let c = Config::parse(
+            &format!("{base}max_series = 2000000\n"),
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.limits.max_series_per_region, c.limits.max_series),
+            (2_000_000, 2_000_000)
         );
     }
 

@@ -80,6 +80,8 @@ pub(super) struct RawLimits {
     pub(super) max_body_bytes: Option<S<i64>>,
     pub(super) max_results_per_batch: Option<S<i64>>,
     pub(super) max_targets_per_probe: Option<S<i64>>,
+    pub(super) max_series_per_region: Option<S<i64>>,
+    pub(super) max_series: Option<S<i64>>,
     pub(super) max_batches_per_second: Option<S<i64>>,
     pub(super) max_result_age: Option<S<String>>,
     pub(super) max_future: Option<S<String>>,

@@ -7,11 +7,12 @@ use std::time::Duration;
 use vantage_probe::config::file::{Kind, read_text};
 use vantage_probe::config::span::{Checker, Loc, Problem};
 use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, ident_rule};
+use vantage_probe::stats::MAX_SERIES_PER_TARGET;
 
 use super::raw::{Raw, RawEvidence, RawLimits, RawProbes, RawServer, RawToken, S};
 use super::{
-    Config, ConnectionLimits, EvidencePolicy, IngestLimits, ProbePolicy, Retention, TokenBinding,
-    ceiling, default, file_sd, valid_ident,
+    Config, ConnectionLimits, EvidencePolicy, IngestLimits, ProbePolicy, Retention,
+    SERIES_PER_PROBE, TokenBinding, ceiling, default, file_sd, valid_ident,
 };
 
 /// Checks `raw`, deserialized from `text`; paths are relative to `base`.
@@ -288,6 +289,7 @@ fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
         ceiling::MAX_BODY_BYTES,
         default::MAX_BODY_BYTES,
     );
+    let (max_series_per_region, max_series) = series(c, l);
     IngestLimits {
         max_body_bytes: max_body_bytes.unwrap_or(0),
         max_decompressed_bytes: max_body_bytes
@@ -309,6 +311,8 @@ fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
             default::MAX_TARGETS_PER_PROBE,
         )
         .unwrap_or(0),
+        max_series_per_region,
+        max_series,
         max_batches_per_second: count_or(
             c,
             &l.max_batches_per_second,
@@ -327,6 +331,56 @@ fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
         max_future: duration_or(c, &l.max_future, "limits.max_future", default::MAX_FUTURE)
             .unwrap_or_default(),
     }
+}
+
+/// `limits.max_series_per_region` and `limits.max_series`: each at least
+/// one probe with one target, and a region's bound no more than the
+/// fleet's.
+fn series(c: &mut Checker, l: &RawLimits) -> (usize, usize) {
+    let least = SERIES_PER_PROBE + MAX_SERIES_PER_TARGET;
+    let mut one = |v: &Option<S<i64>>, field: &str, default: usize| {
+        let n = count_or(c, v, field, ceiling::MAX_SERIES, default)?;
+        match v {
+            Some(v) if n < least => {
+                let reason = format!(
+                    "must be at least {least}: one probe ({SERIES_PER_PROBE} series) with one target (at most {MAX_SERIES_PER_TARGET})"
+                );
+                c.bad_debug(v, field, &reason);
+                None
+            }
+            _ => Some(n),
+        }
+    };
+    let region = one(
+        &l.max_series_per_region,
+        "limits.max_series_per_region",
+        default::MAX_SERIES_PER_REGION,
+    );
+    let total = one(&l.max_series, "limits.max_series", default::MAX_SERIES);
+    if let (Some(r), Some(t)) = (region, total)
+        && r > t
+    {
+        // Put on the one the file set (the region's when both are).
+        let problem = match (&l.max_series_per_region, &l.max_series) {
+            (Some(v), _) => Some((
+                v,
+                "limits.max_series_per_region",
+                "at most limits.max_series",
+                t,
+            )),
+            (None, Some(v)) => Some((
+                v,
+                "limits.max_series",
+                "at least limits.max_series_per_region",
+                r,
+            )),
+            (None, None) => None,
+        };
+        if let Some((v, field, relation, value)) = problem {
+            c.bad_debug(v, field, &format!("must be {relation} ({value})"));
+        }
+    }
+    (region.unwrap_or(0), total.unwrap_or(0))
 }
 
 fn probes(c: &mut Checker, p: &RawProbes) -> ProbePolicy {

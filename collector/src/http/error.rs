@@ -8,6 +8,7 @@ use vantage_probe::wire::Refusal;
 
 use crate::auth::Denied;
 use crate::evidence::alertmanager::HookError;
+use crate::fleet::{OverBudget, SeriesLimit};
 use crate::ingest::Refused;
 use crate::report::ReportError;
 use crate::store::StoreError;
@@ -45,6 +46,10 @@ pub(crate) enum Reason {
     RateLimited,
     /// A probe reporting more distinct targets than allowed.
     TooManyTargets,
+    /// A region exposing more series than `limits.max_series_per_region`.
+    TooManySeriesRegion,
+    /// A region exposing more than its share of `limits.max_series`.
+    TooManySeriesFleet,
     /// An Alertmanager payload of another version.
     UnknownVersion,
     /// A query parameter or path that does not parse.
@@ -62,7 +67,7 @@ pub(crate) enum Reason {
 impl Reason {
     /// Every reason, for tests and for the refusal counter's series.
     #[cfg(test)]
-    const ALL: [Reason; 20] = [
+    const ALL: [Reason; 22] = [
         Reason::MissingToken,
         Reason::UnknownToken,
         Reason::WrongRegion,
@@ -77,6 +82,8 @@ impl Reason {
         Reason::BadTimestamp,
         Reason::RateLimited,
         Reason::TooManyTargets,
+        Reason::TooManySeriesRegion,
+        Reason::TooManySeriesFleet,
         Reason::UnknownVersion,
         Reason::BadQuery,
         Reason::NoSuchIncident,
@@ -102,6 +109,8 @@ impl Reason {
             Reason::BadTimestamp => "bad_timestamp",
             Reason::RateLimited => "rate_limited",
             Reason::TooManyTargets => "too_many_targets",
+            Reason::TooManySeriesRegion => "too_many_series_region",
+            Reason::TooManySeriesFleet => "too_many_series_fleet",
             Reason::UnknownVersion => "unknown_version",
             Reason::BadQuery => "bad_query",
             Reason::NoSuchIncident => "no_such_incident",
@@ -120,15 +129,36 @@ impl Reason {
             Reason::BodyTooLarge | Reason::TooManyResults => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::Malformed | Reason::UnknownSchema | Reason::BadQuery => StatusCode::BAD_REQUEST,
             Reason::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Reason::InvalidValue
-            | Reason::BadTimestamp
-            | Reason::TooManyTargets
-            | Reason::UnknownVersion => StatusCode::UNPROCESSABLE_ENTITY,
+            Reason::InvalidValue | Reason::BadTimestamp | Reason::UnknownVersion => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            // A cap is the collector's to lift, not the batch's fault: the
+            // probe keeps the batch and sends it again (Retry-After).
+            Reason::RateLimited
+            | Reason::TooManyTargets
+            | Reason::TooManySeriesRegion
+            | Reason::TooManySeriesFleet => StatusCode::TOO_MANY_REQUESTS,
             Reason::NoSuchIncident | Reason::NoInventory => StatusCode::NOT_FOUND,
             Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Reason::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl Reason {
+    /// Seconds the sender should wait before sending again (`Retry-After`),
+    /// for a refusal that waiting can end.
+    pub(crate) fn retry_after(self) -> Option<u32> {
+        match self {
+            Reason::RateLimited => Some(1),
+            Reason::StoreUnavailable => Some(5),
+            // Room comes back when series are forgotten or the limit is
+            // raised: ask again now and then, not at once.
+            Reason::TooManyTargets | Reason::TooManySeriesRegion | Reason::TooManySeriesFleet => {
+                Some(60)
+            }
+            _ => None,
         }
     }
 }
@@ -161,6 +191,11 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         );
+        if let Some(seconds) = self.reason.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
         // For the layers that count refusals by reason.
         response.extensions_mut().insert(self.reason);
         response
@@ -225,7 +260,20 @@ impl From<Refused> for ApiError {
             Refused::Denied { denied, message } => ApiError::new(denied.into(), message),
             Refused::Invalid(i) => i.into(),
             Refused::RateLimited(_) => ApiError::new(Reason::RateLimited, message),
-            Refused::TooManyTargets(_) => ApiError::new(Reason::TooManyTargets, message),
+            Refused::OverBudget(o) => {
+                let reason = match o {
+                    OverBudget::Targets { .. } => Reason::TooManyTargets,
+                    OverBudget::Series {
+                        limit: SeriesLimit::Region,
+                        ..
+                    } => Reason::TooManySeriesRegion,
+                    OverBudget::Series {
+                        limit: SeriesLimit::Fleet { .. },
+                        ..
+                    } => Reason::TooManySeriesFleet,
+                };
+                ApiError::new(reason, message)
+            }
             Refused::Store(_) => ApiError::new(Reason::StoreUnavailable, message),
         }
     }
@@ -280,14 +328,25 @@ mod tests {
         }
     }
 
+    /// The probe labels its counters with the wire's list: a reason
+    /// missing there would be counted as `other`.
+    #[test]
+    fn the_wire_lists_exactly_the_reasons_answered() {
+        let ours: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(ours, vantage_probe::wire::REFUSAL_REASONS);
+    }
+
     #[test]
     fn a_refusal_is_the_wire_body_with_its_status_and_reason() {
         let response =
             ApiError::new(Reason::TooManyTargets, "probe p would report 3").into_response();
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "60");
         assert_eq!(
             response.extensions().get::<Reason>(),
             Some(&Reason::TooManyTargets)
         );
+        let response = ApiError::new(Reason::Malformed, "no").into_response();
+        assert!(!response.headers().contains_key(header::RETRY_AFTER));
     }
 }

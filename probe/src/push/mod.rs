@@ -57,6 +57,10 @@ struct Shared {
 /// Longest wait between two attempts while the collector is failing.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
+/// Longest wait a collector's `Retry-After` can ask for: a collector (or
+/// something in front of it) asking for hours must not stall the spool.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 impl Pusher {
     /// Opens the spool and starts both tasks; rounds go into the returned queue.
     pub(crate) fn start(
@@ -250,13 +254,18 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
         let body = match body {
             Ok(b) => b,
             Err(err) => {
-                tracing::error!(error = %err, seq = entry.seq, "reading a spooled batch; setting it aside");
+                tracing::error!(error = %err, seq = entry.seq, reason = "unreadable", "reading a spooled batch; setting it aside in the spool's rejected/ directory");
                 let mut s = shared.spool.lock().unwrap();
                 let _ = s.reject(entry.seq);
                 shared
                     .metrics
                     .push_batches
                     .with_label_values(&["rejected"])
+                    .inc();
+                shared
+                    .metrics
+                    .push_rejected
+                    .with_label_values(&["unreadable"])
                     .inc();
                 update_gauges(&shared.metrics, &s);
                 continue;
@@ -362,9 +371,45 @@ fn settle(shared: &Shared, seq: u64, sent: Sent, backoff: &mut Duration) -> Cont
                 "the collector refused a batch for good; it is kept in the spool's rejected/ directory"
             );
             metrics.push_batches.with_label_values(&["rejected"]).inc();
+            metrics
+                .push_rejected
+                .with_label_values(&[reason_label(&refusal.reason)])
+                .inc();
             let mut s = spool.lock().unwrap();
             let _ = s.reject(seq);
             update_gauges(metrics, &s);
+        }
+        Sent::Deferred {
+            status,
+            refusal,
+            retry_after,
+        } => {
+            // The collector keeps its door shut for a while (a rate limit,
+            // a series cap, its store): the batch stays first in the
+            // spool, the ones after it wait behind it, and nothing is lost
+            // but what the spool's own bound drops.
+            metrics.push_batches.with_label_values(&["failed"]).inc();
+            metrics
+                .push_deferred
+                .with_label_values(&[reason_label(&refusal.reason)])
+                .inc();
+            if shared.draining.load(Ordering::Acquire) {
+                tracing::warn!(status, reason = %refusal.reason, backlog = spool.lock().unwrap().len(), "the collector deferred a batch while stopping; results stay in the spool");
+                return ControlFlow::Break(());
+            }
+            let doubled = (*backoff * 2).clamp(Duration::from_millis(500), MAX_BACKOFF);
+            *backoff = retry_after.map_or(doubled, |r| {
+                r.clamp(Duration::from_millis(500), MAX_RETRY_AFTER)
+            });
+            tracing::warn!(
+                status,
+                reason = %refusal.reason,
+                message = %refusal.message,
+                seq,
+                retry_in = ?backoff,
+                backlog = spool.lock().unwrap().len(),
+                "the collector asked to send this batch later; it stays in the spool"
+            );
         }
         Sent::Unauthorized(why) | Sent::Retry(why) => {
             metrics.push_batches.with_label_values(&["failed"]).inc();
@@ -384,6 +429,12 @@ fn settle(shared: &Shared, seq: u64, sent: Sent, backoff: &mut Duration) -> Cont
 enum Sent {
     Acked(Ack),
     Refused(u16, Refusal),
+    /// 429 or 503: send it again later, after `Retry-After` when given.
+    Deferred {
+        status: u16,
+        refusal: Refusal,
+        retry_after: Option<Duration>,
+    },
     /// 401: the token is not (or no longer) known to the collector.
     Unauthorized(String),
     Retry(String),
@@ -407,7 +458,21 @@ async fn classify(response: reqwest::Result<reqwest::Response>) -> Sent {
         Err(err) => return Sent::Retry(err.to_string()),
     };
     let status = response.status().as_u16();
+    // Delay-seconds only (RFC 9110, 10.2.3); an HTTP-date is not sent by
+    // our collector, and a proxy's is treated as no advice.
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let text = response.text().await.unwrap_or_default();
+    let refusal = |text: String| {
+        serde_json::from_str(&text).unwrap_or(Refusal {
+            reason: "unknown".into(),
+            message: text,
+        })
+    };
     match status {
         200 => match serde_json::from_str::<Ack>(&text) {
             Ok(ack) => Sent::Acked(ack),
@@ -415,18 +480,29 @@ async fn classify(response: reqwest::Result<reqwest::Response>) -> Sent {
         },
         // Malformed, too large, unsupported, invalid: sending it again
         // cannot help.
-        400 | 413 | 415 | 422 => Sent::Refused(
-            status,
-            serde_json::from_str(&text).unwrap_or(Refusal {
-                reason: "unknown".into(),
-                message: text,
-            }),
-        ),
+        400 | 413 | 415 | 422 => Sent::Refused(status, refusal(text)),
         // A token being rotated: the token file may have the new one.
         401 => Sent::Unauthorized(format!("HTTP 401: {text}")),
-        // Rate limits, server trouble: retry.
+        // Rate limits and caps, a store that cannot write: the collector
+        // says when to come back.
+        429 | 503 => Sent::Deferred {
+            status,
+            refusal: refusal(text),
+            retry_after,
+        },
+        // Anything else (a proxy's 502, a timeout, 408): retry.
         s => Sent::Retry(format!("HTTP {s}: {text}")),
     }
+}
+
+/// A collector's refusal reason as a label value: one the wire lists, else
+/// `other` (a collector must not be able to grow the probe's series).
+fn reason_label(reason: &str) -> &'static str {
+    crate::wire::REFUSAL_REASONS
+        .iter()
+        .find(|r| **r == reason)
+        .copied()
+        .unwrap_or("other")
 }
 
 fn update_gauges(metrics: &Metrics, spool: &Spool) {

@@ -576,7 +576,7 @@ async fn every_refusal_has_its_status_and_reason_and_changes_nothing() {
             "too many distinct targets",
             vec![("Authorization", east.clone())],
             json(&with(&|b| b.results = big_targets.clone())),
-            422,
+            429,
             "too_many_targets",
         ),
     ];
@@ -1338,7 +1338,7 @@ async fn a_token_can_only_touch_its_own_regions_probes() {
     let (status, answer) = post(addr, EAST, &batch("us-east-2", "w1", 2, rounds(&["e-d"]))).await;
     assert_eq!(
         (status, answer["reason"].as_str()),
-        (422, Some("too_many_targets"))
+        (429, Some("too_many_targets"))
     );
 
     let probes = get_json(addr, "/api/v1/probes").await;
@@ -1479,4 +1479,110 @@ async fn a_batch_from_a_newer_or_an_older_probe_is_kept() {
     assert!(text.contains("unknown_schema"), "{text}");
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// A region's series are bounded by `max_series_per_region` and by its
+/// share of `max_series` (the total over the regions the tokens name), each
+/// refused 429 with a reason that says which and a Retry-After; nothing of
+/// a refused batch is kept, and the other region's share is untouched.
+/// Before, a token could add probe ids and target names without end: each
+/// new probe had a cap of its own and `/metrics` grew with every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_regions_series_are_bounded_and_the_refusal_says_which() {
+    use vantage_probe::stats::MAX_SERIES_PER_TARGET;
+    // One probe (5 series) with two targets.
+    let room = 5 + 2 * MAX_SERIES_PER_TARGET;
+    let rounds = |names: &[&str]| -> Vec<RoundResult> {
+        names
+            .iter()
+            .map(|n| round(n, 443, ConnectOutcome::Ok, None))
+            .collect()
+    };
+    let cases = [
+        (
+            format!("max_series_per_region = {room}\nmax_series = 100000\n"),
+            "too_many_series_region",
+            "limits.max_series_per_region",
+        ),
+        // Two regions share the total: each gets `room`.
+        (
+            format!(
+                "max_series_per_region = {}\nmax_series = {}\n",
+                2 * room,
+                2 * room
+            ),
+            "too_many_series_fleet",
+            "limits.max_series",
+        ),
+    ];
+    for (limits, reason, named) in cases {
+        let dir = Scratch::new("collector-series");
+        let (addr, stop, task) = start(
+            &dir,
+            &format!("[limits]\nmax_batches_per_second = 1000\n{limits}"),
+        )
+        .await;
+        let first = batch("us-east-2", "e1", 1, rounds(&["a", "b"]));
+        assert_eq!(post(addr, EAST, &first).await.0, 200, "{reason}");
+        // What it has costs nothing more.
+        let again = batch("us-east-2", "e1", 2, rounds(&["b", "a"]));
+        assert_eq!(post(addr, EAST, &again).await.0, 200, "{reason}");
+        // A third target, or a second probe, is past the bound.
+        for over in [
+            batch("us-east-2", "e1", 3, rounds(&["c"])),
+            batch("us-east-2", "e2", 1, rounds(&["a"])),
+        ] {
+            let body = gzip(&serde_json::to_vec(&over).unwrap());
+            let auth = format!("Bearer {EAST}");
+            let (status, head, text) = vantage_tests::http_with_head(
+                addr,
+                "POST",
+                RESULTS_PATH,
+                &[("Authorization", &auth), ("Content-Encoding", "gzip")],
+                &body,
+            )
+            .await
+            .unwrap();
+            let refusal: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(
+                (status, refusal["reason"].as_str()),
+                (429, Some(reason)),
+                "{text}"
+            );
+            assert!(
+                refusal["message"].as_str().unwrap().contains(named),
+                "{text}"
+            );
+            assert_eq!(
+                vantage_tests::header_value(&head, "retry-after"),
+                Some("60"),
+                "{head}"
+            );
+        }
+        // West's share is its own.
+        let west = batch("us-west-1", "w1", 1, rounds(&["a", "b"]));
+        assert_eq!(post(addr, WEST, &west).await.0, 200, "{reason}");
+
+        // Nothing of the refused batches was kept: no e2, no target c.
+        let probes = get_json(addr, "/api/v1/probes").await;
+        let ids: Vec<&str> = probes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["probe_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["e1", "w1"], "{reason}");
+        assert!(!stored_attempts(addr).await.keys().any(|(_, t)| t == "c"));
+        let (_, metrics) = http_get(addr, "/metrics").await.unwrap();
+        assert_eq!(
+            value(
+                &parse_exposition(&metrics),
+                "vantage_collector_refused_total",
+                &[("reason", reason)]
+            ),
+            Some(2.0)
+        );
+        stop.cancel();
+        task.await.unwrap().unwrap();
+    }
 }

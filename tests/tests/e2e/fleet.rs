@@ -32,9 +32,19 @@ async fn collector(dir: &Scratch, listen: SocketAddr) -> Running {
 
 /// A collector with extra `[server]` settings (TLS); not waited for.
 async fn collector_with(dir: &Scratch, listen: SocketAddr, server_extra: &str) -> Running {
+    collector_limited(dir, listen, server_extra, "").await
+}
+
+/// A collector with extra `[server]` and `[limits]` settings; not waited for.
+async fn collector_limited(
+    dir: &Scratch,
+    listen: SocketAddr,
+    server_extra: &str,
+    limits_extra: &str,
+) -> Running {
     let text = format!(
         "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\n{server_extra}\n[[tokens]]\ntoken = \"{TOKEN}\"\n\
-         src_region = \"lab-a\"\n[limits]\nmax_batches_per_second = 10000\n"
+         src_region = \"lab-a\"\n[limits]\nmax_batches_per_second = 10000\n{limits_extra}\n"
     );
     let path = dir.write("collector.toml", &text);
     let c = Collector::bind(CollectorConfig::load(&path).unwrap())
@@ -244,6 +254,76 @@ async fn an_outage_is_backfilled_when_the_collector_returns() {
         "nothing lost within spool capacity"
     );
     assert_eq!(metrics.spool_dropped.get(), 0);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// A cap refusal is the collector's to lift, not a reason to lose data:
+/// the probe keeps the refused batches in its spool (none set aside in
+/// rejected/), counts them deferred by reason, and once the cap is raised
+/// every round reaches the store. Before, `too_many_targets` was a 422 that
+/// the probe took as final: its batches went to rejected/, lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_probe_keeps_its_results_until_the_cap_is_lifted() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let closed = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("fleet-capped");
+    let addr = SocketAddr::new(LO, free_port());
+    // The probe has two targets; the collector allows one.
+    let (stop, task) = collector_limited(&dir, addr, "", "max_targets_per_probe = 1").await;
+    wait_for_200(addr, "/-/ready", Duration::from_secs(5)).await;
+    let p = probe(&dir, addr, web.addr.port(), closed.addr.port(), 64 << 20, 0).await;
+    wait_for_200(p.admin, "/-/ready", Duration::from_secs(5)).await;
+    let admin = p.admin;
+    wait_for(
+        "batches waiting behind the cap",
+        Duration::from_secs(10),
+        async || {
+            let n = spool_batches(admin).await;
+            (n >= 3.0, n)
+        },
+    )
+    .await;
+    let (first, mut sent) = p.stop().await;
+    assert!(
+        first
+            .push_deferred
+            .with_label_values(&["too_many_targets"])
+            .get()
+            >= 1
+    );
+    assert_eq!(first.push_batches.with_label_values(&["rejected"]).get(), 0);
+    assert_eq!(first.push_batches.with_label_values(&["stored"]).get(), 0);
+    assert!(
+        stored(addr).await.is_empty(),
+        "nothing past the cap was stored"
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    // The cap lifted (the default), the same probe starts again and sends
+    // its backlog first.
+    let (stop, task) = collector(&dir, addr).await;
+    let p = probe(&dir, addr, web.addr.port(), closed.addr.port(), 64 << 20, 0).await;
+    let admin = p.admin;
+    wait_for(
+        "the backlog delivered",
+        Duration::from_secs(30),
+        async || {
+            let n = spool_batches(admin).await;
+            (n <= 1.0, n)
+        },
+    )
+    .await;
+    let (second, more) = p.stop().await;
+    let mut both: std::collections::BTreeMap<String, u64> = sent.drain(..).collect();
+    for (name, n) in more {
+        *both.entry(name).or_default() += n;
+    }
+    let both: Vec<(String, u64)> = both.into_iter().collect();
+    assert_eq!(stored(addr).await, both, "every round of both runs stored");
+    assert_eq!(second.spool_batches.get(), 0);
+    assert_eq!(first.spool_dropped.get() + second.spool_dropped.get(), 0);
     stop.cancel();
     task.await.unwrap().unwrap();
 }
