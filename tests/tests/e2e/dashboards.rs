@@ -391,26 +391,39 @@ async fn every_panel_has_data_from_a_live_fleet_and_the_fault_alerts() {
     }
 
     // The matrix recording rule shows the refusing column red and the rest 0.
-    let matrix = query(
-        prom,
-        "src_region_target:vantage_connect_failure_ratio:rate5m",
+    // A cell is NaN (0/0) until two scrapes in its window saw its attempts
+    // grow: on a loaded machine a probe's first batches can land after the
+    // first scrapes, so wait (bounded) until every cell is a number.
+    let by_target: BTreeMap<String, f64> = vantage_tests::wait_for(
+        "every matrix cell a number",
+        Duration::from_secs(30),
+        async || {
+            let matrix = query(
+                prom,
+                "src_region_target:vantage_connect_failure_ratio:rate5m",
+            )
+            .await;
+            let cells: BTreeMap<String, f64> = matrix
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        format!(
+                            "{} {}",
+                            s["metric"]["src_region"].as_str().unwrap(),
+                            s["metric"]["target"].as_str().unwrap()
+                        ),
+                        s["value"][1].as_str().unwrap().parse().unwrap(),
+                    )
+                })
+                .collect();
+            let whole =
+                cells.len() == REGIONS.len() * 3 && cells.values().all(|v: &f64| !v.is_nan());
+            (whole, cells)
+        },
     )
     .await;
-    let by_target: BTreeMap<String, f64> = matrix
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                format!(
-                    "{} {}",
-                    s["metric"]["src_region"].as_str().unwrap(),
-                    s["metric"]["target"].as_str().unwrap()
-                ),
-                s["value"][1].as_str().unwrap().parse().unwrap(),
-            )
-        })
-        .collect();
     for r in REGIONS {
         assert_eq!(by_target[&format!("{r} queue")], 1.0, "{by_target:?}");
         assert_eq!(by_target[&format!("{r} web")], 0.0, "{by_target:?}");
