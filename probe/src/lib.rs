@@ -73,7 +73,7 @@ pub use exposition::{TargetChunks, escape as escape_label_value};
 pub use limits::Limiter;
 pub use metrics::Metrics;
 pub use open_files::RESERVED as RESERVED_FDS;
-pub use push::http_client;
+pub use push::{http_client, text_capped};
 pub use round::{Prober, Runner};
 pub use service::Service;
 pub use shutdown::Control;

@@ -10,6 +10,10 @@ use anyhow::Context as _;
 use super::{Report, Request, build};
 use crate::store::ReadOnly;
 
+/// The most of a collector's answer `report --collector` reads: a report
+/// is tens of kilobytes; anything near this is not one.
+const MAX_REPORT_BYTES: usize = 64 << 20;
+
 /// A report's data source.
 #[derive(Debug, Clone)]
 pub(crate) enum Source {
@@ -76,7 +80,10 @@ pub(crate) async fn load(source: &Source, req: &Request) -> anyhow::Result<Repor
                 .await
                 .with_context(|| format!("asking {base}"))?;
             let status = response.status();
-            let body = response.text().await.context("reading the answer")?;
+            let body = vantage_probe::text_capped(response, MAX_REPORT_BYTES)
+                .await
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("reading the answer of {base}"))?;
             if !status.is_success() {
                 let message = serde_json::from_str::<vantage_probe::wire::Refusal>(&body)
                     .map_or(body.trim().to_string(), |r| {

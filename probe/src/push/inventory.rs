@@ -139,7 +139,7 @@ impl Fetcher {
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = match response.text().await {
+        let body = match super::text_capped(response, Kind::FileSd.max_bytes() as usize).await {
             Ok(b) => b,
             Err(err) => {
                 tracing::warn!(%url, "fleet inventory not fetched: {err}");

@@ -221,6 +221,24 @@ fn seal(shared: &Shared, identity: &Identity, pending: &mut Vec<RoundResult>, la
     update_gauges(metrics, &spool);
 }
 
+/// A response's body as text, read chunk by chunk and refused once it
+/// passes `max` bytes: what a collector (or anything answering in its
+/// place) sends can never take more memory than that.
+pub async fn text_capped(mut response: reqwest::Response, max: usize) -> Result<String, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is over {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|e| format!("the answer is not UTF-8: {e}"))
+}
+
+/// The most of an answer to a batch the probe reads (an ack or a refusal
+/// is a few hundred bytes).
+const MAX_ANSWER_BYTES: usize = 64 << 10;
+
 async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<Shared>) {
     let stop = &shared.stop_sending;
     let url = format!("{}{RESULTS_PATH}", settings.url.trim_end_matches('/'));
@@ -466,7 +484,10 @@ async fn classify(response: reqwest::Result<reqwest::Response>) -> Sent {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let text = response.text().await.unwrap_or_default();
+    let text = match text_capped(response, MAX_ANSWER_BYTES).await {
+        Ok(t) => t,
+        Err(e) => return Sent::Retry(format!("HTTP {status}: {e}")),
+    };
     let refusal = |text: String| {
         serde_json::from_str(&text).unwrap_or(Refusal {
             reason: "unknown".into(),

@@ -1586,3 +1586,60 @@ async fn a_regions_series_are_bounded_and_the_refusal_says_which() {
         task.await.unwrap().unwrap();
     }
 }
+
+/// `report --collector` reads at most 64 MiB of an answer: a server (or
+/// anything answering in a collector's place) that sends without end is
+/// refused with a clear error, and the report's memory stays bounded.
+/// Before, the whole answer was read into memory, however long.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_reads_a_bounded_answer_from_a_collector() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // One connection: a 200 with no length, then JSON whitespace until the
+    // client goes away or 256 MiB were sent (bounded either way).
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut head = [0u8; 4096];
+        let _ = s.read(&mut head).await.unwrap();
+        s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let chunk = vec![b' '; 1 << 20];
+        let mut sent = 0usize;
+        while sent < 256 << 20 {
+            if s.write_all(&chunk).await.is_err() {
+                break;
+            }
+            sent += chunk.len();
+        }
+        sent
+    });
+    let url = format!("http://{addr}");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(bin("vantage-collector"))
+            .args([
+                "report",
+                "--collector",
+                &url,
+                "--token",
+                EAST,
+                "--incident",
+                "1",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("over 67108864 bytes"), "{stderr}");
+    let sent = server.await.unwrap();
+    assert!(
+        sent < 256 << 20,
+        "the report stopped reading: {sent} bytes sent"
+    );
+}
