@@ -6,7 +6,9 @@
 //! stores the batch durably, then answers 200 with an [`Ack`]. A batch that
 //! was already stored (a retry after a lost answer) is acknowledged again,
 //! as a duplicate, and not counted twice. A refused batch gets a 4xx with a
-//! [`Refusal`] and nothing of it is stored.
+//! [`Refusal`] and nothing of it is stored. A batch under a stored (probe,
+//! stream, seq) whose content differs is refused 409 [`SEQ_REUSED`]: the
+//! probe then sends it again under a new stream.
 //!
 //! # Compatibility
 //!
@@ -79,6 +81,37 @@ pub struct Ack {
     /// The batch had been stored before; nothing was added.
     pub duplicate: bool,
 }
+
+/// The reason of a 409: the batch's (probe, stream, seq) was stored before
+/// with other content (a `seq` file restored from an older copy). The
+/// probe answers it by starting a new stream and sending again.
+pub const SEQ_REUSED: &str = "seq_reused";
+
+/// Every [`Refusal::reason`] the collector answers with, so that probe and
+/// collector agree on the list (a collector test holds it to its own).
+pub const REFUSAL_REASONS: &[&str] = &[
+    "missing_token",
+    "unknown_token",
+    "wrong_region",
+    "wrong_probe",
+    "body_too_large",
+    "body_timeout",
+    "malformed",
+    "unsupported_encoding",
+    "unknown_schema",
+    "invalid_value",
+    "too_many_results",
+    "bad_timestamp",
+    "rate_limited",
+    "too_many_targets",
+    SEQ_REUSED,
+    "unknown_version",
+    "bad_query",
+    "no_such_incident",
+    "no_inventory",
+    "store_unavailable",
+    "internal",
+];
 
 /// Why a request was refused; the status code says which class.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

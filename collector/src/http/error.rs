@@ -45,6 +45,9 @@ pub(crate) enum Reason {
     RateLimited,
     /// A probe reporting more distinct targets than allowed.
     TooManyTargets,
+    /// A batch under a (probe, stream, seq) stored before with other
+    /// content (the probe sends it again under a new stream).
+    SeqReused,
     /// An Alertmanager payload of another version.
     UnknownVersion,
     /// A query parameter or path that does not parse.
@@ -62,7 +65,7 @@ pub(crate) enum Reason {
 impl Reason {
     /// Every reason, for tests and for the refusal counter's series.
     #[cfg(test)]
-    const ALL: [Reason; 20] = [
+    const ALL: [Reason; 21] = [
         Reason::MissingToken,
         Reason::UnknownToken,
         Reason::WrongRegion,
@@ -77,6 +80,7 @@ impl Reason {
         Reason::BadTimestamp,
         Reason::RateLimited,
         Reason::TooManyTargets,
+        Reason::SeqReused,
         Reason::UnknownVersion,
         Reason::BadQuery,
         Reason::NoSuchIncident,
@@ -102,6 +106,7 @@ impl Reason {
             Reason::BadTimestamp => "bad_timestamp",
             Reason::RateLimited => "rate_limited",
             Reason::TooManyTargets => "too_many_targets",
+            Reason::SeqReused => "seq_reused",
             Reason::UnknownVersion => "unknown_version",
             Reason::BadQuery => "bad_query",
             Reason::NoSuchIncident => "no_such_incident",
@@ -112,7 +117,8 @@ impl Reason {
     }
 
     /// The status it is answered with: 401 who-are-you, 403 you-may-not,
-    /// 4xx for what was sent, 503 for a store that could not answer.
+    /// 4xx for what was sent (409 for a seq reused with other content),
+    /// 503 for a store that could not answer.
     pub(crate) fn status(self) -> StatusCode {
         match self {
             Reason::MissingToken | Reason::UnknownToken => StatusCode::UNAUTHORIZED,
@@ -126,6 +132,7 @@ impl Reason {
             | Reason::UnknownVersion => StatusCode::UNPROCESSABLE_ENTITY,
             Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Reason::SeqReused => StatusCode::CONFLICT,
             Reason::NoSuchIncident | Reason::NoInventory => StatusCode::NOT_FOUND,
             Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Reason::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -226,6 +233,7 @@ impl From<Refused> for ApiError {
             Refused::Invalid(i) => i.into(),
             Refused::RateLimited(_) => ApiError::new(Reason::RateLimited, message),
             Refused::TooManyTargets(_) => ApiError::new(Reason::TooManyTargets, message),
+            Refused::SeqReused { .. } => ApiError::new(Reason::SeqReused, message),
             Refused::Store(_) => ApiError::new(Reason::StoreUnavailable, message),
         }
     }
@@ -278,6 +286,22 @@ mod tests {
                 "{r:?}: a label value"
             );
         }
+    }
+
+    #[test]
+    fn the_wire_lists_exactly_these_reasons() {
+        let ours: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            ours,
+            vantage_probe::wire::REFUSAL_REASONS,
+            "Reason::ALL and the wire's REFUSAL_REASONS, in the same order"
+        );
+        assert_eq!(
+            Reason::SeqReused.as_str(),
+            vantage_probe::wire::SEQ_REUSED,
+            "the reason the probe restreams on"
+        );
+        assert_eq!(Reason::SeqReused.status(), StatusCode::CONFLICT);
     }
 
     #[test]
