@@ -82,6 +82,9 @@ pub struct Metrics {
     pub results_dropped: IntCounter,
     /// Batches sent to the collector, by result.
     pub push_batches: IntCounterVec,
+    /// New batch streams started because the collector had a seq stored
+    /// with other content.
+    pub push_restreamed: IntCounter,
     /// When the collector last acknowledged a batch (Unix time).
     pub push_last_success: Gauge,
     /// Batches waiting in the spool.
@@ -123,6 +126,7 @@ impl Metrics {
             targets: r.gauge(TARGETS),
             results_dropped: r.counter(RESULTS_DROPPED),
             push_batches: r.counter_vec(PUSH_BATCHES, "result"),
+            push_restreamed: r.counter(PUSH_RESTREAMED),
             push_last_success: r.timestamp(PUSH_LAST_SUCCESS),
             spool_batches: r.gauge(SPOOL_BATCHES),
             spool_bytes: r.gauge(SPOOL_BYTES),
@@ -180,6 +184,10 @@ const RESULTS_DROPPED: MetricDef = (
 const PUSH_BATCHES: MetricDef = (
     "push_batches_total",
     "Batches sent to the collector, by result (stored, duplicate, rejected, failed).",
+);
+const PUSH_RESTREAMED: MetricDef = (
+    "push_restreamed_total",
+    "New batch streams started because the collector had a batch's seq stored with other content (a seq file restored from an older copy); the waiting batches are sent again under the new stream.",
 );
 const PUSH_LAST_SUCCESS: MetricDef = (
     "push_last_success_timestamp_seconds",
