@@ -200,7 +200,8 @@ mod tests {
     #[test]
     fn any_stored_field_changes_the_digest() {
         let base = digest(&batch());
-        let changes: [(&str, fn(&mut Batch)); 9] = [
+        type Change = (&'static str, fn(&mut Batch));
+        let changes: [Change; 9] = [
             ("last", |b| b.last = true),
             ("zone", |b| b.probe.zone = Some("a".into())),
             ("a result more", |b| {

@@ -319,7 +319,7 @@ async fn a_seen_key_with_other_content_is_refused_and_stores_nothing() {
         ..again
     };
     let (outcome, _) = store.submit(again, later, later).await.unwrap();
-    assert_eq!(outcome.acked().duplicate, true);
+    assert!(outcome.acked().duplicate, "a retry");
     assert_eq!(store.rollups(&everything()).unwrap(), rollups);
     drop(store);
     let _ = std::fs::remove_dir_all(&d);
@@ -349,7 +349,7 @@ async fn a_receipt_from_before_digests_is_compared_by_its_result_count() {
         .submit(batch("p1", 1, later, 5, None), later, later)
         .await
         .unwrap();
-    assert_eq!(same_count.acked().duplicate, true);
+    assert!(same_count.acked().duplicate, "a retry, by its count");
     let (other_count, _) = store
         .submit(batch("p1", 1, later, 6, None), later, later)
         .await
