@@ -506,3 +506,45 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// The sender's reading of a 409 from a real (loopback) server.
+    async fn answer_409(body: &'static str) -> Sent {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = vec![0; 4096];
+            let _ = s.read(&mut head).await.unwrap();
+            let response = format!(
+                "HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(response.as_bytes()).await.unwrap();
+        });
+        let client = http_client(Duration::from_secs(5), None, false).unwrap();
+        let sent = classify(client.get(format!("http://{addr}/")).send().await).await;
+        server.await.unwrap();
+        sent
+    }
+
+    #[tokio::test]
+    async fn a_409_starts_a_new_stream_only_when_it_says_seq_reused() {
+        let reused = answer_409(r#"{"reason":"seq_reused","message":"stream \"s\" seq 4"}"#).await;
+        assert!(
+            matches!(&reused, Sent::SeqReused(r) if r.message == "stream \"s\" seq 4"),
+            "seq_reused is a new stream"
+        );
+        for other in [r#"{"reason":"conflict","message":"m"}"#, "not a refusal"] {
+            assert!(
+                matches!(answer_409(other).await, Sent::Retry(_)),
+                "any other 409 is retried: {other}"
+            );
+        }
+    }
+}
