@@ -14,7 +14,7 @@ use crate::auth::{Denied, Tokens};
 use crate::config::{IngestLimits, TokenBinding};
 use crate::fleet::{Fleet, OverBudget};
 use crate::metrics::Metrics;
-use crate::store::{Store, StoreError};
+use crate::store::{Outcome, Store, StoreError};
 use crate::validate::{self, Invalid};
 
 /// Why a batch was not stored.
@@ -38,6 +38,18 @@ pub enum Refused {
     /// expose too many series: the probe keeps it and sends it later.
     #[error(transparent)]
     OverBudget(#[from] OverBudget),
+    /// Its (probe, stream, seq) was stored before with other content: the
+    /// probe's sequence counter went back. The probe sends it again under
+    /// a new stream.
+    #[error(
+        "stream {stream:?} seq {seq} was stored before with other content; send it under a new stream"
+    )]
+    SeqReused {
+        /// The batch's stream.
+        stream: String,
+        /// Its seq.
+        seq: u64,
+    },
     /// The store could not take it: nothing of it was kept; retry it.
     #[error("the batch was not stored; retry it")]
     Store(#[source] StoreError),
@@ -120,7 +132,20 @@ impl Ingest {
             .map(|r| r.started_at.system_time())
             .min();
         let (ack, batch) = match self.store.submit(batch, received, probe_clock).await {
-            Ok(stored) => stored,
+            Ok((Outcome::Acked(ack), batch)) => (ack, batch),
+            Ok((Outcome::SeqReused, batch)) => {
+                tracing::warn!(
+                    src_region = %batch.probe.src_region,
+                    probe = %batch.probe.probe_id,
+                    stream = %batch.stream,
+                    seq = batch.seq,
+                    "a batch reuses a stored seq with other content; refused"
+                );
+                return Err(Refused::SeqReused {
+                    stream: batch.stream,
+                    seq: batch.seq,
+                });
+            }
             Err(e) => {
                 tracing::error!(error = %e, "storing a batch");
                 self.metrics.store_errors.inc();

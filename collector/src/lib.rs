@@ -48,4 +48,4 @@ pub use evidence::cells::{LATENCY_MIN_BASELINE, LATENCY_WINDOW_MINUTES};
 pub use evidence::{Assessment, Params, assess};
 pub use service::Collector;
 pub use store::read::Window;
-pub use store::{Store, StoreError};
+pub use store::{Outcome, Store, StoreError};

@@ -86,6 +86,9 @@ pub struct Metrics {
     pub push_deferred: IntCounterVec,
     /// Batches the collector refused for good, by reason.
     pub push_rejected: IntCounterVec,
+    /// New batch streams started because the collector had a seq stored
+    /// with other content.
+    pub push_restreamed: IntCounter,
     /// When the collector last acknowledged a batch (Unix time).
     pub push_last_success: Gauge,
     /// Batches waiting in the spool.
@@ -129,6 +132,7 @@ impl Metrics {
             push_batches: r.counter_vec(PUSH_BATCHES, "result"),
             push_deferred: r.counter_vec(PUSH_DEFERRED, "reason"),
             push_rejected: r.counter_vec(PUSH_REJECTED, "reason"),
+            push_restreamed: r.counter(PUSH_RESTREAMED),
             push_last_success: r.timestamp(PUSH_LAST_SUCCESS),
             spool_batches: r.gauge(SPOOL_BATCHES),
             spool_bytes: r.gauge(SPOOL_BYTES),
@@ -194,6 +198,10 @@ const PUSH_DEFERRED: MetricDef = (
 const PUSH_REJECTED: MetricDef = (
     "push_rejected_total",
     "Batches the collector refused for good, by its reason (unreadable: the spooled file could not be read); each is kept in the spool's rejected/ directory.",
+);
+const PUSH_RESTREAMED: MetricDef = (
+    "push_restreamed_total",
+    "New batch streams started because the collector had a batch's seq stored with other content (a seq file restored from an older copy); the waiting batches are sent again under the new stream.",
 );
 const PUSH_LAST_SUCCESS: MetricDef = (
     "push_last_success_timestamp_seconds",

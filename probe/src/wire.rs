@@ -6,7 +6,9 @@
 //! stores the batch durably, then answers 200 with an [`Ack`]. A batch that
 //! was already stored (a retry after a lost answer) is acknowledged again,
 //! as a duplicate, and not counted twice. A refused batch gets a 4xx with a
-//! [`Refusal`] and nothing of it is stored.
+//! [`Refusal`] and nothing of it is stored. A batch under a stored (probe,
+//! stream, seq) whose content differs is refused 409 [`SEQ_REUSED`]: the
+//! probe then sends it again under a new stream.
 //!
 //! # Compatibility
 //!
@@ -80,6 +82,11 @@ pub struct Ack {
     pub duplicate: bool,
 }
 
+/// The reason of a 409: the batch's (probe, stream, seq) was stored before
+/// with other content (a `seq` file restored from an older copy). The
+/// probe answers it by starting a new stream and sending again.
+pub const SEQ_REUSED: &str = "seq_reused";
+
 /// Every reason code a collector refuses a request with (the `reason` of
 /// a [`Refusal`]). The probe labels its refusal counters with these, and
 /// anything else as `other`, so that a collector can never grow the
@@ -101,6 +108,7 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "too_many_targets",
     "too_many_series_region",
     "too_many_series_fleet",
+    SEQ_REUSED,
     "unknown_version",
     "bad_query",
     "no_such_incident",

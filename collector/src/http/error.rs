@@ -50,6 +50,9 @@ pub(crate) enum Reason {
     TooManySeriesRegion,
     /// A region exposing more than its share of `limits.max_series`.
     TooManySeriesFleet,
+    /// A batch under a (probe, stream, seq) stored before with other
+    /// content (the probe sends it again under a new stream).
+    SeqReused,
     /// An Alertmanager payload of another version.
     UnknownVersion,
     /// A query parameter or path that does not parse.
@@ -67,7 +70,7 @@ pub(crate) enum Reason {
 impl Reason {
     /// Every reason, for tests and for the refusal counter's series.
     #[cfg(test)]
-    const ALL: [Reason; 22] = [
+    const ALL: [Reason; 23] = [
         Reason::MissingToken,
         Reason::UnknownToken,
         Reason::WrongRegion,
@@ -84,6 +87,7 @@ impl Reason {
         Reason::TooManyTargets,
         Reason::TooManySeriesRegion,
         Reason::TooManySeriesFleet,
+        Reason::SeqReused,
         Reason::UnknownVersion,
         Reason::BadQuery,
         Reason::NoSuchIncident,
@@ -111,6 +115,7 @@ impl Reason {
             Reason::TooManyTargets => "too_many_targets",
             Reason::TooManySeriesRegion => "too_many_series_region",
             Reason::TooManySeriesFleet => "too_many_series_fleet",
+            Reason::SeqReused => "seq_reused",
             Reason::UnknownVersion => "unknown_version",
             Reason::BadQuery => "bad_query",
             Reason::NoSuchIncident => "no_such_incident",
@@ -121,7 +126,8 @@ impl Reason {
     }
 
     /// The status it is answered with: 401 who-are-you, 403 you-may-not,
-    /// 4xx for what was sent, 503 for a store that could not answer.
+    /// 4xx for what was sent (409 for a seq reused with other content),
+    /// 503 for a store that could not answer.
     pub(crate) fn status(self) -> StatusCode {
         match self {
             Reason::MissingToken | Reason::UnknownToken => StatusCode::UNAUTHORIZED,
@@ -139,6 +145,7 @@ impl Reason {
             | Reason::TooManyTargets
             | Reason::TooManySeriesRegion
             | Reason::TooManySeriesFleet => StatusCode::TOO_MANY_REQUESTS,
+            Reason::SeqReused => StatusCode::CONFLICT,
             Reason::NoSuchIncident | Reason::NoInventory => StatusCode::NOT_FOUND,
             Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Reason::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -274,6 +281,7 @@ impl From<Refused> for ApiError {
                 };
                 ApiError::new(reason, message)
             }
+            Refused::SeqReused { .. } => ApiError::new(Reason::SeqReused, message),
             Refused::Store(_) => ApiError::new(Reason::StoreUnavailable, message),
         }
     }
@@ -331,9 +339,19 @@ mod tests {
     /// The probe labels its counters with the wire's list: a reason
     /// missing there would be counted as `other`.
     #[test]
-    fn the_wire_lists_exactly_the_reasons_answered() {
+    fn the_wire_lists_exactly_these_reasons() {
         let ours: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(ours, vantage_probe::wire::REFUSAL_REASONS);
+        assert_eq!(
+            ours,
+            vantage_probe::wire::REFUSAL_REASONS,
+            "Reason::ALL and the wire's REFUSAL_REASONS, in the same order"
+        );
+        assert_eq!(
+            Reason::SeqReused.as_str(),
+            vantage_probe::wire::SEQ_REUSED,
+            "the reason the probe restreams on"
+        );
+        assert_eq!(Reason::SeqReused.status(), StatusCode::CONFLICT);
     }
 
     #[test]

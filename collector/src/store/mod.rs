@@ -4,6 +4,7 @@
 //! gets typed values from a [`Snapshot`] and writes through typed calls.
 //!
 //! - `writer`: the writer thread: group commit, savepoints, receipts, expiry.
+//! - `digest`: a batch's content digest, kept in its receipt.
 //! - `schema`: the tables, created and upgraded on open.
 //! - [`rollup`]: the per-minute rollup rows' encoding.
 //! - `snapshot`: a consistent read ([`Store::read`], [`ReadOnly`]).
@@ -13,6 +14,7 @@
 //!   fleet's name), [`read`] (the read API's rows).
 
 mod alerts;
+mod digest;
 mod incidents;
 mod matrix;
 mod probes;
@@ -46,6 +48,27 @@ pub struct Store {
     jobs: mpsc::Sender<Work>,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
+}
+
+/// What the store made of a batch it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored, or the retry of a batch stored before (`duplicate`).
+    Acked(Ack),
+    /// Its (probe, stream, seq) was stored before with other content: a
+    /// probe whose sequence counter went back. Nothing of it was stored.
+    SeqReused,
+}
+
+impl Outcome {
+    /// The acknowledgement; panics on any other outcome.
+    #[cfg(test)]
+    pub(crate) fn acked(self) -> Ack {
+        match self {
+            Outcome::Acked(ack) => ack,
+            other => panic!("not acknowledged: {other:?}"),
+        }
+    }
 }
 
 /// Why the store failed.
@@ -157,13 +180,15 @@ impl Store {
 
     /// Stores `batch` durably; returns once it is committed, with the batch
     /// handed back. `probe_clock` is the probe's clock when it sent the
-    /// request (for its clock offset).
+    /// request (for its clock offset). A batch whose receipt is there
+    /// already is a retry when its content is the same ([`Outcome::Acked`],
+    /// duplicate) and [`Outcome::SeqReused`] when it is not.
     pub async fn submit(
         &self,
         batch: Batch,
         received: SystemTime,
         probe_clock: SystemTime,
-    ) -> Result<(Ack, Batch), StoreError> {
+    ) -> Result<(Outcome, Batch), StoreError> {
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Work::Batch(Job {
@@ -175,7 +200,7 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         match answer.await {
-            Ok((Ok(ack), batch)) => Ok((ack, batch)),
+            Ok((Ok(outcome), batch)) => Ok((outcome, batch)),
             Ok((Err(message), _)) => Err(StoreError::Write {
                 path: self.path.display().to_string(),
                 message,

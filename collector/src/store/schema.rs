@@ -13,6 +13,9 @@ macro_rules! receipts_table {
     seq         INTEGER NOT NULL,
     received_us INTEGER NOT NULL,
     results     INTEGER NOT NULL,
+    -- The batch's content digest (digest.rs), bit-cast to i64; NULL in a
+    -- receipt from before digests, compared by its result count alone.
+    digest      INTEGER,
     PRIMARY KEY (src_region, probe_id, stream, seq)
 ) WITHOUT ROWID;"
     };
@@ -141,6 +144,7 @@ pub(super) fn upgrade(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     // Receipts first: their region comes from the probes of the old key,
     // one row per id.
     rekey_receipts(conn)?;
+    add_column(conn, "receipts", "digest", "INTEGER")?;
     rekey_probes(conn)
 }
 
@@ -164,7 +168,8 @@ fn rekey_receipts(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
          ",
         receipts_table!(),
         "
-         INSERT INTO receipts SELECT coalesce(p.src_region, ''), r.probe_id, r.stream, r.seq,
+         INSERT INTO receipts (src_region, probe_id, stream, seq, received_us, results)
+             SELECT coalesce(p.src_region, ''), r.probe_id, r.stream, r.seq,
              r.received_us, r.results
              FROM receipts_by_id r LEFT JOIN probes p ON p.probe_id = r.probe_id;
          DROP TABLE receipts_by_id;
@@ -199,19 +204,20 @@ fn rekey_probes(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     ))
 }
 
-/// Adds a column a table was made without; nothing if it has it.
+/// Adds a column a table was made without; nothing if it has it (or if
+/// there is no such table).
 fn add_column(
     conn: &rusqlite::Connection,
     table: &str,
     column: &str,
     decl: &str,
 ) -> rusqlite::Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+    let (columns, has): (i64, bool) = conn.query_row(
+        "SELECT count(*), coalesce(sum(name = ?2), 0) > 0 FROM pragma_table_info(?1)",
         [table, column],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if !has {
+    if columns > 0 && !has {
         conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
     }
     Ok(())
@@ -306,5 +312,43 @@ mod tests {
             )
             .unwrap();
         assert_eq!(region, "us-west-1");
+        let digest: Option<i64> = conn
+            .query_row(
+                "SELECT digest FROM receipts WHERE probe_id = 'w1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(digest, None, "a receipt from before has no digest");
+    }
+
+    #[test]
+    fn receipts_from_before_digests_get_the_column_and_keep_their_rows() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE receipts (
+                src_region TEXT NOT NULL, probe_id TEXT NOT NULL, stream TEXT NOT NULL,
+                seq INTEGER NOT NULL, received_us INTEGER NOT NULL, results INTEGER NOT NULL,
+                PRIMARY KEY (src_region, probe_id, stream, seq)
+             ) WITHOUT ROWID;
+             INSERT INTO receipts VALUES ('east', 'p1', 's', 3, 2, 30);",
+        )
+        .unwrap();
+        conn.execute_batch(SQL).unwrap();
+        upgrade(&conn).unwrap();
+        upgrade(&conn).unwrap();
+        let row: (i64, Option<i64>) = conn
+            .query_row(
+                "SELECT results, digest FROM receipts WHERE seq = 3",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (30, None));
+        conn.execute(
+            "INSERT INTO receipts VALUES ('east', 'p1', 's', 4, 2, 1, -5)",
+            [],
+        )
+        .unwrap();
     }
 }

@@ -15,7 +15,7 @@ use vantage_probe::result::{ConnectAttempt, Identity, RoundResult, Timestamp};
 use vantage_probe::wire::{Batch, SCHEMA_VERSION};
 
 use super::read::Window;
-use super::{Store, StoreError};
+use super::{Outcome, Store, StoreError};
 use crate::config::Retention;
 use crate::time::{MINUTE_US, us};
 
@@ -111,6 +111,7 @@ async fn an_acknowledged_batch_is_stored_and_its_retry_adds_nothing() {
         .submit(batch("p1", 1, now, 5, Some(2)), now, now)
         .await
         .unwrap();
+    let ack = ack.acked();
     assert_eq!((ack.seq, ack.stored, ack.duplicate), (1, 5, false));
     assert_eq!(back.results.len(), 5, "the batch comes back to the caller");
     assert_eq!(attempts(&store), 5);
@@ -120,6 +121,7 @@ async fn an_acknowledged_batch_is_stored_and_its_retry_adds_nothing() {
         .submit(batch("p1", 1, now, 5, Some(2)), now, now)
         .await
         .unwrap();
+    let again = again.acked();
     assert_eq!((again.stored, again.duplicate), (0, true));
     assert_eq!(attempts(&store), 5, "a retry stores nothing twice");
     assert_eq!(store.failures(&everything()).unwrap().len(), 1);
@@ -166,7 +168,11 @@ async fn one_bad_batch_sinks_no_other_and_leaves_nothing_of_itself() {
         matches!(bad, Err(StoreError::Write { .. })),
         "the batch over a bad row is refused: {bad:?}"
     );
-    assert_eq!(good.unwrap().0.stored, 4, "the other batch is stored");
+    assert_eq!(
+        good.unwrap().0.acked().stored,
+        4,
+        "the other batch is stored"
+    );
     assert_eq!(
         store.read(|s| s.receipts()).unwrap(),
         3,
@@ -202,6 +208,7 @@ async fn a_reopened_store_remembers_every_acknowledged_batch() {
         .submit(batch("p1", 3, now, 10, None), now, now)
         .await
         .unwrap();
+    let ack = ack.acked();
     assert!(ack.duplicate, "the receipt survived the restart");
     assert_eq!(attempts(&store), 30);
     drop(store);
@@ -250,14 +257,105 @@ async fn every_seq_has_its_own_receipt_past_i64_max_too() {
             .submit(batch("p1", seq, now, 1, None), now, now)
             .await
             .unwrap();
+        let ack = ack.acked();
         assert_eq!((ack.seq, ack.stored, ack.duplicate), (seq, 1, false));
     }
     let (again, _) = store
         .submit(batch("p1", u64::MAX, now, 1, None), now, now)
         .await
         .unwrap();
+    let again = again.acked();
     assert!(again.duplicate, "and a retry of one is still a retry");
     assert_eq!(attempts(&store), 4);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn a_seen_key_with_other_content_is_refused_and_stores_nothing() {
+    let d = dir("reused");
+    let store = open(&d, DAY);
+    let now = SystemTime::now();
+    let first = store
+        .submit(batch("p1", 1, now, 5, Some(2)), now, now)
+        .await
+        .unwrap()
+        .0
+        .acked();
+    assert_eq!((first.stored, first.duplicate), (5, false));
+    let (rollups, failures) = (
+        store.rollups(&everything()).unwrap(),
+        store.failures(&everything()).unwrap(),
+    );
+    let probes = store.probes().unwrap();
+
+    // A probe whose seq went back: the same key, new rounds.
+    let later = now + Duration::from_secs(1);
+    for other in [
+        batch("p1", 1, later, 5, Some(2)),
+        batch("p1", 1, now, 5, Some(3)),
+        batch("p1", 1, now, 4, Some(2)),
+        Batch {
+            last: true,
+            ..batch("p1", 1, now, 5, Some(2))
+        },
+    ] {
+        let (outcome, _) = store.submit(other, later, later).await.unwrap();
+        assert_eq!(outcome, Outcome::SeqReused);
+    }
+    assert_eq!(
+        store.rollups(&everything()).unwrap(),
+        rollups,
+        "the first batch's rollups are as they were"
+    );
+    assert_eq!(store.failures(&everything()).unwrap(), failures);
+    assert_eq!(store.read(|s| s.receipts()).unwrap(), 1);
+    assert_eq!(store.probes().unwrap(), probes, "its probe row too");
+
+    // The same content sent again, at another time, is still a retry.
+    let again = batch("p1", 1, now, 5, Some(2));
+    let again = Batch {
+        sent_at: later.into(),
+        ..again
+    };
+    let (outcome, _) = store.submit(again, later, later).await.unwrap();
+    assert!(outcome.acked().duplicate, "a retry");
+    assert_eq!(store.rollups(&everything()).unwrap(), rollups);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[tokio::test]
+async fn a_receipt_from_before_digests_is_compared_by_its_result_count() {
+    let d = dir("nodigest");
+    let store = open(&d, DAY);
+    let now = SystemTime::now();
+    store
+        .submit(batch("p1", 1, now, 5, None), now, now)
+        .await
+        .unwrap()
+        .0
+        .acked();
+    store
+        .write(|c| {
+            c.execute("UPDATE receipts SET digest = NULL", [])
+                .map(|_| ())
+        })
+        .await
+        .unwrap();
+    let later = now + Duration::from_secs(1);
+    // Other rounds but as many: all an old receipt can tell is a retry.
+    let (same_count, _) = store
+        .submit(batch("p1", 1, later, 5, None), later, later)
+        .await
+        .unwrap();
+    assert!(same_count.acked().duplicate, "a retry, by its count");
+    let (other_count, _) = store
+        .submit(batch("p1", 1, later, 6, None), later, later)
+        .await
+        .unwrap();
+    assert_eq!(other_count, Outcome::SeqReused);
+    assert_eq!(attempts(&store), 5, "nothing of either was stored");
     drop(store);
     let _ = std::fs::remove_dir_all(&d);
 }

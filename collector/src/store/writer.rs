@@ -4,7 +4,8 @@
 //! transaction (one savepoint each, so one bad batch does not sink the
 //! others) and answers each only after the commit returned: an
 //! acknowledged batch is on disk, whatever happens to the process next. A
-//! receipt per batch (probe, stream, seq) makes a retry a no-op. Writes of
+//! receipt per batch (probe, stream, seq) with its content digest makes a
+//! retry a no-op, and tells it from new content under a seen key. Writes of
 //! the store's own (incidents, alert evidence, the fleet's name) run in
 //! transactions of their own, in arrival order with the batches.
 
@@ -18,8 +19,9 @@ use vantage_probe::result::{ConnectAttempt, DnsObservation, RoundResult};
 use vantage_probe::stats::{CONNECT_BUCKETS_US, DNS_BUCKETS_US};
 use vantage_probe::wire::{Ack, Batch};
 
-use super::malformed;
+use super::digest::digest;
 use super::rollup::{ConnectMinute, DnsMinute};
+use super::{Outcome, malformed};
 use crate::config::Retention;
 use crate::time::{MINUTE_US, minute, us};
 
@@ -53,7 +55,7 @@ pub(super) struct Job {
     pub(super) received: SystemTime,
     pub(super) probe_clock: SystemTime,
     /// The result, and the batch handed back to the submitter.
-    pub(super) reply: oneshot::Sender<(Result<Ack, String>, Batch)>,
+    pub(super) reply: oneshot::Sender<(Result<Outcome, String>, Batch)>,
 }
 
 /// The writer thread's state.
@@ -186,7 +188,7 @@ impl Writer {
     }
 
     fn store_group(&mut self, jobs: Vec<Job>) {
-        let mut results: Vec<Result<Ack, String>> = Vec::with_capacity(jobs.len());
+        let mut results: Vec<Result<Outcome, String>> = Vec::with_capacity(jobs.len());
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = self.conn.unchecked_transaction()?;
             for job in &jobs {
@@ -229,28 +231,43 @@ fn store_batch(
     ids: &mut Ids,
     open: &mut OpenMinutes,
     job: &Job,
-) -> rusqlite::Result<Ack> {
+) -> rusqlite::Result<Outcome> {
     let b = &job.batch;
-    if !record_receipt(tx, job)? {
-        return Ok(Ack {
-            seq: b.seq,
-            stored: 0,
-            duplicate: true,
-        });
+    match record_receipt(tx, job)? {
+        Receipt::New => {}
+        Receipt::Retry => {
+            return Ok(Outcome::Acked(Ack {
+                seq: b.seq,
+                stored: 0,
+                duplicate: true,
+            }));
+        }
+        Receipt::Reused => return Ok(Outcome::SeqReused),
     }
     let g = group(tx, ids, b)?;
     merge_minutes(tx, open, g.connect, g.dns)?;
     insert_failures(tx, g.failures)?;
-    Ok(Ack {
+    Ok(Outcome::Acked(Ack {
         seq: b.seq,
         stored: b.results.len() as u32,
         duplicate: false,
-    })
+    }))
 }
 
-/// Records the batch's receipt and its probe; `false` when the receipt was
-/// there already (a retry: nothing of it is stored again).
-fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<bool> {
+/// What a batch's key was in the receipts.
+enum Receipt {
+    /// Not there: recorded now.
+    New,
+    /// There with the same content: a retry.
+    Retry,
+    /// There with other content.
+    Reused,
+}
+
+/// Records the batch's receipt and its probe, unless its key has one
+/// already: then the same content is a retry and other content a reused
+/// seq, and nothing is written either way.
+fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<Receipt> {
     let b = &job.batch;
     let p = &b.probe;
     // SQLite integers are i64: the seq's 64 bits are kept as they are (a
@@ -258,18 +275,29 @@ fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<bool> {
     // receipt. Clamping made 2^63, 2^63 + 1 and u64::MAX one receipt: the
     // second and third were answered "duplicate" and never stored.
     let seq = b.seq as i64;
-    let seen = tx
+    let results = b.results.len() as i64;
+    let digest = digest(b);
+    let seen: Option<(i64, Option<i64>)> = tx
         .prepare_cached(
-            "SELECT 1 FROM receipts WHERE src_region = ?1 AND probe_id = ?2 AND stream = ?3 AND seq = ?4",
+            "SELECT results, digest FROM receipts
+             WHERE src_region = ?1 AND probe_id = ?2 AND stream = ?3 AND seq = ?4",
         )?
-        .exists(params![p.src_region, p.probe_id, b.stream, seq])?;
-    if seen {
-        return Ok(false);
+        .query_row(params![p.src_region, p.probe_id, b.stream, seq], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    match seen {
+        None => {}
+        // A receipt from before digests: its result count is all there is.
+        Some((count, stored)) if count == results && stored.is_none_or(|d| d == digest) => {
+            return Ok(Receipt::Retry);
+        }
+        Some(_) => return Ok(Receipt::Reused),
     }
     let now_us = us(job.received);
     tx.prepare_cached(
-        "INSERT INTO receipts (src_region, probe_id, stream, seq, received_us, results)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO receipts (src_region, probe_id, stream, seq, received_us, results, digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         p.src_region,
@@ -277,7 +305,8 @@ fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<bool> {
         b.stream,
         seq,
         now_us,
-        b.results.len() as i64
+        results,
+        digest
     ])?;
     let offset_us = us(job.probe_clock) - now_us;
     tx.prepare_cached(
@@ -299,7 +328,7 @@ fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<bool> {
         b.results.len() as i64,
         b.last
     ])?;
-    Ok(true)
+    Ok(Receipt::New)
 }
 
 /// The batch's results grouped by (series, minute), and its failures.

@@ -5,7 +5,10 @@
 //! [`spool::Spool`]. The sender posts the spool's batches oldest first and
 //! removes each once the collector acknowledged it. When the collector is
 //! away the probe keeps probing, the spool fills (bounded, oldest dropped
-//! and counted), and the sender backfills in order when it returns. Nothing
+//! and counted), and the sender backfills in order when it returns. A 409
+//! `seq_reused` (the spool's `seq` went back, so a batch reuses a stored
+//! seq with other content) makes the spool start a new stream, and the
+//! sender sends the waiting batches again under it at once. Nothing
 //! here ever blocks a round: the engine's hand-off is a bounded queue whose
 //! overflow is counted.
 
@@ -25,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::PushSettings;
 use crate::metrics::Metrics;
 use crate::result::{Identity, RoundResult, Timestamp};
-use crate::wire::{Ack, RESULTS_PATH, Refusal, SENT_AT_HEADER};
+use crate::wire::{Ack, RESULTS_PATH, Refusal, SENT_AT_HEADER, SEQ_REUSED};
 use spool::Spool;
 
 /// Rounds queued between the engine and the sealer.
@@ -244,6 +247,9 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
     let url = format!("{}{RESULTS_PATH}", settings.url.trim_end_matches('/'));
     let mut auth = Auth::new(settings.token.clone());
     let mut backoff = Duration::ZERO;
+    // The last answer was seq_reused too: a collector that keeps saying so
+    // of new streams is waited on, not rewritten for in a tight loop.
+    let mut restreamed = false;
     loop {
         // Wait out the backoff, unless the probe is stopping: then there is
         // one grace period left to flush, and it is not spent sleeping.
@@ -311,10 +317,56 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
                 }
                 Sent::Retry(why)
             }
+            // The spool's seq went back: a new stream, and the batch goes
+            // again under it at once (the next time only after a backoff,
+            // if no batch was acknowledged since).
+            Sent::SeqReused(refusal) => match restream(&shared, &refusal) {
+                Ok(()) if !restreamed => {
+                    shared
+                        .metrics
+                        .push_batches
+                        .with_label_values(&["failed"])
+                        .inc();
+                    restreamed = true;
+                    backoff = Duration::ZERO;
+                    continue;
+                }
+                Ok(()) => Sent::Retry(format!("HTTP 409: {}", refusal.message)),
+                Err(err) => Sent::Retry(format!("starting a new stream: {err}")),
+            },
             other => other,
         };
+        if matches!(sent, Sent::Acked(_)) {
+            restreamed = false;
+        }
         if settle(&shared, entry.seq, sent, &mut backoff).is_break() {
             return;
+        }
+    }
+}
+
+/// Answers a 409 `seq_reused`: the spool starts a new stream, its waiting
+/// batches rewritten under it.
+fn restream(shared: &Shared, refusal: &Refusal) -> std::io::Result<()> {
+    let mut s = shared.spool.lock().unwrap();
+    let result = s.restream();
+    update_gauges(&shared.metrics, &s);
+    match result {
+        Ok(r) => {
+            shared.metrics.push_restreamed.inc();
+            tracing::warn!(
+                old_stream = %r.old,
+                new_stream = %r.new,
+                batches = r.batches,
+                unreadable = r.unreadable,
+                message = %refusal.message,
+                "the collector has this stream's seq stored with other content (the spool's seq file went back); sending the waiting batches again under a new stream"
+            );
+            Ok(())
+        }
+        Err(err) => {
+            tracing::error!(error = %err, stream = %s.stream(), "starting a new stream failed; the batches stay in the spool");
+            Err(err)
         }
     }
 }
@@ -429,6 +481,11 @@ fn settle(shared: &Shared, seq: u64, sent: Sent, backoff: &mut Duration) -> Cont
                 "the collector asked to send this batch later; it stays in the spool"
             );
         }
+        // Answered by the sender (a new stream); if it gets here, a retry.
+        Sent::SeqReused(refusal) => {
+            let why = format!("HTTP 409: {}", refusal.message);
+            return settle(shared, seq, Sent::Retry(why), backoff);
+        }
         Sent::Unauthorized(why) | Sent::Retry(why) => {
             metrics.push_batches.with_label_values(&["failed"]).inc();
             if shared.draining.load(Ordering::Acquire) {
@@ -455,6 +512,9 @@ enum Sent {
     },
     /// 401: the token is not (or no longer) known to the collector.
     Unauthorized(String),
+    /// 409 `seq_reused`: the batch's stream and seq are stored with other
+    /// content; it goes again under a new stream.
+    SeqReused(Refusal),
     Retry(String),
 }
 
@@ -504,6 +564,12 @@ async fn classify(response: reqwest::Result<reqwest::Response>) -> Sent {
         400 | 413 | 415 | 422 => Sent::Refused(status, refusal(text)),
         // A token being rotated: the token file may have the new one.
         401 => Sent::Unauthorized(format!("HTTP 401: {text}")),
+        // A seq reused with other content: a new stream. Any other
+        // conflict is retried.
+        409 => match serde_json::from_str::<Refusal>(&text) {
+            Ok(r) if r.reason == SEQ_REUSED => Sent::SeqReused(r),
+            _ => Sent::Retry(format!("HTTP 409: {text}")),
+        },
         // Rate limits and caps, a store that cannot write: the collector
         // says when to come back.
         429 | 503 => Sent::Deferred {
@@ -536,4 +602,46 @@ fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// The sender's reading of a 409 from a real (loopback) server.
+    async fn answer_409(body: &'static str) -> Sent {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = vec![0; 4096];
+            let _ = s.read(&mut head).await.unwrap();
+            let response = format!(
+                "HTTP/1.1 409 Conflict\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(response.as_bytes()).await.unwrap();
+        });
+        let client = http_client(Duration::from_secs(5), None, false).unwrap();
+        let sent = classify(client.get(format!("http://{addr}/")).send().await).await;
+        server.await.unwrap();
+        sent
+    }
+
+    #[tokio::test]
+    async fn a_409_starts_a_new_stream_only_when_it_says_seq_reused() {
+        let reused = answer_409(r#"{"reason":"seq_reused","message":"stream \"s\" seq 4"}"#).await;
+        assert!(
+            matches!(&reused, Sent::SeqReused(r) if r.message == "stream \"s\" seq 4"),
+            "seq_reused is a new stream"
+        );
+        for other in [r#"{"reason":"conflict","message":"m"}"#, "not a refusal"] {
+            assert!(
+                matches!(answer_409(other).await, Sent::Retry(_)),
+                "any other 409 is retried: {other}"
+            );
+        }
+    }
 }

@@ -7,6 +7,12 @@
 //! the last sequence number live beside them, so a restarted probe neither
 //! reuses a sequence number nor loses its place. When the spool is over its
 //! size, the oldest batches are dropped and counted, never silently.
+//!
+//! A `seq` file restored from an older copy makes the probe reuse sequence
+//! numbers the collector has stored; it answers such a batch 409
+//! `seq_reused`. The spool then starts a new stream ([`Spool::restream`]):
+//! a new random id, and every waiting batch rewritten under it (each file
+//! atomically), so that all of them are sent again and stored.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -49,6 +55,20 @@ pub(crate) struct Dropped {
     pub results: u64,
 }
 
+/// What [`Spool::restream`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Restreamed {
+    /// The stream given up.
+    pub old: String,
+    /// The stream the waiting batches are under now.
+    pub new: String,
+    /// Batches rewritten under it.
+    pub batches: usize,
+    /// Batches whose file did not read back as a batch: set aside in
+    /// `rejected/`, as the sender does with one it cannot read.
+    pub unreadable: usize,
+}
+
 impl Spool {
     /// Opens (or creates) the spool in `dir`, holding at most `max_bytes`.
     pub(crate) fn open(dir: &Path, max_bytes: u64) -> io::Result<Spool> {
@@ -56,11 +76,7 @@ impl Spool {
         let stream_file = dir.join("stream");
         let stream = match fs::read_to_string(&stream_file) {
             Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
-            _ => {
-                let s = format!("{:016x}", fastrand::u64(..));
-                write_atomically(&stream_file, s.as_bytes())?;
-                s
-            }
+            _ => new_stream(&stream_file, "")?,
         };
         let mut entries = Vec::new();
         for e in fs::read_dir(dir)? {
@@ -114,13 +130,7 @@ impl Spool {
             results,
             last,
         };
-        let json = serde_json::to_vec(&batch).map_err(io::Error::other)?;
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(json.len() / 8),
-            flate2::Compression::fast(),
-        );
-        gz.write_all(&json)?;
-        let body = gz.finish()?;
+        let body = encode(&batch)?;
         let path = self.dir.join(file_name(seq, count));
         write_atomically(&path, &body)?;
         write_atomically(&self.dir.join("seq"), seq.to_string().as_bytes())?;
@@ -176,6 +186,47 @@ impl Spool {
         Ok(())
     }
 
+    /// Starts a new stream: the collector has this stream's seq stored
+    /// with other content (the `seq` file went back). The new id is
+    /// recorded first, as at the first open, so that batches sealed from
+    /// now on are under it; then every waiting batch is rewritten under it
+    /// with its seq (each file replaced atomically). A crash half-way
+    /// leaves batches of either stream, each whole: one the collector
+    /// refuses again makes the spool restream again, and none is lost.
+    pub(crate) fn restream(&mut self) -> io::Result<Restreamed> {
+        let new = new_stream(&self.dir.join("stream"), &self.stream)?;
+        let old = std::mem::replace(&mut self.stream, new.clone());
+        let mut batches = 0;
+        let mut unreadable = Vec::new();
+        for i in 0..self.entries.len() {
+            let e = self.entries[i].clone();
+            let path = self.dir.join(file_name(e.seq, e.results));
+            let mut batch = match fs::read(&path).and_then(|body| decode(&body)) {
+                Ok(b) => b,
+                Err(err) => {
+                    tracing::error!(error = %err, seq = e.seq, "a spooled batch does not read back; setting it aside");
+                    unreadable.push(e.seq);
+                    continue;
+                }
+            };
+            batch.stream.clone_from(&new);
+            let body = encode(&batch)?;
+            write_atomically(&path, &body)?;
+            self.bytes = self.bytes - e.bytes + body.len() as u64;
+            self.entries[i].bytes = body.len() as u64;
+            batches += 1;
+        }
+        for seq in &unreadable {
+            self.reject(*seq)?;
+        }
+        Ok(Restreamed {
+            old,
+            new,
+            batches,
+            unreadable: unreadable.len(),
+        })
+    }
+
     /// Batches waiting.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
@@ -198,10 +249,39 @@ impl Spool {
     }
 
     /// This spool's stream id.
-    #[cfg(test)]
     pub(crate) fn stream(&self) -> &str {
         &self.stream
     }
+}
+
+/// A new random stream id, different from `old`, recorded in `file`.
+fn new_stream(file: &Path, old: &str) -> io::Result<String> {
+    let s = loop {
+        let s = format!("{:016x}", fastrand::u64(..));
+        if s != old {
+            break s;
+        }
+    };
+    write_atomically(file, s.as_bytes())?;
+    Ok(s)
+}
+
+/// A batch as the request body: gzipped JSON.
+fn encode(batch: &Batch) -> io::Result<Vec<u8>> {
+    let json = serde_json::to_vec(batch).map_err(io::Error::other)?;
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(json.len() / 8),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&json)?;
+    gz.finish()
+}
+
+/// A request body back to its batch.
+fn decode(body: &[u8]) -> io::Result<Batch> {
+    let mut json = Vec::new();
+    io::Read::read_to_end(&mut flate2::read::GzDecoder::new(body), &mut json)?;
+    serde_json::from_slice(&json).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 fn file_name(seq: u64, results: u64) -> String {
@@ -303,6 +383,69 @@ mod tests {
         let s = Spool::open(&dir, 1 << 20).unwrap();
         assert!(s.is_empty());
         assert_eq!(s.last_seq, 4, "an empty spool still remembers where it was");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn read_back(s: &Spool, e: &Entry) -> Batch {
+        decode(&s.body(e).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_restream_keeps_every_waiting_batch_under_a_new_stream_for_good() {
+        let dir = scratch("restream");
+        let mut s = Spool::open(&dir, 1 << 20).unwrap();
+        let old = s.stream().to_string();
+        for n in [3, 5, 7] {
+            s.seal(&identity(), rounds(n), false).unwrap();
+        }
+        s.remove(1).unwrap();
+        let before: Vec<Batch> = s.entries.iter().map(|e| read_back(&s, e)).collect();
+        // A file that no longer reads as a batch is set aside, not sent.
+        s.seal(&identity(), rounds(1), true).unwrap();
+        fs::write(dir.join(file_name(4, 1)), b"torn").unwrap();
+
+        let r = s.restream().unwrap();
+        assert_eq!(
+            (r.old.as_str(), r.batches, r.unreadable),
+            (old.as_str(), 2, 1)
+        );
+        assert_ne!(r.new, old);
+        assert_eq!(s.stream(), r.new);
+        assert!(dir.join("rejected").join(file_name(4, 1)).exists());
+        let after: Vec<Batch> = s.entries.iter().map(|e| read_back(&s, e)).collect();
+        assert_eq!(after.len(), 2, "every readable waiting batch is kept");
+        for (b, a) in before.iter().zip(&after) {
+            assert_eq!(a.stream, r.new);
+            assert_eq!(
+                Batch {
+                    stream: old.clone(),
+                    ..a.clone()
+                },
+                *b,
+                "only the stream changed"
+            );
+        }
+        let bytes: u64 = s
+            .entries
+            .iter()
+            .map(|e| {
+                fs::metadata(dir.join(file_name(e.seq, e.results)))
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert_eq!(s.bytes(), bytes, "the size on disk is kept up to date");
+        s.seal(&identity(), rounds(2), false).unwrap();
+        drop(s);
+
+        // A reopen keeps the new stream, its batches and its place.
+        let s = Spool::open(&dir, 1 << 20).unwrap();
+        assert_eq!(s.stream(), r.new);
+        let seqs: Vec<u64> = s.entries.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [2, 3, 5], "sequence numbers are never reused");
+        for e in &s.entries {
+            assert_eq!(read_back(&s, e).stream, r.new);
+        }
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -13,7 +13,7 @@ use vantage_probe::config::{Config, Overrides};
 use vantage_probe::stats::{Family, StatsRegistry};
 use vantage_probe::{Accepting, Control, Metrics, Refusing, Service};
 use vantage_tests::{
-    Scratch, free_port, http, http_get, parse_exposition, value, wait_for, wait_for_200,
+    Scratch, free_port, http, http_get, parse_exposition, value, wait_for, wait_for_200, wait_until,
 };
 
 const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -324,6 +324,89 @@ async fn a_capped_probe_keeps_its_results_until_the_cap_is_lifted() {
     assert_eq!(stored(addr).await, both, "every round of both runs stored");
     assert_eq!(second.spool_batches.get(), 0);
     assert_eq!(first.spool_dropped.get() + second.spool_dropped.get(), 0);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seq_file_from_an_older_copy_costs_a_new_stream_not_the_results() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let closed = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("fleet-seq-reused");
+    let addr = SocketAddr::new(LO, free_port());
+    let (stop, task) = collector(&dir, addr).await;
+    let spool = dir.path.join("spool");
+    let read = |name: &str| std::fs::read_to_string(spool.join(name)).unwrap_or_default();
+    let seq = |text: &str| text.trim().parse::<u64>().unwrap_or(0);
+
+    let p = probe(&dir, addr, web.addr.port(), closed.addr.port(), 64 << 20, 0).await;
+    wait_for_200(p.admin, "/-/ready", Duration::from_secs(5)).await;
+    // The copy an operator later restores: a few batches in.
+    let older = wait_for(
+        "three batches sealed",
+        Duration::from_secs(10),
+        async || {
+            let text = read("seq");
+            (seq(&text) >= 3, text)
+        },
+    )
+    .await;
+    let stream = read("stream");
+    wait_for(
+        "five batches past the copy",
+        Duration::from_secs(10),
+        async || {
+            let now = seq(&read("seq"));
+            (now >= seq(&older) + 5, now)
+        },
+    )
+    .await;
+    let (first, mut before) = p.stop().await;
+    assert_eq!(first.spool_batches.get(), 0, "everything acknowledged");
+    std::fs::write(spool.join("seq"), &older).unwrap();
+
+    // The same stream, a seq gone back: every new batch reuses a stored key.
+    let p = probe(&dir, addr, web.addr.port(), closed.addr.port(), 64 << 20, 0).await;
+    wait_for_200(p.admin, "/-/ready", Duration::from_secs(5)).await;
+    wait_until(
+        "the probe restreamed",
+        Duration::from_secs(10),
+        async || p.metrics.push_restreamed.get() == 1,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (second, after) = p.stop().await;
+    let new_stream = read("stream");
+    assert_ne!(new_stream, stream, "a new stream id is on disk");
+    assert_eq!(second.push_restreamed.get(), 1, "one new stream was enough");
+    assert_eq!(second.spool_batches.get(), 0, "everything acknowledged");
+    assert_eq!(
+        second.push_batches.with_label_values(&["rejected"]).get(),
+        0,
+        "no batch set aside"
+    );
+
+    before.sort();
+    let mut measured = before.clone();
+    for (target, n) in after {
+        let (_, total) = measured.iter_mut().find(|(t, _)| *t == target).unwrap();
+        *total += n;
+    }
+    assert_eq!(
+        stored(addr).await,
+        measured,
+        "the store holds what the probe measured in both runs"
+    );
+    let (_, body) = http_get(addr, "/metrics").await.unwrap();
+    assert_eq!(
+        value(
+            &parse_exposition(&body),
+            "vantage_collector_refused_total",
+            &[("reason", "seq_reused")]
+        ),
+        Some(1.0),
+        "the collector refused the first reused seq, once"
+    );
     stop.cancel();
     task.await.unwrap().unwrap();
 }
