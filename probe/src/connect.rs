@@ -65,8 +65,10 @@ pub async fn attempt(address: SocketAddr, options: &ConnectOptions) -> ConnectAt
     };
     match completion {
         Ok(Ok(info)) => {
-            attempt.rtt_us = Some(info.rtt_us);
             attempt.syn_retransmits = info.total_retrans;
+            // A retransmitted handshake has no true RTT sample: the
+            // kernel's figure is a placeholder or a timeout.
+            attempt.rtt_us = (info.total_retrans == 0).then_some(info.rtt_us);
         }
         failed => {
             let failure = match failed {

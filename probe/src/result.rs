@@ -165,7 +165,12 @@ pub struct ConnectAttempt {
     pub outcome: ConnectOutcome,
     /// Wall-clock time from `connect(2)` to its completion or to the timeout.
     pub duration_us: u64,
-    /// The kernel's SYN -> SYN-ACK round trip (`tcpi_rtt`), on success.
+    /// The kernel's SYN -> SYN-ACK round trip (`tcpi_rtt`), on success of
+    /// a handshake that was not retransmitted. Absent when the handshake
+    /// was (`syn_retransmits` > 0): the kernel then has no true sample
+    /// (Karn's rule leaves a placeholder, or the time since the first
+    /// SYN), and the attempt is loss evidence, not a latency. See
+    /// [`ConnectAttempt::rtt_sample`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt_us: Option<u32>,
     /// SYNs sent again because the first got no answer (`tcpi_total_retrans`).
@@ -183,6 +188,20 @@ pub struct ConnectAttempt {
 /// A wall-clock instant, serialized as RFC 3339 UTC with microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(SystemTime);
+
+impl ConnectAttempt {
+    /// The attempt's round trip as a latency measurement: only from a
+    /// successful handshake that no side retransmitted. A lost SYN, or a
+    /// lost SYN-ACK (which the probe sees as its own SYN sent again),
+    /// leaves the kernel without a sample: its figure is a placeholder
+    /// (about 1 ms) or the retransmission timeout (about 1, 2, 3 s), and
+    /// would read as delay. Older probes sent it; it is ignored here for
+    /// every statistic.
+    pub fn rtt_sample(&self) -> Option<u32> {
+        self.rtt_us
+            .filter(|_| self.outcome == ConnectOutcome::Ok && self.syn_retransmits == 0)
+    }
+}
 
 impl RoundResult {
     /// Whether every attempt of the round connected (and DNS, if any, succeeded).

@@ -200,7 +200,7 @@ impl TargetStats {
                 .fetch_add(u64::from(a.syn_retransmits), Relaxed);
             if a.outcome == ConnectOutcome::Ok {
                 s.duration.observe(&CONNECT_BUCKETS_US, a.duration_us);
-                if let Some(rtt) = a.rtt_us {
+                if let Some(rtt) = a.rtt_sample() {
                     s.rtt.observe(&CONNECT_BUCKETS_US, u64::from(rtt));
                 }
             }
@@ -289,6 +289,40 @@ impl Family {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A retransmitted handshake's RTT (the kernel's placeholder, or an
+    /// older probe's ~1 s figure) is loss evidence: counted as a
+    /// retransmit, never in the RTT histogram.
+    #[test]
+    fn a_retransmitted_handshake_adds_no_rtt_sample() {
+        use crate::result::{ConnectAttempt, Timestamp};
+        let t = TargetStats::new("t".into(), Arc::default());
+        let attempt = |rtt_us, syn_retransmits| ConnectAttempt {
+            address: "127.0.0.1:80".parse().unwrap(),
+            local: None,
+            started_at: Timestamp::from_unix_micros(0),
+            outcome: ConnectOutcome::Ok,
+            duration_us: 1_000_000 + rtt_us as u64,
+            rtt_us: Some(rtt_us),
+            syn_retransmits,
+            errno: None,
+            icmp_from: None,
+        };
+        t.record(&RoundResult {
+            target: "t".into(),
+            host: "127.0.0.1".into(),
+            port: 80,
+            labels: Arc::default(),
+            started_at: Timestamp::from_unix_micros(0),
+            dns: None,
+            attempts: vec![attempt(60, 0), attempt(1_000, 1), attempt(1_013_000, 1)],
+        });
+        let v4 = t.family(Family::V4).unwrap();
+        let rtt = v4.rtt.snapshot();
+        assert_eq!((rtt.count, rtt.sum_us), (1, 60));
+        assert_eq!(v4.syn_retransmits.load(Relaxed), 2);
+        assert_eq!(v4.duration.snapshot().count, 3, "every connect's duration");
+    }
 
     #[test]
     fn lost_syns_fall_in_their_own_buckets() {

@@ -383,7 +383,7 @@ impl Grouped {
         m.syn_retransmits += u64::from(a.syn_retransmits);
         if a.outcome == ConnectOutcome::Ok {
             m.duration.observe(&CONNECT_BUCKETS_US, a.duration_us);
-            if let Some(rtt) = a.rtt_us {
+            if let Some(rtt) = a.rtt_sample() {
                 m.rtt.observe(&CONNECT_BUCKETS_US, u64::from(rtt));
             }
         } else {

@@ -133,7 +133,7 @@ impl Summary {
                 ok_attempts
                     .iter()
                     .filter(|a| a.address == s.address)
-                    .filter_map(|a| a.rtt_us.map(|r| ms(u64::from(r))))
+                    .filter_map(|a| a.rtt_sample().map(|r| ms(u64::from(r))))
                     .collect(),
             )
             .map(|s| s.median);
@@ -159,7 +159,7 @@ impl Summary {
             rtt_ms: Spread::of(
                 ok_attempts
                     .iter()
-                    .filter_map(|a| a.rtt_us.map(|r| ms(u64::from(r))))
+                    .filter_map(|a| a.rtt_sample().map(|r| ms(u64::from(r))))
                     .collect(),
             ),
             connect_ms: Spread::of(ok_attempts.iter().map(|a| ms(a.duration_us)).collect()),

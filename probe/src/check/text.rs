@@ -36,11 +36,16 @@ pub(crate) fn round(w: &mut impl Write, r: &RoundResult) -> io::Result<()> {
             a.address.to_string(),
             a.outcome.as_str()
         )?;
-        match (a.outcome, a.rtt_us) {
+        match (a.outcome, a.rtt_sample()) {
             (ConnectOutcome::Ok, Some(rtt)) => write!(
                 w,
                 " rtt {} ms  connect {} ms",
                 ms(u64::from(rtt)),
+                ms(a.duration_us)
+            )?,
+            (ConnectOutcome::Ok, None) if a.syn_retransmits > 0 => write!(
+                w,
+                " rtt: none (handshake retransmitted)  connect {} ms",
                 ms(a.duration_us)
             )?,
             _ => write!(w, " after {} ms", ms(a.duration_us))?,
