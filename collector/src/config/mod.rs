@@ -117,8 +117,12 @@ pub struct Retention {
 pub struct IngestLimits {
     /// Largest request body, compressed.
     pub max_body_bytes: usize,
-    /// Largest body after decompression.
+    /// Largest body after decompression: what `max_results_per_batch`
+    /// results can take as JSON, within `max_body_bytes` times
+    /// [`default::DECOMPRESSION_RATIO`] and [`ceiling::MAX_DECOMPRESSED_BYTES`].
     pub max_decompressed_bytes: usize,
+    /// Most bodies decoded at once (each off the async threads).
+    pub max_concurrent_decodes: usize,
     /// Most results in one batch.
     pub max_results_per_batch: usize,
     /// Most distinct targets one probe may report.
