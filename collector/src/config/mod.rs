@@ -173,6 +173,14 @@ pub enum ConfigError {
     },
 }
 
+impl IngestLimits {
+    /// The limits of a config that sets none.
+    pub fn defaults() -> IngestLimits {
+        let mut c = vantage_probe::config::span::Checker::new("");
+        validate::limits(&mut c, &raw::RawLimits::default())
+    }
+}
+
 impl Config {
     /// Reads and validates the config at `path`. Relative paths in it
     /// (`data_dir`, `token_file`) are relative to its directory.

@@ -280,7 +280,7 @@ fn retention(c: &mut Checker, raw: &Raw) -> Option<Retention> {
     })
 }
 
-fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
+pub(super) fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
     let max_body_bytes = count_or(
         c,
         &l.max_body_bytes,
