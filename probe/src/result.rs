@@ -88,8 +88,8 @@ impl LabelProblem {
         match self {
             LabelProblem::BadName => {
                 format!(
-                "label names are 1-{MAX_LABEL_NAME_LEN} letters, digits and '_', not starting with a digit or '__'"
-            )
+                    "label names are 1-{MAX_LABEL_NAME_LEN} letters, digits and '_', not starting with a digit or '__'"
+                )
             }
             LabelProblem::Reserved => {
                 format!("'{name}' is set by the probe itself; pick another label name")
