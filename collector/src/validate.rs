@@ -305,10 +305,7 @@ mod tests {
     use crate::config::default::{BATCH_ENVELOPE_BYTES, MAX_RESULT_JSON_BYTES};
 
     /// The widest of `values` as serde names it.
-    fn longest<T: serde::Serialize>(values: &[T]) -> T
-    where
-        T: Copy,
-    {
+    fn longest<T: serde::Serialize + Copy>(values: &[T]) -> T {
         *values
             .iter()
             .max_by_key(|v| serde_json::to_string(v).unwrap().len())
