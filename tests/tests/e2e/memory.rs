@@ -140,12 +140,9 @@ async fn bodies_that_decompress_huge_cost_what_their_results_limit_allows() {
         let (status, _) = http_get(addr, "/metrics").await.unwrap();
         assert_eq!(status, 200);
     }
+    let mut answers = Vec::new();
     for (what, want, task) in pushes {
-        let (status, text) = task.await.unwrap();
-        assert_eq!(status, want, "{what}: {text}");
-        if want == 413 {
-            assert!(text.contains("\"body_too_large\""), "{what}: {text}");
-        }
+        answers.push((what, want, task.await.unwrap()));
     }
 
     // What each request may hold: its body as read (under 1 MiB here) and
@@ -162,6 +159,12 @@ async fn bodies_that_decompress_huge_cost_what_their_results_limit_allows() {
         base >> 20
     );
     assert!(bound < 512 << 20, "the bound itself is {} MiB", bound >> 20);
+    for (what, want, (status, text)) in answers {
+        assert_eq!(status, want, "{what}: {text}");
+        if want == 413 {
+            assert!(text.contains("\"body_too_large\""), "{what}: {text}");
+        }
+    }
 
     let (_, text) = http_get(addr, "/metrics").await.unwrap();
     let samples = parse_exposition(&text);
