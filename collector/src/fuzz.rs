@@ -2,10 +2,14 @@
 //! calls it, for the fuzz targets in `tests/fuzz/`. Hidden from the docs:
 //! an entry point for the fuzzer, not an API.
 
-use std::io;
+use std::io::{self, Write};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::config::IngestLimits;
+use crate::decode::{self, Encoding};
 use crate::evidence::alertmanager;
 use crate::report::{Report, markdown, svg, text};
+use crate::validate;
 
 /// A body sent to `POST /api/v1/alertmanager`, read as the handler reads
 /// it (within its `MAX_BODY`, which the fuzzer's inputs are far below):
@@ -13,6 +17,41 @@ use crate::report::{Report, markdown, svg, text};
 pub fn alertmanager_webhook(body: &[u8]) -> Result<usize, String> {
     let (_, windows) = alertmanager::parse(body).map_err(|e| e.to_string())?;
     Ok(windows.len())
+}
+
+/// A body sent to `POST /api/v1/results`, decoded and checked as the
+/// handler does it within the default limits (on a fixed clock, 2027-01-15
+/// 08:00 UTC): as identity, as a gzip body, and gzipped (which must decode
+/// as the identity body does). The results of the batch that passes the
+/// checks, or why it is refused.
+pub fn batch(body: &[u8]) -> Result<usize, String> {
+    let limits = IngestLimits::defaults();
+    let max = limits.max_decompressed_bytes;
+    // A fixed clock, so that a crash found is one that repeats.
+    let received = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let plain = decode::batch(Encoding::Identity, body, max);
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    z.write_all(body).map_err(|e| e.to_string())?;
+    let zipped = z.finish().map_err(|e| e.to_string())?;
+    let through = decode::batch(Encoding::Gzip, &zipped, max);
+    match (&plain, &through) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b, "gzip changed the batch"),
+        (Err(a), Err(b)) => assert_eq!(a.kind, b.kind, "{a} / {b}"),
+        _ => panic!("identity {plain:?}, gzipped {through:?}"),
+    }
+    let as_identity = checked(plain, &limits, received);
+    let as_gzip = checked(decode::batch(Encoding::Gzip, body, max), &limits, received);
+    as_identity.or(as_gzip)
+}
+
+fn checked(
+    decoded: Result<vantage_probe::wire::Batch, decode::DecodeError>,
+    limits: &IngestLimits,
+    received: SystemTime,
+) -> Result<usize, String> {
+    let batch = decoded.map_err(|e| e.to_string())?;
+    validate::check(&batch, limits, received).map_err(|e| e.to_string())?;
+    Ok(batch.results.len())
 }
 
 /// An answer of `GET /api/v1/report` as `report --collector` reads it, then
@@ -30,4 +69,21 @@ fn render(report: &Report, out: &mut Vec<u8>) -> io::Result<()> {
     text::render(report, out)?;
     serde_json::to_writer_pretty(&mut *out, report)?;
     svg::render(report, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    /// The fuzz target's seed is a batch that passes every check, plain
+    /// and gzipped, so the fuzzer starts deep in the validation.
+    #[test]
+    fn the_batch_seed_is_a_valid_batch() {
+        let seed = include_bytes!("../../tests/fuzz/seeds/batch/batch.json");
+        assert_eq!(super::batch(seed), Ok(2));
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(seed).unwrap();
+        assert_eq!(super::batch(&z.finish().unwrap()), Ok(2));
+        assert!(super::batch(b"{}").is_err());
+    }
 }

@@ -12,6 +12,7 @@ use vantage_probe::wire::{Ack, Batch};
 
 use crate::auth::{Denied, Tokens};
 use crate::config::{IngestLimits, TokenBinding};
+use crate::decode::{DecodeError, Decoders, Encoding};
 use crate::fleet::{Fleet, OverBudget};
 use crate::metrics::Metrics;
 use crate::store::{Outcome, Store, StoreError};
@@ -65,6 +66,7 @@ pub struct Ingest {
     store: Store,
     metrics: Metrics,
     rates: RateLimits,
+    decoders: Decoders,
 }
 
 impl Ingest {
@@ -84,12 +86,26 @@ impl Ingest {
             store,
             metrics,
             rates: RateLimits::default(),
+            decoders: Decoders::new(limits.max_concurrent_decodes),
         }
     }
 
     /// The limits batches are held to.
     pub fn limits(&self) -> &IngestLimits {
         &self.limits
+    }
+
+    /// A pushed body, coded as `encoding`, as a batch: decoded off the
+    /// async threads, at most `limits.max_concurrent_decodes` at once,
+    /// within `limits.max_decompressed_bytes`.
+    pub async fn decode(
+        &self,
+        encoding: Encoding,
+        body: impl AsRef<[u8]> + Send + 'static,
+    ) -> Result<Batch, DecodeError> {
+        self.decoders
+            .decode(encoding, body, self.limits.max_decompressed_bytes)
+            .await
     }
 
     /// Checks `batch` (sent with `binding`'s token), stores it durably and

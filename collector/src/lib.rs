@@ -17,8 +17,9 @@
 //!   incident report and its renderers.
 //! - `evidence`, `inventory`: per-cell tests, localized findings,
 //!   incidents, reachability, Alertmanager evidence; the fleet's target list.
-//! - `fleet`, `auth`, `validate`, `tls`: live probe state, tokens, batch
-//!   checks, the TLS listener.
+//! - `fleet`, `auth`, `validate`, `tls`, `decode`: live probe state,
+//!   tokens, batch checks, the TLS listener, a pushed body read as a
+//!   stream into a batch.
 //! - `store`: the embedded SQLite store: the only module that writes SQL.
 //! - `time`, `config`: the leaves.
 
@@ -26,6 +27,7 @@ mod app;
 mod auth;
 mod cli;
 pub mod config;
+mod decode;
 mod demo;
 mod evidence;
 mod fleet;

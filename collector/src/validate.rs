@@ -38,6 +38,12 @@ pub enum Problem {
 const MAX_DURATION_US: u64 = 3_600_000_000;
 /// Longest plausible kernel RTT.
 const MAX_RTT_US: u32 = 60_000_000;
+/// The longest host: a DNS name (253) or an IP literal.
+const MAX_HOST_LEN: usize = 253;
+/// The longest target name.
+const MAX_TARGET_LEN: usize = 128;
+/// Most labels one target may carry.
+const MAX_LABELS: usize = 16;
 /// Most addresses one round may try.
 const MAX_ATTEMPTS_PER_ROUND: usize = 64;
 /// Most SYN retransmits one attempt can have.
@@ -163,18 +169,27 @@ fn round(
 ) -> Result<(), Invalid> {
     let invalid = |msg: String| Err(Invalid::new(Problem::InvalidValue, msg));
     let at = format!("results[{i}]");
-    if r.target.is_empty() || r.target.len() > 128 || r.target.chars().any(char::is_control) {
+    if r.target.is_empty()
+        || r.target.len() > MAX_TARGET_LEN
+        || r.target.chars().any(char::is_control)
+    {
         return invalid(format!(
-            "{at}.target = {:?}: must be 1-128 printable characters",
+            "{at}.target = {:?}: must be 1-{MAX_TARGET_LEN} printable characters",
             r.target
+        ));
+    }
+    if r.host.is_empty() || r.host.len() > MAX_HOST_LEN || r.host.chars().any(char::is_control) {
+        return invalid(format!(
+            "{at}.host = {:?}: must be 1-{MAX_HOST_LEN} printable characters",
+            r.host
         ));
     }
     if r.port == 0 {
         return invalid(format!("{at}.port = 0: must be 1-65535"));
     }
-    if r.labels.len() > 16 {
+    if r.labels.len() > MAX_LABELS {
         return invalid(format!(
-            "{at}.labels: {} labels, at most 16",
+            "{at}.labels: {} labels, at most {MAX_LABELS}",
             r.labels.len()
         ));
     }
@@ -270,4 +285,144 @@ fn attempt(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
+    use vantage_probe::result::{
+        ConnectAttempt, DnsObservation, Identity, MAX_LABEL_NAME_LEN, MAX_LABEL_VALUE_LEN,
+        MAX_NAME_LEN, MAX_PROBE_ID_LEN, RoundResult, Timestamp,
+    };
+    use vantage_probe::wire::{Batch, SCHEMA_VERSION};
+
+    use super::*;
+    use crate::config::default::{BATCH_ENVELOPE_BYTES, MAX_RESULT_JSON_BYTES};
+
+    /// The widest of `values` as serde names it.
+    fn longest<T: serde::Serialize + Copy>(values: &[T]) -> T {
+        *values
+            .iter()
+            .max_by_key(|v| serde_json::to_string(v).unwrap().len())
+            .unwrap()
+    }
+
+    /// A result at every limit `check` holds it to, each string made of
+    /// characters JSON escapes (`"` takes two bytes).
+    fn widest_result(now: Timestamp) -> RoundResult {
+        let wide = Ipv6Addr::from([0xffff; 8]);
+        let address = SocketAddr::V6(SocketAddrV6::new(wide, 65535, 0, u32::MAX));
+        let labels = (0..MAX_LABELS)
+            .map(|i| {
+                let name = format!("{:a<width$}", format!("l{i:x}"), width = MAX_LABEL_NAME_LEN);
+                (name, "\"".repeat(MAX_LABEL_VALUE_LEN))
+            })
+            .collect::<BTreeMap<_, _>>();
+        let attempt = ConnectAttempt {
+            address,
+            local: Some(address),
+            started_at: now,
+            outcome: longest(&ConnectOutcome::ALL),
+            duration_us: MAX_DURATION_US,
+            rtt_us: Some(MAX_RTT_US),
+            syn_retransmits: MAX_SYN_RETRANSMITS,
+            errno: Some(i32::MIN),
+            icmp_from: Some(wide.into()),
+        };
+        RoundResult {
+            target: "\"".repeat(MAX_TARGET_LEN).into(),
+            host: "\"".repeat(MAX_HOST_LEN).into(),
+            port: 65535,
+            labels: Arc::new(labels),
+            started_at: now,
+            dns: Some(DnsObservation {
+                outcome: longest(&DnsOutcome::ALL),
+                duration_us: MAX_DURATION_US,
+                addresses: 1024,
+            }),
+            attempts: vec![attempt; MAX_ATTEMPTS_PER_ROUND],
+        }
+    }
+
+    fn limits() -> IngestLimits {
+        IngestLimits {
+            max_body_bytes: 1 << 20,
+            max_decompressed_bytes: 1 << 20,
+            max_results_per_batch: 10,
+            max_concurrent_decodes: 1,
+            max_targets_per_probe: 10,
+            max_series_per_region: 10_000,
+            max_series: 10_000,
+            max_batches_per_second: 10,
+            max_result_age: Duration::from_secs(3600),
+            max_future: Duration::from_secs(300),
+        }
+    }
+
+    /// The decompressed cap is derived from these two figures: a batch of
+    /// `max_results_per_batch` valid results always fits under it.
+    #[test]
+    fn the_widest_valid_result_fits_the_decompressed_cap() {
+        let received = SystemTime::now();
+        let now = Timestamp::from(received);
+        let batch = Batch {
+            schema: SCHEMA_VERSION,
+            probe: Identity {
+                src_region: "r".repeat(MAX_NAME_LEN),
+                zone: Some("z".repeat(MAX_NAME_LEN)),
+                probe_id: "p".repeat(MAX_PROBE_ID_LEN),
+            },
+            stream: "s".repeat(MAX_NAME_LEN),
+            seq: u64::MAX,
+            sent_at: now,
+            results: vec![widest_result(now)],
+            last: true,
+        };
+        check(&batch, &limits(), received).expect("the widest result is valid");
+        let one = serde_json::to_vec(&batch).unwrap().len();
+        let envelope = serde_json::to_vec(&Batch {
+            results: Vec::new(),
+            ..batch.clone()
+        })
+        .unwrap()
+        .len();
+        let result = one - envelope;
+        assert!(
+            result <= MAX_RESULT_JSON_BYTES,
+            "the widest valid result takes {result} bytes, over {MAX_RESULT_JSON_BYTES}"
+        );
+        assert!(
+            result > MAX_RESULT_JSON_BYTES * 3 / 4,
+            "{result} bytes: MAX_RESULT_JSON_BYTES ({MAX_RESULT_JSON_BYTES}) is loose"
+        );
+        assert!(
+            envelope <= BATCH_ENVELOPE_BYTES,
+            "the envelope takes {envelope} bytes"
+        );
+        // And one field past its limit is refused: the figure covers
+        // everything `check` lets through.
+        for wider in [
+            |r: &mut RoundResult| r.host = "h".repeat(MAX_HOST_LEN + 1).into(),
+            |r: &mut RoundResult| r.target = "t".repeat(MAX_TARGET_LEN + 1).into(),
+            |r: &mut RoundResult| {
+                let a = r.attempts[0].clone();
+                r.attempts.push(a);
+            },
+            |r: &mut RoundResult| {
+                Arc::make_mut(&mut r.labels).insert("extra".into(), "v".into());
+            },
+            |r: &mut RoundResult| {
+                Arc::make_mut(&mut r.labels).insert("a".repeat(MAX_LABEL_NAME_LEN + 1), "v".into());
+            },
+        ] {
+            let mut b = batch.clone();
+            wider(&mut b.results[0]);
+            assert!(check(&b, &limits(), received).is_err());
+        }
+    }
 }

@@ -66,12 +66,15 @@ pub const RESERVED_LABELS: [&str; 9] = [
 
 /// The longest label value.
 pub const MAX_LABEL_VALUE_LEN: usize = 128;
+/// The longest label name.
+pub const MAX_LABEL_NAME_LEN: usize = 128;
 
 /// Why a target's label cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LabelProblem {
     /// Not letters, digits and `_` starting with a letter or `_`, or it
-    /// starts with `__` (reserved by Prometheus).
+    /// starts with `__` (reserved by Prometheus), or longer than
+    /// [`MAX_LABEL_NAME_LEN`].
     BadName,
     /// One of [`RESERVED_LABELS`].
     Reserved,
@@ -84,7 +87,9 @@ impl LabelProblem {
     pub fn rule(self, name: &str) -> String {
         match self {
             LabelProblem::BadName => {
-                "label names are letters, digits and '_', not starting with a digit or '__'".into()
+                format!(
+                    "label names are 1-{MAX_LABEL_NAME_LEN} letters, digits and '_', not starting with a digit or '__'"
+                )
             }
             LabelProblem::Reserved => {
                 format!("'{name}' is set by the probe itself; pick another label name")
@@ -104,7 +109,8 @@ pub fn check_label(name: &str, value: &str) -> Result<(), LabelProblem> {
         .next()
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && !name.starts_with("__");
+        && !name.starts_with("__")
+        && name.len() <= MAX_LABEL_NAME_LEN;
     if !name_ok {
         Err(LabelProblem::BadName)
     } else if RESERVED_LABELS.contains(&name) {

@@ -8,6 +8,12 @@ use std::time::Duration;
 pub const MAX_BODY_BYTES: i64 = 1 << 30;
 /// `limits.max_results_per_batch`.
 pub const MAX_RESULTS_PER_BATCH: i64 = 10_000_000;
+/// The decompressed size of a body, whatever `limits.max_body_bytes` and
+/// `limits.max_results_per_batch` allow: a body is read as a stream, so this
+/// bounds the time one decode takes, not its memory.
+pub const MAX_DECOMPRESSED_BYTES: usize = 256 << 20;
+/// `limits.max_concurrent_decodes`.
+pub const MAX_CONCURRENT_DECODES: i64 = 1024;
 /// `limits.max_targets_per_probe`.
 pub const MAX_TARGETS_PER_PROBE: i64 = 1_000_000;
 /// `limits.max_series_per_region` and `limits.max_series`.

@@ -39,6 +39,22 @@ pub const MAX_BODY_BYTES: usize = 8 << 20;
 /// decompressed. Compressed JSON of results shrinks about 10x; allow a
 /// generous ratio but never an unbounded one (a gzip bomb).
 pub const DECOMPRESSION_RATIO: usize = 32;
+/// The most JSON one valid result takes as a probe writes it: 64 attempts
+/// with every optional field at its widest, 16 labels and the target and
+/// host at their longest, each of their characters escaped. A unit test in
+/// `validate.rs` builds that result (about 30 KB) and checks it fits.
+pub const MAX_RESULT_JSON_BYTES: usize = 32 << 10;
+/// A batch's JSON besides its results: the identity, stream, sequence and
+/// times, at their longest (checked beside [`MAX_RESULT_JSON_BYTES`]).
+pub const BATCH_ENVELOPE_BYTES: usize = 4 << 10;
+/// `limits.max_concurrent_decodes`: the machine's cores, at most 4, so that
+/// decoding bodies cannot take every core from the scrape and the store.
+pub fn max_concurrent_decodes() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
 /// `limits.max_results_per_batch`.
 pub const MAX_RESULTS_PER_BATCH: usize = 100_000;
 /// `limits.max_targets_per_probe`.

@@ -42,7 +42,7 @@ const INVALID: &[(&str, &str)] = &[
     ),
     (
         "bad_limits.toml",
-        "bad_limits.toml: 4 invalid values:\n  bad_limits.toml:5: limits.max_body_bytes = 2147483648: must be between 1 and 1073741824\n  bad_limits.toml:6: limits.max_results_per_batch = -1: must be between 1 and 10000000\n  bad_limits.toml:7: limits.max_batches_per_second = 0: must be between 1 and 100000\n  bad_limits.toml:8: limits.max_future = \"-5s\": not a duration (expected number at 0); write it like \"60s\" or \"30d\"",
+        "bad_limits.toml: 5 invalid values:\n  bad_limits.toml:5: limits.max_body_bytes = 2147483648: must be between 1 and 1073741824\n  bad_limits.toml:6: limits.max_results_per_batch = -1: must be between 1 and 10000000\n  bad_limits.toml:7: limits.max_batches_per_second = 0: must be between 1 and 100000\n  bad_limits.toml:8: limits.max_future = \"-5s\": not a duration (expected number at 0); write it like \"60s\" or \"30d\"\n  bad_limits.toml:9: limits.max_concurrent_decodes = 0: must be between 1 and 1024",
     ),
     (
         "bad_inventory.toml",

@@ -122,8 +122,12 @@ pub const SERIES_PER_PROBE: usize = 5;
 pub struct IngestLimits {
     /// Largest request body, compressed.
     pub max_body_bytes: usize,
-    /// Largest body after decompression.
+    /// Largest body after decompression: what `max_results_per_batch`
+    /// results can take as JSON, within `max_body_bytes` times
+    /// [`default::DECOMPRESSION_RATIO`] and [`ceiling::MAX_DECOMPRESSED_BYTES`].
     pub max_decompressed_bytes: usize,
+    /// Most bodies decoded at once (each off the async threads).
+    pub max_concurrent_decodes: usize,
     /// Most results in one batch.
     pub max_results_per_batch: usize,
     /// Most distinct targets one probe may report.
@@ -177,6 +181,14 @@ pub enum ConfigError {
         /// `  path:line: field = value: reason` per problem.
         problems: Vec<String>,
     },
+}
+
+impl IngestLimits {
+    /// The limits of a config that sets none.
+    pub fn defaults() -> IngestLimits {
+        let mut c = vantage_probe::config::span::Checker::new("");
+        validate::limits(&mut c, &raw::RawLimits::default())
+    }
 }
 
 impl Config {

@@ -85,6 +85,7 @@ pub(super) struct RawLimits {
     pub(super) max_batches_per_second: Option<S<i64>>,
     pub(super) max_result_age: Option<S<String>>,
     pub(super) max_future: Option<S<String>>,
+    pub(super) max_concurrent_decodes: Option<S<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -281,7 +281,7 @@ fn retention(c: &mut Checker, raw: &Raw) -> Option<Retention> {
     })
 }
 
-fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
+pub(super) fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
     let max_body_bytes = count_or(
         c,
         &l.max_body_bytes,
@@ -290,19 +290,21 @@ fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
         default::MAX_BODY_BYTES,
     );
     let (max_series_per_region, max_series) = series(c, l);
+    let max_results_per_batch = count_or(
+        c,
+        &l.max_results_per_batch,
+        "limits.max_results_per_batch",
+        ceiling::MAX_RESULTS_PER_BATCH,
+        default::MAX_RESULTS_PER_BATCH,
+    )
+    .unwrap_or(0);
     IngestLimits {
         max_body_bytes: max_body_bytes.unwrap_or(0),
-        max_decompressed_bytes: max_body_bytes
-            .unwrap_or(0)
-            .saturating_mul(default::DECOMPRESSION_RATIO),
-        max_results_per_batch: count_or(
-            c,
-            &l.max_results_per_batch,
-            "limits.max_results_per_batch",
-            ceiling::MAX_RESULTS_PER_BATCH,
-            default::MAX_RESULTS_PER_BATCH,
-        )
-        .unwrap_or(0),
+        max_decompressed_bytes: max_decompressed_bytes(
+            max_body_bytes.unwrap_or(0),
+            max_results_per_batch,
+        ),
+        max_results_per_batch,
         max_targets_per_probe: count_or(
             c,
             &l.max_targets_per_probe,
@@ -330,6 +332,14 @@ fn limits(c: &mut Checker, l: &RawLimits) -> IngestLimits {
         .unwrap_or_default(),
         max_future: duration_or(c, &l.max_future, "limits.max_future", default::MAX_FUTURE)
             .unwrap_or_default(),
+        max_concurrent_decodes: count_or(
+            c,
+            &l.max_concurrent_decodes,
+            "limits.max_concurrent_decodes",
+            ceiling::MAX_CONCURRENT_DECODES,
+            default::max_concurrent_decodes(),
+        )
+        .unwrap_or(0),
     }
 }
 
@@ -381,6 +391,17 @@ fn series(c: &mut Checker, l: &RawLimits) -> (usize, usize) {
         }
     }
     (region.unwrap_or(0), total.unwrap_or(0))
+}
+
+/// The most a body may decompress to: what `max_results` results and their
+/// batch can take as JSON, never more than the compressed cap allows at
+/// [`default::DECOMPRESSION_RATIO`] nor above the ceiling.
+pub(super) fn max_decompressed_bytes(max_body_bytes: usize, max_results: usize) -> usize {
+    max_results
+        .saturating_mul(default::MAX_RESULT_JSON_BYTES)
+        .saturating_add(default::BATCH_ENVELOPE_BYTES)
+        .min(max_body_bytes.saturating_mul(default::DECOMPRESSION_RATIO))
+        .min(ceiling::MAX_DECOMPRESSED_BYTES)
 }
 
 fn probes(c: &mut Checker, p: &RawProbes) -> ProbePolicy {

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use vantage_probe::wire::Refusal;
 
 use crate::auth::Denied;
+use crate::decode::{DecodeError, DecodeErrorKind};
 use crate::evidence::alertmanager::HookError;
 use crate::fleet::{OverBudget, SeriesLimit};
 use crate::ingest::Refused;
@@ -245,6 +246,17 @@ impl From<Denied> for Reason {
             Denied::WrongRegion => Reason::WrongRegion,
             Denied::WrongProbe => Reason::WrongProbe,
         }
+    }
+}
+
+impl From<DecodeError> for ApiError {
+    fn from(e: DecodeError) -> ApiError {
+        let reason = match e.kind {
+            DecodeErrorKind::UnsupportedEncoding => Reason::UnsupportedEncoding,
+            DecodeErrorKind::Malformed => Reason::Malformed,
+            DecodeErrorKind::TooLarge => Reason::BodyTooLarge,
+        };
+        ApiError::new(reason, e.message)
     }
 }
 

@@ -1,19 +1,20 @@
-//! `POST /api/v1/results`: the body within its limits, decompressed and
-//! decoded, then handed to [`Ingest`]. Every refusal is a 4xx with a
+//! `POST /api/v1/results`: the body within its limits, decoded by
+//! [`Ingest::decode`] (off the async threads, as a stream), then handed to
+//! [`Ingest`]. Every refusal is a 4xx with a
 //! reason, counted by reason, and leaves the store untouched.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use vantage_probe::wire::{Ack, Batch, SENT_AT_HEADER};
+use vantage_probe::wire::{Ack, SENT_AT_HEADER};
 
 use super::error::{ApiError, Reason, json};
 use super::extract::Pusher;
+use crate::decode::Encoding;
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::validate;
@@ -38,9 +39,12 @@ pub(super) async fn post_results(
         )
     })
     .await?;
-    let json_bytes = decode(&headers, raw, limits.max_decompressed_bytes)?;
-    let batch: Batch = serde_json::from_slice(&json_bytes)
-        .map_err(|e| ApiError::new(Reason::Malformed, format!("not a batch: {e}")))?;
+    let encoding = Encoding::parse(
+        headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    )?;
+    let batch = ingest.decode(encoding, raw).await?;
     // The probe's clock at sending: the header of this attempt (a
     // backfilled batch was sealed long ago), else the batch's own sent_at.
     // It becomes the probe's clock offset, so it is held to the same window
@@ -88,39 +92,4 @@ pub(super) async fn count_refusals(State(metrics): State<Metrics>, response: Res
         metrics.refused.with_label_values(&[reason.as_str()]).inc();
     }
     response
-}
-
-/// The body as JSON bytes: identity or gzip, decompressed within `max` bytes.
-fn decode(headers: &HeaderMap, raw: Bytes, max: usize) -> Result<Vec<u8>, ApiError> {
-    // Content codings are case-insensitive (RFC 9110, 8.4.1).
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    match encoding.as_str() {
-        "identity" => Ok(raw.to_vec()),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::new();
-            // Every member of the body (RFC 1952 allows several); anything
-            // after the last one that is not a member is an error, not
-            // ignored.
-            let mut reader = flate2::read::MultiGzDecoder::new(&raw[..]).take(max as u64 + 1);
-            reader
-                .read_to_end(&mut out)
-                .map_err(|e| ApiError::new(Reason::Malformed, format!("gzip body: {e}")))?;
-            if out.len() > max {
-                return Err(ApiError::new(
-                    Reason::BodyTooLarge,
-                    format!("the body decompresses to more than {max} bytes"),
-                ));
-            }
-            Ok(out)
-        }
-        other => Err(ApiError::new(
-            Reason::UnsupportedEncoding,
-            format!("Content-Encoding {other:?}: send gzip or identity"),
-        )),
-    }
 }

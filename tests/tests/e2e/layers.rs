@@ -48,7 +48,7 @@ const COLLECTOR: &[&[&str]] = &[
     // The domain: values in, values and domain errors out.
     &["ingest", "metrics", "report"],
     &["evidence", "inventory"],
-    &["fleet", "auth", "validate", "tls"],
+    &["fleet", "auth", "validate", "tls", "decode"],
     // The only module that writes SQL.
     &["store"],
     // Leaves.

@@ -14,6 +14,7 @@ mod fleet;
 mod inventory;
 mod lab;
 mod layers;
+mod memory;
 mod reload;
 mod service;
 mod slow;
