@@ -14,9 +14,11 @@ use crate::config::ProbePolicy;
 use crate::store::ProbeRecord;
 
 mod budget;
+mod cadence;
 mod replaced;
 
 pub(crate) use budget::{OverBudget, SeriesLimit, SeriesLimits};
+pub(crate) use cadence::Cadence;
 
 /// (src_region, target name).
 type TargetKey = (Arc<str>, Arc<str>);
@@ -61,12 +63,16 @@ pub struct ProbeState {
     pub clock_offset_us: i64,
     /// Its newest batch said it was stopping.
     pub stopped: bool,
+    /// The gaps between its recent batches: how long it may be quiet.
+    pub cadence: Cadence,
 }
 
 /// Whether a probe is reporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
-    /// Reported within `silent_after`.
+    /// Reported within its patience: five of its longest recent gaps
+    /// between batches (at least 10 s), at most `silent_after`
+    /// (`fleet/cadence.rs`).
     Reporting,
     /// Quiet for longer: silent is its own state, not "its targets are down".
     Silent,
@@ -119,6 +125,7 @@ impl Fleet {
                                 last_seen: p.last_seen,
                                 clock_offset_us: p.clock_offset_us,
                                 stopped: p.stopped,
+                                cadence: Cadence::default(),
                             },
                         )
                     })
@@ -155,6 +162,9 @@ impl Fleet {
         }
         let offset = micros(probe_clock, received);
         let mut probes = self.probes.write().unwrap();
+        if let Some(p) = probes.get_mut(&key_of(batch)) {
+            p.cadence.record(p.last_seen, received);
+        }
         let p = probes.entry(key_of(batch)).or_insert_with(|| ProbeState {
             src_region: batch.probe.src_region.clone(),
             zone: batch.probe.zone.clone(),
@@ -162,6 +172,7 @@ impl Fleet {
             last_seen: received,
             clock_offset_us: offset,
             stopped: batch.last,
+            cadence: Cadence::default(),
         });
         p.zone = batch.probe.zone.clone();
         p.last_seen = p.last_seen.max(received);
@@ -220,11 +231,12 @@ impl Fleet {
 
     fn liveness(&self, p: &ProbeState, now: SystemTime) -> Liveness {
         let age = now.duration_since(p.last_seen).unwrap_or(Duration::ZERO);
+        let patience = p.cadence.patience(self.policy.silent_after);
         if age > self.policy.forget_after {
             Liveness::Forgotten
-        } else if age > self.policy.silent_after && p.stopped {
+        } else if age > patience && p.stopped {
             Liveness::Stopped
-        } else if age > self.policy.silent_after {
+        } else if age > patience {
             Liveness::Silent
         } else {
             Liveness::Reporting

@@ -1027,3 +1027,50 @@ async fn silent_probes_are_one_incident_per_region_and_replacements_end_it() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// A probe is silent after a few of its own gaps between batches, not after
+/// one figure for every probe: at the default `silent_after` (60 s), a
+/// probe pushing every half second that is SIGKILLed is silent long before
+/// a minute, and a live one never flaps to silent meanwhile. Before, it
+/// took `silent_after` whatever the probe's cadence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_probe_is_silent_after_a_few_of_its_own_gaps() {
+    let dir = Scratch::new("fleet-cadence");
+    let listen = SocketAddr::from((LO, free_port()));
+    let (stop, task) = collector(&dir, listen).await;
+    let mut dying = probe_process_in(&dir, ("lab-a", TOKEN), "dying", listen, &[]);
+    let _living = probe_process_in(&dir, ("lab-a", TOKEN), "living", listen, &[]);
+    // Both report, for long enough that their cadence is known (and past
+    // the 10 s floor, so a flap to silent would show).
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(12) {
+        let states = probe_states(listen).await;
+        if states.len() == 2 {
+            assert!(states.values().all(|s| s == "reporting"), "{states:?}");
+        } else {
+            assert!(started.elapsed() < Duration::from_secs(5), "{states:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    dying.child.kill().unwrap();
+    let killed = std::time::Instant::now();
+    let states = wait_for(
+        "the killed probe silent well before silent_after (60 s)",
+        Duration::from_secs(40),
+        async || {
+            let states = probe_states(listen).await;
+            (
+                states.get("dying").map(String::as_str) == Some("silent"),
+                states,
+            )
+        },
+    )
+    .await;
+    assert_eq!(states["living"], "reporting", "{states:?}");
+    eprintln!(
+        "silent {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
