@@ -17,7 +17,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::metrics::{
     CONNECT_ATTEMPTS, CONNECT_DURATION, CONNECT_FAILURES, CONNECT_RTT, DNS_DURATION, DNS_LOOKUPS,
-    MetricDef, Metrics, SYN_RETRANSMITS,
+    MetricDef, Metrics, SYN_RETRANSMITS, SYNS_SENT,
 };
 use crate::outcome::{ConnectOutcome, DnsOutcome};
 use crate::stats::{
@@ -68,10 +68,11 @@ enum Kind {
 }
 
 /// The per-target families in exposition order.
-const FAMILIES: [(MetricDef, Kind); 7] = [
+const FAMILIES: [(MetricDef, Kind); 8] = [
     (CONNECT_ATTEMPTS, Kind::Counter),
     (CONNECT_FAILURES, Kind::Counter),
     (SYN_RETRANSMITS, Kind::Counter),
+    (SYNS_SENT, Kind::Counter),
     (CONNECT_RTT, Kind::Histogram),
     (CONNECT_DURATION, Kind::Histogram),
     (DNS_LOOKUPS, Kind::Counter),
@@ -157,6 +158,10 @@ fn write_target(w: &mut Writer<'_>, family: usize, t: &TargetStats) {
             w.sample("", t, Some(("family", fam)), None, None, n);
         }),
         3 => per_family(w, &|w, fam, s| {
+            let n = s.syns_sent.load(Relaxed);
+            w.sample("", t, Some(("family", fam)), None, None, n);
+        }),
+        4 => per_family(w, &|w, fam, s| {
             w.histogram(
                 t,
                 Some(("family", fam)),
@@ -164,7 +169,7 @@ fn write_target(w: &mut Writer<'_>, family: usize, t: &TargetStats) {
                 &s.rtt.snapshot(),
             );
         }),
-        4 => per_family(w, &|w, fam, s| {
+        5 => per_family(w, &|w, fam, s| {
             w.histogram(
                 t,
                 Some(("family", fam)),
@@ -172,7 +177,7 @@ fn write_target(w: &mut Writer<'_>, family: usize, t: &TargetStats) {
                 &s.duration.snapshot(),
             );
         }),
-        5 => {
+        6 => {
             if let Some(d) = t.dns() {
                 for o in DnsOutcome::ALL {
                     let n = d.outcomes[o.index()].load(Relaxed);

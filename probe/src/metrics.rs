@@ -46,6 +46,11 @@ pub(crate) const SYN_RETRANSMITS: MetricDef = (
     "syn_retransmits_total",
     "SYNs sent again because the previous one got no answer.",
 );
+/// SYNs sent.
+pub(crate) const SYNS_SENT: MetricDef = (
+    "syns_sent_total",
+    "SYNs sent, first and retransmitted (a local failure sends none): syn_retransmits_total over this is the share of SYNs that got no answer in time.",
+);
 /// DNS lookups by outcome.
 pub(crate) const DNS_LOOKUPS: MetricDef = (
     "dns_lookups_total",

@@ -31,11 +31,11 @@ pub const DNS_BUCKETS_US: [u64; 13] = [
 
 /// The most series one target can have on `/metrics`: per address family
 /// its attempts, a failure series per failing outcome, its SYN
-/// retransmits and two histograms (buckets, `+Inf`, sum, count); then DNS
+/// retransmits and SYNs sent, and two histograms (buckets, `+Inf`, sum, count); then DNS
 /// lookups by outcome and their histogram. A target exposes fewer (only
 /// the outcomes it saw); this is the bound a cardinality budget counts.
 pub const MAX_SERIES_PER_TARGET: usize = 2
-    * (1 + (ConnectOutcome::ALL.len() - 1) + 1 + 2 * (CONNECT_BUCKETS_US.len() + 3))
+    * (1 + (ConnectOutcome::ALL.len() - 1) + 2 + 2 * (CONNECT_BUCKETS_US.len() + 3))
     + DnsOutcome::ALL.len()
     + DNS_BUCKETS_US.len()
     + 3;
@@ -65,6 +65,9 @@ pub struct FamilyStats {
     pub outcomes: [AtomicU64; ConnectOutcome::ALL.len()],
     /// SYN retransmits over all attempts.
     pub syn_retransmits: AtomicU64,
+    /// SYNs sent over all attempts, first and retransmitted (an attempt
+    /// that failed on the probe's host sent none).
+    pub syns_sent: AtomicU64,
     /// Kernel SYN -> SYN-ACK RTT of successful attempts.
     pub rtt: Histogram<{ CONNECT_BUCKETS_US.len() }>,
     /// Wall-clock connect duration of successful attempts.
@@ -198,6 +201,10 @@ impl TargetStats {
             s.outcomes[a.outcome.index()].fetch_add(1, Relaxed);
             s.syn_retransmits
                 .fetch_add(u64::from(a.syn_retransmits), Relaxed);
+            if a.outcome.blame() != crate::outcome::Blame::Local {
+                s.syns_sent
+                    .fetch_add(1 + u64::from(a.syn_retransmits), Relaxed);
+            }
             if a.outcome == ConnectOutcome::Ok {
                 s.duration.observe(&CONNECT_BUCKETS_US, a.duration_us);
                 if let Some(rtt) = a.rtt_sample() {
@@ -321,6 +328,7 @@ mod tests {
         let rtt = v4.rtt.snapshot();
         assert_eq!((rtt.count, rtt.sum_us), (1, 60));
         assert_eq!(v4.syn_retransmits.load(Relaxed), 2);
+        assert_eq!(v4.syns_sent.load(Relaxed), 5, "three first SYNs, two again");
         assert_eq!(v4.duration.snapshot().count, 3, "every connect's duration");
     }
 

@@ -328,7 +328,7 @@ failures = "forever"
         );
         assert_eq!(
             one("max_series_per_region = 100\n"),
-            "c.toml:9: limits.max_series_per_region = 100: must be at least 129: one probe (5 series) with one target (at most 124)"
+            "c.toml:9: limits.max_series_per_region = 100: must be at least 131: one probe (5 series) with one target (at most 126)"
         );
         let c = Config::parse(
             &format!("{base}max_series = 2000000\n"),
