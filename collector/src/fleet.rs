@@ -183,13 +183,15 @@ impl Fleet {
     /// Every probe with its liveness at `now`, by region and id.
     pub fn probes(&self, now: SystemTime) -> Vec<(String, ProbeState, Liveness)> {
         let probes = self.probes.read().unwrap();
+        // The fleet's own clock: the newest batch any probe got through.
+        let heard = probes.values().map(|p| p.last_seen).max().unwrap_or(now);
         let candidates: Vec<replaced::Candidate<'_>> = probes
             .iter()
             .map(|(key, p)| replaced::Candidate {
                 key,
                 first_seen: p.first_seen,
                 last_seen: p.last_seen,
-                liveness: self.liveness(p, now),
+                liveness: self.liveness(p, now, heard),
             })
             .collect();
         let replaced = replaced::replaced(&candidates);
@@ -229,14 +231,23 @@ impl Fleet {
         p.clock_offset_us.unsigned_abs() > self.policy.max_clock_offset.as_micros() as u64
     }
 
-    fn liveness(&self, p: &ProbeState, now: SystemTime) -> Liveness {
+    /// A probe's state at `now`, `heard` being the newest batch of the
+    /// whole fleet. Its own cadence is held against the fleet's clock, not
+    /// the wall: when the collector itself stalls (its disk, its CPU), every
+    /// probe falls behind the wall together and none is silent for it; a
+    /// probe that stops while the others keep reporting falls behind the
+    /// fleet. `silent_after` is held against the wall, so a fleet that
+    /// stops as a whole is still seen.
+    fn liveness(&self, p: &ProbeState, now: SystemTime, heard: SystemTime) -> Liveness {
         let age = now.duration_since(p.last_seen).unwrap_or(Duration::ZERO);
-        let patience = p.cadence.patience(self.policy.silent_after);
+        let behind = heard.duration_since(p.last_seen).unwrap_or(Duration::ZERO);
+        let quiet =
+            behind > p.cadence.patience(self.policy.silent_after) || age > self.policy.silent_after;
         if age > self.policy.forget_after {
             Liveness::Forgotten
-        } else if age > patience && p.stopped {
+        } else if quiet && p.stopped {
             Liveness::Stopped
-        } else if age > patience {
+        } else if quiet {
             Liveness::Silent
         } else {
             Liveness::Reporting
@@ -262,5 +273,97 @@ pub(crate) fn micros(a: SystemTime, b: SystemTime) -> i64 {
     match a.duration_since(b) {
         Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vantage_probe::result::{Identity, Timestamp};
+    use vantage_probe::wire::SCHEMA_VERSION;
+
+    const T0: SystemTime = SystemTime::UNIX_EPOCH;
+
+    fn fleet() -> Fleet {
+        Fleet::new(
+            ProbePolicy {
+                silent_after: Duration::from_secs(60),
+                forget_after: Duration::from_secs(86_400),
+                max_clock_offset: Duration::from_secs(5),
+            },
+            SeriesLimits {
+                targets_per_probe: 10,
+                per_region: 1_000_000,
+                total: 1_000_000,
+                forget_after: Duration::from_secs(86_400),
+            },
+            Vec::new(),
+            Vec::new(),
+        )
+    }
+
+    fn heard(f: &Fleet, probe: &str, at: SystemTime) {
+        let batch = Batch {
+            schema: SCHEMA_VERSION,
+            probe: Identity {
+                src_region: "east".into(),
+                zone: None,
+                probe_id: probe.into(),
+            },
+            stream: "s".into(),
+            seq: 1,
+            sent_at: Timestamp::from(at),
+            results: Vec::new(),
+            last: false,
+        };
+        f.record(&batch, at, at);
+    }
+
+    fn states(f: &Fleet, now: SystemTime) -> Vec<(String, Liveness)> {
+        f.probes(now)
+            .into_iter()
+            .map(|(id, _, l)| (id, l))
+            .collect()
+    }
+
+    /// Two probes pushing every second: one stops. It is silent once it
+    /// is 10 s behind the other, while the collector hears the other. When
+    /// the collector stops hearing anyone (it stalled), neither is silent
+    /// until `silent_after` by the wall.
+    #[test]
+    fn a_probe_is_silent_when_it_falls_behind_the_fleet_not_the_wall() {
+        let f = fleet();
+        let s = Duration::from_secs;
+        for i in 0..10 {
+            heard(&f, "a", T0 + s(i));
+            heard(&f, "b", T0 + s(i));
+        }
+        for i in 10..21 {
+            heard(&f, "b", T0 + s(i));
+        }
+        // a's last batch was at 9 s, b's at 20 s: 11 s behind.
+        assert_eq!(
+            states(&f, T0 + s(20)),
+            [
+                ("a".into(), Liveness::Silent),
+                ("b".into(), Liveness::Reporting)
+            ]
+        );
+        // The collector hears nobody for 50 s more: b is not silent for
+        // it, a stays silent; past silent_after by the wall, both are.
+        assert_eq!(
+            states(&f, T0 + s(70)),
+            [
+                ("a".into(), Liveness::Silent),
+                ("b".into(), Liveness::Reporting)
+            ]
+        );
+        assert_eq!(
+            states(&f, T0 + s(81)),
+            [
+                ("a".into(), Liveness::Silent),
+                ("b".into(), Liveness::Silent)
+            ]
+        );
     }
 }
