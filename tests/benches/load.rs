@@ -36,6 +36,7 @@
 //!
 //! ```sh
 //! cargo bench -p vantage-tests --bench load                 # 10 min, 1,000 streams x 100 targets
+//! VANTAGE_LOAD_EVALUATE_EVERY=1h cargo bench -p vantage-tests --bench load   # ingest alone
 //! VANTAGE_LOAD_SECONDS=90 VANTAGE_LOAD_STREAMS=200 cargo bench -p vantage-tests --bench load
 //! ```
 //!
@@ -49,7 +50,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -307,6 +308,9 @@ struct Shared {
     url: String,
     client: reqwest::Client,
     connections: Semaphore,
+    /// Batches sealed and acknowledged so far, for the progress lines.
+    sealed: AtomicU64,
+    acked: AtomicU64,
     start: Instant,
     wall_start: SystemTime,
 }
@@ -375,6 +379,7 @@ async fn stream(shared: Arc<Shared>, index: usize) -> Tally {
             });
             tally.batches_sealed += 1;
             tally.sealed += counts;
+            shared.sealed.fetch_add(1, Ordering::Relaxed);
         }
         if window == plan.windows() && queue.is_empty() {
             break;
@@ -447,6 +452,7 @@ async fn stream(shared: Arc<Shared>, index: usize) -> Tally {
                     ));
                     let p = queue.pop_front().unwrap();
                     tally.batches_acked += 1;
+                    shared.acked.fetch_add(1, Ordering::Relaxed);
                     tally.duplicates += u64::from(ack.duplicate);
                     tally.ack_stored += u64::from(ack.stored);
                     tally.acked += p.counts;
@@ -494,11 +500,22 @@ async fn stream(shared: Arc<Shared>, index: usize) -> Tally {
     tally
 }
 
+/// How often the collector judges the evidence: its default (10 s) unless
+/// VANTAGE_LOAD_EVALUATE_EVERY says otherwise (e.g. 1h, for ingest alone).
+fn evaluate_every() -> Option<String> {
+    std::env::var("VANTAGE_LOAD_EVALUATE_EVERY").ok()
+}
+
 fn config(dir: &Path, listen: SocketAddr, regions: usize) -> PathBuf {
     let mut text = format!(
         "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\n\
          [limits]\nmax_batches_per_second = {MAX_BATCHES_PER_SECOND}\n"
     );
+    if let Some(every) = evaluate_every() {
+        text.push_str(&format!(
+            "[evidence]\nevaluate_every = \"{every}\"\nresolve_after = \"{every}\"\n"
+        ));
+    }
     for r in 0..regions {
         text.push_str(&format!(
             "[[tokens]]\ntoken = \"{TOKEN_PREFIX}{r:02}\"\nsrc_region = \"{}\"\n",
@@ -642,13 +659,14 @@ fn main() {
     println!(
         "load: {} streams in {} regions x {} targets, 1 round/s per target ({} results/s), \
          a batch per {BATCH_SECONDS} s, {} s; {CONNECTIONS} connections; kills at {:?}; \
-         load average {} on {} cores",
+         evidence evaluated every {}; load average {} on {} cores",
         plan.streams,
         plan.regions,
         plan.targets,
         plan.streams * plan.targets,
         plan.seconds,
         plan.kills(),
+        evaluate_every().unwrap_or_else(|| "10s (the default)".into()),
         procfs::load_average(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
@@ -670,6 +688,8 @@ fn main() {
         url: format!("http://{addr}{RESULTS_PATH}"),
         client: vantage_probe::http_client(REQUEST_TIMEOUT, None, false).unwrap(),
         connections: Semaphore::new(CONNECTIONS),
+        sealed: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
         start: Instant::now(),
         wall_start: SystemTime::now(),
     });
@@ -712,6 +732,16 @@ fn main() {
         if now >= next_sample {
             let rss = procfs::status_kib(current.child.id(), "VmRSS:").unwrap_or(0);
             current.samples.push(((now - start_at).as_secs(), rss));
+            let (sealed, acked) = (
+                shared.sealed.load(Ordering::Relaxed),
+                shared.acked.load(Ordering::Relaxed),
+            );
+            println!(
+                "  {:>4} s: collector RSS {:.0} MiB, {acked} batches acknowledged, {} waiting",
+                (now - start_at).as_secs(),
+                mib(rss),
+                sealed.saturating_sub(acked)
+            );
             next_sample += SAMPLE_EVERY;
         }
         if let Some(status) = current.child.try_wait().unwrap() {
