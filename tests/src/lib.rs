@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub mod lab;
 pub mod layers;
+pub mod procfs;
 
 /// The path of a workspace binary, built (once per test run) in the same
 /// profile as the tests so it is never stale.
