@@ -71,7 +71,7 @@ pub struct ProbeState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {
     /// Reported within its patience: five of its longest recent gaps
-    /// between batches (at least 10 s), at most `silent_after`
+    /// between batches (at least 30 s), at most `silent_after`
     /// (`fleet/cadence.rs`).
     Reporting,
     /// Quiet for longer: silent is its own state, not "its targets are down".
@@ -327,9 +327,9 @@ mod tests {
     }
 
     /// Two probes pushing every second: one stops. It is silent once it
-    /// is 10 s behind the other, while the collector hears the other. When
-    /// the collector stops hearing anyone (it stalled), neither is silent
-    /// until `silent_after` by the wall.
+    /// is more than 30 s (the floor) behind the other, while the collector
+    /// hears the other. When the collector stops hearing anyone (it
+    /// stalled), the other is not silent until `silent_after` by the wall.
     #[test]
     fn a_probe_is_silent_when_it_falls_behind_the_fleet_not_the_wall() {
         let f = fleet();
@@ -338,12 +338,20 @@ mod tests {
             heard(&f, "a", T0 + s(i));
             heard(&f, "b", T0 + s(i));
         }
-        for i in 10..21 {
+        for i in 10..40 {
             heard(&f, "b", T0 + s(i));
         }
-        // a's last batch was at 9 s, b's at 20 s: 11 s behind.
+        // a's last batch was at 9 s, b's at 39 s: 30 s behind, not more.
         assert_eq!(
-            states(&f, T0 + s(20)),
+            states(&f, T0 + s(39)),
+            [
+                ("a".into(), Liveness::Reporting),
+                ("b".into(), Liveness::Reporting)
+            ]
+        );
+        heard(&f, "b", T0 + s(40));
+        assert_eq!(
+            states(&f, T0 + s(40)),
             [
                 ("a".into(), Liveness::Silent),
                 ("b".into(), Liveness::Reporting)
@@ -352,14 +360,14 @@ mod tests {
         // The collector hears nobody for 50 s more: b is not silent for
         // it, a stays silent; past silent_after by the wall, both are.
         assert_eq!(
-            states(&f, T0 + s(70)),
+            states(&f, T0 + s(90)),
             [
                 ("a".into(), Liveness::Silent),
                 ("b".into(), Liveness::Reporting)
             ]
         );
         assert_eq!(
-            states(&f, T0 + s(81)),
+            states(&f, T0 + s(101)),
             [
                 ("a".into(), Liveness::Silent),
                 ("b".into(), Liveness::Silent)

@@ -245,7 +245,7 @@ impl Metrics {
             (
                 "vantage_fleet_probe_silent",
                 "gauge",
-                "1 if the probe has not reported for five of its longest recent gaps between batches (at least 10 s, at most probes.silent_after); silent is not down.",
+                "1 if the probe has not reported for five of its longest recent gaps between batches (at least 30 s, at most probes.silent_after); silent is not down.",
                 |_, _, l, _| u8::from(l == Liveness::Silent).to_string(),
             ),
             (

@@ -20,9 +20,11 @@ const KEPT: usize = 8;
 const ENOUGH: usize = 4;
 /// How many of its longest recent gaps a probe may miss.
 pub(super) const MISSED: u32 = 5;
-/// The shortest patience: a collector busy for a few seconds must not make
-/// every probe silent.
-pub(super) const FLOOR: Duration = Duration::from_secs(10);
+/// The shortest patience. In the lab under heavy CPU and disk load, a live
+/// probe's batches were seen to pause for more than 10 s behind the rest
+/// of the fleet (the cause is not yet known), which a 10 s floor called
+/// silent; 30 s has held.
+pub(super) const FLOOR: Duration = Duration::from_secs(30);
 
 /// A probe's recent gaps between batches.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,10 +78,11 @@ mod tests {
     }
 
     #[test]
-    fn a_probe_pushing_every_2_s_is_silent_after_10_s() {
+    fn a_probe_pushing_every_2_s_is_silent_after_the_floor() {
+        assert_eq!(every(&[2_000, 2_100, 1_900, 2_000]).patience(MINUTE), FLOOR);
         assert_eq!(
-            every(&[2_000, 2_100, 1_900, 2_000]).patience(MINUTE),
-            FLOOR + Duration::from_millis(500)
+            every(&[6_000, 7_000, 6_000, 6_000]).patience(MINUTE),
+            Duration::from_secs(35)
         );
         assert_eq!(
             every(&[1_000; 8]).patience(MINUTE),
