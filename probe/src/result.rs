@@ -88,7 +88,7 @@ impl LabelProblem {
         match self {
             LabelProblem::BadName => {
                 format!(
-                    "label names are 1-{MAX_LABEL_NAME_LEN} letters, digits and '_', not starting with a digit or '__'"
+                    "label names are 1-{MAX_LABEL_NAME_LEN} lowercase letters, digits and '_' (snake_case, as Prometheus lints them), not starting with a digit or '__'"
                 )
             }
             LabelProblem::Reserved => {
@@ -107,8 +107,10 @@ pub fn check_label(name: &str, value: &str) -> Result<(), LabelProblem> {
     let name_ok = name
         .bytes()
         .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !name.starts_with("__")
         && name.len() <= MAX_LABEL_NAME_LEN;
     if !name_ok {

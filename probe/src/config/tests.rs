@@ -206,7 +206,7 @@ const INVALID: &[(&str, &str)] = &[
     (
         "bad_labels.toml",
         "bad_labels.toml: 3 invalid values:
-  bad_labels.toml:8: targets[0].labels.9lives = \"y\": label names are 1-128 letters, digits and '_', not starting with a digit or '__'
+  bad_labels.toml:8: targets[0].labels.9lives = \"y\": label names are 1-128 lowercase letters, digits and '_' (snake_case, as Prometheus lints them), not starting with a digit or '__'
   bad_labels.toml:8: targets[0].labels.ok = \"\": must be 1-128 printable characters
   bad_labels.toml:8: targets[0].labels.target = \"x\": 'target' is set by the probe itself; pick another label name",
     ),
