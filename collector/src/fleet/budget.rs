@@ -97,8 +97,6 @@ impl std::fmt::Display for SeriesLimit {
 pub(super) struct Budget {
     limits: SeriesLimits,
     regions: HashMap<String, RegionBook>,
-    /// Series of every region together.
-    series: usize,
     pruned: Option<SystemTime>,
 }
 
@@ -155,7 +153,6 @@ impl Budget {
         Budget {
             limits,
             regions: HashMap::new(),
-            series: 0,
             pruned: None,
         }
     }
@@ -169,14 +166,12 @@ impl Budget {
         at: SystemTime,
     ) {
         let book = self.regions.entry(region.to_string()).or_default();
-        let before = book.series();
         let slot = target.map(|t| book.slot(t, at));
         let p = book.probes.entry(probe.to_string()).or_default();
         p.last_seen = Some(p.last_seen.map_or(at, |s| s.max(at)));
         if let Some(slot) = slot {
             p.targets.insert(slot);
         }
-        self.series = self.series - before + book.series();
     }
 
     /// Reserves what `batch` adds, or refuses it and reserves nothing.
@@ -230,7 +225,7 @@ impl Budget {
         };
         // The total holds too: after a reload that names fewer regions,
         // the others' books are still full until they are forgotten.
-        let over_total = added > 0 && self.series + added > limits.total;
+        let over_total = added > 0 && self.total() + added > limits.total;
         if (added > 0 && would_expose > max) || over_total {
             let (max, limit) = if over_total && would_expose <= max {
                 (limits.total, SeriesLimit::Fleet { regions })
@@ -253,7 +248,6 @@ impl Budget {
         for slot in slots {
             p.targets.insert(slot);
         }
-        self.series += added;
         Ok(())
     }
 
@@ -282,14 +276,19 @@ impl Budget {
         }
         self.regions
             .retain(|_, b| !b.probes.is_empty() || !b.names.is_empty());
-        self.series = self.regions.values().map(RegionBook::series).sum();
+    }
+
+    /// Series of every region together (summed only when a batch adds
+    /// some: a steady fleet adds none).
+    fn total(&self) -> usize {
+        self.regions.values().map(RegionBook::series).sum()
     }
 
     /// Series booked: the whole fleet's, and one region's.
     #[cfg(test)]
     pub(super) fn series(&self, region: &str) -> (usize, usize) {
         (
-            self.series,
+            self.total(),
             self.regions.get(region).map_or(0, RegionBook::series),
         )
     }
@@ -380,11 +379,6 @@ mod tests {
         }
     }
 
-    /// Room for `probes` probes with `targets` targets in all.
-    fn room(probes: usize, targets: usize) -> usize {
-        series(probes, targets)
-    }
-
     fn budget(per_region: usize, total: usize) -> Budget {
         Budget::new(SeriesLimits {
             targets_per_probe: 100,
@@ -396,7 +390,7 @@ mod tests {
 
     #[test]
     fn a_region_is_held_to_its_own_bound_and_names_it() {
-        let mut b = budget(room(1, 2), room(100, 100));
+        let mut b = budget(series(1, 2), series(100, 100));
         let t0 = SystemTime::UNIX_EPOCH + HOUR;
         b.admit(&batch("east", "e1", &["a", "b"]), 2, t0).unwrap();
         // Targets it has are free; a third is past the region's bound.
@@ -425,7 +419,7 @@ mod tests {
             "{err:?}"
         );
         // Nothing of the refused batches was booked; west has its own room.
-        assert_eq!(b.series("east"), (room(1, 2), room(1, 2)));
+        assert_eq!(b.series("east"), (series(1, 2), series(1, 2)));
         b.admit(&batch("west", "e1", &["a", "b"]), 2, t0).unwrap();
     }
 
@@ -433,7 +427,7 @@ mod tests {
     fn a_region_cannot_take_another_regions_share_of_the_total() {
         // Per region alone would allow 3 targets, but the total is shared
         // by two regions: 2 each.
-        let mut b = budget(room(1, 3), room(2, 4));
+        let mut b = budget(series(1, 3), series(2, 4));
         let t0 = SystemTime::UNIX_EPOCH + HOUR;
         b.admit(&batch("east", "e1", &["a", "b"]), 2, t0).unwrap();
         let err = b.admit(&batch("east", "e1", &["c"]), 2, t0).unwrap_err();
@@ -450,12 +444,12 @@ mod tests {
         assert!(err.to_string().contains("limits.max_series"), "{err}");
         // West's share is whole.
         b.admit(&batch("west", "w1", &["a", "b"]), 2, t0).unwrap();
-        assert_eq!(b.series("west"), (room(2, 4), room(1, 2)));
+        assert_eq!(b.series("west"), (series(2, 4), series(1, 2)));
     }
 
     #[test]
     fn the_total_holds_after_a_reload_names_fewer_regions() {
-        let mut b = budget(room(1, 3), room(2, 4));
+        let mut b = budget(series(1, 3), series(2, 4));
         let t0 = SystemTime::UNIX_EPOCH + HOUR;
         b.admit(&batch("east", "e1", &["a", "b"]), 2, t0).unwrap();
         b.admit(&batch("west", "w1", &["a", "b"]), 2, t0).unwrap();
@@ -463,7 +457,7 @@ mod tests {
         // but west's book is still full.
         let err = b.admit(&batch("east", "e1", &["c"]), 1, t0).unwrap_err();
         assert!(
-            matches!(err, OverBudget::Series { max, limit: SeriesLimit::Fleet { .. }, .. } if max == room(2, 4)),
+            matches!(err, OverBudget::Series { max, limit: SeriesLimit::Fleet { .. }, .. } if max == series(2, 4)),
             "{err:?}"
         );
     }
@@ -472,8 +466,8 @@ mod tests {
     fn the_per_probe_cap_counts_the_probes_own_targets() {
         let mut b = Budget::new(SeriesLimits {
             targets_per_probe: 2,
-            per_region: room(10, 10),
-            total: room(10, 10),
+            per_region: series(10, 10),
+            total: series(10, 10),
             forget_after: HOUR,
         });
         let t0 = SystemTime::UNIX_EPOCH + HOUR;
@@ -493,7 +487,7 @@ mod tests {
 
     #[test]
     fn what_is_forgotten_leaves_the_budget() {
-        let mut b = budget(room(1, 2), room(10, 10));
+        let mut b = budget(series(1, 2), series(10, 10));
         let t0 = SystemTime::UNIX_EPOCH + HOUR;
         b.admit(&batch("east", "e1", &["a", "b"]), 1, t0).unwrap();
         let later = t0 + HOUR / 2;
@@ -501,21 +495,21 @@ mod tests {
         // Past forget_after of "a" (but not of "b"): "a" leaves, "c" fits.
         let t1 = t0 + HOUR + Duration::from_secs(61);
         b.admit(&batch("east", "e1", &["c"]), 1, t1).unwrap();
-        assert_eq!(b.series("east"), (room(1, 2), room(1, 2)));
+        assert_eq!(b.series("east"), (series(1, 2), series(1, 2)));
         // A probe quiet past forget_after leaves too, with its targets.
         let t2 = t1 + HOUR + Duration::from_secs(61);
         b.admit(&batch("east", "e2", &["x", "y"]), 1, t2).unwrap();
-        assert_eq!(b.series("east"), (room(1, 2), room(1, 2)));
+        assert_eq!(b.series("east"), (series(1, 2), series(1, 2)));
     }
 
     #[test]
     fn a_restored_book_counts_what_the_store_holds() {
-        let mut b = budget(room(1, 2), room(10, 10));
+        let mut b = budget(series(1, 2), series(10, 10));
         let t0 = SystemTime::UNIX_EPOCH + HOUR;
         b.restore("east", "e1", Some("a"), t0);
         b.restore("east", "e1", Some("b"), t0);
         b.restore("east", "e1", Some("a"), t0);
-        assert_eq!(b.series("east"), (room(1, 2), room(1, 2)));
+        assert_eq!(b.series("east"), (series(1, 2), series(1, 2)));
         assert!(b.admit(&batch("east", "e1", &["c"]), 1, t0).is_err());
         b.admit(&batch("east", "e1", &["a"]), 1, t0).unwrap();
     }
