@@ -9,7 +9,29 @@ use crate::config::TokenBinding;
 /// without a restart); a request sees either the old set or the new.
 #[derive(Debug)]
 pub struct Tokens {
-    bindings: RwLock<Arc<[Arc<TokenBinding>]>>,
+    bindings: RwLock<Bindings>,
+}
+
+/// One set of tokens and how many regions they name (asked of every
+/// batch, so counted once per set).
+#[derive(Debug, Clone)]
+struct Bindings {
+    all: Arc<[Arc<TokenBinding>]>,
+    regions: usize,
+}
+
+impl Bindings {
+    fn new(bindings: Vec<TokenBinding>) -> Bindings {
+        let regions = bindings
+            .iter()
+            .map(|b| b.src_region.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        Bindings {
+            all: bindings.into_iter().map(Arc::new).collect(),
+            regions,
+        }
+    }
 }
 
 /// Why a request is not allowed; the first two are 401, the rest 403.
@@ -29,17 +51,17 @@ impl Tokens {
     /// Tokens from the config.
     pub fn new(bindings: Vec<TokenBinding>) -> Tokens {
         Tokens {
-            bindings: RwLock::new(bindings.into_iter().map(Arc::new).collect()),
+            bindings: RwLock::new(Bindings::new(bindings)),
         }
     }
 
     /// Replaces every token at once.
     pub fn replace(&self, bindings: Vec<TokenBinding>) {
-        let new: Arc<[Arc<TokenBinding>]> = bindings.into_iter().map(Arc::new).collect();
+        let new = Bindings::new(bindings);
         *self.bindings.write().unwrap_or_else(|e| e.into_inner()) = new;
     }
 
-    fn current(&self) -> Arc<[Arc<TokenBinding>]> {
+    fn current(&self) -> Bindings {
         self.bindings
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -49,10 +71,7 @@ impl Tokens {
     /// How many regions the tokens speak for: the fleet's series budget is
     /// shared between them.
     pub fn regions(&self) -> usize {
-        let current = self.current();
-        let regions: std::collections::HashSet<&str> =
-            current.iter().map(|b| b.src_region.as_str()).collect();
-        regions.len()
+        self.current().regions
     }
 
     /// The binding of the `Authorization` header's bearer token.
@@ -67,7 +86,7 @@ impl Tokens {
         // Compare against every binding in constant time per byte, so the
         // time taken says nothing about how much of a token was right.
         let mut found = None;
-        for b in self.current().iter() {
+        for b in self.current().all.iter() {
             if constant_time_eq(b.token.as_bytes(), token.as_bytes()) {
                 found = Some(b.clone());
             }
@@ -137,6 +156,24 @@ mod tests {
                 probe_ids: Some(["w1".to_string()].into()),
             },
         ])
+    }
+
+    /// The series budget is shared by the regions the tokens name: two
+    /// tokens of one region are one region, and a reload recounts.
+    #[test]
+    fn the_regions_are_counted_per_set_of_tokens() {
+        let t = tokens();
+        assert_eq!(t.regions(), 2);
+        let east = |token: &str| TokenBinding {
+            token: token.into(),
+            src_region: "us-east-2".into(),
+            probe_ids: None,
+        };
+        t.replace(vec![
+            east("east-token-0123456789"),
+            east("east-token-9876543210"),
+        ]);
+        assert_eq!(t.regions(), 1);
     }
 
     #[test]
