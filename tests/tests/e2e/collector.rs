@@ -126,8 +126,24 @@ pub(crate) fn batch(region: &str, probe: &str, seq: u64, results: Vec<RoundResul
 
 pub(crate) async fn post(addr: SocketAddr, token: &str, b: &Batch) -> (u16, serde_json::Value) {
     let body = gzip(&serde_json::to_vec(b).unwrap());
+    let (status, text) = post_gzipped(addr, token, &body)
+        .await
+        // A connection the collector dropped (it was killed) is status 0.
+        .unwrap_or((0, String::new()));
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Posts a gzipped body to the results endpoint as a probe does.
+pub(crate) async fn post_gzipped(
+    addr: SocketAddr,
+    token: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
     let auth = format!("Bearer {token}");
-    let (status, text) = http(
+    http(
         addr,
         "POST",
         RESULTS_PATH,
@@ -136,15 +152,9 @@ pub(crate) async fn post(addr: SocketAddr, token: &str, b: &Batch) -> (u16, serd
             ("Content-Encoding", "gzip"),
             ("Content-Type", "application/json"),
         ],
-        &body,
+        body,
     )
     .await
-    // A connection the collector dropped (it was killed) is status 0.
-    .unwrap_or((0, String::new()));
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
 }
 
 async fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {

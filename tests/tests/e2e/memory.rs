@@ -14,10 +14,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use vantage_collector::config::default::{BATCH_ENVELOPE_BYTES, MAX_RESULT_JSON_BYTES};
 use vantage_probe::outcome::ConnectOutcome;
-use vantage_probe::wire::RESULTS_PATH;
-use vantage_tests::{Proc, Scratch, bin, free_port, http, http_get, parse_exposition, value};
+use vantage_tests::{Proc, Scratch, bin, free_port, http_get, parse_exposition, value};
 
-use crate::collector::{EAST, batch, round};
+use crate::collector::{EAST, batch, post_gzipped, round};
 
 /// The collector's results limit in this test.
 const MAX_RESULTS: usize = 100;
@@ -31,14 +30,9 @@ const AT_ONCE: usize = 8;
 
 /// The collector's peak resident set (`VmHWM`), in bytes.
 fn peak_rss(p: &Proc) -> usize {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", p.child.id())).unwrap();
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().strip_suffix("kB"))
-        .and_then(|v| v.trim().parse().ok())
+    let kib = vantage_tests::procfs::status_kib(p.child.id(), "VmHWM:")
         .expect("VmHWM in /proc/<pid>/status");
-    kb << 10
+    (kib as usize) << 10
 }
 
 /// `json` after `padding` bytes of whitespace, gzipped as one member per
@@ -66,20 +60,9 @@ fn batch_json(probe: &str) -> Vec<u8> {
 }
 
 async fn push(addr: SocketAddr, body: Vec<u8>) -> (u16, String) {
-    let auth = format!("Bearer {EAST}");
-    http(
-        addr,
-        "POST",
-        RESULTS_PATH,
-        &[
-            ("Authorization", &auth),
-            ("Content-Encoding", "gzip"),
-            ("Content-Type", "application/json"),
-        ],
-        &body,
-    )
-    .await
-    .expect("pushing on loopback")
+    post_gzipped(addr, EAST, &body)
+        .await
+        .expect("pushing on loopback")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
