@@ -27,11 +27,12 @@
 //! Selectors: `ingest`, `read`; anything starting with `-` is ignored.
 //! Traffic: loopback only; every loop is bounded by the data built up front.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -42,6 +43,8 @@ use vantage_collector::config::Retention;
 use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
 use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResult, Timestamp};
 use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};
+
+use common::Collector;
 
 const TOKEN_PREFIX: &str = "bench-token-0123456789-";
 /// Seconds of probing per batch (the probe's default flush interval).
@@ -264,7 +267,7 @@ fn evaluate_every() -> String {
     std::env::var("VANTAGE_BENCH_EVALUATE_EVERY").unwrap_or_else(|_| "10s".into())
 }
 
-fn config(dir: &Path, listen: SocketAddr, regions: usize) -> PathBuf {
+fn config(listen: SocketAddr, regions: usize) -> String {
     let mut text = format!(
         "[server]\nlisten = \"{listen}\"\ndata_dir = \"data\"\n\
          [limits]\nmax_batches_per_second = 100000\nmax_body_bytes = 67108864\n\
@@ -278,79 +281,7 @@ fn config(dir: &Path, listen: SocketAddr, regions: usize) -> PathBuf {
             "[[tokens]]\ntoken = \"{TOKEN_PREFIX}{r:03}\"\nsrc_region = \"region-{r:03}\"\n"
         ));
     }
-    let path = dir.join("collector.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-struct Collector {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Collector {
-    fn start(dir: &Path, regions: usize) -> Collector {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let path = config(dir, addr, regions);
-        let child = Command::new(env!("CARGO_BIN_EXE_vantage-collector"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting vantage-collector");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "the collector did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Collector { child, addr }
-    }
-
-    /// User plus system CPU seconds so far.
-    fn cpu(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
-        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        ticks / 100.0
-    }
-
-    fn status_kib(&self, key: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn stop(mut self) {
-        // SIGTERM: a clean stop checkpoints the WAL.
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    text
 }
 
 /// A keep-alive HTTP/1.1 connection to the collector.
@@ -489,7 +420,7 @@ fn ingest(fleet: &Fleet) {
     );
 
     let dir = scratch("ingest");
-    let collector = Collector::start(&dir, fleet.regions);
+    let collector = Collector::start(&dir, |listen| config(listen, fleet.regions));
     let wall = send_all(collector.addr, &first);
     let n: usize = first.iter().map(|b| b.results).sum();
     println!(
@@ -501,7 +432,7 @@ fn ingest(fleet: &Fleet) {
     checkpoint(&dir.join("data"));
     let before = dir_bytes(&dir.join("data"));
 
-    let collector = Collector::start(&dir, fleet.regions);
+    let collector = Collector::start(&dir, |listen| config(listen, fleet.regions));
     let cpu0 = collector.cpu();
     let wall = send_all(collector.addr, &rest);
     let cpu = collector.cpu() - cpu0;
@@ -540,7 +471,7 @@ fn read_hour(fleet: &Fleet) {
         t.elapsed().as_secs_f64()
     );
     let dir = scratch("read");
-    let collector = Collector::start(&dir, fleet.regions);
+    let collector = Collector::start(&dir, |listen| config(listen, fleet.regions));
     let wall = send_all(collector.addr, &bodies);
     println!(
         "read: stored in {:.1} s ({:.0} results/s at one per series-minute)",

@@ -17,9 +17,11 @@
 //!
 //! Traffic: loopback only; eight bodies and a bounded health poll.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -29,6 +31,8 @@ use flate2::write::GzEncoder;
 use vantage_probe::outcome::ConnectOutcome;
 use vantage_probe::result::{ConnectAttempt, Identity, RoundResult, Timestamp};
 use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};
+
+use common::Collector;
 
 /// Bodies at once.
 const AT_ONCE: usize = 8;
@@ -58,7 +62,7 @@ fn main() {
 
     let dir = std::env::temp_dir().join(format!("vantage-bench-memory-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let collector = Collector::start(&dir);
+    let collector = Collector::with_defaults(&dir);
     let (status, text) = collector.push(&body_of(&json("warm"), 0));
     assert_eq!(status, 200, "{text}");
     let base = collector.peak_kib();
@@ -112,7 +116,7 @@ fn main() {
 /// buffer capped at `CAP`, on its own thread, all at once.
 fn old_way() {
     let bodies: Vec<Vec<u8>> = (0..AT_ONCE).map(body).collect();
-    let base = peak_kib(std::process::id());
+    let base = common::status_kib(std::process::id(), "VmHWM:");
     let threads: Vec<_> = bodies
         .into_iter()
         .map(|body| {
@@ -131,7 +135,7 @@ fn old_way() {
     for t in threads {
         assert_eq!(t.join().unwrap(), 50);
     }
-    let peak = peak_kib(std::process::id());
+    let peak = common::status_kib(std::process::id(), "VmHWM:");
     println!(
         "reference: the old way, one buffer per body, {AT_ONCE} threads: peak RSS {} MiB above {} MiB",
         (peak - base) >> 10,
@@ -202,56 +206,19 @@ fn body_of(json: &[u8], padding: usize) -> Vec<u8> {
     body
 }
 
-fn peak_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM")
-}
-
-struct Collector {
-    child: Child,
-    addr: SocketAddr,
-}
-
 impl Collector {
     /// The collector binary with the default limits.
-    fn start(dir: &std::path::Path) -> Collector {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let path = dir.join("collector.toml");
-        std::fs::write(
-            &path,
+    fn with_defaults(dir: &std::path::Path) -> Collector {
+        Collector::start(dir, |addr| {
             format!(
                 "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n\
                  [[tokens]]\ntoken = \"{TOKEN}\"\nsrc_region = \"east\"\n"
-            ),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vantage-collector"))
-            .args(["serve", "--log-level", "warn", "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting vantage-collector");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(addr).is_err() {
-            assert!(Instant::now() < deadline, "the collector did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Collector { child, addr }
+            )
+        })
     }
 
     fn peak_kib(&self) -> u64 {
-        peak_kib(self.child.id())
+        self.status_kib("VmHWM:")
     }
 
     /// `limits.max_concurrent_decodes` by default on this machine.
@@ -272,13 +239,6 @@ impl Collector {
             &[("Authorization", &auth), ("Content-Encoding", "gzip")],
             body,
         )
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
