@@ -29,7 +29,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -45,6 +44,7 @@ use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResul
 use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};
 
 use common::Collector;
+use common::fleet::{TargetSpec, targets};
 
 const TOKEN_PREFIX: &str = "bench-token-0123456789-";
 /// Seconds of probing per batch (the probe's default flush interval).
@@ -90,40 +90,6 @@ fn main() {
     if want("read") {
         read_hour(&fleet);
     }
-}
-
-/// Target `t` as every probe sees it.
-struct TargetSpec {
-    name: Arc<str>,
-    host: Arc<str>,
-    labels: Arc<BTreeMap<String, String>>,
-    dns: bool,
-    address: SocketAddr,
-}
-
-fn targets(n: usize) -> Vec<TargetSpec> {
-    const PROVIDERS: [&str; 3] = ["aws", "gcp", "onprem"];
-    (0..n)
-        .map(|t| {
-            let dns = t % 2 == 0;
-            let name: Arc<str> = format!("svc-{t:04}").into();
-            let ip = [10, 20, (t / 250) as u8, (t % 250) as u8 + 1];
-            TargetSpec {
-                host: if dns {
-                    format!("svc-{t:04}.{}.example.internal", PROVIDERS[t % 3]).into()
-                } else {
-                    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]).into()
-                },
-                name,
-                labels: Arc::new(BTreeMap::from([
-                    ("provider".to_string(), PROVIDERS[t % 3].to_string()),
-                    ("service".to_string(), format!("svc-{}", t / 10)),
-                ])),
-                dns,
-                address: SocketAddr::from((ip, 443)),
-            }
-        })
-        .collect()
 }
 
 /// One round of `t` at `at`, deterministic in `seed`.

@@ -46,6 +46,12 @@
 //! refused for anything but a rate limit. Traffic: loopback only; every
 //! loop is bounded by the run's length plus those limits.
 
+/// The simulated fleet the collector's benchmarks use too.
+#[path = "../../collector/benches/common/fleet.rs"]
+mod fleet;
+
+use fleet::{TargetSpec, targets};
+
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -136,40 +142,6 @@ impl Plan {
 
 fn region_name(r: usize) -> String {
     format!("region-{r:02}")
-}
-
-/// Target `t` as every probe sees it: fabricated results only, nothing is
-/// ever sent to these addresses.
-struct TargetSpec {
-    name: Arc<str>,
-    host: Arc<str>,
-    labels: Arc<BTreeMap<String, String>>,
-    dns: bool,
-    address: SocketAddr,
-}
-
-fn targets(n: usize) -> Vec<TargetSpec> {
-    const PROVIDERS: [&str; 3] = ["aws", "gcp", "onprem"];
-    (0..n)
-        .map(|t| {
-            let dns = t % 2 == 1;
-            let ip = [10, 20, (t / 250) as u8, (t % 250) as u8 + 1];
-            TargetSpec {
-                name: format!("svc-{t:03}").into(),
-                host: if dns {
-                    format!("svc-{t:03}.{}.example.internal", PROVIDERS[t % 3]).into()
-                } else {
-                    format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]).into()
-                },
-                labels: Arc::new(BTreeMap::from([
-                    ("provider".to_string(), PROVIDERS[t % 3].to_string()),
-                    ("service".to_string(), format!("svc-{}", t / 10)),
-                ])),
-                dns,
-                address: SocketAddr::from((ip, 443)),
-            }
-        })
-        .collect()
 }
 
 /// Rounds, connect attempts and DNS lookups: what a batch carries and what

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each bench uses its part
 
+pub(crate) mod fleet;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
