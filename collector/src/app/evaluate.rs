@@ -64,9 +64,10 @@ async fn evaluate(app: &App) -> anyhow::Result<()> {
             tracing::warn!(incident = i.id, scope, "{}", i.finding.explanation);
         }
     }
-    app.incidents
-        .lock()
-        .expect("incidents lock")
-        .apply(&changes);
+    let mut tracker = app.incidents.lock().expect("incidents lock");
+    tracker.apply(&changes);
+    // What the incidents now open hold: the next evaluation judges those
+    // cells at the looser bound that keeps a fault (hysteresis).
+    app.judge.hold(tracker.held());
     Ok(())
 }

@@ -84,6 +84,13 @@ impl App {
             .read(incidents::load_open)
             .context("reading open incidents")?;
         let tracker = Tracker::new(open, last_id, config.evidence.resolve_after);
+        let judge = Judge::new(
+            store.clone(),
+            fleet.clone(),
+            Params::from_policy(&config.evidence),
+        );
+        // The incidents open at start hold their cells, as they did before.
+        judge.hold(tracker.held());
         let tokens = Arc::new(Tokens::new(config.tokens.clone()));
         Ok(App {
             tokens: tokens.clone(),
@@ -95,11 +102,7 @@ impl App {
                 store.clone(),
                 metrics.clone(),
             )),
-            judge: Judge::new(
-                store.clone(),
-                fleet.clone(),
-                Params::from_policy(&config.evidence),
-            ),
+            judge,
             incidents: Arc::new(Mutex::new(tracker)),
             inventory: Arc::new(inventory),
             config,

@@ -47,12 +47,138 @@ pub struct Cell {
     pub rtt_baseline: Vec<u64>,
     /// The same per minute of the latency window, oldest first.
     pub rtt_recent: Vec<(i64, Vec<u64>)>,
-    /// Successful connects in the baseline window: (slow, all), where slow
-    /// took longer than [`SLOW_CONNECT_US`] (a SYN was sent again).
-    pub slow_baseline: (u64, u64),
-    /// The same per minute of the latency window, oldest first:
-    /// (minute, slow, all).
-    pub slow_recent: Vec<(i64, u64, u64)>,
+    /// The SYNs of the baseline window's connects.
+    pub syn_baseline: Syns,
+    /// The same per minute of the latency window, oldest first.
+    pub syn_recent: Vec<(i64, Syns)>,
+}
+
+/// The SYNs of some connects: each connect that reached the wire sent one,
+/// and one more per retransmit. A SYN is lost when it went unanswered: each
+/// retransmit follows one, and the last SYN of a connect that timed out is
+/// one too. (Lost either way: the SYN, or the SYN-ACK coming back; the
+/// probe sees a round trip that did not complete.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Syns {
+    /// SYNs sent.
+    pub sent: u64,
+    /// SYNs that went unanswered.
+    pub lost: u64,
+    /// Successful connects slower than [`SLOW_CONNECT_US`]: they needed a
+    /// SYN sent again, so the path answers, and loses some.
+    pub slow: u64,
+}
+
+impl Syns {
+    /// The SYNs of one stored minute.
+    pub(crate) fn of(c: &ConnectMinute) -> Syns {
+        let wire = c.attempts() - c.blamed(Blame::Local);
+        Syns {
+            sent: wire + c.syn_retransmits,
+            lost: (c.syn_retransmits + c.outcomes[ConnectOutcome::Timeout.index()])
+                .min(wire + c.syn_retransmits),
+            slow: slow_of(c).0,
+        }
+    }
+
+    fn add(&mut self, o: Syns) {
+        self.sent += o.sent;
+        self.lost += o.lost;
+        self.slow += o.slow;
+    }
+}
+
+/// The share of SYNs lost on a path, with its 95% interval.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossRate {
+    /// SYNs lost.
+    pub lost: u64,
+    /// SYNs sent.
+    pub sent: u64,
+    /// Successful connects that needed a SYN sent again.
+    pub slow_connects: u64,
+    /// The interval's low end (0..=1).
+    pub low: f64,
+    /// Its high end.
+    pub high: f64,
+}
+
+impl LossRate {
+    /// `lost` of `sent`, with its Wilson interval.
+    pub fn new(lost: u64, sent: u64, slow_connects: u64) -> LossRate {
+        let (low, high) = super::stats::wilson(lost, sent);
+        LossRate {
+            lost,
+            sent,
+            slow_connects,
+            low,
+            high,
+        }
+    }
+
+    /// The estimate (0..=1).
+    pub fn rate(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            self.lost as f64 / self.sent as f64
+        }
+    }
+
+    /// "14% ± 3%": the estimate and the interval's wider side, in percent,
+    /// with one decimal below 10%.
+    pub fn percent(&self) -> String {
+        let p = self.rate() * 100.0;
+        let spread = (self.rate() - self.low).max(self.high - self.rate()) * 100.0;
+        let decimals = usize::from(p < 9.95);
+        format!("{p:.decimals$}% ± {spread:.decimals$}%")
+    }
+}
+
+/// The bounds a cell is judged at. A cell enters a fault at
+/// [`Bounds::enter`]; a cell that an open incident already holds leaves it
+/// only below the looser [`Bounds::stay`] (or by the clean run that ends a
+/// fault): a fault near its bound does not come and go between
+/// evaluations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds {
+    /// Significance of the cell's test.
+    pub alpha: f64,
+    /// A latency regression is at least this much slower ...
+    pub latency_ratio: f64,
+    /// ... and this many milliseconds slower.
+    pub latency_added_ms: f64,
+    /// A lossy path loses at least this share of its SYNs ...
+    pub loss_min_share: f64,
+    /// ... and has at least this many connects that needed a SYN again.
+    pub loss_min_slow: u64,
+}
+
+/// The significance a held cell stays failing at.
+pub(crate) const STAY_ALPHA: f64 = 0.05;
+
+impl Bounds {
+    /// To enter a fault, at significance `alpha`.
+    pub fn enter(alpha: f64) -> Bounds {
+        Bounds {
+            alpha,
+            latency_ratio: LATENCY_MIN_RATIO,
+            latency_added_ms: LATENCY_MIN_ADDED_MS,
+            loss_min_share: LOSS_MIN_SHARE,
+            loss_min_slow: LOSS_MIN_SLOW,
+        }
+    }
+
+    /// To stay in one: about half the size, and [`STAY_ALPHA`].
+    pub fn stay(alpha: f64) -> Bounds {
+        Bounds {
+            alpha: STAY_ALPHA.max(alpha),
+            latency_ratio: 1.0 + (LATENCY_MIN_RATIO - 1.0) / 2.0,
+            latency_added_ms: LATENCY_MIN_ADDED_MS / 2.0,
+            loss_min_share: LOSS_MIN_SHARE / 2.0,
+            loss_min_slow: 1,
+        }
+    }
 }
 
 /// What a cell says.
@@ -82,6 +208,8 @@ pub struct Failing {
     pub reasons: BTreeMap<String, u64>,
     /// For a latency regression: RTT before and now.
     pub rtt: Option<RttShift>,
+    /// For lost SYNs: the rate since the onset.
+    pub loss: Option<LossRate>,
     /// Which test found it.
     pub signal: Signal,
 }
@@ -97,6 +225,13 @@ pub struct RttShift {
     pub recent_p50_ms: f64,
     /// 95th percentile over the latency window.
     pub recent_p95_ms: f64,
+    /// Median since the onset: the new level, not diluted by the clean
+    /// minutes before it. Absent from older collectors.
+    #[serde(default)]
+    pub since_p50_ms: f64,
+    /// 95th percentile since the onset.
+    #[serde(default)]
+    pub since_p95_ms: f64,
 }
 
 /// RTT is judged over the last few minutes: a latency change is a level
@@ -145,29 +280,46 @@ pub(crate) const LATE_ATTEMPTS: f64 = 2.0;
 pub(crate) const MIN_HEALTHY_ATTEMPTS: u64 = 3;
 
 impl Cell {
-    /// Tests the cell at `now_us` with significance `alpha`.
-    ///
-    /// A scan over window starts: each recent failure opens a window that
-    /// ends now; its attempts are estimated from the cell's attempt rate,
-    /// and the window whose failure count is least likely at the baseline
-    /// rate decides (its p-value multiplied by the number of windows tried).
-    /// A hard outage is two failures in two attempts; an intermittent one
-    /// is a few percent over minutes; one failure is never evidence.
+    /// Tests the cell at `now_us` with significance `alpha`, to enter a
+    /// fault: [`Cell::state_within`] at [`Bounds::enter`].
     pub fn state(&self, now_us: i64, alpha: f64) -> State {
-        let m = self.failures.len();
-        if m < 2 {
+        self.state_within(now_us, &Bounds::enter(alpha))
+    }
+
+    /// Tests the cell's failures at `now_us` within `bounds`.
+    ///
+    /// The failures of the fault: those with the outcomes of its latest
+    /// failures (a target that refused earlier is not the blackhole now),
+    /// since the last clean run the fault's own rate makes unlikely (a
+    /// fault that ended and one that began later are two).
+    ///
+    /// Then a scan over window starts: each of those failures opens a
+    /// window that ends now; its attempts are estimated from the cell's
+    /// attempt rate, and the window whose failure count is least likely at
+    /// the baseline rate decides (its p-value multiplied by the number of
+    /// windows tried). A hard outage is two failures in two attempts; an
+    /// intermittent one is a few percent over minutes; one failure is never
+    /// evidence.
+    pub fn state_within(&self, now_us: i64, bounds: &Bounds) -> State {
+        let alpha = bounds.alpha;
+        if self.failures.len() < 2 {
             return if self.attempts >= MIN_HEALTHY_ATTEMPTS {
                 State::Healthy
             } else {
                 State::Unknown
             };
         }
-        let p0 = baseline_rate(self.baseline_failures, self.baseline_attempts);
         let span_s = ((now_us - self.first_us).max(1) as f64) / 1e6;
         let rate = self.attempts as f64 / span_s;
-        let last = self.failures[m - 1].0;
+        let failures = self.fault_failures(rate);
+        let m = failures.len();
+        if m < 2 {
+            return State::Healthy;
+        }
+        let p0 = baseline_rate(self.baseline_failures, self.baseline_attempts);
+        let last = failures[m - 1].0;
         let mut windows: Vec<(f64, usize, u64, u64)> = Vec::new();
-        for (j, &(at, _)) in self.failures.iter().enumerate() {
+        for (j, &(at, _)) in failures.iter().enumerate() {
             let k = (m - j) as u64;
             if k < 2 {
                 break;
@@ -209,12 +361,10 @@ impl Cell {
         // keeps its own rate.
         let gap_us = (STRETCH_GAP_ATTEMPTS / rate.max(1e-9) * 1e6) as i64;
         let mut bk = 1;
-        while bk < RECENT_FAILURES.min(m)
-            && self.failures[m - bk].0 - self.failures[m - bk - 1].0 <= gap_us
-        {
+        while bk < RECENT_FAILURES.min(m) && failures[m - bk].0 - failures[m - bk - 1].0 <= gap_us {
             bk += 1;
         }
-        let first = self.failures[m - bk].0;
+        let first = failures[m - bk].0;
         let lasted =
             ((rate * ((last - first).max(0) as f64 / 1e6)).round() as u64 + 1).max(bk as u64);
         let bk = bk as u64;
@@ -223,36 +373,83 @@ impl Cell {
             return State::Healthy;
         }
         let mut reasons = BTreeMap::new();
-        for (_, outcome) in &self.failures[j..] {
+        for (_, outcome) in &failures[j..] {
             *reasons.entry(outcome.clone()).or_insert(0) += 1;
         }
         State::Failing(Failing {
-            since_us: self.failures[j].0,
+            since_us: failures[j].0,
             failures: k,
             attempts: n,
             p_value,
             reasons,
             rtt: None,
+            loss: None,
             signal: Signal::Failures,
         })
     }
 
+    /// The recent failures of the fault going on now, oldest first, at
+    /// `rate` attempts a second: those with an outcome among its latest
+    /// [`RECENT_FAILURES`], after the last clean run that would have ended
+    /// a fault failing at the rate they show together (a run that long is
+    /// unlikely under [`RECOVERED`], corrected for the gaps tried).
+    fn fault_failures(&self, rate: f64) -> Vec<&(i64, String)> {
+        let m = self.failures.len();
+        let own: std::collections::BTreeSet<&str> = self.failures
+            [m.saturating_sub(RECENT_FAILURES)..]
+            .iter()
+            .map(|(_, o)| o.as_str())
+            .collect();
+        let mut failures: Vec<&(i64, String)> = self
+            .failures
+            .iter()
+            .filter(|(_, o)| own.contains(o.as_str()))
+            .collect();
+        let m = failures.len();
+        if m < 2 {
+            return failures;
+        }
+        let attempts_between = |a: i64, b: i64| rate * ((b - a).max(0) as f64 / 1e6);
+        let (first, last) = (failures[0].0, failures[m - 1].0);
+        let share = (m as f64 / (attempts_between(first, last) + 1.0)).min(1.0);
+        let bound = RECOVERED / m as f64;
+        let cut = (1..m).rev().find(|&i| {
+            let clean = (attempts_between(failures[i - 1].0, failures[i].0) - 1.0).floor();
+            clean >= 1.0 && (1.0 - share).powf(clean) < bound
+        });
+        if let Some(i) = cut {
+            failures.drain(..i);
+        }
+        failures
+    }
+
+    /// Tests the cell's RTT to enter a fault: [`Cell::latency_within`] at
+    /// [`Bounds::enter`].
+    pub fn latency(&self, alpha: f64) -> State {
+        self.latency_within(&Bounds::enter(alpha))
+    }
+
     /// Tests the cell's RTT: the last [`LATENCY_WINDOW_MINUTES`] against
     /// the baseline. A regression needs both a size (median or p95 at
-    /// least 1.5x and 5 ms above the baseline's) and significance: more
-    /// recent connects above the baseline's 95th percentile than the 5%
-    /// the baseline itself has (binomial, `alpha`). DNS cells have no RTT.
-    pub fn latency(&self, alpha: f64) -> State {
+    /// least 1.5x and 5 ms above the baseline's, at [`Bounds::enter`]) and
+    /// significance: more recent connects above the baseline's 95th
+    /// percentile than the 5% the baseline itself has (binomial). DNS
+    /// cells have no RTT.
+    pub fn latency_within(&self, bounds: &Bounds) -> State {
         use vantage_probe::stats::CONNECT_BUCKETS_US as B;
         if self.address.is_none() {
             return State::Unknown;
         }
-        let mut recent = vec![0u64; B.len() + 1];
-        for (_, counts) in &self.rtt_recent {
-            for (a, b) in recent.iter_mut().zip(counts) {
-                *a += b;
+        let sum = |minutes: &mut dyn Iterator<Item = &Vec<u64>>| {
+            let mut out = vec![0u64; B.len() + 1];
+            for counts in minutes {
+                for (a, b) in out.iter_mut().zip(counts) {
+                    *a += b;
+                }
             }
-        }
+            out
+        };
+        let recent = sum(&mut self.rtt_recent.iter().map(|(_, c)| c));
         let n_recent: u64 = recent.iter().sum();
         let n_base: u64 = self.rtt_baseline.iter().sum();
         if n_recent < LATENCY_MIN_RECENT || n_base < LATENCY_MIN_BASELINE {
@@ -260,17 +457,29 @@ impl Cell {
         }
         let q = |counts: &[u64], q: f64| super::stats::quantile(&B, counts, q).unwrap_or(0.0);
         let ms = |us: f64| (us / 100.0).round() / 10.0;
-        let shift = RttShift {
+        let mut shift = RttShift {
             baseline_p50_ms: ms(q(&self.rtt_baseline, 0.5)),
             baseline_p95_ms: ms(q(&self.rtt_baseline, 0.95)),
             recent_p50_ms: ms(q(&recent, 0.5)),
             recent_p95_ms: ms(q(&recent, 0.95)),
+            since_p50_ms: 0.0,
+            since_p95_ms: 0.0,
         };
         let grew = |before: f64, now: f64| {
-            now >= before * LATENCY_MIN_RATIO && now - before >= LATENCY_MIN_ADDED_MS
+            now >= before * bounds.latency_ratio && now - before >= bounds.latency_added_ms
         };
+        // Onset: the first minute of the window whose median grew.
+        let onset = self.rtt_recent.iter().position(|(_, c)| {
+            c.iter().sum::<u64>() > 0
+                && (grew(shift.baseline_p50_ms, ms(q(c, 0.5)))
+                    || grew(shift.baseline_p95_ms, ms(q(c, 0.95))))
+        });
+        let since = sum(&mut self.rtt_recent[onset.unwrap_or(0)..].iter().map(|(_, c)| c));
+        shift.since_p50_ms = ms(q(&since, 0.5));
+        shift.since_p95_ms = ms(q(&since, 0.95));
         if !grew(shift.baseline_p50_ms, shift.recent_p50_ms)
             && !grew(shift.baseline_p95_ms, shift.recent_p95_ms)
+            && !grew(shift.baseline_p50_ms, shift.since_p50_ms)
         {
             return State::Healthy;
         }
@@ -279,20 +488,12 @@ impl Cell {
         let first_above = B.partition_point(|&b| (b as f64) < p95_us) + 1;
         let above: u64 = recent.iter().skip(first_above).sum();
         let p_value = super::stats::binomial_tail(above, n_recent, 0.05);
-        if p_value >= alpha {
+        if p_value >= bounds.alpha {
             return State::Healthy;
         }
-        // Onset: the first minute of the window whose median grew.
-        let since_us = self
-            .rtt_recent
-            .iter()
-            .find(|(_, c)| {
-                c.iter().sum::<u64>() > 0
-                    && (grew(shift.baseline_p50_ms, ms(q(c, 0.5)))
-                        || grew(shift.baseline_p95_ms, ms(q(c, 0.95))))
-            })
-            .or(self.rtt_recent.first())
-            .map_or(self.first_us, |(m, _)| m * MINUTE_US);
+        let since_us = onset
+            .or((!self.rtt_recent.is_empty()).then_some(0))
+            .map_or(self.first_us, |i| self.rtt_recent[i].0 * MINUTE_US);
         State::Failing(Failing {
             since_us,
             failures: above,
@@ -300,49 +501,79 @@ impl Cell {
             p_value,
             reasons: BTreeMap::new(),
             rtt: Some(shift),
+            loss: None,
             signal: Signal::Latency,
         })
     }
 
-    /// Tests the cell for lost SYNs: connects that succeed, but only after
-    /// the kernel sent their SYN again, a second or more later. With a
-    /// connect timeout above a second, a lossy path shows no failures and
-    /// an unchanged RTT (the kernel times the answered SYN); only these
-    /// slow connects give it away. The last [`LATENCY_WINDOW_MINUTES`]
-    /// against the baseline: at least [`LOSS_MIN_SLOW`] slow connects,
-    /// [`LOSS_MIN_SHARE`] of the successful ones, and more than the
-    /// baseline's share would give (binomial, `alpha`).
+    /// Tests the cell for lost SYNs to enter a fault: [`Cell::lost_syns_within`]
+    /// at [`Bounds::enter`].
     pub fn lost_syns(&self, alpha: f64) -> State {
+        self.lost_syns_within(&Bounds::enter(alpha))
+    }
+
+    /// Tests the cell for lost SYNs. With a connect timeout above a
+    /// second, a lossy path shows few failures and an unchanged RTT; what
+    /// gives it away is every SYN the probe sends: those sent again, and
+    /// the last of a connect that timed out, went unanswered.
+    ///
+    /// A scan over the minutes of the last [`LATENCY_WINDOW_MINUTES`] that
+    /// lost a SYN: each opens a window that ends now, and the window whose
+    /// lost SYNs are least likely at the baseline's rate (binomial,
+    /// corrected for the windows tried) decides; of those nearly as
+    /// telling, the longest, so that the rate is the fault's since its
+    /// onset. It needs [`LOSS_MIN_SHARE`] of the SYNs lost and
+    /// [`LOSS_MIN_SLOW`] connects that succeeded after a SYN was sent
+    /// again (a path that answers: a blackhole is failures, not loss). No
+    /// baseline is needed: a new path is assumed healthy, at the floor
+    /// rate, so a new deployment sees loss from its first minutes.
+    pub fn lost_syns_within(&self, bounds: &Bounds) -> State {
         if self.address.is_none() {
             return State::Unknown;
         }
-        let (slow, n) = self
-            .slow_recent
-            .iter()
-            .fold((0, 0), |(k, n), (_, s, a)| (k + s, n + a));
-        if n < LATENCY_MIN_RECENT || self.slow_baseline.1 < LATENCY_MIN_BASELINE {
+        let sent: u64 = self.syn_recent.iter().map(|(_, s)| s.sent).sum();
+        if sent < LATENCY_MIN_RECENT {
             return State::Unknown;
         }
-        if slow < LOSS_MIN_SLOW || (slow as f64) < LOSS_MIN_SHARE * n as f64 {
-            return State::Healthy;
+        let p0 = baseline_rate(self.syn_baseline.lost, self.syn_baseline.sent);
+        let mut windows: Vec<(f64, usize, Syns)> = Vec::new();
+        let mut total = Syns::default();
+        for (i, (_, s)) in self.syn_recent.iter().enumerate().rev() {
+            total.add(*s);
+            if s.lost > 0 {
+                windows.push((binomial_tail(total.lost, total.sent, p0), i, total));
+            }
         }
-        let p0 = baseline_rate(self.slow_baseline.0, self.slow_baseline.1);
-        let p_value = binomial_tail(slow, n, p0);
-        if p_value >= alpha {
-            return State::Healthy;
-        }
-        let since_us = self
-            .slow_recent
+        let tried = windows.len().max(1) as f64;
+        let qualifies = |w: &(f64, usize, Syns)| {
+            let t = w.2;
+            w.0 * tried < bounds.alpha
+                && t.slow >= bounds.loss_min_slow
+                && t.lost as f64 >= bounds.loss_min_share * t.sent as f64
+        };
+        let Some(best) = windows
             .iter()
-            .find(|(_, s, _)| *s > 0)
-            .map_or(self.first_us, |(m, _, _)| m * MINUTE_US);
+            .filter(|w| qualifies(w))
+            .map(|w| w.0)
+            .min_by(f64::total_cmp)
+        else {
+            return State::Healthy;
+        };
+        // The windows were pushed newest first: the last qualifying one
+        // nearly as telling as the best is the longest.
+        let &(p, i, t) = windows
+            .iter()
+            .rev()
+            .find(|w| w.0 <= best * NEARLY_AS_TELLING && qualifies(w))
+            .expect("the best window qualifies");
         State::Failing(Failing {
-            since_us,
-            failures: slow,
-            attempts: n,
-            p_value,
-            reasons: BTreeMap::from([("syn_retransmit".to_string(), slow)]),
+            since_us: self.syn_recent[i].0 * MINUTE_US,
+            failures: t.lost,
+            attempts: t.sent,
+            p_value: p * tried,
+            reasons: BTreeMap::from([("syn_lost".to_string(), t.lost)]),
             rtt: None,
+            loss: Some(LossRate::new(t.lost, t.sent, t.slow)),
             signal: Signal::Loss,
         })
     }
@@ -402,7 +633,7 @@ pub(crate) fn read(
         .filter(|c| c.attempts > 0 || !c.failures.is_empty())
         .map(|mut c| {
             c.rtt_recent.sort_by_key(|(m, _)| *m);
-            c.slow_recent.sort_by_key(|(m, _, _)| *m);
+            c.syn_recent.sort_by_key(|(m, _)| *m);
             c
         })
         .collect();
@@ -430,8 +661,8 @@ fn new_cell(row: &MinuteRow<'_>) -> Cell {
         local_since_us: None,
         rtt_baseline: Vec::new(),
         rtt_recent: Vec::new(),
-        slow_baseline: (0, 0),
-        slow_recent: Vec::new(),
+        syn_baseline: Syns::default(),
+        syn_recent: Vec::new(),
     }
 }
 
@@ -451,13 +682,12 @@ impl Cell {
                 if minute >= recent_minute {
                     self.local_failures += local;
                 }
-                let (slow, ok) = slow_of(c);
+                let syns = Syns::of(c);
                 if minute > now_minute - LATENCY_WINDOW_MINUTES {
                     self.rtt_recent.push((minute, c.rtt.counts.clone()));
-                    self.slow_recent.push((minute, slow, ok));
+                    self.syn_recent.push((minute, syns));
                 } else {
-                    self.slow_baseline.0 += slow;
-                    self.slow_baseline.1 += ok;
+                    self.syn_baseline.add(syns);
                     if self.rtt_baseline.is_empty() {
                         self.rtt_baseline = vec![0; c.rtt.counts.len()];
                     }
@@ -509,8 +739,8 @@ mod tests {
                 local_since_us: None,
                 rtt_baseline: Vec::new(),
                 rtt_recent: Vec::new(),
-                slow_baseline: (0, 0),
-                slow_recent: Vec::new(),
+                syn_baseline: Syns::default(),
+                syn_recent: Vec::new(),
             },
             now,
         )
@@ -530,28 +760,66 @@ mod tests {
         assert_eq!(slow_of(&m), (7, 59));
     }
 
+    /// SYNs of a minute of 60 connects of which `slow` needed one SYN again.
+    fn syns(slow: u64) -> Syns {
+        Syns {
+            sent: 60 + slow,
+            lost: slow,
+            slow,
+        }
+    }
+
+    #[test]
+    fn the_syns_of_a_minute_count_retransmits_and_timed_out_connects_as_lost() {
+        use vantage_probe::stats::CONNECT_BUCKETS_US as B;
+        let mut m = ConnectMinute::default();
+        for (us, n) in [(800, 50), (1_001_000, 5), (2_004_000, 2)] {
+            for _ in 0..n {
+                m.outcomes[ConnectOutcome::Ok.index()] += 1;
+                m.duration.observe(&B, us);
+            }
+        }
+        // 5 + 2x2 retransmits of the slow ones, and 3 timeouts of two SYNs
+        // each; 4 connects that never reached the wire.
+        m.outcomes[ConnectOutcome::Timeout.index()] += 3;
+        m.outcomes[ConnectOutcome::LocalResources.index()] += 4;
+        m.syn_retransmits = 5 + 4 + 3;
+        let s = Syns::of(&m);
+        assert_eq!((s.sent, s.lost, s.slow), (60 + 12, 12 + 3, 7));
+    }
+
     #[test]
     fn lost_syns_are_a_signal_only_beyond_the_baseline() {
-        // 60 connects a minute; `slow` of them a second late in each of the
+        // 60 connects a minute; `slow` of them a SYN late in each of the
         // last five minutes, against an hour with `base_slow` of 3600.
         let lossy = |slow: u64, base_slow: u64| {
             let (mut c, _) = cell(300, &[], (3600, 0));
-            c.slow_baseline = (base_slow, 3600);
-            c.slow_recent = (0..5).map(|m| (100 + m, slow, 60)).collect();
+            c.syn_baseline = Syns {
+                sent: 3600 + base_slow,
+                lost: base_slow,
+                slow: base_slow,
+            };
+            c.syn_recent = (0..5).map(|m| (100 + m, syns(slow))).collect();
             c
         };
         let State::Failing(f) = lossy(6, 0).lost_syns(1e-3) else {
             panic!("{:?}", lossy(6, 0).lost_syns(1e-3));
         };
-        assert_eq!((f.failures, f.attempts), (30, 300));
-        assert_eq!(f.reasons["syn_retransmit"], 30);
+        assert_eq!((f.failures, f.attempts), (30, 330));
+        assert_eq!(f.reasons["syn_lost"], 30);
         assert_eq!(f.signal, Signal::Loss);
         assert_eq!(f.since_us, 100 * MINUTE_US);
+        let loss = f.loss.unwrap();
+        assert!(
+            loss.low < 30.0 / 330.0 && 30.0 / 330.0 < loss.high,
+            "{loss:?}"
+        );
+        assert_eq!(loss.percent(), "9.1% ± 3.6%");
         // A path that always lost this many is its own normal.
         assert_eq!(lossy(6, 360).lost_syns(1e-3), State::Healthy);
         // One slow connect in five minutes is not a lossy path.
         let mut one = lossy(0, 0);
-        one.slow_recent[2].1 = 1;
+        one.syn_recent[2].1 = syns(1);
         assert_eq!(one.lost_syns(1e-3), State::Healthy);
         // Too little data to say, and no RTT for a name.
         let (thin, _) = cell(300, &[], (3600, 0));
@@ -559,6 +827,114 @@ mod tests {
         let mut dns = lossy(6, 0);
         dns.address = None;
         assert_eq!(dns.lost_syns(1e-3), State::Unknown);
+        // A blackhole loses every SYN and answers none: failures, not loss.
+        let mut hole = lossy(0, 0);
+        hole.syn_recent[4].1 = Syns {
+            sent: 60,
+            lost: 60,
+            slow: 0,
+        };
+        assert_eq!(hole.lost_syns(1e-3), State::Healthy);
+    }
+
+    #[test]
+    fn loss_needs_no_baseline_and_its_rate_is_the_faults_since_onset() {
+        // A new deployment: three clean minutes, then 15% of SYNs lost
+        // for two; no minute of baseline at all.
+        let (mut c, _) = cell(300, &[], (0, 0));
+        c.syn_recent = (0..3).map(|m| (100 + m, syns(0))).collect();
+        for m in 3..5 {
+            c.syn_recent.push((
+                100 + m,
+                Syns {
+                    sent: 70,
+                    lost: 11,
+                    slow: 10,
+                },
+            ));
+        }
+        let State::Failing(f) = c.lost_syns(1e-3) else {
+            panic!("{:?}", c.lost_syns(1e-3));
+        };
+        assert_eq!(f.since_us, 103 * MINUTE_US, "the first lossy minute");
+        assert_eq!(
+            (f.failures, f.attempts),
+            (22, 140),
+            "not diluted by the clean minutes"
+        );
+        let loss = f.loss.unwrap();
+        assert!((loss.low..=loss.high).contains(&0.15), "{loss:?}");
+    }
+
+    #[test]
+    fn a_fault_near_its_bound_stays_until_the_looser_one() {
+        // 4 of 300 SYNs lost (1.3%): below what enters a fault, above what
+        // keeps one.
+        let (mut c, _) = cell(300, &[], (3600, 0));
+        c.syn_baseline = Syns {
+            sent: 3600,
+            lost: 0,
+            slow: 0,
+        };
+        c.syn_recent = (0..5)
+            .map(|m| {
+                (
+                    100 + m,
+                    Syns {
+                        sent: 60,
+                        lost: [1, 0, 2, 0, 1][m as usize],
+                        slow: [1, 0, 2, 0, 1][m as usize],
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(c.lost_syns_within(&Bounds::enter(1e-3)), State::Healthy);
+        assert!(matches!(
+            c.lost_syns_within(&Bounds::stay(1e-3)),
+            State::Failing(_)
+        ));
+        // A clean path leaves even the looser bound.
+        c.syn_recent = (0..5).map(|m| (100 + m, syns(0))).collect();
+        assert_eq!(c.lost_syns_within(&Bounds::stay(1e-3)), State::Healthy);
+    }
+
+    #[test]
+    fn a_new_fault_has_its_own_onset_not_an_earlier_ones() {
+        // The target refused for 60 s and came back; minutes later the
+        // region's egress blackholed: the onset is the blackhole's.
+        let now = 10_000 * S;
+        let mut ago: Vec<(i64, &str)> = (400..460).map(|a| (a, "refused")).collect();
+        ago.extend((0..20).map(|a| (a, "timeout")));
+        let (mut c, _) = cell(900, &[], (3600, 0));
+        c.failures = ago
+            .iter()
+            .map(|(a, o)| (now - a * S, o.to_string()))
+            .collect();
+        c.failures.sort();
+        let State::Failing(f) = c.state(now, 1e-3) else {
+            panic!("{:?}", c.state(now, 1e-3));
+        };
+        assert_eq!(f.since_us, now - 19 * S);
+        assert_eq!(f.reasons.keys().collect::<Vec<_>>(), ["timeout"]);
+        assert_eq!(f.failures, 20);
+        // The same with both faults timing out: a clean run of minutes at
+        // their rate ended the first.
+        for (at, o) in &mut c.failures {
+            if *at < now - 300 * S {
+                *o = "timeout".into();
+            }
+        }
+        let State::Failing(f) = c.state(now, 1e-3) else {
+            panic!("{:?}", c.state(now, 1e-3));
+        };
+        assert_eq!((f.since_us, f.failures), (now - 19 * S, 20));
+        // An intermittent fault's scattered failures are one fault.
+        let ago: Vec<i64> = (0..300).filter(|s| s % 11 == 0 || s % 17 == 0).collect();
+        let (c, now) = cell(900, &ago, (3600, 0));
+        let State::Failing(f) = c.state(now, 1e-3) else {
+            panic!("not failing");
+        };
+        assert_eq!(f.since_us, now - 297 * S, "{f:?}");
     }
 
     #[test]
@@ -639,6 +1015,9 @@ mod tests {
             "{shift:?}"
         );
         assert_eq!(f.since_us, 2 * MINUTE_US, "the first slow minute");
+        // The new level, not the window's median that still holds the two
+        // clean minutes.
+        assert!(shift.since_p50_ms > 30.0, "{shift:?}");
         // Twice as slow but only 1 ms more: not a regression worth a page.
         c.rtt_recent = (0..5).map(|m| (m, hist(2_000, 60))).collect();
         assert_eq!(c.latency(1e-3), State::Healthy);

@@ -99,6 +99,11 @@ impl Tracker {
         }
     }
 
+    /// The cells the open incidents hold (see [`super::Held`]).
+    pub(crate) fn held(&self) -> super::Held {
+        super::Held::of(self.open.iter().map(|i| &i.finding))
+    }
+
     /// Matches `findings` at `now_us` against the open incidents. The
     /// tracker changes only through [`Tracker::apply`], after the changes
     /// are durable.
@@ -460,6 +465,7 @@ mod tests {
                     baseline_attempts: 3600,
                     p_value: 1e-9,
                     rtt: None,
+                    loss: None,
                 })
                 .collect(),
             healthy_alternatives: Vec::new(),

@@ -20,13 +20,14 @@ pub(crate) mod reachability;
 mod signal;
 pub(crate) mod stats;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::fleet::Fleet;
 use crate::store::{Store, StoreError};
 use crate::time::us;
 use localize::Finding;
+pub(crate) use localize::Held;
 
 /// How the matrix is judged.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,18 +74,20 @@ pub struct Assessment {
     pub alpha: f64,
 }
 
-/// Judges the store's data at `now`, with the fleet's probes as they are.
+/// Judges the store's data at `now`, with the fleet's probes as they are;
+/// cells the open incidents `held` stay failing at the looser bound.
 pub fn assess(
     store: &Store,
     probes: &[localize::ProbeLiveness],
     now: SystemTime,
     params: Params,
+    held: &Held,
 ) -> Result<Assessment, StoreError> {
     let now_us = us(now);
     let recent_from = now_us - params.recent.as_micros() as i64;
     let baseline_from = recent_from - params.baseline.as_micros() as i64;
     let cells = store.read(|snap| cells::read(snap, baseline_from, recent_from, now_us))?;
-    let findings = localize::localize(&cells, probes, now_us, params.alpha);
+    let findings = localize::localize(&cells, probes, now_us, params.alpha, held);
     Ok(Assessment {
         at_us: now_us,
         cells,
@@ -122,13 +125,14 @@ pub(crate) fn rate(failures: u64, attempts: u64) -> String {
     )
 }
 
-/// What judging the fleet takes: the store, the live fleet and the
-/// evidence policy. Cheap to clone.
+/// What judging the fleet takes: the store, the live fleet, the evidence
+/// policy, and what the open incidents hold. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Judge {
     store: Store,
     fleet: Arc<Fleet>,
     params: Params,
+    held: Arc<RwLock<Held>>,
 }
 
 impl Judge {
@@ -138,7 +142,16 @@ impl Judge {
             store,
             fleet,
             params,
+            held: Arc::default(),
         }
+    }
+
+    /// What the open incidents hold from now on: every clone of this
+    /// judge (the evaluation loop, the evidence endpoint, the alert
+    /// webhook) judges those cells at the looser bound, so all of them
+    /// show the same findings.
+    pub(crate) fn hold(&self, held: Held) {
+        *self.held.write().expect("held lock") = held;
     }
 
     /// The store it reads.
@@ -148,6 +161,13 @@ impl Judge {
 
     /// Judges the store's data at `now`. Blocking: it reads the store.
     pub fn assess(&self, now: SystemTime) -> Result<Assessment, StoreError> {
-        assess(&self.store, &probes_of(&self.fleet, now), now, self.params)
+        let held = self.held.read().expect("held lock").clone();
+        assess(
+            &self.store,
+            &probes_of(&self.fleet, now),
+            now,
+            self.params,
+            &held,
+        )
     }
 }

@@ -124,7 +124,7 @@ async fn fleet_store(dir: &std::path::Path) -> Store {
     // Judge at minute 12 (the fault is on), then at minute 40 (long over).
     let mut tracker = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
     for at in [t(720), t(2400)] {
-        let a = assess(&store, &[], at, Params::default()).unwrap();
+        let a = assess(&store, &[], at, Params::default(), &tracker.held()).unwrap();
         let changes = tracker.evaluate(&a.findings, a.at_us);
         crate::evidence::incidents::write(&store, &changes)
             .await

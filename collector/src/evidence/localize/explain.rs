@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Finding, Judged, RegionEvidence, Scope, Signal};
-use crate::evidence::cells::RttShift;
+use crate::evidence::cells::{LossRate, RttShift};
 
 /// One finding of `scope` from the failing cells among `cells`: their
 /// evidence summed per region, its onset the earliest of theirs, and its
@@ -35,6 +35,7 @@ pub(super) fn finding(
                 baseline_attempts: 0,
                 p_value: 1.0,
                 rtt: None,
+                loss: None,
             });
         e.failures += f.failures;
         e.attempts += f.attempts;
@@ -45,6 +46,16 @@ pub(super) fn finding(
         e.baseline_failures += j.cell.baseline_failures;
         e.baseline_attempts += j.cell.baseline_attempts;
         e.p_value = e.p_value.min(f.p_value);
+        if let Some(l) = f.loss {
+            let sum = e.loss.map_or(l, |s| {
+                LossRate::new(
+                    s.lost + l.lost,
+                    s.sent + l.sent,
+                    s.slow_connects + l.slow_connects,
+                )
+            });
+            e.loss = Some(sum);
+        }
         if let Some(shift) = f.rtt {
             let added = |s: &RttShift| s.recent_p50_ms - s.baseline_p50_ms;
             if e.rtt.as_ref().is_none_or(|r| added(&shift) > added(r)) {
@@ -85,10 +96,17 @@ fn explain_latency(
     let shift = f.evidence.iter().filter_map(|e| e.rtt).max_by(|a, b| {
         (a.recent_p50_ms - a.baseline_p50_ms).total_cmp(&(b.recent_p50_ms - b.baseline_p50_ms))
     });
+    // The level since the onset, beside the baseline's: the window's own
+    // median still holds the clean minutes before the onset.
     let moved = shift.map_or_else(String::new, |s| {
+        let (p50, p95) = if s.since_p50_ms > 0.0 || s.since_p95_ms > 0.0 {
+            (s.since_p50_ms, s.since_p95_ms)
+        } else {
+            (s.recent_p50_ms, s.recent_p95_ms)
+        };
         format!(
-            " from a median of {} ms (p95 {}) to {} ms (p95 {})",
-            s.baseline_p50_ms, s.baseline_p95_ms, s.recent_p50_ms, s.recent_p95_ms
+            " to a median of {p50} ms (p95 {p95}), from {} ms (p95 {})",
+            s.baseline_p50_ms, s.baseline_p95_ms
         )
     });
     let group = f.target_group.as_deref().unwrap_or("these");
@@ -115,31 +133,45 @@ fn explain_latency(
 
 fn explain_loss(
     f: &Finding,
-    share: u64,
     since: &str,
     regions: &str,
     targets: &str,
     alternatives: &str,
 ) -> String {
-    let slow = "succeed only after a lost SYN is sent again, a second or more late";
+    let sum = f
+        .evidence
+        .iter()
+        .filter_map(|e| e.loss)
+        .fold(LossRate::new(0, 0, 0), |a, l| {
+            LossRate::new(
+                a.lost + l.lost,
+                a.sent + l.sent,
+                a.slow_connects + l.slow_connects,
+            )
+        });
+    let rate = sum.percent();
+    let counts = format!(
+        "({} of {} sent; {} connects succeeded only after a SYN was sent again, a second or more late)",
+        sum.lost, sum.sent, sum.slow_connects
+    );
     let group = f.target_group.as_deref().unwrap_or("these");
     match f.scope {
         Scope::Target => format!(
-            "Since {since} {share}% of connects to {targets} from {regions} ({}) {slow}: packets are lost at or near the target, not in one region's network.",
+            "Since {since} {rate} of SYNs to {targets} from {regions} ({}) are lost {counts}: packets are lost at or near the target, not in one region's network.",
             f.quorum
         ),
         Scope::Source => format!(
-            "Since {since} {share}% of connects from {regions} to {targets} {slow}{alternatives}: {regions}'s own network or egress loses packets."
+            "Since {since} {rate} of SYNs from {regions} to {targets} are lost {counts}{alternatives}: {regions}'s own network or egress loses packets."
         ),
         Scope::Path => format!(
-            "Since {since} {share}% of connects from {regions} to {group} targets ({targets}) {slow}{alternatives}: packets are lost on the {regions} -> {group} path, not at the targets."
+            "Since {since} {rate} of SYNs from {regions} to {group} targets ({targets}) are lost {counts}{alternatives}: packets are lost on the {regions} -> {group} path, not at the targets."
         ),
         Scope::Address => format!(
-            "Since {since} {share}% of connects to {} of {targets} from {regions} {slow}, while its other addresses do not: that backend address loses packets.",
+            "Since {since} {rate} of SYNs to {} of {targets} from {regions} are lost {counts}, while its other addresses lose none: that backend address loses packets.",
             f.address.as_deref().unwrap_or("one address")
         ),
         _ => format!(
-            "Since {since} {share}% of connects from {regions} to {targets} {slow}, and the data cannot say whether the target or the path loses them."
+            "Since {since} {rate} of SYNs from {regions} to {targets} are lost {counts}, and the data cannot say whether the target or the path loses them."
         ),
     }
 }
@@ -208,7 +240,7 @@ pub(super) fn explain(f: &Finding) -> String {
         return explain_latency(f, &since, &regions, &targets, &alternatives);
     }
     if f.signal == Signal::Loss {
-        return explain_loss(f, share, &since, &regions, &targets, &alternatives);
+        return explain_loss(f, &since, &regions, &targets, &alternatives);
     }
     match f.scope {
         Scope::Target => format!(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::evidence::cells::RttShift;
+use crate::evidence::cells::{LossRate, RttShift};
 use crate::evidence::signal::Signal;
 use crate::fleet::Liveness;
 
@@ -87,6 +87,10 @@ pub struct RegionEvidence {
     /// For latency: the RTT shift of the region's most shifted cell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rtt: Option<RttShift>,
+    /// For loss: the share of SYNs lost since the onset, over the region's
+    /// lossy cells, with its interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<LossRate>,
 }
 
 /// One localized fault.

@@ -69,6 +69,7 @@ pub(super) fn probe_host_findings(cells: &[Cell], now_us: i64, alpha: f64) -> Ve
                 baseline_attempts: 0,
                 p_value: controls.iter().map(|(_, f)| f.p_value).fold(1.0, f64::min),
                 rtt: None,
+                loss: None,
             }],
             healthy_alternatives: Vec::new(),
             quorum: if local_broken {

@@ -5,17 +5,19 @@
 
 mod explain;
 mod finding;
+mod held;
 mod host;
 mod matrix;
 mod rules;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::cells::{Cell, Failing, State};
+use super::cells::{Cell, Failing, STAY_ALPHA, State};
 pub(crate) use super::signal::Signal;
 use crate::fleet::Liveness;
 use explain::{explain, finding};
 pub(crate) use finding::{Finding, ProbeLiveness, RegionEvidence, Scope};
+pub(crate) use held::Held;
 use host::{probe_host_findings, silent_finding};
 use matrix::Matrix;
 use rules::localize_judged;
@@ -45,12 +47,14 @@ fn meets_quorum(agree: usize, of: usize) -> bool {
 /// Localizes the failing cells among `cells` at `now_us`. A region's
 /// silent probes are one finding of that region; regions whose probe host
 /// is broken, or whose every probe is silent, are reported as such and
-/// left out of the vote.
+/// left out of the vote. Cells that open incidents `held` are judged at
+/// the looser bound that keeps a fault, the rest at the one that enters it.
 pub(crate) fn localize(
     cells: &[Cell],
     probes: &[ProbeLiveness],
     now_us: i64,
     alpha: f64,
+    held: &Held,
 ) -> Vec<Finding> {
     let mut own = Vec::new();
     let mut excluded: BTreeSet<String> = BTreeSet::new();
@@ -81,26 +85,37 @@ pub(crate) fn localize(
         .iter()
         .filter(|c| !excluded.contains(&c.src_region))
         .collect();
-    let mut findings = localize_voting(&voting, &|c: &Cell| c.state(now_us, alpha));
+    let mut findings = localize_voting(&voting, held, &|c: &Cell| {
+        c.state_within(now_us, &held.bounds(Signal::Failures, c, alpha))
+    });
     let latency: Vec<&Cell> = voting
         .iter()
         .copied()
         .filter(|c| c.address.is_some())
         .collect();
-    findings.extend(localize_voting(&latency, &|c: &Cell| c.latency(alpha)));
-    findings.extend(localize_voting(&latency, &|c: &Cell| c.lost_syns(alpha)));
+    findings.extend(localize_voting(&latency, held, &|c: &Cell| {
+        c.latency_within(&held.bounds(Signal::Latency, c, alpha))
+    }));
+    findings.extend(localize_voting(&latency, held, &|c: &Cell| {
+        c.lost_syns_within(&held.bounds(Signal::Loss, c, alpha))
+    }));
     findings.extend(own);
     sorted(findings)
 }
 
 /// The findings among `cells` whose evidence survives [`FLEET_ALPHA`]
-/// across the `cells.len()` cells tested.
-fn localize_voting(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
+/// across the `cells.len()` cells tested; a finding an open incident
+/// already holds whole stays at the looser [`STAY_ALPHA`], uncorrected.
+fn localize_voting(cells: &[&Cell], held: &Held, judge: &dyn Fn(&Cell) -> State) -> Vec<Finding> {
     let tested = cells.len().max(1) as f64;
     let mut findings = localize_judged(cells, judge);
     findings.retain(|f| {
         let log_p: f64 = f.evidence.iter().map(|e| e.p_value.max(1e-300).ln()).sum();
-        log_p + tested.ln() < FLEET_ALPHA.ln()
+        if held.holds_all(f) {
+            log_p < STAY_ALPHA.ln()
+        } else {
+            log_p + tested.ln() < FLEET_ALPHA.ln()
+        }
     });
     findings
 }

@@ -2,6 +2,7 @@
 //! scenario per scope, the exclusions, and the fleet-wide bound.
 
 use super::*;
+use crate::evidence::cells::Syns;
 use crate::fleet::Liveness;
 
 const S: i64 = 1_000_000;
@@ -61,8 +62,8 @@ fn fleet(fails: impl Fn(&str, &str, &str) -> f64) -> Vec<Cell> {
                     local_since_us: None,
                     rtt_baseline: Vec::new(),
                     rtt_recent: Vec::new(),
-                    slow_baseline: (0, 0),
-                    slow_recent: Vec::new(),
+                    syn_baseline: Syns::default(),
+                    syn_recent: Vec::new(),
                 });
             }
         }
@@ -71,7 +72,7 @@ fn fleet(fails: impl Fn(&str, &str, &str) -> f64) -> Vec<Cell> {
 }
 
 fn localize_all(cells: &[Cell], now: i64, alpha: f64) -> Vec<Finding> {
-    localize(cells, &[], now, alpha)
+    localize(cells, &[], now, alpha, &Held::default())
 }
 
 fn scopes(f: &[Finding]) -> Vec<(Scope, Vec<String>, Vec<String>)> {
@@ -254,7 +255,7 @@ fn a_silent_region_is_reported_and_not_counted_against_targets() {
         probe("us-west-1", "w1", 90, Liveness::Silent),
         probe("us-east-2", "e1", 1, Liveness::Reporting),
     ];
-    let f = localize(&cells, &probes, NOW, 1e-3);
+    let f = localize(&cells, &probes, NOW, 1e-3, &Held::default());
     assert_eq!(scopes(&f), [(Scope::Silent, v(&["us-west-1"]), v(&[]))]);
     assert_eq!(f[0].probe_ids, ["w1"]);
     assert_eq!(f[0].quorum, "1 of 1 probe");
@@ -290,7 +291,7 @@ fn the_silent_probes_of_a_region_are_one_finding_naming_them() {
         probes.push(probe("onprem", id, 80, l));
     }
     probes.push(probe("us-east-2", "e1", 1, Liveness::Reporting));
-    let f = localize(&fleet(|_, _, _| 0.0), &probes, NOW, 1e-3);
+    let f = localize(&fleet(|_, _, _| 0.0), &probes, NOW, 1e-3, &Held::default());
     let silent: Vec<(String, String, Vec<String>)> = f
         .iter()
         .map(|f| {
@@ -336,7 +337,7 @@ fn a_sentence_names_ten_silent_probes_and_counts_the_rest() {
         .map(|i| probe("us-west-1", &format!("w-{i:02}"), 100, Liveness::Silent))
         .chain([probe("us-west-1", "w-99", 1, Liveness::Reporting)])
         .collect();
-    let f = localize(&fleet(|_, _, _| 0.0), &probes, NOW, 1e-3);
+    let f = localize(&fleet(|_, _, _| 0.0), &probes, NOW, 1e-3, &Held::default());
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].probe_ids.len(), 25, "the finding has them all");
     assert!(
@@ -371,7 +372,9 @@ fn forty_ms_on_one_path_is_a_latency_path_finding() {
     assert_eq!(f[0].signal, Signal::Latency);
     assert_eq!(f[0].healthy_alternatives, v(&["onprem", "us-west-1"]));
     assert!(
-        f[0].explanation.contains("connect RTT from us-east-2 to gcp targets (api, db and queue) rose from a median of 0.8 ms"),
+        f[0].explanation.contains(
+            "connect RTT from us-east-2 to gcp targets (api, db and queue) rose to a median of"
+        ),
         "{}",
         f[0].explanation
     );
@@ -388,14 +391,23 @@ fn forty_ms_on_one_path_is_a_latency_path_finding() {
 fn lost_syns_on_one_path_are_a_loss_path_finding() {
     let mut cells = fleet(|_, _, _| 0.0);
     for c in cells.iter_mut().filter(|c| c.address.is_some()) {
-        c.slow_baseline = (0, 3600);
+        c.syn_baseline = Syns {
+            sent: 3600,
+            lost: 0,
+            slow: 0,
+        };
         let lossy = c.src_region == "us-east-2" && c.group == "gcp";
-        c.slow_recent = (0..5)
+        // 60 connects a minute; on the lossy path 12 needed a SYN again.
+        c.syn_recent = (0..5)
             .map(|m| {
+                let slow = if lossy { 12 } else { 0 };
                 (
                     NOW / crate::time::MINUTE_US - 4 + m,
-                    if lossy { 12 } else { 0 },
-                    60,
+                    Syns {
+                        sent: 60 + slow,
+                        lost: slow,
+                        slow,
+                    },
                 )
             })
             .collect();
@@ -409,7 +421,7 @@ fn lost_syns_on_one_path_are_a_loss_path_finding() {
     assert_eq!(f[0].healthy_alternatives, v(&["onprem", "us-west-1"]));
     assert!(
         f[0].explanation.contains(
-            "20% of connects from us-east-2 to gcp targets (api, db and queue) succeed only after a lost SYN is sent again"
+            "17% ± 2% of SYNs from us-east-2 to gcp targets (api, db and queue) are lost (300 of 1800 sent; 300 connects succeeded only after a SYN was sent again"
         ),
         "{}",
         f[0].explanation
@@ -451,4 +463,56 @@ fn a_lone_path_in_a_big_fleet_needs_one_round_more() {
     );
     let f = with(3);
     assert_eq!(scopes(&f), [(Scope::Path, v(&["us-east-2"]), v(&["web"]))]);
+}
+
+/// A loss finding near its bound: entering takes more than it shows now,
+/// keeping it does not. What an open incident holds decides.
+#[test]
+fn a_held_finding_stays_at_the_looser_bound_and_a_new_one_needs_the_strict_one() {
+    let with = |lost: [u64; 5]| {
+        let mut cells = fleet(|_, _, _| 0.0);
+        for c in cells.iter_mut().filter(|c| c.address.is_some()) {
+            c.syn_baseline = Syns {
+                sent: 3600,
+                lost: 0,
+                slow: 0,
+            };
+            let lossy = c.src_region == "us-east-2" && c.group == "gcp";
+            c.syn_recent = (0..5)
+                .map(|m| {
+                    let l = if lossy { lost[m as usize] } else { 0 };
+                    (
+                        NOW / crate::time::MINUTE_US - 4 + m,
+                        Syns {
+                            sent: 60 + l,
+                            lost: l,
+                            slow: l,
+                        },
+                    )
+                })
+                .collect();
+        }
+        cells
+    };
+    let strong = localize_all(&with([6, 6, 6, 6, 6]), NOW, 1e-3);
+    assert_eq!(strong.len(), 1, "{strong:#?}");
+    let weak = with([1, 0, 2, 0, 1]);
+    assert!(
+        localize_all(&weak, NOW, 1e-3).is_empty(),
+        "not enough to enter"
+    );
+    let held = Held::of(&strong);
+    let kept = localize(&weak, &[], NOW, 1e-3, &held);
+    assert_eq!(
+        scopes(&kept),
+        [(Scope::Path, v(&["us-east-2"]), v(&["api", "db", "queue"]))]
+    );
+    assert_eq!(kept[0].signal, Signal::Loss);
+    // Held for another signal, or clean now: gone.
+    let other = Held::of(&[Finding {
+        signal: Signal::Latency,
+        ..strong[0].clone()
+    }]);
+    assert!(localize(&weak, &[], NOW, 1e-3, &other).is_empty());
+    assert!(localize(&with([0; 5]), &[], NOW, 1e-3, &held).is_empty());
 }
