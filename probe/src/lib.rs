@@ -51,6 +51,7 @@ mod engine;
 mod exposition;
 mod icmp;
 mod limits;
+pub mod loss;
 mod memory;
 mod metrics;
 mod open_files;

@@ -209,6 +209,18 @@ impl ConnectAttempt {
         self.rtt_us
             .filter(|_| self.outcome == ConnectOutcome::Ok && self.syn_retransmits == 0)
     }
+    /// The SYNs this attempt sent and how many went unanswered: none
+    /// sent when it failed before the wire (a local error); one more per
+    /// retransmit, each following a lost one; and the last one lost too
+    /// when the attempt timed out.
+    pub fn syns(&self) -> (u64, u64) {
+        if self.outcome.blame() == crate::outcome::Blame::Local {
+            return (0, 0);
+        }
+        let retransmits = u64::from(self.syn_retransmits);
+        let timed_out = u64::from(self.outcome == ConnectOutcome::Timeout);
+        (1 + retransmits, retransmits + timed_out)
+    }
 }
 
 impl RoundResult {

@@ -128,10 +128,7 @@ impl LossRate {
     /// "14% ± 3%": the estimate and the interval's wider side, in percent,
     /// with one decimal below 10%.
     pub fn percent(&self) -> String {
-        let p = self.rate() * 100.0;
-        let spread = (self.rate() - self.low).max(self.high - self.rate()) * 100.0;
-        let decimals = usize::from(p < 9.95);
-        format!("{p:.decimals$}% ± {spread:.decimals$}%")
+        vantage_probe::loss::percent(self.lost, self.sent)
     }
 }
 

@@ -125,6 +125,21 @@ pub(crate) fn rate(failures: u64, attempts: u64) -> String {
     )
 }
 
+/// "14% ± 3% of SYNs lost (25/180)", or `None` when none was lost.
+pub(crate) fn syn_loss(lost: u64, sent: u64) -> Option<String> {
+    (lost > 0 && sent > 0).then(|| {
+        format!(
+            "{} of SYNs lost ({lost}/{sent})",
+            cells::LossRate::new(lost, sent, 0).percent()
+        )
+    })
+}
+
+/// Whether lost SYNs say more than failed connects: a larger share.
+pub(crate) fn loss_leads(lost: u64, sent: u64, failures: u64, attempts: u64) -> bool {
+    lost > 0 && lost as f64 * attempts.max(1) as f64 > failures as f64 * sent.max(1) as f64
+}
+
 /// What judging the fleet takes: the store, the live fleet, the evidence
 /// policy, and what the open incidents hold. Cheap to clone.
 #[derive(Debug, Clone)]

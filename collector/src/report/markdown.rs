@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::{MatrixCell, Report};
-use crate::evidence::rate;
+use crate::evidence::{loss_leads, rate, syn_loss};
 use crate::time::clock;
 
 /// One matrix cell in a few words.
@@ -14,6 +14,15 @@ pub(crate) fn cell(c: &MatrixCell) -> String {
     {
         s.push(' ');
         s.push_str(r);
+    }
+    // A lossy path leads with its lost SYNs, not with the few connects
+    // that failed outright.
+    if let Some(loss) = syn_loss(c.syns_lost, c.syns_sent) {
+        s = if loss_leads(c.syns_lost, c.syns_sent, c.failures, c.attempts) {
+            format!("{loss} · {s}")
+        } else {
+            format!("{s} · {loss}")
+        };
     }
     if let (Some(p50), Some(p95)) = (c.rtt_p50_ms, c.rtt_p95_ms) {
         s.push_str(&format!(" · {p50} / {p95} ms"));
@@ -164,4 +173,39 @@ fn alternatives(r: &Report, out: &mut impl Write) -> io::Result<()> {
         writeln!(out)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod cell_tests {
+    use super::*;
+
+    fn lossy(syns_lost: u64, failures: u64) -> MatrixCell {
+        MatrixCell {
+            src_region: "onprem".into(),
+            group: "gcp".into(),
+            attempts: 3000,
+            failures,
+            dominant_reason: Some("timeout".into()),
+            syn_retransmits: syns_lost,
+            slow_connects: syns_lost,
+            syns_sent: 3000 + syns_lost,
+            syns_lost,
+            rtt_p50_ms: Some(0.1),
+            rtt_p95_ms: Some(0.2),
+        }
+    }
+
+    #[test]
+    fn a_lossy_path_leads_with_its_lost_syns_not_its_few_failures() {
+        assert_eq!(
+            cell(&lossy(530, 3)),
+            "15% ± 1% of SYNs lost (530/3530) · 3/3000 (0.1%) timeout · 0.1 / 0.2 ms · 530 a second late"
+        );
+        // A clean path says nothing of SYNs; a hard outage leads with it
+        // failures.
+        assert_eq!(cell(&lossy(0, 0)), "0/3000 (0.0%) · 0.1 / 0.2 ms");
+        let mut down = lossy(0, 3000);
+        down.syns_lost = 3000;
+        assert!(cell(&down).starts_with("3000/3000 (100.0%) timeout · 100"), "{}", cell(&down));
+    }
 }

@@ -19,7 +19,7 @@ use vantage_probe::outcome::{Blame, ConnectOutcome};
 use vantage_probe::result::Timestamp;
 use vantage_probe::stats::CONNECT_BUCKETS_US;
 
-use crate::evidence::cells::group_of;
+use crate::evidence::cells::{Syns, group_of};
 use crate::evidence::incidents;
 use crate::evidence::stats::quantile;
 use crate::store::rollup::{ConnectMinute, Hist};
@@ -133,6 +133,14 @@ pub(crate) struct MatrixCell {
     /// again. Absent from older collectors.
     #[serde(default)]
     pub slow_connects: u64,
+    /// SYNs sent (one per connect on the wire, one more per retransmit).
+    /// Absent from older collectors.
+    #[serde(default)]
+    pub syns_sent: u64,
+    /// SYNs that went unanswered: retransmitted, or the last of a connect
+    /// that timed out.
+    #[serde(default)]
+    pub syns_lost: u64,
     /// Median kernel RTT of successful connects, ms.
     pub rtt_p50_ms: Option<f64>,
     /// 95th percentile, ms.
@@ -157,6 +165,12 @@ pub(crate) struct MinutePoint {
     pub attempts: u64,
     /// Failures.
     pub failures: u64,
+    /// SYNs sent. Absent from older collectors.
+    #[serde(default)]
+    pub syns_sent: u64,
+    /// SYNs lost.
+    #[serde(default)]
+    pub syns_lost: u64,
     /// RTT percentiles of successful connects, ms: 5th, 50th, 95th.
     pub rtt_ms: Option<[f64; 3]>,
 }
@@ -292,7 +306,9 @@ impl Tally {
                 failures: a.failures,
                 dominant_reason: a.dominant(),
                 syn_retransmits: a.syn_retransmits,
-                slow_connects: a.slow_connects,
+                slow_connects: a.syns.slow,
+                syns_sent: a.syns.sent,
+                syns_lost: a.syns.lost,
                 rtt_p50_ms: a.rtt(0.5),
                 rtt_p95_ms: a.rtt(0.95),
             })
@@ -303,6 +319,8 @@ impl Tally {
                 minute: at(minute * MINUTE_US),
                 attempts: a.attempts,
                 failures: a.failures,
+                syns_sent: a.syns.sent,
+                syns_lost: a.syns.lost,
                 rtt_ms: match (a.rtt(0.05), a.rtt(0.5), a.rtt(0.95)) {
                     (Some(a), Some(b), Some(c)) => Some([a, b, c]),
                     _ => None,
@@ -505,7 +523,7 @@ struct Acc {
     attempts: u64,
     failures: u64,
     syn_retransmits: u64,
-    slow_connects: u64,
+    syns: Syns,
     reasons: BTreeMap<&'static str, u64>,
     rtt: Option<Hist>,
 }
@@ -521,7 +539,10 @@ impl Acc {
             }
         }
         self.syn_retransmits += m.syn_retransmits;
-        self.slow_connects += crate::evidence::cells::slow_of(m).0;
+        let s = Syns::of(m);
+        self.syns.sent += s.sent;
+        self.syns.lost += s.lost;
+        self.syns.slow += s.slow;
         match &mut self.rtt {
             Some(h) => h.merge(&m.rtt),
             None => self.rtt = Some(m.rtt.clone()),

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::Report;
-use crate::evidence::rate;
+use crate::evidence::{loss_leads, rate, syn_loss};
 use crate::time::clock;
 
 /// Writes `r` as a status update.
@@ -16,11 +16,22 @@ pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     // Per region, over the targets in question (the incident's, or all).
     for series in &r.series {
-        let (k, n) = series
-            .minutes
-            .iter()
-            .fold((0, 0), |(k, n), m| (k + m.failures, n + m.attempts));
-        writeln!(out, "  {}: {} failed", series.src_region, rate(k, n))?;
+        let (k, n, lost, sent) = series.minutes.iter().fold((0, 0, 0, 0), |t, m| {
+            (
+                t.0 + m.failures,
+                t.1 + m.attempts,
+                t.2 + m.syns_lost,
+                t.3 + m.syns_sent,
+            )
+        });
+        let failed = format!("{} failed", rate(k, n));
+        match syn_loss(lost, sent) {
+            Some(loss) if loss_leads(lost, sent, k, n) => {
+                writeln!(out, "  {}: {loss}; {failed}", series.src_region)?
+            }
+            Some(loss) => writeln!(out, "  {}: {failed}; {loss}", series.src_region)?,
+            None => writeln!(out, "  {}: {failed}", series.src_region)?,
+        }
     }
     if r.incident.is_some() && !r.healthy_alternatives.is_empty() {
         writeln!(

@@ -21,7 +21,8 @@ pub(crate) struct Summary {
     pub ok: u32,
     /// Attempts that failed.
     pub failed: u32,
-    /// `failed / connects` in percent (0 when nothing was attempted).
+    /// `failed / connects` in percent (0 when nothing was attempted):
+    /// connects that failed, not packets lost (see `syns_lost`).
     pub loss_percent: f64,
     /// Failed attempts by reason.
     pub failures: BTreeMap<ConnectOutcome, u32>,
@@ -32,6 +33,18 @@ pub(crate) struct Summary {
     /// Successful attempts that connected only after a SYN retransmit: each
     /// is a lost SYN that cost about a second, not a slow network.
     pub ok_after_retransmit: u32,
+    /// SYNs sent: one per attempt that reached the wire, one more per
+    /// retransmit.
+    pub syns_sent: u64,
+    /// SYNs that went unanswered (the SYN, or the SYN-ACK back, was lost):
+    /// each retransmit, and the last SYN of an attempt that timed out.
+    pub syns_lost: u64,
+    /// `syns_lost / syns_sent` in percent, and its 95% interval.
+    pub syn_loss_percent: f64,
+    /// The interval's low end.
+    pub syn_loss_low_percent: f64,
+    /// Its high end.
+    pub syn_loss_high_percent: f64,
     /// Kernel SYN -> SYN-ACK RTT of successful attempts, in milliseconds.
     pub rtt_ms: Option<Spread>,
     /// Wall-clock connect time of successful attempts, in milliseconds.
@@ -139,6 +152,11 @@ impl Summary {
             .map(|s| s.median);
         }
 
+        let (syns_sent, syns_lost) = attempts
+            .iter()
+            .map(|a| a.syns())
+            .fold((0, 0), |(s, l), (a, b)| (s + a, l + b));
+        let (low, high) = crate::loss::wilson(syns_lost, syns_sent);
         Summary {
             target: target.to_string(),
             rounds: rounds.len() as u32,
@@ -156,6 +174,15 @@ impl Summary {
                 as u32,
             ok_after_retransmit: ok_attempts.iter().filter(|a| a.syn_retransmits > 0).count()
                 as u32,
+            syns_sent,
+            syns_lost,
+            syn_loss_percent: if syns_sent == 0 {
+                0.0
+            } else {
+                syns_lost as f64 * 100.0 / syns_sent as f64
+            },
+            syn_loss_low_percent: low * 100.0,
+            syn_loss_high_percent: high * 100.0,
             rtt_ms: Spread::of(
                 ok_attempts
                     .iter()

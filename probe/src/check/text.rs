@@ -79,7 +79,7 @@ pub(crate) fn summary(w: &mut impl Write, s: &Summary) -> io::Result<()> {
     )?;
     write!(
         w,
-        "connects: {} sent, {} ok, {} failed, {:.1}% loss",
+        "connects: {} sent, {} ok, {} failed ({:.1}%)",
         s.connects, s.ok, s.failed, s.loss_percent
     )?;
     if !s.failures.is_empty() {
@@ -87,6 +87,15 @@ pub(crate) fn summary(w: &mut impl Write, s: &Summary) -> io::Result<()> {
         write!(w, " ({})", parts.join(", "))?;
     }
     writeln!(w)?;
+    if s.syns_sent > 0 {
+        writeln!(
+            w,
+            "syns: {} sent, {} lost: {} (a SYN or its SYN-ACK lost on the path)",
+            s.syns_sent,
+            s.syns_lost,
+            crate::loss::percent(s.syns_lost, s.syns_sent)
+        )?;
+    }
     if let Some(sp) = &s.rtt_ms {
         writeln!(w, "rtt (kernel, SYN to SYN-ACK): {}", spread(sp))?;
     }

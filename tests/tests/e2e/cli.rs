@@ -91,7 +91,7 @@ async fn check_reports_each_attempt_and_a_summary() {
         );
     }
     assert!(
-        text.contains("connects: 3 sent, 3 ok, 0 failed, 0.0% loss"),
+        text.contains("connects: 3 sent, 3 ok, 0 failed (0.0%)\nsyns: 3 sent, 0 lost: 0.0% ± "),
         "{text}"
     );
     assert!(

@@ -20,7 +20,7 @@ const PROBE: &[&[&str]] = &[
     &["dns", "connect"],
     &["config"],
     // Records, counters and the wire format: plain data.
-    &["metrics", "stats", "wire", "result"],
+    &["metrics", "stats", "wire", "result", "loss"],
     // Leaves.
     &[
         "outcome", "icmp", "tcp_info", "schedule", "memory", "shutdown", "testbed",
