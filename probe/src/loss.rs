@@ -22,7 +22,11 @@ pub fn wilson(k: u64, n: u64) -> (f64, f64) {
 /// with one decimal below 10%.
 pub fn percent(k: u64, n: u64) -> String {
     let (low, high) = wilson(k, n);
-    let rate = if n == 0 { 0.0 } else { k.min(n) as f64 / n as f64 };
+    let rate = if n == 0 {
+        0.0
+    } else {
+        k.min(n) as f64 / n as f64
+    };
     let p = rate * 100.0;
     let spread = (rate - low).max(high - rate) * 100.0;
     let decimals = usize::from(p < 9.95);

@@ -51,6 +51,10 @@ pub struct Cell {
     pub syn_baseline: Syns,
     /// The same per minute of the latency window, oldest first.
     pub syn_recent: Vec<(i64, Syns)>,
+    /// When successful connects of the latency window needed a SYN sent
+    /// again, oldest first: with the timeouts among `failures`, they date a
+    /// lossy path's onset within its first minute.
+    pub retransmitted_at: Vec<i64>,
 }
 
 /// The SYNs of some connects: each connect that reached the wire sent one,
@@ -505,8 +509,8 @@ impl Cell {
 
     /// Tests the cell for lost SYNs to enter a fault: [`Cell::lost_syns_within`]
     /// at [`Bounds::enter`].
-    pub fn lost_syns(&self, alpha: f64) -> State {
-        self.lost_syns_within(&Bounds::enter(alpha))
+    pub fn lost_syns(&self, now_us: i64, alpha: f64) -> State {
+        self.lost_syns_within(now_us, &Bounds::enter(alpha))
     }
 
     /// Tests the cell for lost SYNs. With a connect timeout above a
@@ -524,7 +528,7 @@ impl Cell {
     /// again (a path that answers: a blackhole is failures, not loss). No
     /// baseline is needed: a new path is assumed healthy, at the floor
     /// rate, so a new deployment sees loss from its first minutes.
-    pub fn lost_syns_within(&self, bounds: &Bounds) -> State {
+    pub fn lost_syns_within(&self, now_us: i64, bounds: &Bounds) -> State {
         if self.address.is_none() {
             return State::Unknown;
         }
@@ -558,13 +562,40 @@ impl Cell {
         };
         // The windows were pushed newest first: the last qualifying one
         // nearly as telling as the best is the longest.
-        let &(p, i, t) = windows
+        let &(p, i, mut t) = windows
             .iter()
             .rev()
             .find(|w| w.0 <= best * NEARLY_AS_TELLING && qualifies(w))
             .expect("the best window qualifies");
+        // The onset to the second: the first lost SYN seen in the window's
+        // first minute (a retransmit, or a timeout). The SYNs that minute
+        // sent before it were the path's healthy ones: counted at the
+        // minute's own pace, they are left out of the rate, which is the
+        // fault's since its onset.
+        let minute_us = self.syn_recent[i].0 * MINUTE_US;
+        let minute_end = (minute_us + MINUTE_US).min(now_us.max(minute_us + 1));
+        let first_lost = self
+            .retransmitted_at
+            .iter()
+            .copied()
+            .chain(
+                self.failures
+                    .iter()
+                    .filter(|(_, o)| o == ConnectOutcome::Timeout.as_str())
+                    .map(|(at, _)| *at),
+            )
+            .filter(|at| (minute_us..minute_end).contains(at))
+            .min();
+        let since_us = first_lost.unwrap_or(minute_us);
+        if let Some(at) = first_lost {
+            let first = self.syn_recent[i].1;
+            let before = (first.sent as f64 * (at - minute_us) as f64
+                / (minute_end - minute_us) as f64)
+                .floor() as u64;
+            t.sent -= before.min(first.sent - first.lost);
+        }
         State::Failing(Failing {
-            since_us: self.syn_recent[i].0 * MINUTE_US,
+            since_us,
             failures: t.lost,
             attempts: t.sent,
             p_value: p * tried,
@@ -625,6 +656,12 @@ pub(crate) fn read(
             }
         }
     })?;
+    let latency_from_us = (now_minute - LATENCY_WINDOW_MINUTES + 1) * MINUTE_US;
+    snap.retransmits(latency_from_us, now_us, |series, at, _| {
+        if let Some(cell) = cells.get_mut(&series) {
+            cell.retransmitted_at.push(at);
+        }
+    })?;
     let mut out: Vec<Cell> = cells
         .into_values()
         .filter(|c| c.attempts > 0 || !c.failures.is_empty())
@@ -660,6 +697,7 @@ fn new_cell(row: &MinuteRow<'_>) -> Cell {
         rtt_recent: Vec::new(),
         syn_baseline: Syns::default(),
         syn_recent: Vec::new(),
+        retransmitted_at: Vec::new(),
     }
 }
 
@@ -710,6 +748,8 @@ mod tests {
     use super::*;
 
     const S: i64 = 1_000_000;
+    /// Just after the minutes 100..=104 that the loss tests fill.
+    const NOW_TEST: i64 = 105 * MINUTE_US;
 
     /// A cell probed once a second for `seconds` up to `now`, with
     /// failures at the given seconds before now.
@@ -738,6 +778,7 @@ mod tests {
                 rtt_recent: Vec::new(),
                 syn_baseline: Syns::default(),
                 syn_recent: Vec::new(),
+                retransmitted_at: Vec::new(),
             },
             now,
         )
@@ -799,8 +840,8 @@ mod tests {
             c.syn_recent = (0..5).map(|m| (100 + m, syns(slow))).collect();
             c
         };
-        let State::Failing(f) = lossy(6, 0).lost_syns(1e-3) else {
-            panic!("{:?}", lossy(6, 0).lost_syns(1e-3));
+        let State::Failing(f) = lossy(6, 0).lost_syns(NOW_TEST, 1e-3) else {
+            panic!("{:?}", lossy(6, 0).lost_syns(NOW_TEST, 1e-3));
         };
         assert_eq!((f.failures, f.attempts), (30, 330));
         assert_eq!(f.reasons["syn_lost"], 30);
@@ -813,17 +854,17 @@ mod tests {
         );
         assert_eq!(loss.percent(), "9.1% ± 3.6%");
         // A path that always lost this many is its own normal.
-        assert_eq!(lossy(6, 360).lost_syns(1e-3), State::Healthy);
+        assert_eq!(lossy(6, 360).lost_syns(NOW_TEST, 1e-3), State::Healthy);
         // One slow connect in five minutes is not a lossy path.
         let mut one = lossy(0, 0);
         one.syn_recent[2].1 = syns(1);
-        assert_eq!(one.lost_syns(1e-3), State::Healthy);
+        assert_eq!(one.lost_syns(NOW_TEST, 1e-3), State::Healthy);
         // Too little data to say, and no RTT for a name.
         let (thin, _) = cell(300, &[], (3600, 0));
-        assert_eq!(thin.lost_syns(1e-3), State::Unknown);
+        assert_eq!(thin.lost_syns(NOW_TEST, 1e-3), State::Unknown);
         let mut dns = lossy(6, 0);
         dns.address = None;
-        assert_eq!(dns.lost_syns(1e-3), State::Unknown);
+        assert_eq!(dns.lost_syns(NOW_TEST, 1e-3), State::Unknown);
         // A blackhole loses every SYN and answers none: failures, not loss.
         let mut hole = lossy(0, 0);
         hole.syn_recent[4].1 = Syns {
@@ -831,7 +872,7 @@ mod tests {
             lost: 60,
             slow: 0,
         };
-        assert_eq!(hole.lost_syns(1e-3), State::Healthy);
+        assert_eq!(hole.lost_syns(NOW_TEST, 1e-3), State::Healthy);
     }
 
     #[test]
@@ -850,8 +891,8 @@ mod tests {
                 },
             ));
         }
-        let State::Failing(f) = c.lost_syns(1e-3) else {
-            panic!("{:?}", c.lost_syns(1e-3));
+        let State::Failing(f) = c.lost_syns(NOW_TEST, 1e-3) else {
+            panic!("{:?}", c.lost_syns(NOW_TEST, 1e-3));
         };
         assert_eq!(f.since_us, 103 * MINUTE_US, "the first lossy minute");
         assert_eq!(
@@ -861,6 +902,20 @@ mod tests {
         );
         let loss = f.loss.unwrap();
         assert!((loss.low..=loss.high).contains(&0.15), "{loss:?}");
+        // The fault began 40 s into its first minute: dated to its first
+        // retransmit, and the 40 healthy seconds before it left out of the
+        // rate (the minute sent 70 SYNs, two thirds of them before).
+        c.retransmitted_at = vec![103 * MINUTE_US + 40 * S, 103 * MINUTE_US + 51 * S];
+        c.syn_recent[3].1 = Syns {
+            sent: 70,
+            lost: 4,
+            slow: 4,
+        };
+        let State::Failing(f) = c.lost_syns(NOW_TEST, 1e-3) else {
+            panic!("{:?}", c.lost_syns(NOW_TEST, 1e-3));
+        };
+        assert_eq!(f.since_us, 103 * MINUTE_US + 40 * S);
+        assert_eq!((f.failures, f.attempts), (15, 70 - 46 + 70));
     }
 
     #[test]
@@ -885,14 +940,20 @@ mod tests {
                 )
             })
             .collect();
-        assert_eq!(c.lost_syns_within(&Bounds::enter(1e-3)), State::Healthy);
+        assert_eq!(
+            c.lost_syns_within(NOW_TEST, &Bounds::enter(1e-3)),
+            State::Healthy
+        );
         assert!(matches!(
-            c.lost_syns_within(&Bounds::stay(1e-3)),
+            c.lost_syns_within(NOW_TEST, &Bounds::stay(1e-3)),
             State::Failing(_)
         ));
         // A clean path leaves even the looser bound.
         c.syn_recent = (0..5).map(|m| (100 + m, syns(0))).collect();
-        assert_eq!(c.lost_syns_within(&Bounds::stay(1e-3)), State::Healthy);
+        assert_eq!(
+            c.lost_syns_within(NOW_TEST, &Bounds::stay(1e-3)),
+            State::Healthy
+        );
     }
 
     #[test]

@@ -206,6 +206,10 @@ mod cell_tests {
         assert_eq!(cell(&lossy(0, 0)), "0/3000 (0.0%) · 0.1 / 0.2 ms");
         let mut down = lossy(0, 3000);
         down.syns_lost = 3000;
-        assert!(cell(&down).starts_with("3000/3000 (100.0%) timeout · 100"), "{}", cell(&down));
+        assert!(
+            cell(&down).starts_with("3000/3000 (100.0%) timeout · 100"),
+            "{}",
+            cell(&down)
+        );
     }
 }

@@ -98,4 +98,25 @@ impl Snapshot<'_> {
         };
         run().map_err(|e| self.err(e))
     }
+
+    /// Visits every successful connect with SYN retransmits from `from_us`
+    /// to `to_us`, oldest first: (series, at_us, retransmits).
+    pub fn retransmits(
+        &self,
+        from_us: i64,
+        to_us: i64,
+        mut visit: impl FnMut(i64, i64, u64),
+    ) -> Result<(), StoreError> {
+        let mut run = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT series_id, at_us, syn_retransmits FROM retransmits WHERE at_us >= ?1 AND at_us <= ?2 ORDER BY at_us",
+            )?;
+            let mut rows = stmt.query(params![from_us, to_us])?;
+            while let Some(r) = rows.next()? {
+                visit(r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64);
+            }
+            Ok(())
+        };
+        run().map_err(|e| self.err(e))
+    }
 }

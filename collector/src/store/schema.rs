@@ -109,6 +109,17 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE INDEX IF NOT EXISTS failures_by_time ON failures (at_us);
 CREATE INDEX IF NOT EXISTS failures_by_series ON failures (series_id, at_us);
 
+-- Successful connects that needed a SYN sent again: when, and how many
+-- retransmits. The minutes count them; these date a lossy path's onset to
+-- the second, so that the minute it began in does not dilute its rate.
+-- Kept as long as the failures.
+CREATE TABLE IF NOT EXISTS retransmits (
+    series_id       INTEGER NOT NULL,
+    at_us           INTEGER NOT NULL,
+    syn_retransmits INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retransmits_by_time ON retransmits (at_us);
+
 -- Incidents opened from the evidence, with their current state as JSON,
 -- and their timelines.
 CREATE TABLE IF NOT EXISTS incidents (

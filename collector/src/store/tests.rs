@@ -359,3 +359,36 @@ async fn a_receipt_from_before_digests_is_compared_by_its_result_count() {
     drop(store);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn a_connect_that_needed_a_syn_again_is_kept_to_the_second_and_expires() {
+    let d = dir("retransmits");
+    let now = SystemTime::now();
+    let store = open(&d, DAY);
+    let stale = now - 2 * DAY;
+    for (seq, at) in [(1, stale), (2, now)] {
+        let mut b = batch("p1", seq, at, 3, None);
+        b.results[1].attempts[0].syn_retransmits = 2;
+        b.results[1].attempts[0].duration_us = 2_001_000;
+        store.submit(b, at, at).await.unwrap();
+    }
+    let seen = |store: &Store| {
+        let mut out = Vec::new();
+        store
+            .read(|s| s.retransmits(0, i64::MAX, |_, at, n| out.push((at, n))))
+            .unwrap();
+        out
+    };
+    let at = |t: SystemTime| us(t + Duration::from_millis(1));
+    assert_eq!(seen(&store), [(at(stale), 2), (at(now), 2)]);
+    let conn = Connection::open(d.join("vantage.db")).unwrap();
+    let keep = Retention {
+        rollups: DAY,
+        failures: DAY,
+        receipts: DAY,
+    };
+    super::writer::expire(&conn, keep, now).unwrap();
+    assert_eq!(seen(&store), [(at(now), 2)], "kept as long as the failures");
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}

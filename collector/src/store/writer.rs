@@ -117,6 +117,8 @@ struct Grouped {
     connect: HashMap<(i64, i64), ConnectMinute>,
     dns: HashMap<(i64, i64), DnsMinute>,
     failures: Vec<FailureRow>,
+    /// Successful attempts with SYN retransmits: (series, at_us, retransmits).
+    retransmits: Vec<(i64, i64, i64)>,
 }
 
 /// One failure, as the `failures` table keeps it.
@@ -247,6 +249,7 @@ fn store_batch(
     let g = group(tx, ids, b)?;
     merge_minutes(tx, open, g.connect, g.dns)?;
     insert_failures(tx, g.failures)?;
+    insert_retransmits(tx, g.retransmits)?;
     Ok(Outcome::Acked(Ack {
         seq: b.seq,
         stored: b.results.len() as u32,
@@ -386,6 +389,13 @@ impl Grouped {
             if let Some(rtt) = a.rtt_sample() {
                 m.rtt.observe(&CONNECT_BUCKETS_US, u64::from(rtt));
             }
+            if a.syn_retransmits > 0 {
+                self.retransmits.push((
+                    s,
+                    us(a.started_at.system_time()),
+                    i64::from(a.syn_retransmits),
+                ));
+            }
         } else {
             self.failures.push(FailureRow {
                 series: s,
@@ -439,6 +449,19 @@ fn merge_minutes(
         write.execute(params![key.0, key.1, row])?;
         open.newest = open.newest.max(key.1);
         open.rows.insert(key, row);
+    }
+    Ok(())
+}
+
+fn insert_retransmits(tx: &Connection, rows: Vec<(i64, i64, i64)>) -> rusqlite::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO retransmits (series_id, at_us, syn_retransmits) VALUES (?1, ?2, ?3)",
+    )?;
+    for (series, at, n) in rows {
+        stmt.execute(params![series, at, n])?;
     }
     Ok(())
 }
@@ -537,6 +560,11 @@ pub(super) fn expire(conn: &Connection, r: Retention, now: SystemTime) -> rusqli
         (
             "DELETE FROM failures WHERE rowid IN
              (SELECT rowid FROM failures WHERE at_us < ?1 ORDER BY at_us LIMIT ?2)",
+            cutoff(r.failures),
+        ),
+        (
+            "DELETE FROM retransmits WHERE rowid IN
+             (SELECT rowid FROM retransmits WHERE at_us < ?1 ORDER BY at_us LIMIT ?2)",
             cutoff(r.failures),
         ),
         (

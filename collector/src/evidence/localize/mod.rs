@@ -97,7 +97,7 @@ pub(crate) fn localize(
         c.latency_within(&held.bounds(Signal::Latency, c, alpha))
     }));
     findings.extend(localize_voting(&latency, held, &|c: &Cell| {
-        c.lost_syns_within(&held.bounds(Signal::Loss, c, alpha))
+        c.lost_syns_within(now_us, &held.bounds(Signal::Loss, c, alpha))
     }));
     findings.extend(own);
     sorted(findings)

@@ -64,6 +64,7 @@ fn fleet(fails: impl Fn(&str, &str, &str) -> f64) -> Vec<Cell> {
                     rtt_recent: Vec::new(),
                     syn_baseline: Syns::default(),
                     syn_recent: Vec::new(),
+                    retransmitted_at: Vec::new(),
                 });
             }
         }
