@@ -479,6 +479,7 @@ fn read_hour(fleet: &Fleet) {
         &[],
         SystemTime::now(),
         vantage_collector::Params::default(),
+        &vantage_collector::Held::default(),
     )
     .unwrap();
     println!(

@@ -27,7 +27,7 @@ use crate::fleet::Fleet;
 use crate::store::{Store, StoreError};
 use crate::time::us;
 use localize::Finding;
-pub(crate) use localize::Held;
+pub use localize::Held;
 
 /// How the matrix is judged.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -505,7 +505,10 @@ fn forty_ms_on_one_path_is_a_latency_finding_and_lost_syns_on_another_a_loss_fin
             f.iter().find(|f| is_loss(f)).cloned()
         },
     );
-    eprintln!("lab: loss finding after {loss_took:?}: {}", loss["explanation"]);
+    eprintln!(
+        "lab: loss finding after {loss_took:?}: {}",
+        loss["explanation"]
+    );
     assert_eq!(loss["scope"], "path", "{loss:#}");
     assert_eq!(loss["target_group"], "gcp");
     assert_eq!(
@@ -515,7 +518,10 @@ fn forty_ms_on_one_path_is_a_latency_finding_and_lost_syns_on_another_a_loss_fin
     // Measured against the lab's configured loss: every SYN counted, the
     // rate since the onset, its interval holding the truth.
     let rate = &loss["evidence"][0]["loss"];
-    let (low, high) = (rate["low"].as_f64().unwrap(), rate["high"].as_f64().unwrap());
+    let (low, high) = (
+        rate["low"].as_f64().unwrap(),
+        rate["high"].as_f64().unwrap(),
+    );
     eprintln!(
         "lab: {} of {} SYNs lost, 95% interval {low:.3}..{high:.3} (configured {LOSS})",
         rate["lost"], rate["sent"]

@@ -17,7 +17,7 @@ pub(crate) use super::signal::Signal;
 use crate::fleet::Liveness;
 use explain::{explain, finding};
 pub(crate) use finding::{Finding, ProbeLiveness, RegionEvidence, Scope};
-pub(crate) use held::Held;
+pub use held::Held;
 use host::{probe_host_findings, silent_finding};
 use matrix::Matrix;
 use rules::localize_judged;
