@@ -44,10 +44,9 @@ async fn evaluate(app: &App) -> anyhow::Result<()> {
         .lock()
         .expect("incidents lock")
         .evaluate(&assessment.findings, assessment.at_us);
-    if changes.upserts.is_empty() && changes.events.is_empty() {
-        return Ok(());
+    if !changes.is_durable_empty() {
+        incidents::write(&app.store, &changes).await?;
     }
-    incidents::write(&app.store, &changes).await?;
     for i in &changes.upserts {
         let scope = i.finding.scope.as_str();
         if i.resolved_us.is_some() {

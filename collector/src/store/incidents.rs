@@ -35,11 +35,13 @@ pub struct Event {
 
 impl Store {
     /// Writes incident changes in one transaction: durable when this
-    /// returns `Ok`.
+    /// returns `Ok`. `retracted` lines are removed (each the exact line
+    /// written before), for lines `events` replaces.
     pub async fn write_incidents(
         &self,
         upserts: Vec<IncidentRow>,
         events: Vec<Event>,
+        retracted: Vec<Event>,
     ) -> Result<(), StoreError> {
         self.write(move |conn| {
             let mut upsert = conn.prepare_cached(
@@ -55,6 +57,13 @@ impl Store {
                     i.resolved_us,
                     i.state
                 ])?;
+            }
+            let mut retract = conn.prepare_cached(
+                "DELETE FROM incident_events WHERE rowid = (SELECT rowid FROM incident_events
+                    WHERE incident_id = ?1 AND at_us = ?2 AND kind = ?3 AND text = ?4 LIMIT 1)",
+            )?;
+            for e in &retracted {
+                retract.execute(params![e.incident as i64, e.at_us, e.kind, e.text])?;
             }
             let mut event = conn.prepare_cached(
                 "INSERT INTO incident_events (incident_id, at_us, kind, text) VALUES (?1, ?2, ?3, ?4)",

@@ -392,3 +392,47 @@ async fn a_connect_that_needed_a_syn_again_is_kept_to_the_second_and_expires() {
     drop(store);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn a_retracted_timeline_line_is_gone_and_its_replacement_kept_across_a_reopen() {
+    use super::{Event, IncidentRow};
+    let d = dir("retract");
+    let store = open(&d, DAY);
+    let line = |at_us: i64, kind: &str, text: &str| Event {
+        incident: 1,
+        at_us,
+        kind: kind.into(),
+        text: text.into(),
+    };
+    let row = IncidentRow {
+        id: 1,
+        opened_us: 10,
+        updated_us: 10,
+        resolved_us: None,
+        state: "{}".into(),
+    };
+    let first = line(5, "onset", "east: failures began");
+    let opened = line(10, "opened", "Opened");
+    store
+        .write_incidents(
+            vec![row.clone()],
+            vec![first.clone(), opened.clone()],
+            vec![],
+        )
+        .await
+        .unwrap();
+    // A line that was never written retracts nothing.
+    let moved = line(7, "onset", "east: failures began (first dated 00:00 UTC)");
+    store
+        .write_incidents(
+            vec![row],
+            vec![moved.clone()],
+            vec![first, line(5, "onset", "west: failures began")],
+        )
+        .await
+        .unwrap();
+    drop(store);
+    let store = open(&d, DAY);
+    let (_, events) = store.read(|s| s.incident(1)).unwrap().unwrap();
+    assert_eq!(events, [moved, opened]);
+}
