@@ -56,7 +56,17 @@ pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     }
     writeln!(out)?;
     timeline(r, out)?;
-    evidence(r, out)?;
+    // A DNS fault's evidence is its lookups; any other's, its connects,
+    // with the lookups after them when some failed.
+    if r.is_dns() {
+        lookups(r, out)?;
+        evidence(r, out)?;
+    } else {
+        evidence(r, out)?;
+        if r.lookups.iter().any(|l| l.failed > 0) {
+            lookups(r, out)?;
+        }
+    }
     icmp(r, out)?;
     alternatives(r, out)?;
     writeln!(out, "## What the data cannot say")?;
@@ -117,6 +127,27 @@ fn evidence(r: &Report, out: &mut impl Write) -> io::Result<()> {
                 }
             }
             writeln!(out)?;
+        }
+    }
+    writeln!(out)
+}
+
+/// Lookups per region.
+fn lookups(r: &Report, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out, "## DNS lookups")?;
+    writeln!(out)?;
+    if r.lookups.is_empty() {
+        writeln!(out, "No lookups in this window.")?;
+    } else {
+        writeln!(
+            out,
+            "Lookups of the targets in question per region over the window: failed/lookups (%), the failures by answer, and median / p95 of the resolver's answer time."
+        )?;
+        writeln!(out)?;
+        writeln!(out, "| Region | Lookups |")?;
+        writeln!(out, "| --- | --- |")?;
+        for l in &r.lookups {
+            writeln!(out, "| {} | {} |", esc(&l.src_region), esc(&l.words()))?;
         }
     }
     writeln!(out)

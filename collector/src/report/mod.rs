@@ -6,6 +6,7 @@
 
 pub(crate) mod fetch;
 pub(crate) mod icmp;
+pub(crate) mod lookups;
 pub(crate) mod markdown;
 pub(crate) mod run;
 pub(crate) mod svg;
@@ -82,8 +83,19 @@ pub(crate) struct Report {
     /// question): where the path broke. Absent from older collectors.
     #[serde(default)]
     pub icmp_senders: Vec<icmp::IcmpSender>,
+    /// DNS lookups per region, of the targets in question: by outcome,
+    /// with the resolver's answer times. Absent from older collectors.
+    #[serde(default)]
+    pub lookups: Vec<lookups::LookupRow>,
     /// What the data cannot say.
     pub cannot_say: Vec<String>,
+}
+
+impl Report {
+    /// Whether it reports on a DNS incident: its evidence is lookups.
+    pub(crate) fn is_dns(&self) -> bool {
+        self.incident.as_ref().is_some_and(|i| i.scope == "dns")
+    }
 }
 
 /// The incident in a report.
@@ -226,6 +238,13 @@ pub(crate) fn build(
         req.src_region.as_deref(),
         focus.as_ref(),
     )?;
+    let lookups = lookups::per_region(
+        snap,
+        from_us,
+        to_us,
+        req.src_region.as_deref(),
+        focus.as_ref(),
+    )?;
     let mut cannot_say = story.cannot_say;
     cannot_say.extend(mechanisms(&tally.matrix));
     Ok(Report {
@@ -244,6 +263,7 @@ pub(crate) fn build(
         series: tally.series,
         healthy_alternatives: story.healthy_alternatives,
         icmp_senders,
+        lookups,
         cannot_say,
     })
 }

@@ -121,9 +121,10 @@ async fn fleet_store(dir: &std::path::Path) -> Store {
                 .unwrap();
         }
     }
-    // Judge at minute 12 (the fault is on), then at minute 40 (long over).
+    // Judge twice at minute 12 (the fault is on; its scope settles), then
+    // at minute 40 (long over).
     let mut tracker = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
-    for at in [t(720), t(2400)] {
+    for at in [t(710), t(720), t(2400)] {
         let a = assess(&store, &[], at, Params::default(), &tracker.held()).unwrap();
         let changes = tracker.evaluate(&a.findings, a.at_us);
         crate::evidence::incidents::write(&store, &changes)
@@ -404,5 +405,140 @@ async fn icmp_senders_say_where_the_path_broke() {
     old.as_object_mut().unwrap().remove("icmp_senders");
     let old: Report = serde_json::from_value(old).unwrap();
     assert!(old.icmp_senders.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A resolver answering SERVFAIL in one region: the incident is `dns`, and
+/// its report shows lookups by outcome per region with the resolver's
+/// answer times, before (not instead of the absence of) connect data; its
+/// timeline speaks of lookups, not connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_incident_reports_its_lookups_not_connects() {
+    use vantage_probe::outcome::DnsOutcome;
+    use vantage_probe::result::DnsObservation;
+    let dir = std::env::temp_dir().join(format!("vantage-report-dns-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = open_store(&dir);
+    let round = |region: &str, second: u64| {
+        let at = Timestamp::from(t(second));
+        let servfail = region == "onprem" && second >= 480;
+        RoundResult {
+            target: "web".into(),
+            host: "web.internal".into(),
+            port: 443,
+            labels: Arc::new(BTreeMap::from([(
+                "provider".to_string(),
+                "aws".to_string(),
+            )])),
+            started_at: at,
+            dns: Some(DnsObservation {
+                outcome: if servfail {
+                    DnsOutcome::Servfail
+                } else {
+                    DnsOutcome::Ok
+                },
+                duration_us: if servfail { 2_500 } else { 400 },
+                addresses: u32::from(!servfail),
+            }),
+            attempts: if servfail {
+                Vec::new()
+            } else {
+                vec![ConnectAttempt {
+                    address: SocketAddr::from(([10, 2, 0, 1], 443)),
+                    local: None,
+                    started_at: at,
+                    outcome: ConnectOutcome::Ok,
+                    duration_us: 900,
+                    rtt_us: Some(800),
+                    syn_retransmits: 0,
+                    errno: None,
+                    icmp_from: None,
+                }]
+            },
+        }
+    };
+    for region in REGIONS {
+        for (seq, chunk) in (0..900u64)
+            .step_by(2)
+            .collect::<Vec<_>>()
+            .chunks(30)
+            .enumerate()
+        {
+            let last = t(chunk[chunk.len() - 1]);
+            let batch = Batch {
+                schema: SCHEMA_VERSION,
+                probe: Identity {
+                    src_region: region.into(),
+                    zone: None,
+                    probe_id: format!("{region}-1"),
+                },
+                stream: "s".into(),
+                seq: seq as u64 + 1,
+                sent_at: Timestamp::from(last),
+                results: chunk.iter().map(|s| round(region, *s)).collect(),
+                last: false,
+            };
+            store.submit(batch, last, last).await.unwrap();
+        }
+    }
+    let mut tracker = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
+    for at in [t(710), t(720)] {
+        let a = assess(&store, &[], at, Params::default(), &tracker.held()).unwrap();
+        let changes = tracker.evaluate(&a.findings, a.at_us);
+        crate::evidence::incidents::write(&store, &changes)
+            .await
+            .unwrap();
+        tracker.apply(&changes);
+    }
+    let req = Request {
+        incident: Some(1),
+        ..Request::default()
+    };
+    let report = store.read(|c| build(c, &req, "x")).unwrap();
+    let incident = report.incident.as_ref().expect("incident 1 opened");
+    assert_eq!(incident.scope, "dns", "{incident:?}");
+    assert_eq!(incident.src_regions, ["onprem"]);
+
+    let onprem = &report.lookups[0];
+    assert_eq!(onprem.src_region, "onprem");
+    assert!(
+        onprem.failed > 0 && onprem.failed < onprem.lookups,
+        "{onprem:?}"
+    );
+    assert_eq!(
+        onprem.outcomes,
+        [lookups::Answered {
+            outcome: "servfail".into(),
+            lookups: onprem.failed
+        }]
+    );
+    assert!(
+        onprem.answer_p95_ms.unwrap() > 1.0,
+        "SERVFAIL answers took 2.5 ms: {onprem:?}"
+    );
+    for l in &report.lookups[1..] {
+        assert_eq!(l.failed, 0, "{l:?}");
+        assert!(l.answer_p50_ms.unwrap() < 1.0, "{l:?}");
+    }
+
+    let [md, txt, json, _] = render(&report);
+    let (dns_at, connects_at) = (
+        md.find("## DNS lookups").expect("a lookups section"),
+        md.find("## Evidence").unwrap(),
+    );
+    assert!(dns_at < connects_at, "lookups lead:\n{md}");
+    let row = format!("| onprem | {}/{} (", onprem.failed, onprem.lookups);
+    assert!(md.contains(&row), "{md}");
+    assert!(md.contains("failed: servfail"), "{md}");
+    assert!(md.contains("onprem: lookups failing since ("), "{md}");
+    assert!(!md.contains("connects failed since"), "{md}");
+    assert!(
+        txt.lines()
+            .any(|l| l.starts_with("  onprem: lookups ") && l.contains("servfail")),
+        "{txt}"
+    );
+    assert!(!txt.contains("  us-west-1: 0/"), "no connect lines: {txt}");
+    assert_documented(&serde_json::from_str(&json).unwrap());
+    drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

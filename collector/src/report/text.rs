@@ -14,8 +14,14 @@ pub(crate) fn render(r: &Report, out: &mut impl Write) -> io::Result<()> {
     } else {
         writeln!(out, "Verdict: {}.", r.verdict)?;
     }
-    // Per region, over the targets in question (the incident's, or all).
-    for series in &r.series {
+    // Per region, over the targets in question (the incident's, or all):
+    // a DNS fault's lookups, any other's connects.
+    if r.is_dns() {
+        for l in &r.lookups {
+            writeln!(out, "  {}: lookups {}", l.src_region, l.words())?;
+        }
+    }
+    for series in r.series.iter().filter(|_| !r.is_dns()) {
         let (k, n, lost, sent) = series.minutes.iter().fold((0, 0, 0, 0), |t, m| {
             (
                 t.0 + m.failures,

@@ -1,9 +1,9 @@
-//! What a report reads: connect minutes in order, who answered with ICMP,
-//! and the fleet's name the collector wrote.
+//! What a report reads: connect and lookup minutes in order, who answered
+//! with ICMP, and the fleet's name the collector wrote.
 
 use rusqlite::{OptionalExtension, params};
 
-use super::rollup::ConnectMinute;
+use super::rollup::{ConnectMinute, DnsMinute};
 use super::{Snapshot, Store, StoreError};
 
 /// One connect minute of one series, as a report reads it.
@@ -21,6 +21,20 @@ pub struct ReportMinute<'a> {
     pub labels: &'a str,
     /// The minute.
     pub data: ConnectMinute,
+}
+
+/// One minute of one target's DNS lookups from one probe, as a report
+/// reads it.
+#[derive(Debug)]
+pub struct ReportLookups<'a> {
+    /// Minutes since the epoch.
+    pub minute: i64,
+    /// Measuring region.
+    pub src_region: &'a str,
+    /// Target name.
+    pub target: &'a str,
+    /// The minute.
+    pub data: DnsMinute,
 }
 
 /// ICMP unreachables from one sender, with one outcome, for one (region,
@@ -70,6 +84,42 @@ impl Snapshot<'_> {
                     target_id: r.get(2)?,
                     target: r.get_ref(3)?.as_str()?,
                     labels: r.get_ref(4)?.as_str()?,
+                    data,
+                });
+            }
+            Ok(())
+        };
+        run().map_err(|e| self.err(e))
+    }
+
+    /// Visits the DNS lookup minutes from `first_minute` (included) to
+    /// `end_minute` (excluded), of `region` or of every region, ordered by
+    /// minute, region and target. A row whose data does not decode is
+    /// passed over.
+    pub fn lookup_minutes(
+        &self,
+        first_minute: i64,
+        end_minute: i64,
+        region: Option<&str>,
+        mut visit: impl FnMut(ReportLookups<'_>),
+    ) -> Result<(), StoreError> {
+        let mut run = || -> rusqlite::Result<()> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT m.minute, s.src_region, t.name, m.data
+                 FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
+                 WHERE m.minute >= ?1 AND m.minute < ?2 AND s.address = ''
+                   AND (?3 = '' OR s.src_region = ?3)
+                 ORDER BY m.minute, s.src_region, t.name",
+            )?;
+            let mut rows = stmt.query(params![first_minute, end_minute, region.unwrap_or("")])?;
+            while let Some(r) = rows.next()? {
+                let Ok(data) = DnsMinute::decode(r.get_ref(3)?.as_blob()?) else {
+                    continue;
+                };
+                visit(ReportLookups {
+                    minute: r.get(0)?,
+                    src_region: r.get_ref(1)?.as_str()?,
+                    target: r.get_ref(2)?.as_str()?,
                     data,
                 });
             }
