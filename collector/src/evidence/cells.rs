@@ -49,9 +49,9 @@ pub struct Cell {
     pub rtt_recent: Vec<(i64, Vec<u64>)>,
     /// The SYNs of the baseline window's connects.
     pub syn_baseline: Syns,
-    /// The same per minute of the latency window, oldest first.
+    /// The same per minute of the recent window, oldest first.
     pub syn_recent: Vec<(i64, Syns)>,
-    /// When successful connects of the latency window needed a SYN sent
+    /// When successful connects of the recent window needed a SYN sent
     /// again, oldest first: with the timeouts among `failures`, they date a
     /// lossy path's onset within its first minute.
     pub retransmitted_at: Vec<i64>,
@@ -518,7 +518,7 @@ impl Cell {
     /// gives it away is every SYN the probe sends: those sent again, and
     /// the last of a connect that timed out, went unanswered.
     ///
-    /// A scan over the minutes of the last [`LATENCY_WINDOW_MINUTES`] that
+    /// A scan over the minutes of the recent window (as for failures) that
     /// lost a SYN: each opens a window that ends now, and the window whose
     /// lost SYNs are least likely at the baseline's rate (binomial,
     /// corrected for the windows tried) decides; of those nearly as
@@ -656,8 +656,7 @@ pub(crate) fn read(
             }
         }
     })?;
-    let latency_from_us = (now_minute - LATENCY_WINDOW_MINUTES + 1) * MINUTE_US;
-    snap.retransmits(latency_from_us, now_us, |series, at, _| {
+    snap.retransmits(recent_minute * MINUTE_US, now_us, |series, at, _| {
         if let Some(cell) = cells.get_mut(&series) {
             cell.retransmitted_at.push(at);
         }
@@ -717,12 +716,18 @@ impl Cell {
                 if minute >= recent_minute {
                     self.local_failures += local;
                 }
+                // Lost SYNs by the recent window, as failures: a loss
+                // fault stays beside its baseline for the whole window, not
+                // absorbed into it minutes after its onset.
                 let syns = Syns::of(c);
-                if minute > now_minute - LATENCY_WINDOW_MINUTES {
-                    self.rtt_recent.push((minute, c.rtt.counts.clone()));
+                if minute >= recent_minute {
                     self.syn_recent.push((minute, syns));
                 } else {
                     self.syn_baseline.add(syns);
+                }
+                if minute > now_minute - LATENCY_WINDOW_MINUTES {
+                    self.rtt_recent.push((minute, c.rtt.counts.clone()));
+                } else {
                     if self.rtt_baseline.is_empty() {
                         self.rtt_baseline = vec![0; c.rtt.counts.len()];
                     }
@@ -1109,5 +1114,96 @@ mod tests {
         // The same rate on a path that always failed that much is no news.
         let (c, now) = cell(900, &ago, (3600, 650));
         assert_eq!(c.state(now, 1e-3), State::Healthy);
+    }
+
+    /// Read through the real store: fifteen minutes of 1-in-7 lost SYNs
+    /// after five clean ones. The loss stays beside its clean baseline for
+    /// the whole recent window (it was judged over its last 5 minutes
+    /// against a baseline that had absorbed the fault's first 10, and
+    /// faded), and its onset and rate are the fault's.
+    #[tokio::test]
+    async fn a_loss_fault_older_than_five_minutes_is_not_absorbed_into_its_baseline() {
+        use std::sync::Arc;
+        use std::time::{Duration, UNIX_EPOCH};
+        use vantage_probe::result::{ConnectAttempt, Identity, RoundResult, Timestamp};
+        use vantage_probe::wire::{Batch, SCHEMA_VERSION};
+
+        let dir = std::env::temp_dir().join(format!("vantage-cells-loss-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keep = Duration::from_secs(3650 * 86_400);
+        let store = crate::store::Store::open(
+            &dir,
+            crate::config::Retention {
+                rollups: keep,
+                failures: keep,
+                receipts: keep,
+            },
+        )
+        .unwrap();
+        // 2026-01-10T23:00:00Z, one connect every 2 s for 20 minutes.
+        let start = 1_768_086_000u64;
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(start + s);
+        let round = |s: u64| {
+            let lost = s >= 300 && (s / 2).is_multiple_of(7);
+            RoundResult {
+                target: "api".into(),
+                host: "10.1.0.1".into(),
+                port: 443,
+                labels: Arc::default(),
+                started_at: Timestamp::from(at(s)),
+                dns: None,
+                attempts: vec![ConnectAttempt {
+                    address: "10.1.0.1:443".parse().unwrap(),
+                    local: None,
+                    started_at: Timestamp::from(at(s)),
+                    outcome: ConnectOutcome::Ok,
+                    duration_us: if lost { 1_000_900 } else { 900 },
+                    rtt_us: (!lost).then_some(800),
+                    syn_retransmits: u32::from(lost),
+                    errno: None,
+                    icmp_from: None,
+                }],
+            }
+        };
+        let seconds: Vec<u64> = (0..1200).step_by(2).collect();
+        for (seq, chunk) in seconds.chunks(30).enumerate() {
+            let last = at(chunk[chunk.len() - 1]);
+            let batch = Batch {
+                schema: SCHEMA_VERSION,
+                probe: Identity {
+                    src_region: "onprem".into(),
+                    zone: None,
+                    probe_id: "onprem-1".into(),
+                },
+                stream: "s".into(),
+                seq: seq as u64 + 1,
+                sent_at: Timestamp::from(last),
+                results: chunk.iter().map(|s| round(*s)).collect(),
+                last: false,
+            };
+            store.submit(batch, last, last).await.unwrap();
+        }
+        let now = crate::time::us(at(1200));
+        let params = super::super::Params::default();
+        let recent_from = now - params.recent.as_micros() as i64;
+        let baseline_from = recent_from - params.baseline.as_micros() as i64;
+        let cells = store
+            .read(|snap| read(snap, baseline_from, recent_from, now))
+            .unwrap();
+        assert_eq!(cells.len(), 1);
+        let State::Failing(f) = cells[0].lost_syns(now, params.alpha) else {
+            panic!(
+                "fifteen minutes of loss faded: {:?}",
+                cells[0].lost_syns(now, params.alpha)
+            );
+        };
+        assert_eq!(f.since_us, crate::time::us(at(308)), "the first lost SYN");
+        let rate = f.loss.unwrap();
+        assert!(
+            rate.low <= 1.0 / 8.0 && 1.0 / 8.0 <= rate.high,
+            "1 SYN in 8 sent is lost: {rate:?}"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
