@@ -224,7 +224,12 @@ impl Tracker {
         let mut events = timeline::differences(i, f, now_us);
         // Onsets: a region new to the fault gets its line; one whose onset
         // is dated better (to another minute) has its line replaced, so the
-        // timeline and the sentence's "since" agree.
+        // timeline and the sentence's "since" agree. Better is earlier, or
+        // later but still before the incident opened (its own failures
+        // told apart from an earlier fault's); a "since" after the opening
+        // is the recent window sliding past a long fault's start, and the
+        // recorded onset stands, in the sentence too.
+        let mut f = f.clone();
         let mut onsets = Vec::new();
         for e in &f.evidence {
             match i.onsets.get(&e.src_region) {
@@ -233,12 +238,15 @@ impl Tracker {
                     // stands as written.
                 }
                 None => {
-                    let o = timeline::onset(f, e, None);
+                    let o = timeline::onset(&f, e, None);
                     onsets.push(o.event(i.id));
                     next.onsets.insert(e.src_region.clone(), o);
                 }
-                Some(o) if crate::time::hhmm(o.at_us) != crate::time::hhmm(e.since_us) => {
-                    let moved = timeline::onset(f, e, Some(o.first_us.unwrap_or(o.at_us)));
+                Some(o)
+                    if crate::time::hhmm(o.at_us) != crate::time::hhmm(e.since_us)
+                        && (e.since_us < o.at_us || e.since_us <= i.opened_us) =>
+                {
+                    let moved = timeline::onset(&f, e, Some(o.first_us.unwrap_or(o.at_us)));
                     changes.retracted.push(o.event(i.id));
                     onsets.push(moved.event(i.id));
                     next.onsets.insert(e.src_region.clone(), moved);
@@ -246,6 +254,24 @@ impl Tracker {
                 Some(_) => {}
             }
         }
+        let kept = next.onsets.clone();
+        let mut slid = false;
+        for e in &mut f.evidence {
+            if let Some(o) = kept.get(&e.src_region).filter(|o| o.at_us < e.since_us) {
+                e.since_us = o.at_us;
+                slid = true;
+            }
+        }
+        if slid {
+            f.since_us = f
+                .evidence
+                .iter()
+                .map(|e| e.since_us)
+                .min()
+                .unwrap_or(f.since_us);
+            f.explanation = super::localize::explain(&f);
+        }
+        let f = &f;
         let moved = !onsets.is_empty();
         onsets.append(&mut events);
         let events = onsets;

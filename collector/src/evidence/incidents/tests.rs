@@ -300,16 +300,17 @@ fn an_onset_dated_again_replaces_its_line_so_timeline_and_sentence_agree() {
     let mut f = finding(Scope::Path, &["east"], &["api"]);
     f.since_us = 900 * S; // 00:15
     f.evidence[0].since_us = 900 * S;
-    step(&mut t, std::slice::from_ref(&f), 1_000);
-    let c = step(&mut t, std::slice::from_ref(&f), 1_010);
+    step(&mut t, std::slice::from_ref(&f), 1_090);
+    let c = step(&mut t, std::slice::from_ref(&f), 1_100);
     let first = c.events.iter().find(|e| e.kind == "onset").unwrap().clone();
     assert_eq!(first.at_us, 900 * S);
 
-    // The fault's own failures put its onset two minutes later.
+    // The fault's own failures put its onset two minutes later (still
+    // before the incident opened).
     let mut later = f.clone();
     later.since_us = 1_020 * S; // 00:17
     later.evidence[0].since_us = 1_020 * S;
-    let c = step(&mut t, std::slice::from_ref(&later), 1_030);
+    let c = step(&mut t, std::slice::from_ref(&later), 1_110);
     assert_eq!(c.retracted, [first]);
     let line = c.events.iter().find(|e| e.kind == "onset").unwrap();
     assert_eq!(line.at_us, 1_020 * S);
@@ -323,8 +324,26 @@ fn an_onset_dated_again_replaces_its_line_so_timeline_and_sentence_agree() {
     // Seconds within the same minute do not move it.
     let mut same = later.clone();
     same.evidence[0].since_us = 1_030 * S;
-    let c = step(&mut t, std::slice::from_ref(&same), 1_040);
+    let c = step(&mut t, std::slice::from_ref(&same), 1_120);
     assert!(c.retracted.is_empty() && c.events.is_empty(), "{c:?}");
+
+    // Long after: the recent window has slid past the onset, so the
+    // finding's "since" is the window's start. That is not a better
+    // dating: the line stands, and so does the sentence's "since".
+    let mut slid = later.clone();
+    slid.since_us = 3_000 * S; // 00:50
+    slid.evidence[0].since_us = 3_000 * S;
+    slid.evidence[0].failures = 20;
+    let c = step(&mut t, std::slice::from_ref(&slid), 3_900);
+    assert!(c.retracted.is_empty(), "{c:?}");
+    assert!(c.events.iter().all(|e| e.kind != "onset"), "{c:?}");
+    let f = &t.open[0].finding;
+    assert_eq!(f.since_us, 1_020 * S);
+    assert!(
+        f.explanation.starts_with("Since 00:17 UTC "),
+        "{}",
+        f.explanation
+    );
 }
 
 #[test]

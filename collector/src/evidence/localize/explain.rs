@@ -202,7 +202,7 @@ fn some(items: &[String], named: usize) -> String {
 
 /// The finding in one sentence: when, what share failed how, where the
 /// fault therefore is, and who still gets through.
-pub(super) fn explain(f: &Finding) -> String {
+pub(crate) fn explain(f: &Finding) -> String {
     let (failures, attempts) = f
         .evidence
         .iter()
