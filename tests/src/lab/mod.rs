@@ -80,6 +80,9 @@ pub enum Fault {
     Reject,
     /// This percentage of SYNs dropped at random.
     Loss(u8),
+    /// This percentage of the backends' SYN-ACKs back to the regions
+    /// dropped at random: loss on the way back.
+    SynAckLoss(u8),
     /// Connects answered by the core with an ICMP destination unreachable.
     Unreachable(Unreachable),
 }
@@ -447,6 +450,12 @@ impl Lab {
         self.apply_faults();
     }
 
+    /// Removes one fault (every copy of it); the others stay.
+    pub fn remove_fault(&mut self, rule: &FaultRule) {
+        self.faults.retain(|r| r != rule);
+        self.apply_faults();
+    }
+
     /// Removes every fault.
     pub fn clear_faults(&mut self) {
         self.faults.clear();
@@ -473,11 +482,18 @@ impl Lab {
                 (Some(b), None) => format!("10.20.{b}.0/24"),
                 (None, _) => "10.20.0.0/16".to_string(),
             };
-            let port = f.port.map_or(String::new(), |p| format!(" tcp dport {p}"));
+            // Loss on the way back matches the answers: from the
+            // backend's port to the region.
+            let back = matches!(f.fault, Fault::SynAckLoss(_));
+            let (src, dst) = if back { (dst, src) } else { (src, dst) };
+            let dir = if back { "sport" } else { "dport" };
+            let port = f.port.map_or(String::new(), |p| format!(" tcp {dir} {p}"));
             let verdict = match f.fault {
                 Fault::Blackhole => "drop".to_string(),
                 Fault::Reject => "reject with tcp reset".to_string(),
-                Fault::Loss(pct) => format!("numgen random mod 100 < {pct} drop"),
+                Fault::Loss(pct) | Fault::SynAckLoss(pct) => {
+                    format!("numgen random mod 100 < {pct} drop")
+                }
                 Fault::Unreachable(code) => format!(
                     "reject with icmp type {}",
                     match code {
@@ -492,10 +508,10 @@ impl Lab {
             } else {
                 port
             };
-            let syn = if matches!(f.fault, Fault::Loss(_)) {
-                " tcp flags & (syn | ack) == syn"
-            } else {
-                ""
+            let syn = match f.fault {
+                Fault::Loss(_) => " tcp flags & (syn | ack) == syn",
+                Fault::SynAckLoss(_) => " tcp flags & (syn | ack) == syn | ack",
+                _ => "",
             };
             // A delayed packet crosses the forward hook twice (into the
             // delay link and back out of it); the fault applies once.

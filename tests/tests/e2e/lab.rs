@@ -206,6 +206,54 @@ fn open_incidents(lab: &Lab) -> Vec<Value> {
         .collect()
 }
 
+/// One incident with its timeline.
+fn incident(lab: &Lab, id: u64) -> Value {
+    let (status, body) = lab.http_get(PORT, &format!("/api/v1/incidents/{id}"), &token(REGIONS[0]));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Every incident ever opened, oldest first.
+fn every_incident(lab: &Lab) -> Vec<Value> {
+    let (_, body) = lab.http_get(
+        PORT,
+        "/api/v1/incidents?since=2000-01-01T00:00:00Z",
+        &token(REGIONS[0]),
+    );
+    let mut all: Vec<Value> = serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    all.reverse();
+    all
+}
+
+/// The first page of each incident names the scope it ends with, or says
+/// its scope was still settling: what on-call acted on was not
+/// contradicted later.
+fn assert_first_pages_hold(lab: &Lab) {
+    for i in every_incident(lab) {
+        let id = i["id"].as_u64().unwrap();
+        let scope = i["finding"]["scope"].as_str().unwrap();
+        let view = incident(lab, id);
+        let opened = view["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "opened")
+            .map(|e| e["text"].as_str().unwrap().to_string())
+            .unwrap_or_default();
+        eprintln!("lab: incident {id} ({scope}) first page: {opened}");
+        assert!(
+            opened.starts_with(&format!("Opened, scope {scope}:"))
+                || opened.starts_with(&format!("Opened, scope {scope} (still settling"))
+                || opened.contains("still settling"),
+            "incident {id} ends as {scope} but its first page said: {opened}\n{view:#}"
+        );
+    }
+}
+
 #[test]
 fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them_resolve() {
     if !Lab::require() {
@@ -422,6 +470,125 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
             "no {want} incident in {scopes:?}: {all:#}"
         );
     }
+    assert_first_pages_hold(&lab);
+}
+
+/// Faults in a run, as real ones come: a backend refuses everywhere, and
+/// while it still does, onprem's egress is blackholed. Two faults, two
+/// incidents, each opening with its own scope; the egress fault's onset is
+/// its own, not the refusals' before it; the target incident does not say
+/// onprem recovered while onprem's failures are the egress fault's. Then
+/// the backend is fixed and the egress stays broken: the target incident
+/// resolves, the source one does not.
+#[test]
+fn faults_in_a_run_open_their_own_incidents_with_their_own_scope_and_onset() {
+    if !Lab::require() {
+        return;
+    }
+    let scratch = Scratch::new("lab-run");
+    let mut lab = started(&scratch, "1s", SEED_003_TIMEOUT);
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(findings(&lab).is_empty(), "{:#?}", findings(&lab));
+
+    let refusing = FaultRule {
+        region: None,
+        backend: Some(1),
+        port: Some(8001),
+        fault: Fault::Reject,
+        ..FaultRule::default()
+    };
+    lab.add_fault(refusing.clone());
+    let (target, took) = lab.wait_for("a target incident", Duration::from_secs(30), || {
+        open_incidents(&lab)
+            .into_iter()
+            .find(|i| i["finding"]["scope"] == "target")
+    });
+    eprintln!("lab: target incident after {took:?}");
+    let target_id = target["id"].as_u64().unwrap();
+    // Every region joins it before the next fault.
+    lab.wait_for(
+        "every region in the target incident",
+        Duration::from_secs(20),
+        || {
+            open_incidents(&lab)
+                .into_iter()
+                .find(|i| i["id"] == target_id && strings(&i["finding"]["src_regions"]).len() == 3)
+        },
+    );
+
+    // While the backend still refuses, onprem's egress breaks.
+    let blackhole = FaultRule {
+        region: Some(2),
+        backend: None,
+        port: None,
+        fault: Fault::Blackhole,
+        ..FaultRule::default()
+    };
+    let broke_at = unix_now();
+    lab.add_fault(blackhole.clone());
+    let (source, took) = lab.wait_for(
+        "a source incident for onprem",
+        Duration::from_secs(60),
+        || {
+            open_incidents(&lab)
+                .into_iter()
+                .find(|i| i["finding"]["scope"] == "source")
+        },
+    );
+    eprintln!(
+        "lab: source incident after {took:?}: {}",
+        source["finding"]["explanation"]
+    );
+    let source_id = source["id"].as_u64().unwrap();
+    assert_ne!(source_id, target_id, "a second fault is a second incident");
+    assert_eq!(strings(&source["finding"]["src_regions"]), ["onprem"]);
+    // Its onset is the blackhole's, not the refusals' a minute before
+    // (second granularity, and a round's timeout of slack).
+    let since_s = source["finding"]["since_us"].as_i64().unwrap() / 1_000_000;
+    assert!(
+        since_s + 2 >= broke_at as i64,
+        "the egress fault dated {since_s}, {} s before it began: {source:#}",
+        broke_at as i64 - since_s
+    );
+    // A few evaluations on: both stand, each with its scope.
+    std::thread::sleep(Duration::from_secs(5));
+    let open = open_incidents(&lab);
+    let scope_of = |id: u64| {
+        open.iter()
+            .find(|i| i["id"] == id)
+            .map(|i| i["finding"]["scope"].as_str().unwrap().to_string())
+    };
+    assert_eq!(scope_of(target_id).as_deref(), Some("target"), "{open:#?}");
+    assert_eq!(scope_of(source_id).as_deref(), Some("source"), "{open:#?}");
+    let timeline = incident(&lab, target_id)["timeline"].clone();
+    assert!(
+        !timeline.as_array().unwrap().iter().any(|e| e["text"]
+            .as_str()
+            .unwrap()
+            .contains("No longer failing from onprem")),
+        "onprem still fails to the backend: {timeline:#}"
+    );
+
+    // The backend is fixed; the egress stays broken.
+    lab.remove_fault(&refusing);
+    lab.wait_for(
+        "the target incident to resolve",
+        Duration::from_secs(90),
+        || (!open_incidents(&lab).iter().any(|i| i["id"] == target_id)).then_some(()),
+    );
+    let open = open_incidents(&lab);
+    assert!(
+        open.iter().any(|i| i["id"] == source_id),
+        "the egress fault is still on: {open:#?}"
+    );
+    lab.clear_faults();
+    wait_resolved(&lab, "every incident to resolve");
+    assert_first_pages_hold(&lab);
+    let scopes: Vec<String> = every_incident(&lab)
+        .iter()
+        .map(|i| i["finding"]["scope"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(scopes, ["target", "source"], "one incident per fault");
 }
 
 /// Seconds since the Unix epoch.

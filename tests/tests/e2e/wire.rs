@@ -189,3 +189,91 @@ fn probe_attempts_match_their_handshakes_and_the_delay_link_adds_what_it_says() 
         "jitter 20 ± 5 ms gave {lo}..{hi} µs, p90 {p90}"
     );
 }
+
+/// A SYN lost on the way out and a SYN-ACK lost on the way back, against
+/// the capture: each shows as a retransmitted SYN, counted as the wire
+/// counts it, and the probe reports no RTT sample for such a handshake
+/// (its answer came a second or more after the first SYN: the kernel's
+/// figure would be a retransmission timeout, not the path's RTT). The
+/// handshakes that were not retransmitted keep the wire's RTT.
+#[test]
+fn a_lost_syn_or_syn_ack_is_a_retransmit_on_the_wire_and_no_rtt_sample() {
+    if !Lab::require() {
+        return;
+    }
+    let scratch = Scratch::new("wire-loss");
+    let mut lab = Lab::build(&scratch.path, &["wire"], &[("backend", &[8000, 8001])]);
+    let ns = lab.regions[0].ns.clone();
+    let capture = Capture::start(&ns, "eth0", &lab.dir, "wire-loss");
+    capture.wait_until_seen(&ns, "10.20.0.2:8001".parse().unwrap());
+    // A timeout past three retransmits (1, 2 and 3 s on this kernel), so a
+    // lost packet makes a late connect rather than a failure.
+    let check = |lab: &Lab, target: &str| {
+        lab.check(
+            0,
+            target,
+            &[
+                "--count",
+                "20",
+                "--interval",
+                "100ms",
+                "--timeout",
+                "3500ms",
+            ],
+        )
+    };
+    let mut runs = Vec::new();
+    for (what, host, fault) in [
+        ("lost SYNs", 2, Fault::Loss(40)),
+        ("lost SYN-ACKs", 3, Fault::SynAckLoss(40)),
+    ] {
+        lab.add_fault(FaultRule {
+            region: Some(0),
+            backend: Some(0),
+            host: Some(host),
+            port: Some(8000),
+            fault,
+        });
+        runs.push((what, check(&lab, &format!("10.20.0.{host}:8000"))));
+        lab.clear_faults();
+    }
+    capture.wait_until_seen(&ns, "10.20.0.2:8001".parse().unwrap());
+    let wire = capture.stop();
+
+    for (what, attempts) in &runs {
+        let pairs = matched(attempts, &wire);
+        let mut retransmitted = 0;
+        for (a, h) in &pairs {
+            let h = h.unwrap_or_else(|| panic!("{what}: attempt not on the wire: {a:?}"));
+            assert_eq!(a.syn_retransmits + 1, h.syns, "{what}: {a:?} {h:?}");
+            if h.syns > 1 {
+                retransmitted += 1;
+                assert_eq!(
+                    a.rtt_us, None,
+                    "{what}: a retransmitted handshake has no RTT sample: {a:?} {h:?}"
+                );
+                if let Some((WireAnswer::SynAck, at)) = h.answer {
+                    assert!(
+                        at - h.first_syn_ns >= 900_000_000,
+                        "{what}: answered {} ms after the first SYN: {h:?}",
+                        (at - h.first_syn_ns) / 1_000_000
+                    );
+                    assert_eq!(a.outcome, ConnectOutcome::Ok, "{what}: {a:?}");
+                }
+            } else if a.outcome == ConnectOutcome::Ok {
+                let rtt = a.rtt_us.unwrap_or_else(|| panic!("{what}: no RTT: {a:?}"));
+                let on_wire = h.answer_us().unwrap();
+                assert!(
+                    (f64::from(rtt) - on_wire).abs() <= 1_000.0,
+                    "{what}: the probe's RTT {rtt} µs, the wire's {on_wire:.0} µs: {a:?}"
+                );
+            }
+        }
+        eprintln!(
+            "wire: {what}: {retransmitted} of {} handshakes retransmitted, none with an RTT sample",
+            pairs.len()
+        );
+        // At 40%, twenty handshakes with none lost is a 1-in-27,000 draw.
+        assert!(retransmitted > 0, "{what}: no handshake lost a packet");
+    }
+}
