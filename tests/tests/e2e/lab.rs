@@ -194,6 +194,21 @@ fn wait_resolved(lab: &Lab, what: &str) -> Duration {
     start.elapsed()
 }
 
+/// Waits for an open incident of `scope`: a new fault's incident opens
+/// once its scope is confirmed, an evaluation after its first finding.
+fn wait_incident(lab: &Lab, scope: &str) {
+    lab.wait_for(
+        &format!("a {scope} incident"),
+        Duration::from_secs(15),
+        || {
+            open_incidents(lab)
+                .iter()
+                .any(|i| i["finding"]["scope"] == scope)
+                .then_some(())
+        },
+    );
+}
+
 fn open_incidents(lab: &Lab) -> Vec<Value> {
     let (_, body) = lab.http_get(PORT, "/api/v1/incidents", &token(REGIONS[0]));
     serde_json::from_str::<Value>(&body)
@@ -297,6 +312,7 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
         f["evidence"][0]["reasons"]["timeout"].as_u64() >= Some(2),
         "{f:#}"
     );
+    wait_incident(&lab, "path");
     lab.clear_faults();
     wait_resolved(&lab, "the path incident to resolve");
 
@@ -331,6 +347,7 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
         f["evidence"][0]["reasons"]["refused"].as_u64() >= Some(2),
         "{f:#}"
     );
+    wait_incident(&lab, "target");
     lab.clear_faults();
     wait_resolved(&lab, "the target incident to resolve");
 
@@ -377,11 +394,15 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
         ["us-east-2", "us-west-1"]
     );
 
+    wait_incident(&lab, "source");
     lab.clear_faults();
     wait_resolved(&lab, "the source incident to resolve");
 
     // 5. One of the three addresses of api.gcp.lab is blackholed from
-    // everywhere: an address finding, not the target, not a path.
+    // everywhere: an address finding, not the target, not a path, dated
+    // from the blackhole (not from seed 003's timeouts to the same address
+    // minutes before).
+    let broke_at = unix_now();
     lab.add_fault(FaultRule {
         backend: Some(0),
         host: Some(4),
@@ -395,7 +416,14 @@ fn the_lab_places_path_target_source_address_dns_and_silent_faults_and_sees_them
     });
     eprintln!("lab: address finding after {took:?}: {}", f["explanation"]);
     assert_eq!(f["address"], "10.20.0.4:8000");
+    let since_s = f["since_us"].as_i64().unwrap() / 1_000_000;
+    assert!(
+        since_s + 2 >= broke_at as i64,
+        "the address fault dated {} s before it began: {f:#}",
+        broke_at as i64 - since_s
+    );
     assert_eq!(strings(&f["targets"]), ["api"]);
+    wait_incident(&lab, "address");
     lab.clear_faults();
     wait_resolved(&lab, "the address incident to resolve");
 
@@ -758,4 +786,75 @@ fn forty_ms_on_one_path_is_a_latency_finding_and_lost_syns_on_another_a_loss_fin
     }
     lab.set_delay(1, 1, None);
     lab.clear_faults();
+}
+
+/// The loss figure of scenario 4 measured over repeated runs, each a new
+/// lab and a new collector with a minute of history: 15% of onprem -> gcp
+/// SYNs dropped, the first loss finding on that path within two minutes,
+/// its interval holding 15%, in at least 19 of 20 runs. About an hour of
+/// lab time, so not part of the suite:
+/// `tests/run -p vantage-tests --test e2e -- --ignored lab::loss_over_runs --nocapture`
+/// (`VANTAGE_LAB_RUNS` sets the count).
+#[test]
+#[ignore = "about an hour of lab time: a measurement, run by hand"]
+fn loss_over_runs_is_found_within_two_minutes_with_its_interval_holding_the_truth() {
+    if !Lab::require() {
+        return;
+    }
+    const LOSS: f64 = 0.15;
+    let runs: usize = std::env::var("VANTAGE_LAB_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let mut good = 0;
+    for run in 1..=runs {
+        let scratch = Scratch::new(&format!("lab-loss-{run}"));
+        let mut lab = started(&scratch, "2s", "1500ms");
+        std::thread::sleep(Duration::from_secs(60));
+        lab.add_fault(FaultRule {
+            region: Some(2),
+            backend: Some(0),
+            fault: Fault::Loss((LOSS * 100.0) as u8),
+            ..FaultRule::default()
+        });
+        let started_at = std::time::Instant::now();
+        let mut first = None;
+        while started_at.elapsed() < Duration::from_secs(120) && first.is_none() {
+            first = findings(&lab).into_iter().find(|f| {
+                f["signal"] == "loss"
+                    && f["scope"] == "path"
+                    && strings(&f["src_regions"]) == ["onprem"]
+                    && f["target_group"] == "gcp"
+            });
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let took = started_at.elapsed();
+        match first {
+            Some(f) => {
+                let rate = &f["evidence"][0]["loss"];
+                let (low, high) = (
+                    rate["low"].as_f64().unwrap(),
+                    rate["high"].as_f64().unwrap(),
+                );
+                let holds = low <= LOSS && LOSS <= high;
+                good += usize::from(holds);
+                eprintln!(
+                    "lab: run {run}: found after {:.0} s, {} of {} SYNs lost, 95% interval {low:.3}..{high:.3}: {}",
+                    took.as_secs_f64(),
+                    rate["lost"],
+                    rate["sent"],
+                    if holds { "holds 0.15" } else { "MISSES 0.15" }
+                );
+            }
+            None => eprintln!("lab: run {run}: no loss finding within 120 s"),
+        }
+        lab.clear_faults();
+    }
+    eprintln!(
+        "lab: {good} of {runs} runs found the loss within 2 minutes with 0.15 in its interval"
+    );
+    assert!(
+        good * 20 >= runs * 19,
+        "{good} of {runs} runs, not 19 in 20"
+    );
 }
