@@ -565,7 +565,6 @@ impl Cell {
         let qualifies = |w: &(f64, usize, Syns)| {
             let t = w.2;
             w.0 * tried < bounds.alpha
-                && t.sent >= bounds.loss_min_sent
                 && t.slow >= bounds.loss_min_slow
                 && t.lost as f64 >= bounds.loss_min_share * t.sent as f64
         };
@@ -610,6 +609,11 @@ impl Cell {
                 / (minute_end - minute_us) as f64)
                 .floor() as u64;
             t.sent -= before.min(first.sent - first.lost);
+        }
+        // Enough SYNs since the onset itself, not counting the healthy
+        // ones of its first minute.
+        if t.sent < bounds.loss_min_sent {
+            return State::Healthy;
         }
         State::Failing(Failing {
             since_us,
@@ -968,6 +972,15 @@ mod tests {
             slow: 7,
         };
         assert!(matches!(c.lost_syns(NOW_TEST, 1e-3), State::Failing(_)));
+        // The SYNs its first minute sent before the onset do not count: 70
+        // in the minute, the first lost 40 s in, so about 24 since.
+        c.syn_recent[4].1 = Syns {
+            sent: 70,
+            lost: 5,
+            slow: 5,
+        };
+        c.retransmitted_at = vec![104 * MINUTE_US + 40 * S];
+        assert_eq!(c.lost_syns(NOW_TEST, 1e-3), State::Healthy);
     }
 
     #[test]
