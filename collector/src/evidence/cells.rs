@@ -628,6 +628,29 @@ impl Cell {
     }
 }
 
+impl Cell {
+    /// The SYNs it sent from `since_us` to `now_us`: the recent window's
+    /// minutes from the one `since_us` falls in, that minute's SYNs before
+    /// it left out at the minute's own pace (as a loss fault's rate is).
+    pub fn syns_since(&self, since_us: i64, now_us: i64) -> Syns {
+        let minute = since_us.div_euclid(MINUTE_US);
+        let mut total = Syns::default();
+        for &(m, s) in self.syn_recent.iter().filter(|(m, _)| *m >= minute) {
+            let mut s = s;
+            if m == minute {
+                let start = m * MINUTE_US;
+                let end = (start + MINUTE_US).min(now_us.max(start + 1));
+                let before = (s.sent as f64 * (since_us - start).max(0) as f64
+                    / (end - start) as f64)
+                    .floor() as u64;
+                s.sent -= before.min(s.sent - s.lost);
+            }
+            total.add(s);
+        }
+        total
+    }
+}
+
 /// Successful connects of a minute: (slower than [`SLOW_CONNECT_US`], all).
 pub(crate) fn slow_of(c: &ConnectMinute) -> (u64, u64) {
     use vantage_probe::stats::CONNECT_BUCKETS_US as B;

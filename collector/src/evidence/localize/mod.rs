@@ -97,9 +97,13 @@ pub(crate) fn localize(
     findings.extend(localize_voting(&latency, held, &|c: &Cell| {
         c.latency_within(&held.bounds(Signal::Latency, c, alpha))
     }));
-    findings.extend(localize_voting(&latency, held, &|c: &Cell| {
+    let mut loss = localize_voting(&latency, held, &|c: &Cell| {
         c.lost_syns_within(now_us, &held.bounds(Signal::Loss, c, alpha))
-    }));
+    });
+    for f in &mut loss {
+        restate_loss(f, &latency, now_us);
+    }
+    findings.extend(loss);
     findings.extend(own);
     sorted(findings)
 }
@@ -119,6 +123,39 @@ fn localize_voting(cells: &[&Cell], held: &Held, judge: &dyn Fn(&Cell) -> State)
         }
     });
     findings
+}
+
+/// A loss finding's rate, per region, over every cell of what it names
+/// (its regions to its targets, every address, or its one address) since
+/// the region's onset, not only over the cells that crossed the bound: the
+/// first cell to cross is the one whose first SYNs happened to be lost
+/// most, and its rate alone would overstate the path's (the lab's first
+/// pages said 30% for 15%).
+fn restate_loss(f: &mut Finding, cells: &[&Cell], now_us: i64) {
+    for e in &mut f.evidence {
+        let mut syns = crate::evidence::cells::Syns::default();
+        for c in cells.iter().filter(|c| {
+            c.src_region == e.src_region
+                && f.targets.contains(&c.target)
+                && f.address
+                    .as_ref()
+                    .is_none_or(|a| c.address.as_ref() == Some(a))
+        }) {
+            let s = c.syns_since(e.since_us, now_us);
+            syns.sent += s.sent;
+            syns.lost += s.lost;
+            syns.slow += s.slow;
+        }
+        if syns.sent > 0 {
+            e.loss = Some(crate::evidence::cells::LossRate::new(
+                syns.lost, syns.sent, syns.slow,
+            ));
+            e.failures = syns.lost;
+            e.attempts = syns.sent;
+            e.reasons = BTreeMap::from([("syn_lost".to_string(), syns.lost)]);
+        }
+    }
+    f.explanation = explain(f);
 }
 
 /// Findings in a stable order: by onset, then scope, regions and targets.
