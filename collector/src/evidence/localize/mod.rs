@@ -126,21 +126,29 @@ fn localize_voting(cells: &[&Cell], held: &Held, judge: &dyn Fn(&Cell) -> State)
 }
 
 /// A loss finding's rate, per region, over every cell of what it names
-/// (its regions to its targets, every address, or its one address) since
-/// the region's onset, not only over the cells that crossed the bound: the
-/// first cell to cross is the one whose first SYNs happened to be lost
-/// most, and its rate alone would overstate the path's (the lab's first
-/// pages said 30% for 15%).
+/// since the region's onset, not only over the cells that crossed the
+/// bound: the first cell to cross is the one whose first SYNs happened to
+/// be lost most, and its rate alone would overstate the loss (the lab's
+/// first pages said 30% for 15%). What it names: a path, every target of
+/// its group; a source (or everything), every target; a target, each of
+/// its addresses; an address, that one.
 fn restate_loss(f: &mut Finding, cells: &[&Cell], now_us: i64) {
+    let scope = f.scope;
+    let group = f.target_group.clone();
+    let address = f.address.clone();
+    let targets = f.targets.clone();
+    let names = |c: &Cell| match scope {
+        Scope::Path => group.as_ref() == Some(&c.group),
+        Scope::Source | Scope::Global => true,
+        Scope::Address => address.is_some() && c.address == address,
+        _ => targets.contains(&c.target),
+    };
     for e in &mut f.evidence {
         let mut syns = crate::evidence::cells::Syns::default();
-        for c in cells.iter().filter(|c| {
-            c.src_region == e.src_region
-                && f.targets.contains(&c.target)
-                && f.address
-                    .as_ref()
-                    .is_none_or(|a| c.address.as_ref() == Some(a))
-        }) {
+        for c in cells
+            .iter()
+            .filter(|c| c.src_region == e.src_region && names(c))
+        {
             let s = c.syns_since(e.since_us, now_us);
             syns.sent += s.sent;
             syns.lost += s.lost;
