@@ -262,8 +262,7 @@ fn assert_first_pages_hold(lab: &Lab) {
         eprintln!("lab: incident {id} ({scope}) first page: {opened}");
         assert!(
             opened.starts_with(&format!("Opened, scope {scope}:"))
-                || opened.starts_with(&format!("Opened, scope {scope} (still settling"))
-                || opened.contains("still settling"),
+                || opened.contains("(still settling: "),
             "incident {id} ends as {scope} but its first page said: {opened}\n{view:#}"
         );
     }
