@@ -578,7 +578,7 @@ impl Cell {
         };
         // The windows were pushed newest first: the last qualifying one
         // nearly as telling as the best is the longest.
-        let &(p, i, mut t) = windows
+        let &(p, i, _) = windows
             .iter()
             .rev()
             .find(|w| w.0 <= best * NEARLY_AS_TELLING && qualifies(w))
@@ -603,13 +603,7 @@ impl Cell {
             .filter(|at| (minute_us..minute_end).contains(at))
             .min();
         let since_us = first_lost.unwrap_or(minute_us);
-        if let Some(at) = first_lost {
-            let first = self.syn_recent[i].1;
-            let before = (first.sent as f64 * (at - minute_us) as f64
-                / (minute_end - minute_us) as f64)
-                .floor() as u64;
-            t.sent -= before.min(first.sent - first.lost);
-        }
+        let t = self.syns_since(since_us, now_us);
         // Enough SYNs since the onset itself, not counting the healthy
         // ones of its first minute.
         if t.sent < bounds.loss_min_sent {

@@ -113,6 +113,7 @@ impl Tracker {
             .map(|i| (&i.finding, matching::pairs(&i.finding)))
             .collect();
         let assigned = matching::assign(&found, &open);
+        let handled: Vec<_> = open.iter().map(|(i, p)| (i.scope, p)).collect();
         let mut matched: BTreeSet<u64> = BTreeSet::new();
         let mut fresh = Vec::new();
         for (k, (f, fp)) in found.iter().enumerate() {
@@ -120,18 +121,17 @@ impl Tracker {
                 Some(ii) => {
                     let i = &self.open[ii];
                     matched.insert(i.id);
-                    // What the other findings speak of: a region whose
-                    // failures another fault now explains has not recovered.
-                    let others: Pairs = found
-                        .iter()
-                        .enumerate()
-                        .filter(|(j, _)| *j != k)
-                        .flat_map(|(_, (_, p))| p.iter().cloned())
-                        .collect();
-                    self.update(i, f, fp, &others, now_us, &mut changes);
+                    // A region whose failures another finding now explains
+                    // has not recovered.
+                    let elsewhere = |pair: &(String, String)| {
+                        found
+                            .iter()
+                            .enumerate()
+                            .any(|(j, (_, p))| j != k && p.contains(pair))
+                    };
+                    self.update(i, f, fp, &elsewhere, now_us, &mut changes);
                 }
                 None => {
-                    let handled: Vec<_> = open.iter().map(|(i, p)| (i.scope, p)).collect();
                     if !matching::part_of(f, fp, &handled) {
                         fresh.push((*f, fp));
                     }
@@ -167,7 +167,7 @@ impl Tracker {
                     continued[k] = true;
                     p.again(f)
                 }
-                None => Pending::first(f, now_us),
+                None => Pending::first(f),
             };
             if p.ready() {
                 open(next_id, &p, now_us, changes);
@@ -179,13 +179,14 @@ impl Tracker {
     }
 
     /// An open incident that a finding (with pairs `now`) matched again;
-    /// `others` are the pairs of the evaluation's other findings.
+    /// `elsewhere` says whether another finding of the evaluation speaks
+    /// of a pair.
     fn update(
         &self,
         i: &Incident,
         f: &Finding,
         now: &Pairs,
-        others: &Pairs,
+        elsewhere: &dyn Fn(&(String, String)) -> bool,
         now_us: i64,
         changes: &mut Changes,
     ) {
@@ -203,10 +204,7 @@ impl Tracker {
                 .src_regions
                 .iter()
                 .filter(|r| !f.src_regions.contains(r))
-                .filter(|r| {
-                    !was.iter()
-                        .any(|(wr, t)| wr == *r && others.contains(&(wr.clone(), t.clone())))
-                })
+                .filter(|r| !was.iter().any(|pair| &pair.0 == *r && elsewhere(pair)))
                 .cloned()
                 .collect();
             let fresh: Vec<String> = gone.difference(&i.recovered_regions).cloned().collect();
@@ -271,15 +269,13 @@ impl Tracker {
                 .unwrap_or(f.since_us);
             f.explanation = super::localize::explain(&f);
         }
-        let f = &f;
-        let moved = !onsets.is_empty();
         onsets.append(&mut events);
         let events = onsets;
         if !events.is_empty() || i.finding.evidence != f.evidence || i.finding.quorum != f.quorum {
-            next.finding = f.clone();
-            if !events.is_empty() || moved {
+            if !events.is_empty() {
                 next.updated_us = now_us;
             }
+            next.finding = f;
         }
         changes.events.extend(events);
         changes.upserts.push(next);

@@ -5,8 +5,6 @@
 //! still moving after [`SETTLE_EVALUATIONS`] opens anyway, and its first
 //! line says so. Silent probes are counted, not voted on: they open at once.
 
-use serde::{Deserialize, Serialize};
-
 use crate::evidence::localize::{Finding, Scope};
 
 /// Evaluations in a row a new fault is seen before its incident opens,
@@ -17,7 +15,7 @@ pub(crate) const SETTLE_EVALUATIONS: u32 = 3;
 const SETTLED: u32 = 2;
 
 /// A fault seen, its incident not yet open.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Pending {
     /// The latest finding.
     pub finding: Finding,
@@ -27,19 +25,16 @@ pub(crate) struct Pending {
     pub settled: u32,
     /// The scopes it was judged before its present one, oldest first.
     pub earlier_scopes: Vec<Scope>,
-    /// When it was first found (µs since the epoch).
-    pub first_seen_us: i64,
 }
 
 impl Pending {
     /// A fault found for the first time.
-    pub(crate) fn first(f: &Finding, now_us: i64) -> Pending {
+    pub(crate) fn first(f: &Finding) -> Pending {
         Pending {
             finding: f.clone(),
             evaluations: 1,
             settled: 1,
             earlier_scopes: Vec::new(),
-            first_seen_us: now_us,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Incidents as the store keeps them: their state as JSON beside the
 //! columns they are looked up by, their timelines as lines.
 
-use super::{Changes, Incident};
+use super::{Changes, Event, Incident};
 use crate::store::{IncidentRow, Snapshot, Store, StoreError};
 
 impl Incident {
@@ -64,5 +64,3 @@ pub(crate) fn one(
         None => Ok(None),
     }
 }
-
-use super::Event;
