@@ -96,42 +96,58 @@ fn open_store(dir: &std::path::Path) -> Store {
     .unwrap()
 }
 
-async fn fleet_store(dir: &std::path::Path) -> Store {
-    let store = open_store(dir);
-    store.set_fleet_name("production".into()).await.unwrap();
-    for region in REGIONS {
-        for (seq, chunk) in (0..1200u64).collect::<Vec<_>>().chunks(60).enumerate() {
-            let results = chunk.iter().flat_map(|s| rounds(region, *s)).collect();
-            let batch = Batch {
-                schema: SCHEMA_VERSION,
-                probe: Identity {
-                    src_region: region.into(),
-                    zone: None,
-                    probe_id: format!("{region}-1"),
-                },
-                stream: "s".into(),
-                seq: seq as u64 + 1,
-                sent_at: Timestamp::from(t(chunk[chunk.len() - 1])),
-                results,
-                last: false,
-            };
-            store
-                .submit(batch, t(chunk[chunk.len() - 1]), t(chunk[chunk.len() - 1]))
-                .await
-                .unwrap();
-        }
+/// Submits `region`'s rounds of each of `seconds` through the real ingest
+/// path, `per_batch` seconds a batch.
+async fn submit(
+    store: &Store,
+    region: &str,
+    seconds: &[u64],
+    per_batch: usize,
+    rounds: impl Fn(u64) -> Vec<RoundResult>,
+) {
+    for (seq, chunk) in seconds.chunks(per_batch).enumerate() {
+        let last = t(chunk[chunk.len() - 1]);
+        let batch = Batch {
+            schema: SCHEMA_VERSION,
+            probe: Identity {
+                src_region: region.into(),
+                zone: None,
+                probe_id: format!("{region}-1"),
+            },
+            stream: "s".into(),
+            seq: seq as u64 + 1,
+            sent_at: Timestamp::from(last),
+            results: chunk.iter().flat_map(|s| rounds(*s)).collect(),
+            last: false,
+        };
+        store.submit(batch, last, last).await.unwrap();
     }
-    // Judge twice at minute 12 (the fault is on; its scope settles), then
-    // at minute 40 (long over).
+}
+
+/// Judges the store at each of `times` and writes the incidents' changes,
+/// as the evaluation loop does.
+async fn judge(store: &Store, times: &[SystemTime]) {
     let mut tracker = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
-    for at in [t(710), t(720), t(2400)] {
-        let a = assess(&store, &[], at, Params::default(), &tracker.held()).unwrap();
+    for &at in times {
+        let a = assess(store, &[], at, Params::default(), &tracker.held()).unwrap();
         let changes = tracker.evaluate(&a.findings, a.at_us);
-        crate::evidence::incidents::write(&store, &changes)
+        crate::evidence::incidents::write(store, &changes)
             .await
             .unwrap();
         tracker.apply(&changes);
     }
+}
+
+async fn fleet_store(dir: &std::path::Path) -> Store {
+    let store = open_store(dir);
+    store.set_fleet_name("production".into()).await.unwrap();
+    let seconds: Vec<u64> = (0..1200).collect();
+    for region in REGIONS {
+        submit(&store, region, &seconds, 60, |s| rounds(region, s)).await;
+    }
+    // Judge twice at minute 12 (the fault is on; its scope settles), then
+    // at minute 40 (long over).
+    judge(&store, &[t(710), t(720), t(2400)]).await;
     store
 }
 
@@ -457,39 +473,11 @@ async fn a_dns_incident_reports_its_lookups_not_connects() {
             },
         }
     };
+    let seconds: Vec<u64> = (0..900).step_by(2).collect();
     for region in REGIONS {
-        for (seq, chunk) in (0..900u64)
-            .step_by(2)
-            .collect::<Vec<_>>()
-            .chunks(30)
-            .enumerate()
-        {
-            let last = t(chunk[chunk.len() - 1]);
-            let batch = Batch {
-                schema: SCHEMA_VERSION,
-                probe: Identity {
-                    src_region: region.into(),
-                    zone: None,
-                    probe_id: format!("{region}-1"),
-                },
-                stream: "s".into(),
-                seq: seq as u64 + 1,
-                sent_at: Timestamp::from(last),
-                results: chunk.iter().map(|s| round(region, *s)).collect(),
-                last: false,
-            };
-            store.submit(batch, last, last).await.unwrap();
-        }
+        submit(&store, region, &seconds, 30, |s| vec![round(region, s)]).await;
     }
-    let mut tracker = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
-    for at in [t(710), t(720)] {
-        let a = assess(&store, &[], at, Params::default(), &tracker.held()).unwrap();
-        let changes = tracker.evaluate(&a.findings, a.at_us);
-        crate::evidence::incidents::write(&store, &changes)
-            .await
-            .unwrap();
-        tracker.apply(&changes);
-    }
+    judge(&store, &[t(710), t(720)]).await;
     let req = Request {
         incident: Some(1),
         ..Request::default()
