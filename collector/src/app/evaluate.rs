@@ -68,5 +68,9 @@ async fn evaluate(app: &App) -> anyhow::Result<()> {
     // What the incidents now open hold: the next evaluation judges those
     // cells at the looser bound that keeps a fault (hysteresis).
     app.judge.hold(tracker.held());
+    drop(tracker);
+    // Readers see this judgment from now on: the one the incidents just
+    // written were judged on.
+    app.judge.publish(Arc::new(assessment));
     Ok(())
 }

@@ -152,7 +152,7 @@ pub(crate) fn answer(
     windows: &[AlertWindow],
     now: SystemTime,
 ) -> Result<Vec<AlertEvidence>, StoreError> {
-    let assessment = judge.assess(now)?;
+    let assessment = judge.latest(now)?;
     let store = judge.store();
     let known = store.read(|s| s.known_targets())?;
     let mut out = Vec::new();

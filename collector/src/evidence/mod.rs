@@ -20,7 +20,7 @@ pub(crate) mod reachability;
 mod signal;
 pub(crate) mod stats;
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use crate::fleet::Fleet;
@@ -141,13 +141,18 @@ pub(crate) fn loss_leads(lost: u64, sent: u64, failures: u64, attempts: u64) -> 
 }
 
 /// What judging the fleet takes: the store, the live fleet, the evidence
-/// policy, and what the open incidents hold. Cheap to clone.
+/// policy, and what the open incidents hold; and the evaluation loop's
+/// last judgment, which every reader is shown. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Judge {
     store: Store,
     fleet: Arc<Fleet>,
     params: Params,
     held: Arc<RwLock<Held>>,
+    last: Arc<RwLock<Option<Arc<Assessment>>>>,
+    /// Held while the judgment before the loop's first is made: one at a
+    /// time, however many readers ask.
+    first: Arc<Mutex<()>>,
 }
 
 impl Judge {
@@ -158,7 +163,35 @@ impl Judge {
             fleet,
             params,
             held: Arc::default(),
+            last: Arc::default(),
+            first: Arc::default(),
         }
+    }
+
+    /// Makes `a` the judgment every reader is shown: the evaluation loop
+    /// publishes each of its own once the incidents it changed are
+    /// written, so the findings API, reachability and the alert webhook
+    /// show what the incidents were judged on, and no request judges
+    /// again.
+    pub(crate) fn publish(&self, a: Arc<Assessment>) {
+        *self.last.write().expect("judgment lock") = Some(a);
+    }
+
+    /// The last judgment published. Before the loop's first (one
+    /// `evaluate_every` after start), one judgment made now and kept
+    /// until the loop's replaces it, however many ask. Blocking: it may
+    /// read the store.
+    pub fn latest(&self, now: SystemTime) -> Result<Arc<Assessment>, StoreError> {
+        if let Some(a) = self.last.read().expect("judgment lock").clone() {
+            return Ok(a);
+        }
+        let _one = self.first.lock().expect("first judgment lock");
+        if let Some(a) = self.last.read().expect("judgment lock").clone() {
+            return Ok(a);
+        }
+        let a = Arc::new(self.assess(now)?);
+        let mut last = self.last.write().expect("judgment lock");
+        Ok(last.get_or_insert(a).clone())
     }
 
     /// What the open incidents hold from now on: every clone of this

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use vantage_probe::result::Timestamp;
 
 use super::Assessment;
 use super::cells::State as CellState;
@@ -28,6 +29,9 @@ pub(crate) struct RegionView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Reachability {
     pub target: String,
+    /// When the judgment it comes from was made: the evaluation loop's
+    /// last.
+    pub judged_at: Timestamp,
     /// `reachable` (no region fails), `reachable_elsewhere` (some regions
     /// fail, others reach it: not the target), `down` (a target-side
     /// finding), `unreachable` (every region with data fails, without a
@@ -107,6 +111,7 @@ pub(crate) fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachab
     };
     Reachability {
         target: target.to_string(),
+        judged_at: Timestamp::from(crate::time::from_us(a.at_us)),
         verdict: verdict.to_string(),
         from: from.and_then(|r| regions.iter().find(|v| v.src_region == r).cloned()),
         reachable_from,

@@ -2,33 +2,44 @@
 //! incidents and their timelines, one target's reachability from every
 //! region, and the report model.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, Json, Reason};
 use super::extract::{Path, Query, Reader};
 use super::{blocking, time_param};
 use crate::evidence::incidents::{self, Event, Incident};
-use crate::evidence::localize::Finding;
 use crate::evidence::reachability::{self, Reachability};
 use crate::evidence::{Assessment, Judge};
 use crate::report::{self, Report, Request};
 use crate::store::Store;
 use crate::time::us;
+use vantage_probe::result::Timestamp;
 
-async fn assess(judge: Judge) -> Result<Assessment, ApiError> {
+/// The evaluation loop's last judgment: a request never judges the fleet
+/// itself, so no reader can keep a core busy, and what it is shown is
+/// what the incidents were judged on.
+async fn latest(judge: Judge) -> Result<Arc<Assessment>, ApiError> {
     let now = SystemTime::now();
-    blocking(move || judge.assess(now)).await
+    blocking(move || judge.latest(now)).await
 }
 
-/// `GET /api/v1/findings`.
+/// The header that dates a judgment (RFC 3339).
+pub(super) const JUDGED_AT: &str = "vantage-judged-at";
+
+/// `GET /api/v1/findings`: the findings of the last evaluation, dated by
+/// the `vantage-judged-at` header.
 pub(super) async fn findings(
     State(judge): State<Judge>,
     _: Reader,
-) -> Result<Json<Vec<Finding>>, ApiError> {
-    Ok(Json(assess(judge).await?.findings))
+) -> Result<impl IntoResponse, ApiError> {
+    let a = latest(judge).await?;
+    let at = Timestamp::from(crate::time::from_us(a.at_us)).to_string();
+    Ok(([(JUDGED_AT, at)], Json(a.findings.clone())))
 }
 
 /// Query of `GET /api/v1/incidents`.
@@ -100,7 +111,7 @@ pub(super) async fn reachability(
     let Some(target) = q.target.filter(|t| !t.is_empty()) else {
         return Err(ApiError::new(Reason::BadQuery, "target is required"));
     };
-    let a = assess(judge).await?;
+    let a = latest(judge).await?;
     Ok(Json(reachability::judge(&a, &target, q.from.as_deref())))
 }
 

@@ -69,25 +69,14 @@ async fn wait_for(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refusing_backend_is_found_explained_reported_and_resolved() {
-    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
-    let db = Refusing::bind(LO).unwrap();
-    let dir = Scratch::new("evidence");
-    let addr = SocketAddr::new(LO, free_port());
-    let mut text = format!(
-        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n\
-         [evidence]\nevaluate_every = \"1s\"\nresolve_after = \"2s\"\n"
-    );
-    for r in REGIONS {
-        text.push_str(&format!(
-            "[[tokens]]\ntoken = \"{}\"\nsrc_region = \"{r}\"\n",
-            token(r)
-        ));
-    }
-    let collector_config = dir.write("collector.toml", &text);
-    let (stop, task) = start_collector(&collector_config, addr).await;
+type Probes = Vec<(
+    mpsc::Sender<Control>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+)>;
 
+/// One probe per region, pushing to the collector at `addr`, measuring a
+/// `web` and a `db` port on loopback from its own source address.
+async fn start_probes(dir: &Scratch, addr: SocketAddr, web: u16, db: u16) -> Probes {
     let mut probes = Vec::new();
     for (i, r) in REGIONS.iter().enumerate() {
         let source = format!("127.0.0.{}", 11 + i);
@@ -120,8 +109,8 @@ source_address = "{source}"
 labels = {{ provider = "lab" }}
 "#,
             token(r),
-            web.addr.port(),
-            db.addr.port()
+            web,
+            db
         );
         let path = dir.write(&format!("probe-{r}.toml"), &text);
         let config = Config::load(&path, &Overrides::default()).unwrap();
@@ -131,6 +120,30 @@ labels = {{ provider = "lab" }}
         let (control, rx) = mpsc::channel(1);
         probes.push((control, tokio::spawn(service.run(rx))));
     }
+
+    probes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_backend_is_found_explained_reported_and_resolved() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let db = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("evidence");
+    let addr = SocketAddr::new(LO, free_port());
+    let mut text = format!(
+        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n\
+         [evidence]\nevaluate_every = \"1s\"\nresolve_after = \"2s\"\n"
+    );
+    for r in REGIONS {
+        text.push_str(&format!(
+            "[[tokens]]\ntoken = \"{}\"\nsrc_region = \"{r}\"\n",
+            token(r)
+        ));
+    }
+    let collector_config = dir.write("collector.toml", &text);
+    let (stop, task) = start_collector(&collector_config, addr).await;
+
+    let probes = start_probes(&dir, addr, web.addr.port(), db.addr.port()).await;
 
     // Hard faults: found within two rounds plus the flush, a few seconds.
     let started = Instant::now();
@@ -353,6 +366,95 @@ labels = {{ provider = "lab" }}
     assert_eq!(
         (status, body["reason"].as_str()),
         (404, Some("no_such_incident"))
+    );
+
+    for (control, task) in probes {
+        control.send(Control::Shutdown).await.unwrap();
+        task.await.unwrap().unwrap();
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}
+
+/// The findings API and reachability show the evaluation loop's judgment,
+/// dated, and never judge the fleet for a request: a finding a reader is
+/// shown is one the incidents were judged on, and no token holder can
+/// keep a core busy by asking. Here the loop's period is an hour, so
+/// readers keep being shown the one judgment made before its first, while
+/// results from a refusing backend pour in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_are_shown_the_loops_judgment_not_one_of_their_own() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let db = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("evidence-snapshot");
+    let addr = SocketAddr::new(LO, free_port());
+    let mut text = format!(
+        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n\
+         [evidence]\nevaluate_every = \"1h\"\nresolve_after = \"1h\"\n"
+    );
+    for r in REGIONS {
+        text.push_str(&format!(
+            "[[tokens]]\ntoken = \"{}\"\nsrc_region = \"{r}\"\n",
+            token(r)
+        ));
+    }
+    let (stop, task) = start_collector(&dir.write("collector.toml", &text), addr).await;
+    let auth = format!("Bearer {}", token("lab-a"));
+    let findings = async || {
+        let (status, head, body) = vantage_tests::http_with_head(
+            addr,
+            "GET",
+            "/api/v1/findings",
+            &[("Authorization", &auth)],
+            &[],
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let at = vantage_tests::header_value(&head, "vantage-judged-at")
+            .unwrap_or_else(|| panic!("no vantage-judged-at in {head}"))
+            .to_string();
+        humantime::parse_rfc3339(&at).unwrap();
+        (
+            at,
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    let (first_at, first) = findings().await;
+    assert_eq!(first, serde_json::json!([]), "no data yet");
+
+    let probes = start_probes(&dir, addr, web.addr.port(), db.addr.port()).await;
+    // Enough of db's refusals stored from every region that any judgment
+    // made now would find it down (two failures from each of three).
+    vantage_tests::wait_until("refusals stored", Duration::from_secs(20), async || {
+        let (_, metrics) = http(addr, "GET", "/metrics", &[], &[]).await.unwrap();
+        let samples = vantage_tests::parse_exposition(&metrics);
+        vantage_tests::value(&samples, "vantage_collector_results_total", &[])
+            .is_some_and(|n| n >= 60.0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..5 {
+        let (at, now) = findings().await;
+        assert_eq!((&at, &now), (&first_at, &first), "a request judged again");
+    }
+    let (_, view) = get(addr, "/api/v1/reachability?target=db").await;
+    assert_eq!(
+        view["judged_at"].as_str(),
+        Some(first_at.as_str()),
+        "{view:#}"
+    );
+    assert_eq!(view["verdict"], "unknown", "{view:#}");
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], &[]).await.unwrap();
+    let samples = vantage_tests::parse_exposition(&metrics);
+    assert_eq!(
+        vantage_tests::value(
+            &samples,
+            "vantage_evidence_evaluations_total",
+            &[("result", "ok")]
+        ),
+        None,
+        "the loop has not evaluated yet"
     );
 
     for (control, task) in probes {
