@@ -46,6 +46,7 @@ mod tls;
 mod validate;
 
 pub use cli::{Cli, execute, exit_code};
+pub use evidence::book::Book;
 pub use evidence::cells::{LATENCY_MIN_BASELINE, LATENCY_WINDOW_MINUTES};
 pub use evidence::{Assessment, Held, Params, assess};
 pub use service::Collector;

@@ -14,6 +14,7 @@ use anyhow::Context as _;
 
 use crate::auth::Tokens;
 use crate::config::Config;
+use crate::evidence::book::Book;
 use crate::evidence::incidents::{self, Tracker};
 use crate::evidence::{Judge, Params};
 use crate::fleet::{Fleet, SeriesLimits};
@@ -21,7 +22,9 @@ use crate::ingest::Ingest;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::time::us;
 use crate::tls::Certs;
+use std::time::SystemTime;
 
 /// Everything the running collector shares.
 #[derive(Debug)]
@@ -84,11 +87,17 @@ impl App {
             .read(incidents::load_open)
             .context("reading open incidents")?;
         let tracker = Tracker::new(open, last_id, config.evidence.resolve_after);
-        let judge = Judge::new(
-            store.clone(),
-            fleet.clone(),
-            Params::from_policy(&config.evidence),
+        // The cells the evidence judges, loaded from the store and then
+        // kept up to date by every commit.
+        let params = Params::from_policy(&config.evidence);
+        let book = Arc::new(
+            store
+                .read(|snap| Book::load(snap, params, us(SystemTime::now())))
+                .context("loading the evidence's cells")?,
         );
+        let sink = book.clone();
+        store.on_commit(Box::new(move |c| sink.apply(c)));
+        let judge = Judge::new(store.clone(), book, fleet.clone(), params);
         // The incidents open at start hold their cells, as they did before.
         judge.hold(tracker.held());
         let tokens = Arc::new(Tokens::new(config.tokens.clone()));

@@ -85,7 +85,7 @@ impl Syns {
         }
     }
 
-    fn add(&mut self, o: Syns) {
+    pub(crate) fn add(&mut self, o: Syns) {
         self.sent += o.sent;
         self.lost += o.lost;
         self.slow += o.slow;
@@ -680,14 +680,16 @@ pub(crate) fn read(
     let mut cells: HashMap<i64, Cell> = HashMap::new();
     snap.minutes(baseline_from_us.div_euclid(MINUTE_US), now_minute, |row| {
         let cell = cells.entry(row.series).or_insert_with(|| new_cell(&row));
-        cell.add(&row, recent_minute, now_minute);
+        cell.add(
+            row.minute,
+            &Counts::of(&row.data),
+            recent_minute,
+            now_minute,
+        );
     })?;
     snap.failure_outcomes(recent_minute * MINUTE_US, now_us, |series, at, outcome| {
-        let local = ConnectOutcome::ALL
-            .iter()
-            .any(|o| o.blame() == Blame::Local && o.as_str() == outcome);
         if let Some(cell) = cells.get_mut(&series) {
-            if local {
+            if is_local(outcome) {
                 cell.local_since_us = Some(cell.local_since_us.map_or(at, |s| s.min(at)));
             } else {
                 cell.failures.push((at, outcome.to_string()));
@@ -699,91 +701,171 @@ pub(crate) fn read(
             cell.retransmitted_at.push(at);
         }
     })?;
-    let mut out: Vec<Cell> = cells
-        .into_values()
-        .filter(|c| c.attempts > 0 || !c.failures.is_empty())
-        .map(|mut c| {
-            c.rtt_recent.sort_by_key(|(m, _)| *m);
-            c.syn_recent.sort_by_key(|(m, _)| *m);
-            c
-        })
+    let mut out: Vec<(i64, Cell)> = cells
+        .into_iter()
+        .filter(|(_, c)| c.attempts > 0 || !c.failures.is_empty())
+        .map(|(s, c)| (s, c.finish()))
         .collect();
-    out.sort_by(|a, b| {
-        (&a.src_region, &a.target, &a.address).cmp(&(&b.src_region, &b.target, &b.address))
-    });
-    Ok(out)
+    sort(&mut out);
+    Ok(out.into_iter().map(|(_, c)| c).collect())
 }
 
 /// An empty cell for the series of `row`.
 fn new_cell(row: &MinuteRow<'_>) -> Cell {
-    let (group, control) = group_of(row.target, row.labels);
-    Cell {
-        src_region: row.src_region.to_string(),
-        group,
-        control,
-        target: row.target.to_string(),
-        address: (!row.address.is_empty()).then(|| row.address.to_string()),
-        attempts: 0,
-        first_us: i64::MAX,
-        baseline_attempts: 0,
-        baseline_failures: 0,
-        failures: Vec::new(),
-        local_failures: 0,
-        local_since_us: None,
-        rtt_baseline: Vec::new(),
-        rtt_recent: Vec::new(),
-        syn_baseline: Syns::default(),
-        syn_recent: Vec::new(),
-        retransmitted_at: Vec::new(),
-    }
+    Cell::empty(row.src_region, row.target, row.labels, row.address)
 }
 
 impl Cell {
-    /// Adds one stored minute: to the recent window from `recent_minute`
-    /// on, else to the baseline; RTT and slow connects by the latency
-    /// window, which ends at `now_minute`.
-    fn add(&mut self, row: &MinuteRow<'_>, recent_minute: i64, now_minute: i64) {
-        let minute = row.minute;
-        let (attempts, remote_failures) = match &row.data {
+    /// An empty cell of a series: its region, target, the target's labels
+    /// (JSON) and address (empty for DNS).
+    pub(crate) fn empty(src_region: &str, target: &str, labels: &str, address: &str) -> Cell {
+        let (group, control) = group_of(target, labels);
+        Cell::named(
+            src_region.to_string(),
+            target.to_string(),
+            group,
+            control,
+            (!address.is_empty()).then(|| address.to_string()),
+        )
+    }
+
+    /// An empty cell with these names.
+    pub(crate) fn named(
+        src_region: String,
+        target: String,
+        group: String,
+        control: bool,
+        address: Option<String>,
+    ) -> Cell {
+        Cell {
+            src_region,
+            group,
+            control,
+            target,
+            address,
+            attempts: 0,
+            first_us: i64::MAX,
+            baseline_attempts: 0,
+            baseline_failures: 0,
+            failures: Vec::new(),
+            local_failures: 0,
+            local_since_us: None,
+            rtt_baseline: Vec::new(),
+            rtt_recent: Vec::new(),
+            syn_baseline: Syns::default(),
+            syn_recent: Vec::new(),
+            retransmitted_at: Vec::new(),
+        }
+    }
+}
+
+/// What the evidence reads of one stored minute of a series: the same
+/// numbers whether the minute comes from the store or from the cells kept
+/// in memory ([`super::book`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Counts {
+    /// Attempts that reached the wire (connects), or lookups.
+    pub attempts: u64,
+    /// Failures blamed on the target or path.
+    pub remote: u64,
+    /// Failures blamed on the probe's own host.
+    pub local: u64,
+    /// For connects: their SYNs, and their RTT histogram (the probe's
+    /// connect buckets); `None` for lookups.
+    pub connect: Option<(Syns, [u64; RTT_SLOTS])>,
+}
+
+/// Slots of an RTT histogram: one per connect bucket, and one above them.
+pub(crate) const RTT_SLOTS: usize = vantage_probe::stats::CONNECT_BUCKETS_US.len() + 1;
+
+impl Counts {
+    /// The counts of a stored minute.
+    pub(crate) fn of(data: &Minute) -> Counts {
+        match data {
             Minute::Dns(d) => {
                 let n: u64 = d.outcomes.iter().sum();
-                (n, n - d.outcomes[DnsOutcome::Ok.index()])
+                Counts {
+                    attempts: n,
+                    remote: n - d.outcomes[DnsOutcome::Ok.index()],
+                    local: 0,
+                    connect: None,
+                }
             }
             Minute::Connect(c) => {
                 let (remote, local) = (c.blamed(Blame::Remote), c.blamed(Blame::Local));
-                if minute >= recent_minute {
-                    self.local_failures += local;
+                Counts {
+                    attempts: c.attempts() - local,
+                    remote,
+                    local,
+                    connect: Some((
+                        Syns::of(c),
+                        std::array::from_fn(|i| c.rtt.counts.get(i).copied().unwrap_or(0)),
+                    )),
                 }
-                // Lost SYNs by the recent window, as failures: a loss
-                // fault stays beside its baseline for the whole window, not
-                // absorbed into it minutes after its onset.
-                let syns = Syns::of(c);
-                if minute >= recent_minute {
-                    self.syn_recent.push((minute, syns));
-                } else {
-                    self.syn_baseline.add(syns);
-                }
-                if minute > now_minute - LATENCY_WINDOW_MINUTES {
-                    self.rtt_recent.push((minute, c.rtt.counts.clone()));
-                } else {
-                    if self.rtt_baseline.is_empty() {
-                        self.rtt_baseline = vec![0; c.rtt.counts.len()];
-                    }
-                    for (a, b) in self.rtt_baseline.iter_mut().zip(&c.rtt.counts) {
-                        *a += b;
-                    }
-                }
-                (c.attempts() - local, remote)
             }
-        };
-        if minute >= recent_minute {
-            self.attempts += attempts;
-            self.first_us = self.first_us.min(minute * MINUTE_US);
-        } else {
-            self.baseline_attempts += attempts;
-            self.baseline_failures += remote_failures;
         }
     }
+}
+
+/// Whether a stored failure's outcome is blamed on the probe's own host.
+pub(crate) fn is_local(outcome: &str) -> bool {
+    ConnectOutcome::ALL
+        .iter()
+        .any(|o| o.blame() == Blame::Local && o.as_str() == outcome)
+}
+
+impl Cell {
+    /// Adds one minute: to the recent window from `recent_minute` on, else
+    /// to the baseline; RTT and slow connects by the latency window, which
+    /// ends at `now_minute`.
+    pub(crate) fn add(&mut self, minute: i64, m: &Counts, recent_minute: i64, now_minute: i64) {
+        if let Some((syns, rtt)) = &m.connect {
+            if minute >= recent_minute {
+                self.local_failures += m.local;
+            }
+            // Lost SYNs by the recent window, as failures: a loss fault
+            // stays beside its baseline for the whole window, not absorbed
+            // into it minutes after its onset.
+            if minute >= recent_minute {
+                self.syn_recent.push((minute, *syns));
+            } else {
+                self.syn_baseline.add(*syns);
+            }
+            if minute > now_minute - LATENCY_WINDOW_MINUTES {
+                self.rtt_recent.push((minute, rtt.to_vec()));
+            } else {
+                if self.rtt_baseline.is_empty() {
+                    self.rtt_baseline = vec![0; rtt.len()];
+                }
+                for (a, b) in self.rtt_baseline.iter_mut().zip(rtt) {
+                    *a += b;
+                }
+            }
+        }
+        if minute >= recent_minute {
+            self.attempts += m.attempts;
+            self.first_us = self.first_us.min(minute * MINUTE_US);
+        } else {
+            self.baseline_attempts += m.attempts;
+            self.baseline_failures += m.remote;
+        }
+    }
+
+    /// Puts what the cell gathered in the order judging reads it: the
+    /// recent minutes oldest first.
+    pub(crate) fn finish(mut self) -> Cell {
+        self.rtt_recent.sort_by_key(|(m, _)| *m);
+        self.syn_recent.sort_by_key(|(m, _)| *m);
+        self
+    }
+}
+
+/// Cells in the matrix's order: by region, target and address (and the
+/// series, for two probes of one region).
+pub(crate) fn sort(cells: &mut [(i64, Cell)]) {
+    cells.sort_by(|(sa, a), (sb, b)| {
+        (&a.src_region, &a.target, &a.address, sa).cmp(&(&b.src_region, &b.target, &b.address, sb))
+    });
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! - [`stats`]: the binomial test and histogram quantiles;
 //! - [`cells`]: the region x target x address matrix read from the store,
 //!   and the test of one cell;
+//! - [`book`]: the same cells kept in memory as batches are stored, which
+//!   the evaluation reads;
 //! - `signal`: what a finding is about (failures, latency, loss), a leaf
 //!   shared by `cells` and `localize`;
 //! - [`localize`]: from cell states to scoped findings;
@@ -13,6 +15,7 @@
 //! - [`alertmanager`]: the evidence for an Alertmanager alert's window.
 
 pub(crate) mod alertmanager;
+pub(crate) mod book;
 pub(crate) mod cells;
 pub(crate) mod incidents;
 pub(crate) mod localize;
@@ -87,13 +90,24 @@ pub fn assess(
     let recent_from = now_us - params.recent.as_micros() as i64;
     let baseline_from = recent_from - params.baseline.as_micros() as i64;
     let cells = store.read(|snap| cells::read(snap, baseline_from, recent_from, now_us))?;
+    Ok(judge(cells, probes, now_us, params, held))
+}
+
+/// Judges `cells` (the matrix at `now_us`), as [`assess`] does.
+fn judge(
+    cells: Vec<cells::Cell>,
+    probes: &[localize::ProbeLiveness],
+    now_us: i64,
+    params: Params,
+    held: &Held,
+) -> Assessment {
     let findings = localize::localize(&cells, probes, now_us, params.alpha, held);
-    Ok(Assessment {
+    Assessment {
         at_us: now_us,
         cells,
         findings,
         alpha: params.alpha,
-    })
+    }
 }
 
 /// The fleet's probes for [`assess`].
@@ -140,12 +154,14 @@ pub(crate) fn loss_leads(lost: u64, sent: u64, failures: u64, attempts: u64) -> 
     lost > 0 && lost as f64 * attempts.max(1) as f64 > failures as f64 * sent.max(1) as f64
 }
 
-/// What judging the fleet takes: the store, the live fleet, the evidence
-/// policy, and what the open incidents hold; and the evaluation loop's
-/// last judgment, which every reader is shown. Cheap to clone.
+/// What judging the fleet takes: the cells kept as batches are stored,
+/// the live fleet, the evidence policy, and what the open incidents hold;
+/// and the evaluation loop's last judgment, which every reader is shown.
+/// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Judge {
     store: Store,
+    book: Arc<book::Book>,
     fleet: Arc<Fleet>,
     params: Params,
     held: Arc<RwLock<Held>>,
@@ -156,10 +172,17 @@ pub struct Judge {
 }
 
 impl Judge {
-    /// Judges `store`'s data with `fleet`'s probes, as `params` say.
-    pub fn new(store: Store, fleet: Arc<Fleet>, params: Params) -> Judge {
+    /// Judges `book`'s cells (which follow `store`) with `fleet`'s
+    /// probes, as `params` say.
+    pub(crate) fn new(
+        store: Store,
+        book: Arc<book::Book>,
+        fleet: Arc<Fleet>,
+        params: Params,
+    ) -> Judge {
         Judge {
             store,
+            book,
             fleet,
             params,
             held: Arc::default(),
@@ -207,15 +230,16 @@ impl Judge {
         &self.store
     }
 
-    /// Judges the store's data at `now`. Blocking: it reads the store.
+    /// Judges the cells at `now`, from memory.
     pub fn assess(&self, now: SystemTime) -> Result<Assessment, StoreError> {
         let held = self.held.read().expect("held lock").clone();
-        assess(
-            &self.store,
+        let now_us = us(now);
+        Ok(judge(
+            self.book.cells(now_us),
             &probes_of(&self.fleet, now),
-            now,
+            now_us,
             self.params,
             &held,
-        )
+        ))
     }
 }

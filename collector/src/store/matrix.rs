@@ -35,6 +35,15 @@ pub struct MinuteRow<'a> {
     pub data: Minute,
 }
 
+impl Minute {
+    /// Decodes a stored row of either kind (its first byte says which).
+    pub fn decode(bytes: &[u8]) -> Result<Minute, super::rollup::Malformed> {
+        ConnectMinute::decode(bytes)
+            .map(Minute::Connect)
+            .or_else(|_| DnsMinute::decode(bytes).map(Minute::Dns))
+    }
+}
+
 impl Snapshot<'_> {
     /// Visits every minute of every series from `first_minute` to
     /// `last_minute`, both included, in no particular order. A row whose
@@ -88,7 +97,7 @@ impl Snapshot<'_> {
     ) -> Result<(), StoreError> {
         let mut run = || -> rusqlite::Result<()> {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT series_id, at_us, outcome FROM failures WHERE at_us >= ?1 AND at_us <= ?2 ORDER BY at_us",
+                "SELECT series_id, at_us, outcome FROM failures WHERE at_us >= ?1 AND at_us <= ?2 ORDER BY at_us, rowid",
             )?;
             let mut rows = stmt.query(params![from_us, to_us])?;
             while let Some(r) = rows.next()? {
@@ -109,7 +118,7 @@ impl Snapshot<'_> {
     ) -> Result<(), StoreError> {
         let mut run = || -> rusqlite::Result<()> {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT series_id, at_us, syn_retransmits FROM retransmits WHERE at_us >= ?1 AND at_us <= ?2 ORDER BY at_us",
+                "SELECT series_id, at_us, syn_retransmits FROM retransmits WHERE at_us >= ?1 AND at_us <= ?2 ORDER BY at_us, rowid",
             )?;
             let mut rows = stmt.query(params![from_us, to_us])?;
             while let Some(r) = rows.next()? {

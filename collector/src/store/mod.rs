@@ -4,6 +4,8 @@
 //! gets typed values from a [`Snapshot`] and writes through typed calls.
 //!
 //! - `writer`: the writer thread: group commit, savepoints, receipts, expiry.
+//! - [`committed`]: what the writer hands on after each commit, for state
+//!   kept in memory beside the store.
 //! - `digest`: a batch's content digest, kept in its receipt.
 //! - `schema`: the tables, created and upgraded on open.
 //! - [`rollup`]: the per-minute rollup rows' encoding.
@@ -14,6 +16,7 @@
 //!   fleet's name), [`read`] (the read API's rows).
 
 mod alerts;
+pub(crate) mod committed;
 mod digest;
 mod incidents;
 mod matrix;
@@ -48,6 +51,7 @@ pub struct Store {
     jobs: mpsc::Sender<Work>,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
+    sink: committed::SinkSlot,
 }
 
 /// What the store made of a batch it was given.
@@ -163,7 +167,8 @@ impl Store {
         }
         let reader = Connection::open(&path).map_err(err)?;
         let (tx, rx) = mpsc::channel(writer::QUEUE);
-        let writer = Writer::new(conn, retention);
+        let sink = committed::SinkSlot::default();
+        let writer = Writer::new(conn, retention, sink.clone());
         std::thread::Builder::new()
             .name("vantage-store".into())
             .spawn(move || writer.run(rx))
@@ -175,7 +180,14 @@ impl Store {
             jobs: tx,
             reader: Arc::new(Mutex::new(reader)),
             path,
+            sink,
         })
+    }
+
+    /// Hands every commit from now on to `sink`, on the writer's thread
+    /// (see [`committed`]). Set once: a second sink is refused (`false`).
+    pub(crate) fn on_commit(&self, sink: committed::Sink) -> bool {
+        self.sink.set(sink).is_ok()
     }
 
     /// Stores `batch` durably; returns once it is committed, with the batch

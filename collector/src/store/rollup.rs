@@ -48,7 +48,7 @@ const DNS_V1: u8 = 2;
 /// A stored row that could not be decoded (a bug or a damaged file).
 #[derive(Debug, thiserror::Error)]
 #[error("malformed rollup row: {0}")]
-pub struct Malformed(&'static str);
+pub struct Malformed(pub(crate) &'static str);
 
 impl Hist {
     /// An empty histogram over `bounds`.
@@ -205,7 +205,8 @@ impl DnsMinute {
     }
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint.
+pub(crate) fn put(out: &mut Vec<u8>, mut v: u64) {
     loop {
         let byte = (v & 0x7f) as u8;
         v >>= 7;
@@ -217,7 +218,8 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
     }
 }
 
-fn get(input: &mut &[u8]) -> Result<u64, Malformed> {
+/// Reads a LEB128 varint off the front of `input`.
+pub(crate) fn get(input: &mut &[u8]) -> Result<u64, Malformed> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let (&byte, rest) = input.split_first().ok_or(Malformed("truncated"))?;

@@ -9,7 +9,7 @@
 //! the store's own (incidents, alert evidence, the fleet's name) run in
 //! transactions of their own, in arrival order with the batches.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -19,6 +19,7 @@ use vantage_probe::result::{ConnectAttempt, DnsObservation, RoundResult};
 use vantage_probe::stats::{CONNECT_BUCKETS_US, DNS_BUCKETS_US};
 use vantage_probe::wire::{Ack, Batch};
 
+use super::committed::{Committed, NewSeries, SinkSlot};
 use super::digest::digest;
 use super::rollup::{ConnectMinute, DnsMinute};
 use super::{Outcome, malformed};
@@ -65,6 +66,26 @@ pub(super) struct Writer {
     ids: Ids,
     open: OpenMinutes,
     last_expiry: SystemTime,
+    sink: SinkSlot,
+}
+
+/// What the batches of a group stored, kept until the group commits and
+/// then handed to the sink.
+#[derive(Default)]
+struct Changes {
+    series: Vec<NewSeries>,
+    keys: HashSet<(i64, i64)>,
+    failures: Vec<(i64, i64, String)>,
+    retransmits: Vec<(i64, i64)>,
+}
+
+impl Changes {
+    fn append(&mut self, mut other: Changes) {
+        self.series.append(&mut other.series);
+        self.keys.extend(other.keys);
+        self.failures.append(&mut other.failures);
+        self.retransmits.append(&mut other.retransmits);
+    }
 }
 
 /// Database ids of targets and series, cached. Lookups on the hot path
@@ -135,13 +156,14 @@ struct FailureRow {
 
 impl Writer {
     /// A writer on `conn`, expiring data past `retention`.
-    pub(super) fn new(conn: Connection, retention: Retention) -> Writer {
+    pub(super) fn new(conn: Connection, retention: Retention, sink: SinkSlot) -> Writer {
         Writer {
             conn,
             retention,
             ids: Ids::default(),
             open: OpenMinutes::default(),
             last_expiry: SystemTime::now(),
+            sink,
         }
     }
 
@@ -191,13 +213,16 @@ impl Writer {
 
     fn store_group(&mut self, jobs: Vec<Job>) {
         let mut results: Vec<Result<Outcome, String>> = Vec::with_capacity(jobs.len());
+        let mut changes = Changes::default();
         let outcome = (|| -> rusqlite::Result<()> {
             let tx = self.conn.unchecked_transaction()?;
             for job in &jobs {
                 tx.execute_batch("SAVEPOINT batch")?;
-                match store_batch(&tx, &mut self.ids, &mut self.open, job) {
+                let mut batch = Changes::default();
+                match store_batch(&tx, &mut self.ids, &mut self.open, job, &mut batch) {
                     Ok(ack) => {
                         tx.execute_batch("RELEASE batch")?;
+                        changes.append(batch);
                         results.push(Ok(ack));
                     }
                     Err(e) => {
@@ -219,6 +244,7 @@ impl Writer {
             }
             return;
         }
+        self.hand_on(&changes);
         self.open.trim();
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send((result, job.batch));
@@ -226,13 +252,58 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Hands a committed group's changes to the sink, if there is one: the
+    /// minute rows as they now stand (from the open minutes, else read
+    /// back: a rollback in the group cleared them).
+    fn hand_on(&self, changes: &Changes) {
+        let Some(sink) = self.sink.get() else {
+            return;
+        };
+        let mut read_back: Vec<((i64, i64), Vec<u8>)> = Vec::new();
+        for key in changes
+            .keys
+            .iter()
+            .filter(|k| !self.open.rows.contains_key(k))
+        {
+            let row = self
+                .conn
+                .prepare_cached("SELECT data FROM minutes WHERE minute = ?2 AND series_id = ?1")
+                .and_then(|mut s| s.query_row(params![key.0, key.1], |r| r.get::<_, Vec<u8>>(0)));
+            match row {
+                Ok(row) => read_back.push((*key, row)),
+                Err(e) => tracing::error!(error = %e, "reading back a committed minute"),
+            }
+        }
+        let mut minutes: Vec<(i64, i64, &[u8])> = changes
+            .keys
+            .iter()
+            .filter_map(|k| self.open.rows.get(k).map(|row| (k.0, k.1, row.as_slice())))
+            .collect();
+        minutes.extend(read_back.iter().map(|(k, row)| (k.0, k.1, row.as_slice())));
+        let failures: Vec<(i64, i64, &str)> = changes
+            .failures
+            .iter()
+            .map(|(s, at, o)| (*s, *at, o.as_str()))
+            .collect();
+        sink(&Committed {
+            series: &changes.series,
+            minutes: &minutes,
+            failures: &failures,
+            retransmits: &changes.retransmits,
+        });
+    }
+}
+
 /// Stores one batch inside the open transaction: its receipt and probe
-/// row, its rollups merged into the minutes, its failures.
+/// row, its rollups merged into the minutes, its failures; what it
+/// changed goes into `changes`.
 fn store_batch(
     tx: &Connection,
     ids: &mut Ids,
     open: &mut OpenMinutes,
     job: &Job,
+    changes: &mut Changes,
 ) -> rusqlite::Result<Outcome> {
     let b = &job.batch;
     match record_receipt(tx, job)? {
@@ -246,7 +317,18 @@ fn store_batch(
         }
         Receipt::Reused => return Ok(Outcome::SeqReused),
     }
-    let g = group(tx, ids, b)?;
+    let g = group(tx, ids, b, &mut changes.series)?;
+    changes
+        .keys
+        .extend(g.connect.keys().chain(g.dns.keys()).copied());
+    changes.failures.extend(
+        g.failures
+            .iter()
+            .map(|f| (f.series, f.at_us, f.outcome.clone())),
+    );
+    changes
+        .retransmits
+        .extend(g.retransmits.iter().map(|&(s, at, _)| (s, at)));
     merge_minutes(tx, open, g.connect, g.dns)?;
     insert_failures(tx, g.failures)?;
     insert_retransmits(tx, g.retransmits)?;
@@ -335,14 +417,20 @@ fn record_receipt(tx: &Connection, job: &Job) -> rusqlite::Result<Receipt> {
 }
 
 /// The batch's results grouped by (series, minute), and its failures.
-fn group(tx: &Connection, ids: &mut Ids, b: &Batch) -> rusqlite::Result<Grouped> {
+fn group(
+    tx: &Connection,
+    ids: &mut Ids,
+    b: &Batch,
+    new: &mut Vec<NewSeries>,
+) -> rusqlite::Result<Grouped> {
     let p = &b.probe;
     let mut g = Grouped::default();
     let probe = probe_number(ids, &p.src_region, &p.probe_id);
     for r in &b.results {
         let target = target_id(tx, ids, r)?;
-        let mut series_id =
-            |address: Option<std::net::SocketAddr>| series_id(tx, ids, p, probe, target, address);
+        let mut series_id = |address: Option<std::net::SocketAddr>| {
+            series_id(tx, ids, p, probe, (target, r), address, &mut *new)
+        };
         if let Some(d) = &r.dns {
             let s = series_id(None)?;
             g.dns_lookup(s, r, d);
@@ -520,13 +608,16 @@ fn probe_number(ids: &mut Ids, region: &str, probe: &str) -> u32 {
         .or_insert(next)
 }
 
+/// The id of the series of `probe`, `target` (its id, and the result
+/// naming it) and `address`; one met for the first time is added to `new`.
 fn series_id(
     tx: &Connection,
     ids: &mut Ids,
     p: &vantage_probe::result::Identity,
     probe: u32,
-    target: i64,
+    (target, r): (i64, &RoundResult),
     address: Option<std::net::SocketAddr>,
+    new: &mut Vec<NewSeries>,
 ) -> rusqlite::Result<i64> {
     if let Some(id) = ids.series.get(&(probe, target, address)) {
         return Ok(*id);
@@ -543,6 +634,13 @@ fn series_id(
         )?
         .query_row(row, |r| r.get(0))?;
     ids.series.insert((probe, target, address), id);
+    new.push(NewSeries {
+        series: id,
+        src_region: p.src_region.to_string(),
+        target: r.target.to_string(),
+        labels: serde_json::to_string(&*r.labels).unwrap_or_default(),
+        address: shown,
+    });
     Ok(id)
 }
 

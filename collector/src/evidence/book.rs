@@ -1,0 +1,508 @@
+//! The matrix's cells kept in memory as batches are stored, so that an
+//! evaluation reads memory instead of re-reading 75 minutes of rollups.
+//!
+//! The store's writer hands every commit to [`Book::apply`] (on its
+//! thread, after the transaction is durable): the minute rows as they now
+//! stand, and the failures and retransmits added. Per series the book keeps
+//! what the evidence reads of each minute of the window ([`Counts`],
+//! varint-encoded, one buffer per series), and the recent failures and
+//! retransmits. [`Book::cells`] gives the same cells, in the same order,
+//! as [`super::cells::read`] gives from the store at the same moment: its
+//! tests compare the two over random histories. On start the book is
+//! loaded from the store ([`Book::load`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use std::time::SystemTime;
+
+use super::cells::{self, Cell, Counts, RTT_SLOTS, Syns, group_of};
+use super::{Assessment, Held, Params};
+use crate::store::committed::Committed;
+use crate::store::rollup::{Malformed, get, put};
+use crate::store::{Minute, Snapshot, Store, StoreError};
+use crate::time::{MINUTE_US, us};
+
+/// The cells, behind one lock: the writer's thread updates them, an
+/// evaluation reads them.
+#[derive(Debug)]
+pub struct Book {
+    params: Params,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Every series met, by id: the writer names a series once, the first
+    /// time it meets it, so its names are kept while the writer knows it.
+    meta: HashMap<i64, Arc<Meta>>,
+    /// The series with minutes in the window.
+    cells: HashMap<i64, Live>,
+    /// Failure outcomes, by code.
+    outcomes: Outcomes,
+    /// Minutes before this one are gone (the start of the baseline of the
+    /// latest evaluation).
+    floor_minute: i64,
+    /// Failures and retransmits before this are gone (the start of its
+    /// recent window's first minute).
+    floor_us: i64,
+}
+
+/// The names of a series.
+#[derive(Debug)]
+struct Meta {
+    src_region: String,
+    target: String,
+    group: String,
+    control: bool,
+    address: Option<String>,
+}
+
+impl Meta {
+    fn new(src_region: &str, target: &str, labels: &str, address: &str) -> Meta {
+        let (group, control) = group_of(target, labels);
+        Meta {
+            src_region: src_region.to_string(),
+            target: target.to_string(),
+            group,
+            control,
+            address: (!address.is_empty()).then(|| address.to_string()),
+        }
+    }
+}
+
+/// Failure outcome labels as small codes, with whether each is blamed on
+/// the probe's own host.
+#[derive(Debug, Default)]
+struct Outcomes {
+    labels: Vec<(String, bool)>,
+    codes: HashMap<String, u16>,
+}
+
+impl Outcomes {
+    fn code(&mut self, label: &str) -> u16 {
+        if let Some(&c) = self.codes.get(label) {
+            return c;
+        }
+        let c = self.labels.len() as u16;
+        self.labels
+            .push((label.to_string(), cells::is_local(label)));
+        self.codes.insert(label.to_string(), c);
+        c
+    }
+}
+
+/// One series in the window.
+#[derive(Debug)]
+struct Live {
+    meta: Arc<Meta>,
+    /// Its minutes, oldest first, each encoded as [`encode`] writes it.
+    records: Vec<u8>,
+    /// The first record's minute.
+    first: i64,
+    /// The last record's minute, where it starts, and the minute of the
+    /// record before it (or `first`).
+    last: i64,
+    last_at: usize,
+    before_last: i64,
+    /// Failures in the recent window, oldest first (equal times in the
+    /// order stored): when, and the outcome's code.
+    failures: Vec<(i64, u16)>,
+    /// Successful connects that sent a SYN again, oldest first.
+    retransmits: Vec<i64>,
+}
+
+impl Book {
+    /// An empty book judged as `params` say.
+    pub(crate) fn new(params: Params) -> Book {
+        Book {
+            params,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// A book holding what the store has of the window that ends at
+    /// `now_us` (and anything stored after it).
+    pub(crate) fn load(
+        snap: &Snapshot<'_>,
+        params: Params,
+        now_us: i64,
+    ) -> Result<Book, StoreError> {
+        let book = Book::new(params);
+        let (first_minute, recent_us) = book.floors(now_us);
+        let mut inner = book.inner.lock().expect("book lock");
+        inner.floor_minute = first_minute;
+        inner.floor_us = recent_us;
+        let mut minutes: HashMap<i64, Vec<(i64, Counts)>> = HashMap::new();
+        snap.minutes(first_minute, i64::MAX, |row| {
+            inner.meta.entry(row.series).or_insert_with(|| {
+                Arc::new(Meta::new(
+                    row.src_region,
+                    row.target,
+                    row.labels,
+                    row.address,
+                ))
+            });
+            minutes
+                .entry(row.series)
+                .or_default()
+                .push((row.minute, Counts::of(&row.data)));
+        })?;
+        for (series, mut rows) in minutes {
+            rows.sort_by_key(|(m, _)| *m);
+            let mut live = Live::new(inner.meta[&series].clone());
+            live.encode_all(&rows);
+            inner.cells.insert(series, live);
+        }
+        let Inner {
+            cells, outcomes, ..
+        } = &mut *inner;
+        snap.failure_outcomes(recent_us, i64::MAX, |series, at, outcome| {
+            if let Some(live) = cells.get_mut(&series) {
+                live.failures.push((at, outcomes.code(outcome)));
+            }
+        })?;
+        snap.retransmits(recent_us, i64::MAX, |series, at, _| {
+            if let Some(live) = cells.get_mut(&series) {
+                live.retransmits.push(at);
+            }
+        })?;
+        drop(inner);
+        Ok(book)
+    }
+
+    /// The first minute of the window that ends at `now_us`, and the
+    /// start of its recent window's first minute.
+    fn floors(&self, now_us: i64) -> (i64, i64) {
+        let recent_from = now_us - self.params.recent.as_micros() as i64;
+        let baseline_from = recent_from - self.params.baseline.as_micros() as i64;
+        (
+            baseline_from.div_euclid(MINUTE_US),
+            recent_from.div_euclid(MINUTE_US) * MINUTE_US,
+        )
+    }
+
+    /// A book loaded from `store` at `now`: what a collector starting
+    /// now holds.
+    pub fn from_store(store: &Store, params: Params, now: SystemTime) -> Result<Book, StoreError> {
+        store.read(|snap| Book::load(snap, params, us(now)))
+    }
+
+    /// Judges the cells at `now`, with no probe's liveness, as the
+    /// evaluation loop does (for benchmarks and tools).
+    pub fn assess(&self, now: SystemTime, held: &Held) -> Assessment {
+        let now_us = us(now);
+        super::judge(self.cells(now_us), &[], now_us, self.params, held)
+    }
+
+    /// Series in the window, and the bytes their minutes take.
+    pub fn size(&self) -> (usize, usize) {
+        let inner = self.inner.lock().expect("book lock");
+        let bytes = inner.cells.values().map(|l| l.records.len()).sum();
+        (inner.cells.len(), bytes)
+    }
+
+    /// Takes one commit's changes (see [`Committed`]).
+    pub(crate) fn apply(&self, c: &Committed<'_>) {
+        let mut inner = self.inner.lock().expect("book lock");
+        let Inner {
+            meta,
+            cells,
+            outcomes,
+            floor_minute,
+            floor_us,
+        } = &mut *inner;
+        for s in c.series {
+            meta.entry(s.series).or_insert_with(|| {
+                Arc::new(Meta::new(&s.src_region, &s.target, &s.labels, &s.address))
+            });
+        }
+        for &(series, minute, row) in c.minutes {
+            if minute < *floor_minute {
+                continue;
+            }
+            let (Ok(data), Some(m)) = (Minute::decode(row), meta.get(&series)) else {
+                tracing::warn!(
+                    series,
+                    minute,
+                    "a committed minute the evidence cannot read"
+                );
+                continue;
+            };
+            cells
+                .entry(series)
+                .or_insert_with(|| Live::new(m.clone()))
+                .set(minute, &Counts::of(&data));
+        }
+        for &(series, at, outcome) in c.failures {
+            if let Some(live) = cells.get_mut(&series).filter(|_| at >= *floor_us) {
+                let code = outcomes.code(outcome);
+                let i = live.failures.partition_point(|(a, _)| *a <= at);
+                live.failures.insert(i, (at, code));
+            }
+        }
+        for &(series, at) in c.retransmits {
+            if let Some(live) = cells.get_mut(&series).filter(|_| at >= *floor_us) {
+                let i = live.retransmits.partition_point(|a| *a <= at);
+                live.retransmits.insert(i, at);
+            }
+        }
+    }
+
+    /// Every cell with data in the window that ends at `now_us`, as
+    /// [`cells::read`] reads them from the store. What is older than that
+    /// window is dropped: the book's windows only move forward.
+    pub(crate) fn cells(&self, now_us: i64) -> Vec<Cell> {
+        let (first_minute, recent_us) = self.floors(now_us);
+        let recent_minute = recent_us.div_euclid(MINUTE_US);
+        let now_minute = now_us.div_euclid(MINUTE_US);
+        let mut inner = self.inner.lock().expect("book lock");
+        inner.trim(first_minute, recent_us);
+        let Inner {
+            cells, outcomes, ..
+        } = &*inner;
+        let mut out: Vec<(i64, Cell)> = Vec::with_capacity(cells.len());
+        for (&series, live) in cells {
+            let mut cell: Option<Cell> = None;
+            for (minute, counts) in live.records() {
+                if minute > now_minute {
+                    break;
+                }
+                cell.get_or_insert_with(|| live.empty_cell()).add(
+                    minute,
+                    &counts,
+                    recent_minute,
+                    now_minute,
+                );
+            }
+            let Some(mut cell) = cell else {
+                continue;
+            };
+            for &(at, code) in live.failures.iter().filter(|(at, _)| *at <= now_us) {
+                let (label, local) = &outcomes.labels[code as usize];
+                if *local {
+                    cell.local_since_us = Some(cell.local_since_us.map_or(at, |s| s.min(at)));
+                } else {
+                    cell.failures.push((at, label.clone()));
+                }
+            }
+            cell.retransmitted_at = live
+                .retransmits
+                .iter()
+                .copied()
+                .filter(|at| *at <= now_us)
+                .collect();
+            if cell.attempts > 0 || !cell.failures.is_empty() {
+                out.push((series, cell.finish()));
+            }
+        }
+        cells::sort(&mut out);
+        out.into_iter().map(|(_, c)| c).collect()
+    }
+}
+
+impl Inner {
+    /// Drops minutes before `first_minute`, and failures and retransmits
+    /// before `recent_us`; floors only rise.
+    fn trim(&mut self, first_minute: i64, recent_us: i64) {
+        if first_minute > self.floor_minute {
+            self.floor_minute = first_minute;
+            self.cells.retain(|_, live| {
+                live.trim(first_minute);
+                !live.records.is_empty()
+            });
+        }
+        if recent_us > self.floor_us {
+            self.floor_us = recent_us;
+            for live in self.cells.values_mut() {
+                let f = live.failures.partition_point(|(a, _)| *a < recent_us);
+                live.failures.drain(..f);
+                let r = live.retransmits.partition_point(|a| *a < recent_us);
+                live.retransmits.drain(..r);
+            }
+        }
+    }
+}
+
+impl Live {
+    fn new(meta: Arc<Meta>) -> Live {
+        Live {
+            meta,
+            records: Vec::new(),
+            first: 0,
+            last: 0,
+            last_at: 0,
+            before_last: 0,
+            failures: Vec::new(),
+            retransmits: Vec::new(),
+        }
+    }
+
+    fn empty_cell(&self) -> Cell {
+        let m = &self.meta;
+        Cell::named(
+            m.src_region.clone(),
+            m.target.clone(),
+            m.group.clone(),
+            m.control,
+            m.address.clone(),
+        )
+    }
+
+    /// Its minutes, oldest first.
+    fn records(&self) -> Records<'_> {
+        Records {
+            bytes: &self.records,
+            minute: self.first,
+        }
+    }
+
+    /// The minute `minute` is now `counts` (the row as it now stands).
+    fn set(&mut self, minute: i64, counts: &Counts) {
+        if self.records.is_empty() {
+            self.first = minute;
+            self.before_last = minute;
+            self.last = minute;
+            self.last_at = 0;
+            encode(&mut self.records, 0, counts);
+        } else if minute == self.last {
+            self.records.truncate(self.last_at);
+            encode(&mut self.records, minute - self.before_last, counts);
+        } else if minute > self.last {
+            self.last_at = self.records.len();
+            encode(&mut self.records, minute - self.last, counts);
+            self.before_last = self.last;
+            self.last = minute;
+        } else {
+            // A late row for an older minute: rare (a probe's backlog).
+            let mut rows: Vec<(i64, Counts)> = self.records().collect();
+            match rows.binary_search_by_key(&minute, |(m, _)| *m) {
+                Ok(i) => rows[i].1 = counts.clone(),
+                Err(i) => rows.insert(i, (minute, counts.clone())),
+            }
+            self.encode_all(&rows);
+        }
+    }
+
+    /// Keeps the minutes from `first_minute` on.
+    fn trim(&mut self, first_minute: i64) {
+        if self.records.is_empty() || self.first >= first_minute {
+            return;
+        }
+        let rows: Vec<(i64, Counts)> = self.records().filter(|(m, _)| *m >= first_minute).collect();
+        self.encode_all(&rows);
+    }
+
+    /// Its minutes are `rows` (oldest first).
+    fn encode_all(&mut self, rows: &[(i64, Counts)]) {
+        self.records.clear();
+        let Some(&(first, _)) = rows.first() else {
+            return;
+        };
+        self.first = first;
+        self.before_last = first;
+        self.last = first;
+        for (minute, counts) in rows {
+            self.last_at = self.records.len();
+            encode(&mut self.records, minute - self.last, counts);
+            self.before_last = self.last;
+            self.last = *minute;
+        }
+    }
+}
+
+/// One minute's counts: the minutes since the record before it, then
+/// attempts, remote and local failures; for connects the SYNs (sent,
+/// lost, slow) and the RTT histogram as its non-zero slots (how many, then
+/// slot and count each). Lookups are marked by a kind byte.
+fn encode(out: &mut Vec<u8>, delta: i64, c: &Counts) {
+    put(out, delta as u64);
+    match &c.connect {
+        None => {
+            out.push(0);
+            put(out, c.attempts);
+            put(out, c.remote);
+        }
+        Some((syns, rtt)) => {
+            out.push(1);
+            for v in [
+                c.attempts, c.remote, c.local, syns.sent, syns.lost, syns.slow,
+            ] {
+                put(out, v);
+            }
+            put(out, rtt.iter().filter(|&&n| n > 0).count() as u64);
+            for (slot, &n) in rtt.iter().enumerate().filter(|(_, n)| **n > 0) {
+                out.push(slot as u8);
+                put(out, n);
+            }
+        }
+    }
+}
+
+/// Reads one record off the front of `b`: (minutes since the one before,
+/// its counts).
+fn decode(b: &mut &[u8]) -> Result<(i64, Counts), Malformed> {
+    let delta = get(b)? as i64;
+    let (&kind, rest) = b.split_first().ok_or(Malformed("truncated"))?;
+    *b = rest;
+    if kind == 0 {
+        let (attempts, remote) = (get(b)?, get(b)?);
+        return Ok((
+            delta,
+            Counts {
+                attempts,
+                remote,
+                local: 0,
+                connect: None,
+            },
+        ));
+    }
+    let mut v = [0u64; 6];
+    for x in &mut v {
+        *x = get(b)?;
+    }
+    let mut rtt = [0u64; RTT_SLOTS];
+    for _ in 0..get(b)? {
+        let (&slot, rest) = b.split_first().ok_or(Malformed("truncated"))?;
+        *b = rest;
+        *rtt.get_mut(slot as usize).ok_or(Malformed("rtt slot"))? = get(b)?;
+    }
+    let syns = Syns {
+        sent: v[3],
+        lost: v[4],
+        slow: v[5],
+    };
+    Ok((
+        delta,
+        Counts {
+            attempts: v[0],
+            remote: v[1],
+            local: v[2],
+            connect: Some((syns, rtt)),
+        },
+    ))
+}
+
+/// The records of one series, oldest first.
+struct Records<'a> {
+    bytes: &'a [u8],
+    minute: i64,
+}
+
+impl Iterator for Records<'_> {
+    type Item = (i64, Counts);
+
+    fn next(&mut self) -> Option<(i64, Counts)> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        // The book wrote every record itself: one that does not read
+        // back is a bug, and the rest of the series is passed over.
+        let (delta, counts) = decode(&mut self.bytes).ok()?;
+        self.minute += delta;
+        Some((self.minute, counts))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,45 @@
+//! What the writer hands on once a transaction is durable: the minute rows
+//! as they now stand, the failures and retransmits added, and the series
+//! first met. State kept in memory beside the store (the evidence's cells)
+//! follows the store from it, and never sees a batch that was rolled back
+//! or a retry that stored nothing.
+
+use std::sync::{Arc, OnceLock};
+
+/// A series the writer met for the first time since it started (or since
+/// a rollback made it forget its ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NewSeries {
+    /// Its id.
+    pub(crate) series: i64,
+    /// Measuring region.
+    pub(crate) src_region: String,
+    /// Target name.
+    pub(crate) target: String,
+    /// The target's labels (JSON object), as stored.
+    pub(crate) labels: String,
+    /// The address; empty for the target's DNS lookups.
+    pub(crate) address: String,
+}
+
+/// One commit's changes.
+#[derive(Debug)]
+pub(crate) struct Committed<'a> {
+    /// Series first met, before any row of theirs.
+    pub(crate) series: &'a [NewSeries],
+    /// Every minute row written, as it now stands: (series, minute, the
+    /// row's encoding, as [`super::Minute::decode`] reads it).
+    pub(crate) minutes: &'a [(i64, i64, &'a [u8])],
+    /// Failures kept in detail: (series, µs since the epoch, outcome).
+    pub(crate) failures: &'a [(i64, i64, &'a str)],
+    /// Successful connects that sent a SYN again: (series, µs since the
+    /// epoch).
+    pub(crate) retransmits: &'a [(i64, i64)],
+}
+
+/// Called on the writer's thread after each commit, in commit order.
+pub(crate) type Sink = Box<dyn Fn(&Committed<'_>) + Send + Sync>;
+
+/// Where the writer finds its sink: set once, after the state it feeds
+/// was loaded from the store and before the first batch.
+pub(super) type SinkSlot = Arc<OnceLock<Sink>>;
