@@ -501,7 +501,7 @@ fn read_hour(fleet: &Fleet) {
     drop(assessment);
     // The collector's way: the cells kept in memory as batches are
     // stored, loaded from the store once at start.
-    let rss0 = self_status_kib("VmRSS:");
+    let rss0 = self_status_kib("RssAnon:");
     let t = Instant::now();
     let book = vantage_collector::Book::from_store(
         &store,
@@ -511,11 +511,11 @@ fn read_hour(fleet: &Fleet) {
     .unwrap();
     let (series, bytes) = book.size();
     println!(
-        "evidence: the cells loaded from the store in {:.2} s: {series} series, {:.1} MiB of minutes ({:.0} bytes per series), RSS +{:.1} MiB",
+        "evidence: the cells loaded from the store in {:.2} s: {series} series, {:.1} MiB of minutes ({:.0} bytes per series), heap +{:.1} MiB (RssAnon)",
         t.elapsed().as_secs_f64(),
         bytes as f64 / 1048576.0,
         bytes as f64 / series.max(1) as f64,
-        (self_status_kib("VmRSS:").saturating_sub(rss0)) as f64 / 1024.0
+        (self_status_kib("RssAnon:").saturating_sub(rss0)) as f64 / 1024.0
     );
     for i in 0..3 {
         let t = Instant::now();

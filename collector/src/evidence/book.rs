@@ -110,6 +110,49 @@ struct Live {
     failures: Vec<(i64, u16)>,
     /// Successful connects that sent a SYN again, oldest first.
     retransmits: Vec<i64>,
+    /// What its minutes before the recent window add up to, kept until
+    /// the window moves or one of those minutes changes.
+    base: Option<Base>,
+}
+
+/// The sums of a series' minutes from `first_minute` to before `cut` (of
+/// the baseline, and before the latency window: what every evaluation in
+/// the same minute reads the same), and where its later minutes start.
+#[derive(Debug, Clone, Default)]
+struct Base {
+    first_minute: i64,
+    cut: i64,
+    /// Whether it has any such minute.
+    any: bool,
+    attempts: u64,
+    failures: u64,
+    syns: Syns,
+    /// Summed RTT histograms, if any of them was a connect minute.
+    rtt: Option<[u64; RTT_SLOTS]>,
+    /// The byte offset of the first later minute, and the minute of the
+    /// record before it.
+    offset: usize,
+    minute_before: i64,
+}
+
+impl Base {
+    /// An empty cell of `meta` holding these sums.
+    fn cell(&self, meta: &Meta) -> Cell {
+        let mut c = Cell::named(
+            meta.src_region.clone(),
+            meta.target.clone(),
+            meta.group.clone(),
+            meta.control,
+            meta.address.clone(),
+        );
+        c.baseline_attempts = self.attempts;
+        c.baseline_failures = self.failures;
+        c.syn_baseline = self.syns;
+        if let Some(rtt) = &self.rtt {
+            c.rtt_baseline = rtt.to_vec();
+        }
+        c
+    }
 }
 
 impl Book {
@@ -260,20 +303,17 @@ impl Book {
         inner.trim(first_minute, recent_us);
         let Inner {
             cells, outcomes, ..
-        } = &*inner;
+        } = &mut *inner;
         let mut out: Vec<(i64, Cell)> = Vec::with_capacity(cells.len());
-        for (&series, live) in cells {
-            let mut cell: Option<Cell> = None;
-            for (minute, counts) in live.records() {
+        for (&series, live) in cells.iter_mut() {
+            let base = live.base(first_minute, recent_minute, now_minute);
+            let mut cell: Option<Cell> = base.any.then(|| base.cell(&live.meta));
+            for (minute, counts) in live.records_from(base.offset, base.minute_before) {
                 if minute > now_minute {
                     break;
                 }
-                cell.get_or_insert_with(|| live.empty_cell()).add(
-                    minute,
-                    &counts,
-                    recent_minute,
-                    now_minute,
-                );
+                cell.get_or_insert_with(|| Base::default().cell(&live.meta))
+                    .add(minute, &counts, recent_minute, now_minute);
             }
             let Some(mut cell) = cell else {
                 continue;
@@ -335,30 +375,78 @@ impl Live {
             before_last: 0,
             failures: Vec::new(),
             retransmits: Vec::new(),
+            base: None,
         }
-    }
-
-    fn empty_cell(&self) -> Cell {
-        let m = &self.meta;
-        Cell::named(
-            m.src_region.clone(),
-            m.target.clone(),
-            m.group.clone(),
-            m.control,
-            m.address.clone(),
-        )
     }
 
     /// Its minutes, oldest first.
     fn records(&self) -> Records<'_> {
+        self.records_from(0, self.first)
+    }
+
+    /// Its minutes from the record at byte `offset`, the one before which
+    /// was of `minute_before`.
+    fn records_from(&self, offset: usize, minute_before: i64) -> Records<'_> {
         Records {
-            bytes: &self.records,
-            minute: self.first,
+            bytes: &self.records[offset..],
+            minute: minute_before,
         }
+    }
+
+    /// Its baseline sums for the window whose baseline starts at
+    /// `first_minute`, whose recent part at `recent_minute` and which
+    /// ends in `now_minute`: the minutes before both the recent part and
+    /// the latency window.
+    fn base(&mut self, first_minute: i64, recent_minute: i64, now_minute: i64) -> Base {
+        let cut = recent_minute.min(now_minute - cells::LATENCY_WINDOW_MINUTES + 1);
+        if let Some(b) = &self.base {
+            if (b.first_minute, b.cut) == (first_minute, cut) {
+                return b.clone();
+            }
+        }
+        let mut b = Base {
+            first_minute,
+            cut,
+            minute_before: self.first,
+            ..Base::default()
+        };
+        let mut rest: &[u8] = &self.records;
+        let mut minute = self.first;
+        while !rest.is_empty() {
+            let mut next = rest;
+            let Ok((delta, c)) = decode(&mut next) else {
+                break;
+            };
+            if minute + delta >= cut {
+                break;
+            }
+            minute += delta;
+            rest = next;
+            b.minute_before = minute;
+            if minute < first_minute {
+                continue;
+            }
+            b.any = true;
+            b.attempts += c.attempts;
+            b.failures += c.remote;
+            if let Some((syns, rtt)) = &c.connect {
+                b.syns.add(*syns);
+                let sum = b.rtt.get_or_insert([0; RTT_SLOTS]);
+                for (a, n) in sum.iter_mut().zip(rtt) {
+                    *a += n;
+                }
+            }
+        }
+        b.offset = self.records.len() - rest.len();
+        self.base = Some(b.clone());
+        b
     }
 
     /// The minute `minute` is now `counts` (the row as it now stands).
     fn set(&mut self, minute: i64, counts: &Counts) {
+        if self.base.as_ref().is_some_and(|b| minute < b.cut) {
+            self.base = None;
+        }
         if self.records.is_empty() {
             self.first = minute;
             self.before_last = minute;
@@ -395,6 +483,7 @@ impl Live {
 
     /// Its minutes are `rows` (oldest first).
     fn encode_all(&mut self, rows: &[(i64, Counts)]) {
+        self.base = None;
         self.records.clear();
         let Some(&(first, _)) = rows.first() else {
             return;

@@ -201,7 +201,12 @@ fn from_store(store: &Store, now_us: i64) -> Vec<Cell> {
 
 /// Runs a history; how many judgments found `db` failing.
 fn run(steps: &[Step], name: &str) -> Result<usize, TestCaseError> {
-    let dir = std::env::temp_dir().join(format!("vantage-book-{name}-{}", std::process::id()));
+    // A directory of its own per run: a store dropped a moment ago may
+    // still have its files open.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("vantage-book-{name}-{}-{run}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

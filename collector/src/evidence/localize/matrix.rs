@@ -1,5 +1,6 @@
 //! The region x target matrix the rules vote on: one status per pair,
-//! from the judged cells of that region and target.
+//! from the judged cells of that region and target. It borrows the cells'
+//! names: built on every evaluation over every cell, it copies none.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,16 +9,16 @@ use super::Judged;
 /// Region x target status from cells: a pair is failing when any of its
 /// cells fails, healthy when it has a healthy cell and no failing one, and
 /// unknown (absent from `known`) otherwise.
-pub(super) struct Matrix {
-    pub(super) regions: BTreeSet<String>,
-    pub(super) targets: BTreeSet<String>,
+pub(super) struct Matrix<'a> {
+    pub(super) regions: BTreeSet<&'a str>,
+    pub(super) targets: BTreeSet<&'a str>,
     /// Region to target to failing (`true`) or healthy (`false`).
-    known: BTreeMap<String, BTreeMap<String, bool>>,
-    groups: BTreeMap<String, String>,
+    known: BTreeMap<&'a str, BTreeMap<&'a str, bool>>,
+    groups: BTreeMap<&'a str, &'a str>,
 }
 
-impl Matrix {
-    pub(super) fn new(cells: &[&Judged<'_>]) -> Matrix {
+impl<'a> Matrix<'a> {
+    pub(super) fn new(cells: &[&'a Judged<'a>]) -> Matrix<'a> {
         let mut m = Matrix {
             regions: BTreeSet::new(),
             targets: BTreeSet::new(),
@@ -25,17 +26,14 @@ impl Matrix {
             groups: BTreeMap::new(),
         };
         for j in cells {
-            let (r, t) = (&j.cell.src_region, &j.cell.target);
-            m.regions.insert(r.clone());
-            m.targets.insert(t.clone());
-            m.groups.insert(t.clone(), j.cell.group.clone());
+            let (r, t) = (j.cell.src_region.as_str(), j.cell.target.as_str());
+            m.regions.insert(r);
+            if m.targets.insert(t) {
+                m.groups.insert(t, &j.cell.group);
+            }
             let failing = j.failing.is_some();
             if failing || j.healthy {
-                *m.known
-                    .entry(r.clone())
-                    .or_default()
-                    .entry(t.clone())
-                    .or_insert(failing) |= failing;
+                *m.known.entry(r).or_default().entry(t).or_insert(failing) |= failing;
             }
         }
         m
@@ -53,20 +51,22 @@ impl Matrix {
         self.state(r, t) == Some(false)
     }
 
-    pub(super) fn group<'a>(&'a self, t: &'a str) -> &'a str {
-        self.groups.get(t).map_or(t, String::as_str)
+    pub(super) fn group<'b>(&'b self, t: &'b str) -> &'b str {
+        self.groups.get(t).copied().unwrap_or(t)
     }
 
-    pub(super) fn known_regions(&self, t: &str) -> Vec<&String> {
+    pub(super) fn known_regions(&self, t: &str) -> Vec<&'a str> {
         self.regions
             .iter()
+            .copied()
             .filter(|r| self.state(r, t).is_some())
             .collect()
     }
 
-    pub(super) fn failing_regions(&self, t: &str) -> Vec<&String> {
+    pub(super) fn failing_regions(&self, t: &str) -> Vec<&'a str> {
         self.regions
             .iter()
+            .copied()
             .filter(|r| self.is_failing(r, t))
             .collect()
     }
@@ -75,13 +75,13 @@ impl Matrix {
         self.regions
             .iter()
             .filter(|r| self.is_healthy(r, t))
-            .cloned()
+            .map(|r| r.to_string())
             .collect()
     }
 
-    pub(super) fn known_targets(&self, r: &str) -> Vec<&String> {
+    pub(super) fn known_targets(&self, r: &str) -> Vec<&'a str> {
         self.known
             .get(r)
-            .map_or_else(Vec::new, |m| m.keys().collect())
+            .map_or_else(Vec::new, |m| m.keys().copied().collect())
     }
 }

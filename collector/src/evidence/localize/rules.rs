@@ -30,7 +30,7 @@ pub(super) fn localize_judged(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -
     // The region x target matrix from what addresses leave unexplained.
     let remaining: Vec<&Judged<'_>> = connect
         .iter()
-        .filter(|j| !explained.contains(&key(j.cell)))
+        .filter(|j| explained.is_empty() || !explained.contains(&key(j.cell)))
         .copied()
         .collect();
     let status = Matrix::new(&remaining);
@@ -57,12 +57,18 @@ pub(super) fn localize_judged(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -
 /// Addresses: one address of a target failing in a quorum of regions
 /// while a sibling address works in a quorum of its regions. Also returns
 /// the cells these findings explain, which the other rules then leave out.
-fn address_findings(connect: &[&Judged<'_>]) -> (Vec<Finding>, BTreeSet<CellKey>) {
+fn address_findings<'a>(connect: &[&'a Judged<'a>]) -> (Vec<Finding>, BTreeSet<CellKey<'a>>) {
     let mut findings = Vec::new();
-    let mut explained: BTreeSet<CellKey> = BTreeSet::new();
-    let targets: BTreeSet<&str> = connect.iter().map(|j| j.cell.target.as_str()).collect();
-    for t in &targets {
-        let of_t: Vec<&&Judged<'_>> = connect.iter().filter(|j| j.cell.target == *t).collect();
+    let mut explained: BTreeSet<CellKey<'a>> = BTreeSet::new();
+    // Only a target with a failing cell can have a failing address.
+    let mut targets: BTreeMap<&str, Vec<&&Judged<'_>>> = BTreeMap::new();
+    for j in connect {
+        targets.entry(j.cell.target.as_str()).or_default().push(j);
+    }
+    for of_t in targets.values() {
+        if !of_t.iter().any(|j| j.failing.is_some()) {
+            continue;
+        }
         let addresses: BTreeSet<&str> = of_t
             .iter()
             .filter_map(|j| j.cell.address.as_deref())
@@ -119,13 +125,13 @@ fn address_findings(connect: &[&Judged<'_>]) -> (Vec<Finding>, BTreeSet<CellKey>
 }
 
 /// Targets that a quorum of the regions with data (at least two) fail to.
-fn target_side(status: &Matrix) -> BTreeSet<String> {
+fn target_side<'a>(status: &Matrix<'a>) -> BTreeSet<&'a str> {
     let mut target_side = BTreeSet::new();
-    for t in &status.targets {
+    for &t in &status.targets {
         let known = status.known_regions(t);
         let failing = status.failing_regions(t);
         if known.len() >= 2 && meets_quorum(failing.len(), known.len()) {
-            target_side.insert(t.clone());
+            target_side.insert(t);
         }
     }
     target_side
@@ -134,15 +140,15 @@ fn target_side(status: &Matrix) -> BTreeSet<String> {
 /// Global when most targets (at least three) are target-side: a shared
 /// cause, no single target to blame.
 fn global_finding(
-    status: &Matrix,
+    status: &Matrix<'_>,
     remaining: &[&Judged<'_>],
-    target_side: &BTreeSet<String>,
+    target_side: &BTreeSet<&str>,
 ) -> Option<Finding> {
     let all_targets = status.targets.len();
     if target_side.len() >= 3 && meets_quorum(target_side.len(), all_targets) {
         let cells: Vec<&Judged<'_>> = remaining
             .iter()
-            .filter(|j| j.failing.is_some() && target_side.contains(&j.cell.target))
+            .filter(|j| j.failing.is_some() && target_side.contains(j.cell.target.as_str()))
             .copied()
             .collect();
         return Some(finding(
@@ -159,17 +165,19 @@ fn global_finding(
 
 /// Target-side: one finding per target that most of its regions fail to.
 fn target_findings(
-    status: &Matrix,
+    status: &Matrix<'_>,
     remaining: &[&Judged<'_>],
-    target_side: &BTreeSet<String>,
+    target_side: &BTreeSet<&str>,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for t in target_side {
-        let cells: Vec<&Judged<'_>> = remaining
-            .iter()
-            .filter(|j| j.failing.is_some() && &j.cell.target == t)
-            .copied()
-            .collect();
+    let mut failing: BTreeMap<&str, Vec<&Judged<'_>>> = BTreeMap::new();
+    for j in remaining.iter().filter(|j| j.failing.is_some()) {
+        if target_side.contains(j.cell.target.as_str()) {
+            failing.entry(&j.cell.target).or_default().push(j);
+        }
+    }
+    for &t in target_side {
+        let cells = failing.remove(t).unwrap_or_default();
         let known = status.known_regions(t).len();
         let healthy = status.healthy_regions(t);
         findings.push(finding(
@@ -187,33 +195,33 @@ fn target_findings(
 /// Source-side: a region failing to most of the other targets, across
 /// more than one group. Also returns those regions, which the paths leave
 /// out.
-fn source_findings(
-    status: &Matrix,
+fn source_findings<'a>(
+    status: &Matrix<'a>,
     remaining: &[&Judged<'_>],
-    target_side: &BTreeSet<String>,
-) -> (Vec<Finding>, BTreeSet<String>) {
+    target_side: &BTreeSet<&str>,
+) -> (Vec<Finding>, BTreeSet<&'a str>) {
     let mut findings = Vec::new();
     let mut source_side = BTreeSet::new();
-    for r in &status.regions {
-        let known: Vec<&String> = status
+    for &r in &status.regions {
+        let known: Vec<&str> = status
             .known_targets(r)
             .into_iter()
-            .filter(|t| !target_side.contains(*t))
+            .filter(|t| !target_side.contains(t))
             .collect();
-        let failing: Vec<&String> = known
+        let failing: Vec<&str> = known
             .iter()
             .filter(|t| status.is_failing(r, t))
             .copied()
             .collect();
         let groups: BTreeSet<&str> = failing.iter().map(|t| status.group(t)).collect();
         if known.len() >= 3 && groups.len() >= 2 && meets_quorum(failing.len(), known.len()) {
-            source_side.insert(r.clone());
+            source_side.insert(r);
             let cells: Vec<&Judged<'_>> = remaining
                 .iter()
                 .filter(|j| {
                     j.failing.is_some()
-                        && &j.cell.src_region == r
-                        && !target_side.contains(&j.cell.target)
+                        && j.cell.src_region == r
+                        && !target_side.contains(j.cell.target.as_str())
                 })
                 .copied()
                 .collect();
@@ -235,39 +243,39 @@ fn source_findings(
 /// other region reaches the same targets or the region reaches no other
 /// group.
 fn path_findings(
-    status: &Matrix,
+    status: &Matrix<'_>,
     remaining: &[&Judged<'_>],
-    target_side: &BTreeSet<String>,
-    source_side: &BTreeSet<String>,
+    target_side: &BTreeSet<&str>,
+    source_side: &BTreeSet<&str>,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let mut paths: BTreeMap<(String, String), Vec<&Judged<'_>>> = BTreeMap::new();
+    let mut paths: BTreeMap<(&str, &str), Vec<&Judged<'_>>> = BTreeMap::new();
     for j in remaining {
         if j.failing.is_some()
-            && !target_side.contains(&j.cell.target)
-            && !source_side.contains(&j.cell.src_region)
+            && !target_side.contains(j.cell.target.as_str())
+            && !source_side.contains(j.cell.src_region.as_str())
         {
             paths
-                .entry((j.cell.src_region.clone(), j.cell.group.clone()))
+                .entry((&j.cell.src_region, &j.cell.group))
                 .or_default()
                 .push(j);
         }
     }
     for ((r, g), cells) in paths {
-        let failing: Vec<&String> = cells
+        let failing: Vec<&str> = cells
             .iter()
-            .map(|j| &j.cell.target)
+            .map(|j| j.cell.target.as_str())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
         let in_group = status
-            .known_targets(&r)
+            .known_targets(r)
             .into_iter()
             .filter(|t| status.group(t) == g)
             .count();
-        let alternatives = alternatives(status, &r, &failing);
+        let alternatives = alternatives(status, r, &failing);
         let reaches_elsewhere = status
-            .known_targets(&r)
+            .known_targets(r)
             .into_iter()
             .any(|t| status.group(t) != g && status.is_healthy(&r, t));
         let scope = if !alternatives.is_empty() && reaches_elsewhere {
@@ -279,7 +287,7 @@ fn path_findings(
             scope,
             &cells,
             alternatives,
-            Some(g.clone()),
+            Some(g.to_string()),
             None,
             format!("{} of {in_group} targets in {g}", failing.len()),
         ));
@@ -291,19 +299,28 @@ fn path_findings(
 /// region and one name.
 fn dns_findings(dns: &[&Judged<'_>]) -> Vec<Finding> {
     let mut out = Vec::new();
+    // Only failing cells make findings; the matrix counts the rest.
+    let failing_cells: Vec<&Judged<'_>> = dns
+        .iter()
+        .filter(|j| j.failing.is_some())
+        .copied()
+        .collect();
+    if failing_cells.is_empty() {
+        return out;
+    }
     let status = Matrix::new(dns);
-    let mut explained: BTreeSet<(String, String)> = BTreeSet::new();
-    for t in &status.targets {
+    let mut explained: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for &t in &status.targets {
         let known = status.known_regions(t);
         let failing = status.failing_regions(t);
         if known.len() >= 2 && meets_quorum(failing.len(), known.len()) {
-            let cells: Vec<&Judged<'_>> = dns
+            let cells: Vec<&Judged<'_>> = failing_cells
                 .iter()
-                .filter(|j| j.failing.is_some() && &j.cell.target == t)
+                .filter(|j| j.cell.target == t)
                 .copied()
                 .collect();
             for j in &cells {
-                explained.insert((j.cell.src_region.clone(), t.clone()));
+                explained.insert((&j.cell.src_region, t));
             }
             out.push(finding(
                 Scope::Dns,
@@ -315,26 +332,22 @@ fn dns_findings(dns: &[&Judged<'_>]) -> Vec<Finding> {
             ));
         }
     }
-    for r in &status.regions {
-        let cells: Vec<&Judged<'_>> = dns
+    for &r in &status.regions {
+        let cells: Vec<&Judged<'_>> = failing_cells
             .iter()
-            .filter(|j| {
-                j.failing.is_some()
-                    && &j.cell.src_region == r
-                    && !explained.contains(&(r.clone(), j.cell.target.clone()))
-            })
+            .filter(|j| j.cell.src_region == r && !explained.contains(&(r, j.cell.target.as_str())))
             .copied()
             .collect();
         if cells.is_empty() {
             continue;
         }
-        let names: BTreeSet<&String> = cells.iter().map(|j| &j.cell.target).collect();
+        let names: BTreeSet<&str> = cells.iter().map(|j| j.cell.target.as_str()).collect();
         let known = status.known_targets(r).len();
         let alternatives: Vec<String> = status
             .regions
             .iter()
-            .filter(|o| *o != r && names.iter().all(|t| status.is_healthy(o, t)))
-            .cloned()
+            .filter(|o| **o != r && names.iter().all(|t| status.is_healthy(o, t)))
+            .map(|o| o.to_string())
             .collect();
         out.push(finding(
             Scope::Dns,
@@ -349,10 +362,10 @@ fn dns_findings(dns: &[&Judged<'_>]) -> Vec<Finding> {
 }
 
 /// A connect cell's identity: region, target and address.
-type CellKey = (String, String, Option<String>);
+type CellKey<'a> = (&'a str, &'a str, Option<&'a str>);
 
-fn key(c: &Cell) -> CellKey {
-    (c.src_region.clone(), c.target.clone(), c.address.clone())
+fn key(c: &Cell) -> CellKey<'_> {
+    (&c.src_region, &c.target, c.address.as_deref())
 }
 
 fn regions_of(cells: &[&Judged<'_>]) -> BTreeSet<String> {
@@ -360,11 +373,11 @@ fn regions_of(cells: &[&Judged<'_>]) -> BTreeSet<String> {
 }
 
 /// Regions other than `r` that reach every one of `targets`.
-fn alternatives(status: &Matrix, r: &str, targets: &[&String]) -> Vec<String> {
+fn alternatives(status: &Matrix<'_>, r: &str, targets: &[&str]) -> Vec<String> {
     status
         .regions
         .iter()
-        .filter(|o| o.as_str() != r && targets.iter().all(|t| status.is_healthy(o, t)))
-        .cloned()
+        .filter(|o| **o != r && targets.iter().all(|t| status.is_healthy(o, t)))
+        .map(|o| o.to_string())
         .collect()
 }
