@@ -399,10 +399,12 @@ impl Live {
     /// the latency window.
     fn base(&mut self, first_minute: i64, recent_minute: i64, now_minute: i64) -> Base {
         let cut = recent_minute.min(now_minute - cells::LATENCY_WINDOW_MINUTES + 1);
-        if let Some(b) = &self.base {
-            if (b.first_minute, b.cut) == (first_minute, cut) {
-                return b.clone();
-            }
+        if let Some(b) = self
+            .base
+            .as_ref()
+            .filter(|b| (b.first_minute, b.cut) == (first_minute, cut))
+        {
+            return b.clone();
         }
         let mut b = Base {
             first_minute,

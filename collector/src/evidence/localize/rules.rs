@@ -277,7 +277,7 @@ fn path_findings(
         let reaches_elsewhere = status
             .known_targets(r)
             .into_iter()
-            .any(|t| status.group(t) != g && status.is_healthy(&r, t));
+            .any(|t| status.group(t) != g && status.is_healthy(r, t));
         let scope = if !alternatives.is_empty() && reaches_elsewhere {
             Scope::Path
         } else {
