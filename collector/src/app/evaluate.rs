@@ -71,6 +71,6 @@ async fn evaluate(app: &App) -> anyhow::Result<()> {
     drop(tracker);
     // Readers see this judgment from now on: the one the incidents just
     // written were judged on.
-    app.judge.publish(Arc::new(assessment));
+    app.judge.publish(assessment);
     Ok(())
 }

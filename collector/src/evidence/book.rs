@@ -35,9 +35,9 @@ pub struct Book {
 struct Inner {
     /// Every series met, by id: the writer names a series once, the first
     /// time it meets it, so its names are kept while the writer knows it.
-    meta: HashMap<i64, Arc<Meta>>,
+    meta: HashMap<i64, Arc<Meta>, Ids>,
     /// The series with minutes in the window.
-    cells: HashMap<i64, Live>,
+    cells: HashMap<i64, Live, Ids>,
     /// Failure outcomes, by code.
     outcomes: Outcomes,
     /// Minutes before this one are gone (the start of the baseline of the
@@ -46,6 +46,36 @@ struct Inner {
     /// Failures and retransmits before this are gone (the start of its
     /// recent window's first minute).
     floor_us: i64,
+}
+
+/// Hashes the store's series ids: dense integers the store hands out, which
+/// no client chooses, so one multiply spreads them (SipHash cost more than
+/// the rest of a commit's update).
+#[derive(Debug, Default, Clone, Copy)]
+struct Ids;
+
+impl std::hash::BuildHasher for Ids {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_i64(&mut self, v: i64) {
+        self.0 = (v as u64 ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
 }
 
 /// The names of a series.
@@ -176,9 +206,15 @@ impl Book {
         let mut inner = book.inner.lock().expect("book lock");
         inner.floor_minute = first_minute;
         inner.floor_us = recent_us;
-        let mut minutes: HashMap<i64, Vec<(i64, Counts)>> = HashMap::new();
+        let Inner {
+            meta,
+            cells,
+            outcomes,
+            ..
+        } = &mut *inner;
+        // The store gives minutes in time order: each is appended.
         snap.minutes(first_minute, i64::MAX, |row| {
-            inner.meta.entry(row.series).or_insert_with(|| {
+            let m = meta.entry(row.series).or_insert_with(|| {
                 Arc::new(Meta::new(
                     row.src_region,
                     row.target,
@@ -186,20 +222,11 @@ impl Book {
                     row.address,
                 ))
             });
-            minutes
+            cells
                 .entry(row.series)
-                .or_default()
-                .push((row.minute, Counts::of(&row.data)));
+                .or_insert_with(|| Live::new(m.clone()))
+                .set(row.minute, &Counts::of(&row.data));
         })?;
-        for (series, mut rows) in minutes {
-            rows.sort_by_key(|(m, _)| *m);
-            let mut live = Live::new(inner.meta[&series].clone());
-            live.encode_all(&rows);
-            inner.cells.insert(series, live);
-        }
-        let Inner {
-            cells, outcomes, ..
-        } = &mut *inner;
         snap.failure_outcomes(recent_us, i64::MAX, |series, at, outcome| {
             if let Some(live) = cells.get_mut(&series) {
                 live.failures.push((at, outcomes.code(outcome)));

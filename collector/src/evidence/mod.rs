@@ -77,6 +77,29 @@ pub struct Assessment {
     pub alpha: f64,
 }
 
+/// A judgment as readers are shown it: when, its findings, and each
+/// target's view from every region (what reachability answers), without
+/// the cells (a fleet's worth of them is not kept between evaluations).
+#[derive(Debug)]
+pub struct Judgment {
+    /// When (µs since the epoch).
+    pub at_us: i64,
+    /// The localized faults.
+    pub findings: Vec<Finding>,
+    views: reachability::Views,
+}
+
+impl Judgment {
+    /// What readers are shown of `a`.
+    pub(crate) fn of(a: Assessment) -> Judgment {
+        Judgment {
+            views: reachability::Views::of(&a),
+            at_us: a.at_us,
+            findings: a.findings,
+        }
+    }
+}
+
 /// Judges the store's data at `now`, with the fleet's probes as they are;
 /// cells the open incidents `held` stay failing at the looser bound.
 pub fn assess(
@@ -165,7 +188,7 @@ pub struct Judge {
     fleet: Arc<Fleet>,
     params: Params,
     held: Arc<RwLock<Held>>,
-    last: Arc<RwLock<Option<Arc<Assessment>>>>,
+    last: Arc<RwLock<Option<Arc<Judgment>>>>,
     /// Held while the judgment before the loop's first is made: one at a
     /// time, however many readers ask.
     first: Arc<Mutex<()>>,
@@ -196,15 +219,15 @@ impl Judge {
     /// written, so the findings API, reachability and the alert webhook
     /// show what the incidents were judged on, and no request judges
     /// again.
-    pub(crate) fn publish(&self, a: Arc<Assessment>) {
-        *self.last.write().expect("judgment lock") = Some(a);
+    pub(crate) fn publish(&self, a: Assessment) {
+        *self.last.write().expect("judgment lock") = Some(Arc::new(Judgment::of(a)));
     }
 
     /// The last judgment published. Before the loop's first (one
     /// `evaluate_every` after start), one judgment made now and kept
     /// until the loop's replaces it, however many ask. Blocking: it may
     /// read the store.
-    pub fn latest(&self, now: SystemTime) -> Result<Arc<Assessment>, StoreError> {
+    pub fn latest(&self, now: SystemTime) -> Result<Arc<Judgment>, StoreError> {
         if let Some(a) = self.last.read().expect("judgment lock").clone() {
             return Ok(a);
         }
@@ -212,7 +235,7 @@ impl Judge {
         if let Some(a) = self.last.read().expect("judgment lock").clone() {
             return Ok(a);
         }
-        let a = Arc::new(self.assess(now)?);
+        let a = Arc::new(Judgment::of(self.assess(now)?));
         let mut last = self.last.write().expect("judgment lock");
         Ok(last.get_or_insert(a).clone())
     }

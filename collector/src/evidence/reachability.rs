@@ -2,14 +2,14 @@
 //! on "I can't reach it" (`GET /api/v1/reachability?target=T[&from=R]`).
 //! A target one region cannot reach while others can is not down.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use vantage_probe::result::Timestamp;
 
-use super::Assessment;
 use super::cells::State as CellState;
 use super::localize::{Finding, Scope};
+use super::{Assessment, Judgment};
 
 /// One region's view of a target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,36 +50,53 @@ pub(crate) struct Reachability {
     pub findings: Vec<Finding>,
 }
 
-/// The reachability of `target` in an assessment.
-pub(crate) fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachability {
-    let mut regions: BTreeMap<String, RegionView> = BTreeMap::new();
-    for c in a
-        .cells
-        .iter()
-        .filter(|c| c.target == target && c.address.is_some())
-    {
-        let v = regions
-            .entry(c.src_region.clone())
-            .or_insert_with(|| RegionView {
-                src_region: c.src_region.clone(),
-                state: "unknown".into(),
-                attempts: 0,
-                failures: 0,
-                reasons: BTreeMap::new(),
-            });
-        v.attempts += c.attempts;
-        match c.state(a.at_us, a.alpha) {
-            CellState::Failing(f) => {
-                v.state = "failing".into();
-                v.failures += f.failures;
-                for (k, n) in f.reasons {
-                    *v.reasons.entry(k).or_insert(0) += n;
+/// Every target's view from each region, as an assessment's cells give it:
+/// what reachability answers from, kept with the published judgment
+/// instead of the cells themselves.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Views(HashMap<String, BTreeMap<String, RegionView>>);
+
+impl Views {
+    /// The views of `a`'s connect cells.
+    pub(crate) fn of(a: &Assessment) -> Views {
+        let mut out: HashMap<String, BTreeMap<String, RegionView>> = HashMap::new();
+        for c in a.cells.iter().filter(|c| c.address.is_some()) {
+            let of_target = match out.get_mut(&c.target) {
+                Some(m) => m,
+                None => out.entry(c.target.clone()).or_default(),
+            };
+            let v = match of_target.get_mut(&c.src_region) {
+                Some(v) => v,
+                None => of_target
+                    .entry(c.src_region.clone())
+                    .or_insert_with(|| RegionView {
+                        src_region: c.src_region.clone(),
+                        state: "unknown".into(),
+                        attempts: 0,
+                        failures: 0,
+                        reasons: BTreeMap::new(),
+                    }),
+            };
+            v.attempts += c.attempts;
+            match c.state(a.at_us, a.alpha) {
+                CellState::Failing(f) => {
+                    v.state = "failing".into();
+                    v.failures += f.failures;
+                    for (k, n) in f.reasons {
+                        *v.reasons.entry(k).or_insert(0) += n;
+                    }
                 }
+                CellState::Healthy if v.state == "unknown" => v.state = "reachable".into(),
+                _ => {}
             }
-            CellState::Healthy if v.state == "unknown" => v.state = "reachable".into(),
-            _ => {}
         }
+        Views(out)
     }
+}
+
+/// The reachability of `target` in a judgment.
+pub(crate) fn judge(j: &Judgment, target: &str, from: Option<&str>) -> Reachability {
+    let regions = j.views.0.get(target).cloned().unwrap_or_default();
     let regions: Vec<RegionView> = regions.into_values().collect();
     let names = |state: &str| -> Vec<String> {
         regions
@@ -89,7 +106,7 @@ pub(crate) fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachab
             .collect()
     };
     let (reachable_from, failing_from) = (names("reachable"), names("failing"));
-    let findings: Vec<Finding> = a
+    let findings: Vec<Finding> = j
         .findings
         .iter()
         .filter(|f| f.targets.iter().any(|t| t == target))
@@ -111,7 +128,7 @@ pub(crate) fn judge(a: &Assessment, target: &str, from: Option<&str>) -> Reachab
     };
     Reachability {
         target: target.to_string(),
-        judged_at: Timestamp::from(crate::time::from_us(a.at_us)),
+        judged_at: Timestamp::from(crate::time::from_us(j.at_us)),
         verdict: verdict.to_string(),
         from: from.and_then(|r| regions.iter().find(|v| v.src_region == r).cloned()),
         reachable_from,

@@ -14,7 +14,7 @@ use super::extract::{Path, Query, Reader};
 use super::{blocking, time_param};
 use crate::evidence::incidents::{self, Event, Incident};
 use crate::evidence::reachability::{self, Reachability};
-use crate::evidence::{Assessment, Judge};
+use crate::evidence::{Judge, Judgment};
 use crate::report::{self, Report, Request};
 use crate::store::Store;
 use crate::time::us;
@@ -23,7 +23,7 @@ use vantage_probe::result::Timestamp;
 /// The evaluation loop's last judgment: a request never judges the fleet
 /// itself, so no reader can keep a core busy, and what it is shown is
 /// what the incidents were judged on.
-async fn latest(judge: Judge) -> Result<Arc<Assessment>, ApiError> {
+async fn latest(judge: Judge) -> Result<Arc<Judgment>, ApiError> {
     let now = SystemTime::now();
     blocking(move || judge.latest(now)).await
 }

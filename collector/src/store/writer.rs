@@ -9,7 +9,7 @@
 //! the store's own (incidents, alert evidence, the fleet's name) run in
 //! transactions of their own, in arrival order with the batches.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -74,7 +74,9 @@ pub(super) struct Writer {
 #[derive(Default)]
 struct Changes {
     series: Vec<NewSeries>,
-    keys: HashSet<(i64, i64)>,
+    /// (series, minute) of every row written; sorted and deduplicated
+    /// when handed on.
+    keys: Vec<(i64, i64)>,
     failures: Vec<(i64, i64, String)>,
     retransmits: Vec<(i64, i64)>,
 }
@@ -244,7 +246,7 @@ impl Writer {
             }
             return;
         }
-        self.hand_on(&changes);
+        self.hand_on(changes);
         self.open.trim();
         for (job, result) in jobs.into_iter().zip(results) {
             let _ = job.reply.send((result, job.batch));
@@ -256,10 +258,12 @@ impl Writer {
     /// Hands a committed group's changes to the sink, if there is one: the
     /// minute rows as they now stand (from the open minutes, else read
     /// back: a rollback in the group cleared them).
-    fn hand_on(&self, changes: &Changes) {
+    fn hand_on(&self, mut changes: Changes) {
         let Some(sink) = self.sink.get() else {
             return;
         };
+        changes.keys.sort_unstable();
+        changes.keys.dedup();
         let mut read_back: Vec<((i64, i64), Vec<u8>)> = Vec::new();
         for key in changes
             .keys
