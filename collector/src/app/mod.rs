@@ -97,6 +97,7 @@ impl App {
         );
         let sink = book.clone();
         store.on_commit(Box::new(move |c| sink.apply(c)));
+        Book::follow(&book).context("starting the evidence's book")?;
         let judge = Judge::new(store.clone(), book, fleet.clone(), params);
         // The incidents open at start hold their cells, as they did before.
         judge.hold(tracker.held());

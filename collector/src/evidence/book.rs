@@ -3,7 +3,9 @@
 //!
 //! The store's writer hands every commit to [`Book::apply`] (on its
 //! thread, after the transaction is durable): the minute rows as they now
-//! stand, and the failures and retransmits added. Per series the book keeps
+//! stand, and the failures and retransmits added. The writer only leaves a
+//! copy; a thread of the book's ([`Book::follow`]) applies it, and an
+//! evaluation applies whatever is left before it reads. Per series the book keeps
 //! what the evidence reads of each minute of the window ([`Counts`],
 //! varint-encoded, one buffer per series), and the recent failures and
 //! retransmits. [`Book::cells`] gives the same cells, in the same order,
@@ -12,13 +14,13 @@
 //! loaded from the store ([`Book::load`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::cells::{self, Cell, Counts, RTT_SLOTS, Syns, group_of};
 use super::{Assessment, Held, Params};
-use crate::store::committed::Committed;
+use crate::store::committed::{Committed, NewSeries};
 use crate::store::rollup::{Malformed, get, put};
 use crate::store::{Minute, Snapshot, Store, StoreError};
 use crate::time::{MINUTE_US, us};
@@ -29,6 +31,50 @@ use crate::time::{MINUTE_US, us};
 pub struct Book {
     params: Params,
     inner: Mutex<Inner>,
+    /// Commits the writer left, oldest first, and the signal that one was.
+    pending: Mutex<Vec<Owned>>,
+    ready: Condvar,
+}
+
+/// Commits left at most before the writer applies them itself.
+const PENDING: usize = 256;
+
+/// One commit's changes, copied off the writer's buffers.
+#[derive(Debug, Default)]
+struct Owned {
+    series: Vec<NewSeries>,
+    /// Every row's bytes, back to back.
+    rows: Vec<u8>,
+    /// (series, minute, start, end) of each row in `rows`.
+    minutes: Vec<(i64, i64, usize, usize)>,
+    failures: Vec<(i64, i64, String)>,
+    retransmits: Vec<(i64, i64)>,
+}
+
+impl Owned {
+    fn of(c: &Committed<'_>) -> Owned {
+        let mut rows = Vec::with_capacity(c.minutes.iter().map(|m| m.2.len()).sum());
+        let minutes = c
+            .minutes
+            .iter()
+            .map(|&(series, minute, row)| {
+                let start = rows.len();
+                rows.extend_from_slice(row);
+                (series, minute, start, rows.len())
+            })
+            .collect();
+        Owned {
+            series: c.series.to_vec(),
+            rows,
+            minutes,
+            failures: c
+                .failures
+                .iter()
+                .map(|&(s, at, o)| (s, at, o.to_string()))
+                .collect(),
+            retransmits: c.retransmits.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -191,6 +237,8 @@ impl Book {
         Book {
             params,
             inner: Mutex::default(),
+            pending: Mutex::default(),
+            ready: Condvar::new(),
         }
     }
 
@@ -272,51 +320,52 @@ impl Book {
         (inner.cells.len(), bytes)
     }
 
-    /// Takes one commit's changes (see [`Committed`]).
+    /// Takes one commit's changes (see [`Committed`]), on the writer's
+    /// thread: a copy is left for [`Book::follow`]'s thread (or the next
+    /// evaluation) to apply, so the writer never waits for an evaluation
+    /// and spends no time decoding. When [`PENDING`] commits wait already,
+    /// the writer applies them itself: the copies stay bounded.
     pub(crate) fn apply(&self, c: &Committed<'_>) {
+        let owned = Owned::of(c);
+        let mut pending = self.pending.lock().expect("book pending lock");
+        pending.push(owned);
+        if pending.len() < PENDING {
+            drop(pending);
+            self.ready.notify_one();
+            return;
+        }
+        drop(pending);
         let mut inner = self.inner.lock().expect("book lock");
-        let Inner {
-            meta,
-            cells,
-            outcomes,
-            floor_minute,
-            floor_us,
-        } = &mut *inner;
-        for s in c.series {
-            meta.entry(s.series).or_insert_with(|| {
-                Arc::new(Meta::new(&s.src_region, &s.target, &s.labels, &s.address))
-            });
+        self.drain(&mut inner);
+    }
+
+    /// Applies every commit left, in commit order.
+    fn drain(&self, inner: &mut Inner) {
+        let left = std::mem::take(&mut *self.pending.lock().expect("book pending lock"));
+        for c in &left {
+            inner.apply(c);
         }
-        for &(series, minute, row) in c.minutes {
-            if minute < *floor_minute {
-                continue;
-            }
-            let (Ok(data), Some(m)) = (Minute::decode(row), meta.get(&series)) else {
-                tracing::warn!(
-                    series,
-                    minute,
-                    "a committed minute the evidence cannot read"
-                );
-                continue;
-            };
-            cells
-                .entry(series)
-                .or_insert_with(|| Live::new(m.clone()))
-                .set(minute, &Counts::of(&data));
-        }
-        for &(series, at, outcome) in c.failures {
-            if let Some(live) = cells.get_mut(&series).filter(|_| at >= *floor_us) {
-                let code = outcomes.code(outcome);
-                let i = live.failures.partition_point(|(a, _)| *a <= at);
-                live.failures.insert(i, (at, code));
-            }
-        }
-        for &(series, at) in c.retransmits {
-            if let Some(live) = cells.get_mut(&series).filter(|_| at >= *floor_us) {
-                let i = live.retransmits.partition_point(|a| *a <= at);
-                live.retransmits.insert(i, at);
-            }
-        }
+    }
+
+    /// Applies the commits left by the writer on a thread of its own,
+    /// until the book is dropped.
+    pub(crate) fn follow(book: &Arc<Book>) -> std::io::Result<()> {
+        let weak = Arc::downgrade(book);
+        std::thread::Builder::new()
+            .name("vantage-book".into())
+            .spawn(move || {
+                while let Some(book) = weak.upgrade() {
+                    let pending = book.pending.lock().expect("book pending lock");
+                    let (pending, _) = book
+                        .ready
+                        .wait_timeout_while(pending, Duration::from_secs(1), |p| p.is_empty())
+                        .expect("book pending lock");
+                    drop(pending);
+                    let mut inner = book.inner.lock().expect("book lock");
+                    book.drain(&mut inner);
+                }
+            })
+            .map(drop)
     }
 
     /// Every cell with data in the window that ends at `now_us`, as
@@ -327,6 +376,7 @@ impl Book {
         let recent_minute = recent_us.div_euclid(MINUTE_US);
         let now_minute = now_us.div_euclid(MINUTE_US);
         let mut inner = self.inner.lock().expect("book lock");
+        self.drain(&mut inner);
         inner.trim(first_minute, recent_us);
         let Inner {
             cells, outcomes, ..
@@ -369,6 +419,59 @@ impl Book {
 }
 
 impl Inner {
+    /// Applies one commit's changes.
+    fn apply(&mut self, c: &Owned) {
+        let Inner {
+            meta,
+            cells,
+            outcomes,
+            floor_minute,
+            floor_us,
+        } = self;
+        for s in &c.series {
+            meta.entry(s.series).or_insert_with(|| {
+                Arc::new(Meta::new(&s.src_region, &s.target, &s.labels, &s.address))
+            });
+        }
+        for &(series, minute, start, end) in &c.minutes {
+            if minute < *floor_minute {
+                continue;
+            }
+            let Ok(data) = Minute::decode(&c.rows[start..end]) else {
+                tracing::warn!(
+                    series,
+                    minute,
+                    "a committed minute the evidence cannot read"
+                );
+                continue;
+            };
+            let live = match cells.entry(series) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let Some(m) = meta.get(&series) else {
+                        tracing::warn!(series, "a committed minute of a series never named");
+                        continue;
+                    };
+                    e.insert(Live::new(m.clone()))
+                }
+            };
+            live.set(minute, &Counts::of(&data));
+        }
+        for (series, at, outcome) in &c.failures {
+            if let Some(live) = cells.get_mut(series).filter(|_| *at >= *floor_us) {
+                let code = outcomes.code(outcome);
+                let i = live.failures.partition_point(|(a, _)| a <= at);
+                live.failures.insert(i, (*at, code));
+            }
+        }
+        for &(series, at) in &c.retransmits {
+            if let Some(live) = cells.get_mut(&series).filter(|_| at >= *floor_us) {
+                let i = live.retransmits.partition_point(|a| *a <= at);
+                live.retransmits.insert(i, at);
+            }
+        }
+    }
+
     /// Drops minutes before `first_minute`, and failures and retransmits
     /// before `recent_us`; floors only rise.
     fn trim(&mut self, first_minute: i64, recent_us: i64) {
