@@ -629,14 +629,23 @@ impl Live {
             self.before_last = self.last;
             self.last = *minute;
         }
+        self.records.shrink_to_fit();
     }
 }
+
+/// Room a series' buffer grows by: a few records at a time, not doubled
+/// (150,000 buffers of half a kilobyte each would keep as much again
+/// unused).
+const GROW: usize = 64;
 
 /// One minute's counts: the minutes since the record before it, then
 /// attempts, remote and local failures; for connects the SYNs (sent,
 /// lost, slow) and the RTT histogram as its non-zero slots (how many, then
 /// slot and count each). Lookups are marked by a kind byte.
 fn encode(out: &mut Vec<u8>, delta: i64, c: &Counts) {
+    if out.capacity() - out.len() < GROW / 2 {
+        out.reserve_exact(GROW);
+    }
     put(out, delta as u64);
     match &c.connect {
         None => {
