@@ -420,6 +420,13 @@ fn the_manifests_hold_the_security_and_wiring_rules() {
     assert_eq!(http_probe(c, "livenessProbe").unwrap().0, "/-/healthy");
     assert_eq!(http_probe(c, "readinessProbe").unwrap().0, "/-/ready");
     assert_eq!(c["livenessProbe"]["httpGet"]["scheme"], "HTTPS");
+    // Loading the evidence's cells before it serves takes tens of seconds
+    // for a big fleet: liveness must not kill it meanwhile.
+    assert_eq!(http_probe(c, "startupProbe").unwrap().0, "/-/healthy");
+    let startup = &c["startupProbe"];
+    let patience = startup["periodSeconds"].as_u64().unwrap_or(10)
+        * startup["failureThreshold"].as_u64().unwrap_or(3);
+    assert!(patience >= 120, "a startup probe that waits {patience} s");
     let claim = &sts["spec"]["volumeClaimTemplates"][0];
     let data = c["volumeMounts"]
         .as_array()
