@@ -3,8 +3,8 @@
 //!
 //! The store's writer hands every commit to [`Book::apply`] (on its
 //! thread, after the transaction is durable): the minute rows as they now
-//! stand, and the failures and retransmits added. The writer only leaves a
-//! copy; a thread of the book's ([`Book::follow`]) applies it, and an
+//! stand, and the failures and retransmits added. The writer only leaves
+//! them; a thread of the book's ([`Book::follow`]) applies them, and an
 //! evaluation applies whatever is left before it reads. Per series the book keeps
 //! what the evidence reads of each minute of the window ([`Counts`],
 //! varint-encoded, one buffer per series), and the recent failures and
@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use super::cells::{self, Cell, Counts, RTT_SLOTS, Syns, group_of};
 use super::{Assessment, Held, Params};
-use crate::store::committed::{Committed, NewSeries};
+use crate::store::committed::Committed;
 use crate::store::rollup::{Malformed, get, put};
 use crate::store::{Minute, Snapshot, Store, StoreError};
 use crate::time::{MINUTE_US, us};
@@ -32,50 +32,12 @@ pub struct Book {
     params: Params,
     inner: Mutex<Inner>,
     /// Commits the writer left, oldest first, and the signal that one was.
-    pending: Mutex<Vec<Owned>>,
+    pending: Mutex<Vec<Committed>>,
     ready: Condvar,
 }
 
 /// Commits left at most before the writer applies them itself.
 const PENDING: usize = 256;
-
-/// One commit's changes, copied off the writer's buffers.
-#[derive(Debug, Default)]
-struct Owned {
-    series: Vec<NewSeries>,
-    /// Every row's bytes, back to back.
-    rows: Vec<u8>,
-    /// (series, minute, start, end) of each row in `rows`.
-    minutes: Vec<(i64, i64, usize, usize)>,
-    failures: Vec<(i64, i64, String)>,
-    retransmits: Vec<(i64, i64)>,
-}
-
-impl Owned {
-    fn of(c: &Committed<'_>) -> Owned {
-        let mut rows = Vec::with_capacity(c.minutes.iter().map(|m| m.2.len()).sum());
-        let minutes = c
-            .minutes
-            .iter()
-            .map(|&(series, minute, row)| {
-                let start = rows.len();
-                rows.extend_from_slice(row);
-                (series, minute, start, rows.len())
-            })
-            .collect();
-        Owned {
-            series: c.series.to_vec(),
-            rows,
-            minutes,
-            failures: c
-                .failures
-                .iter()
-                .map(|&(s, at, o)| (s, at, o.to_string()))
-                .collect(),
-            retransmits: c.retransmits.to_vec(),
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -321,14 +283,13 @@ impl Book {
     }
 
     /// Takes one commit's changes (see [`Committed`]), on the writer's
-    /// thread: a copy is left for [`Book::follow`]'s thread (or the next
+    /// thread: they are left for [`Book::follow`]'s thread (or the next
     /// evaluation) to apply, so the writer never waits for an evaluation
     /// and spends no time decoding. When [`PENDING`] commits wait already,
-    /// the writer applies them itself: the copies stay bounded.
-    pub(crate) fn apply(&self, c: &Committed<'_>) {
-        let owned = Owned::of(c);
+    /// the writer applies them itself: what waits stays bounded.
+    pub(crate) fn apply(&self, c: Committed) {
         let mut pending = self.pending.lock().expect("book pending lock");
-        pending.push(owned);
+        pending.push(c);
         if pending.len() < PENDING {
             drop(pending);
             self.ready.notify_one();
@@ -420,7 +381,7 @@ impl Book {
 
 impl Inner {
     /// Applies one commit's changes.
-    fn apply(&mut self, c: &Owned) {
+    fn apply(&mut self, c: &Committed) {
         let Inner {
             meta,
             cells,

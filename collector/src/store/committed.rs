@@ -22,23 +22,35 @@ pub(crate) struct NewSeries {
     pub(crate) address: String,
 }
 
-/// One commit's changes.
-#[derive(Debug)]
-pub(crate) struct Committed<'a> {
+/// One commit's changes, handed over whole: the sink keeps them without
+/// a copy.
+#[derive(Debug, Default)]
+pub(crate) struct Committed {
     /// Series first met, before any row of theirs.
-    pub(crate) series: &'a [NewSeries],
-    /// Every minute row written, as it now stands: (series, minute, the
-    /// row's encoding, as [`super::Minute::decode`] reads it).
-    pub(crate) minutes: &'a [(i64, i64, &'a [u8])],
+    pub(crate) series: Vec<NewSeries>,
+    /// Every minute row written, as it now stands, back to back ...
+    pub(crate) rows: Vec<u8>,
+    /// ... and each one's (series, minute, start, end) in `rows`; a row is
+    /// read by [`super::Minute::decode`].
+    pub(crate) minutes: Vec<(i64, i64, usize, usize)>,
     /// Failures kept in detail: (series, µs since the epoch, outcome).
-    pub(crate) failures: &'a [(i64, i64, &'a str)],
+    pub(crate) failures: Vec<(i64, i64, String)>,
     /// Successful connects that sent a SYN again: (series, µs since the
     /// epoch).
-    pub(crate) retransmits: &'a [(i64, i64)],
+    pub(crate) retransmits: Vec<(i64, i64)>,
+}
+
+impl Committed {
+    /// Adds a minute row.
+    pub(super) fn push_row(&mut self, series: i64, minute: i64, row: &[u8]) {
+        let start = self.rows.len();
+        self.rows.extend_from_slice(row);
+        self.minutes.push((series, minute, start, self.rows.len()));
+    }
 }
 
 /// Called on the writer's thread after each commit, in commit order.
-pub(crate) type Sink = Box<dyn Fn(&Committed<'_>) + Send + Sync>;
+pub(crate) type Sink = Box<dyn Fn(Committed) + Send + Sync>;
 
 /// Where the writer finds its sink: set once, after the state it feeds
 /// was loaded from the store and before the first batch.

@@ -70,23 +70,21 @@ pub(super) struct Writer {
 }
 
 /// What the batches of a group stored, kept until the group commits and
-/// then handed to the sink.
+/// then handed to the sink: its rows as (series, minute) keys, sorted and
+/// deduplicated then, and the rest as the sink gets it.
 #[derive(Default)]
 struct Changes {
-    series: Vec<NewSeries>,
-    /// (series, minute) of every row written; sorted and deduplicated
-    /// when handed on.
     keys: Vec<(i64, i64)>,
-    failures: Vec<(i64, i64, String)>,
-    retransmits: Vec<(i64, i64)>,
+    committed: Committed,
 }
 
 impl Changes {
     fn append(&mut self, mut other: Changes) {
-        self.series.append(&mut other.series);
-        self.keys.extend(other.keys);
-        self.failures.append(&mut other.failures);
-        self.retransmits.append(&mut other.retransmits);
+        let (c, o) = (&mut self.committed, &mut other.committed);
+        c.series.append(&mut o.series);
+        c.failures.append(&mut o.failures);
+        c.retransmits.append(&mut o.retransmits);
+        self.keys.append(&mut other.keys);
     }
 }
 
@@ -258,44 +256,31 @@ impl Writer {
     /// Hands a committed group's changes to the sink, if there is one: the
     /// minute rows as they now stand (from the open minutes, else read
     /// back: a rollback in the group cleared them).
-    fn hand_on(&self, mut changes: Changes) {
+    fn hand_on(&self, changes: Changes) {
         let Some(sink) = self.sink.get() else {
             return;
         };
-        changes.keys.sort_unstable();
-        changes.keys.dedup();
-        let mut read_back: Vec<((i64, i64), Vec<u8>)> = Vec::new();
-        for key in changes
-            .keys
-            .iter()
-            .filter(|k| !self.open.rows.contains_key(k))
-        {
+        let Changes {
+            mut keys,
+            mut committed,
+        } = changes;
+        keys.sort_unstable();
+        keys.dedup();
+        for (series, minute) in keys {
+            if let Some(row) = self.open.rows.get(&(series, minute)) {
+                committed.push_row(series, minute, row);
+                continue;
+            }
             let row = self
                 .conn
                 .prepare_cached("SELECT data FROM minutes WHERE minute = ?2 AND series_id = ?1")
-                .and_then(|mut s| s.query_row(params![key.0, key.1], |r| r.get::<_, Vec<u8>>(0)));
+                .and_then(|mut s| s.query_row(params![series, minute], |r| r.get::<_, Vec<u8>>(0)));
             match row {
-                Ok(row) => read_back.push((*key, row)),
+                Ok(row) => committed.push_row(series, minute, &row),
                 Err(e) => tracing::error!(error = %e, "reading back a committed minute"),
             }
         }
-        let mut minutes: Vec<(i64, i64, &[u8])> = changes
-            .keys
-            .iter()
-            .filter_map(|k| self.open.rows.get(k).map(|row| (k.0, k.1, row.as_slice())))
-            .collect();
-        minutes.extend(read_back.iter().map(|(k, row)| (k.0, k.1, row.as_slice())));
-        let failures: Vec<(i64, i64, &str)> = changes
-            .failures
-            .iter()
-            .map(|(s, at, o)| (*s, *at, o.as_str()))
-            .collect();
-        sink(&Committed {
-            series: &changes.series,
-            minutes: &minutes,
-            failures: &failures,
-            retransmits: &changes.retransmits,
-        });
+        sink(committed);
     }
 }
 
@@ -321,18 +306,18 @@ fn store_batch(
         }
         Receipt::Reused => return Ok(Outcome::SeqReused),
     }
-    let g = group(tx, ids, b, &mut changes.series)?;
-    changes
-        .keys
-        .extend(g.connect.keys().chain(g.dns.keys()).copied());
-    changes.failures.extend(
+    let c = &mut changes.committed;
+    let g = group(tx, ids, b, &mut c.series)?;
+    c.failures.extend(
         g.failures
             .iter()
             .map(|f| (f.series, f.at_us, f.outcome.clone())),
     );
-    changes
-        .retransmits
+    c.retransmits
         .extend(g.retransmits.iter().map(|&(s, at, _)| (s, at)));
+    changes
+        .keys
+        .extend(g.connect.keys().chain(g.dns.keys()).copied());
     merge_minutes(tx, open, g.connect, g.dns)?;
     insert_failures(tx, g.failures)?;
     insert_retransmits(tx, g.retransmits)?;
