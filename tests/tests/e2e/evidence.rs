@@ -38,6 +38,27 @@ type Running = (
     tokio::task::JoinHandle<anyhow::Result<()>>,
 );
 
+/// A collector config in `dir` listening on `addr`, with a token per
+/// region, evaluating every `every` and resolving after `resolve_after`.
+fn collector_config(
+    dir: &Scratch,
+    addr: SocketAddr,
+    every: &str,
+    resolve_after: &str,
+) -> std::path::PathBuf {
+    let mut text = format!(
+        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n\
+         [evidence]\nevaluate_every = \"{every}\"\nresolve_after = \"{resolve_after}\"\n"
+    );
+    for r in REGIONS {
+        text.push_str(&format!(
+            "[[tokens]]\ntoken = \"{}\"\nsrc_region = \"{r}\"\n",
+            token(r)
+        ));
+    }
+    dir.write("collector.toml", &text)
+}
+
 async fn start_collector(path: &std::path::Path, addr: SocketAddr) -> Running {
     let collector = Collector::bind(CollectorConfig::load(path).unwrap())
         .await
@@ -130,18 +151,8 @@ async fn a_refusing_backend_is_found_explained_reported_and_resolved() {
     let db = Refusing::bind(LO).unwrap();
     let dir = Scratch::new("evidence");
     let addr = SocketAddr::new(LO, free_port());
-    let mut text = format!(
-        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n\
-         [evidence]\nevaluate_every = \"1s\"\nresolve_after = \"2s\"\n"
-    );
-    for r in REGIONS {
-        text.push_str(&format!(
-            "[[tokens]]\ntoken = \"{}\"\nsrc_region = \"{r}\"\n",
-            token(r)
-        ));
-    }
-    let collector_config = dir.write("collector.toml", &text);
-    let (stop, task) = start_collector(&collector_config, addr).await;
+    let config = collector_config(&dir, addr, "1s", "2s");
+    let (stop, task) = start_collector(&config, addr).await;
 
     let probes = start_probes(&dir, addr, web.addr.port(), db.addr.port()).await;
 
@@ -357,7 +368,7 @@ async fn a_refusing_backend_is_found_explained_reported_and_resolved() {
     // History survives a restart; an unknown incident is a 404.
     stop.cancel();
     task.await.unwrap().unwrap();
-    let (stop, task) = start_collector(&collector_config, addr).await;
+    let (stop, task) = start_collector(&config, addr).await;
     let (status, again) = get(addr, "/api/v1/incidents/1").await;
     assert_eq!(status, 200);
     assert_eq!(again["timeline"], one["timeline"]);
@@ -388,17 +399,7 @@ async fn readers_are_shown_the_loops_judgment_not_one_of_their_own() {
     let db = Refusing::bind(LO).unwrap();
     let dir = Scratch::new("evidence-snapshot");
     let addr = SocketAddr::new(LO, free_port());
-    let mut text = format!(
-        "[server]\nlisten = \"{addr}\"\ndata_dir = \"data\"\n[limits]\nmax_batches_per_second = 1000\n\
-         [evidence]\nevaluate_every = \"1h\"\nresolve_after = \"1h\"\n"
-    );
-    for r in REGIONS {
-        text.push_str(&format!(
-            "[[tokens]]\ntoken = \"{}\"\nsrc_region = \"{r}\"\n",
-            token(r)
-        ));
-    }
-    let (stop, task) = start_collector(&dir.write("collector.toml", &text), addr).await;
+    let (stop, task) = start_collector(&collector_config(&dir, addr, "1h", "1h"), addr).await;
     let auth = format!("Bearer {}", token("lab-a"));
     let findings = async || {
         let (status, head, body) = vantage_tests::http_with_head(
@@ -433,7 +434,6 @@ async fn readers_are_shown_the_loops_judgment_not_one_of_their_own() {
             .is_some_and(|n| n >= 60.0)
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
     for _ in 0..5 {
         let (at, now) = findings().await;
         assert_eq!((&at, &now), (&first_at, &first), "a request judged again");
