@@ -1,8 +1,14 @@
-//! A pushed body to a [`Batch`]: identity or gzip, read as a stream. No
-//! decompressed copy of the body is ever held: the gzip decoder feeds the
-//! JSON parser through a small buffer, so whitespace costs time, never
-//! memory, and the only allocation that grows is the batch itself. The
-//! decompressed bytes are counted, and a body that goes past its cap is
+//! A pushed body to a [`Batch`]: JSON or the binary encoding (its
+//! `Content-Type`), identity or gzip (its `Content-Encoding`).
+//!
+//! JSON is read as a stream: no decompressed copy of the body is ever
+//! held: the gzip decoder feeds the JSON parser through a small buffer, so
+//! whitespace costs time, never memory, and the only allocation that grows
+//! is the batch itself. A binary body is decompressed whole (it is a sixth
+//! of the JSON's size) and read from memory; its reader checks every count
+//! against the bytes left and the rounds against
+//! `limits.max_results_per_batch` before allocating for them. Either way
+//! the decompressed bytes are counted, and a body that goes past its cap is
 //! refused there, before the rest is read.
 //!
 //! [`Decoders`] runs decodes off the async threads, a bounded number at
@@ -13,7 +19,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio::sync::Semaphore;
-use vantage_probe::wire::Batch;
+use vantage_probe::wire::{Batch, MAX_ATTEMPTS_PER_ROUND, binary};
 
 /// The buffer between the gzip decoder and the JSON parser.
 const BUFFER_BYTES: usize = 16 << 10;
@@ -21,11 +27,24 @@ const BUFFER_BYTES: usize = 16 << 10;
 /// A body's `Content-Encoding`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
-    /// No coding: the body is the JSON.
+    /// No coding: the body is the batch.
     Identity,
     /// One or more gzip members (RFC 1952).
     Gzip,
 }
+
+/// A body's `Content-Type`: how the batch itself is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json` (or no `Content-Type`: what older probes sent).
+    Json,
+    /// The binary encoding, [`binary::CONTENT_TYPE`].
+    Binary,
+}
+
+/// The media types a results body may have, as the collector lists them
+/// in its `Accept-Post` answers.
+pub(crate) const ACCEPTED_TYPES: &str = "application/vnd.vantage.batch.v1, application/json";
 
 /// Why a body is not a batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,10 +61,15 @@ pub struct DecodeError {
 pub enum DecodeErrorKind {
     /// A content coding other than gzip or identity.
     UnsupportedEncoding,
-    /// Not gzip, not JSON, not a batch, or something after it.
+    /// A media type other than JSON or the binary encoding.
+    UnsupportedMediaType,
+    /// Not gzip, not JSON (or binary), not a batch, or something after it.
     Malformed,
     /// It decompresses to more than its cap.
     TooLarge,
+    /// A binary body with more rounds than `limits.max_results_per_batch`
+    /// (a JSON body's are counted by the checks after decoding).
+    TooManyResults,
 }
 
 impl Encoding {
@@ -64,42 +88,117 @@ impl Encoding {
     }
 }
 
+impl Format {
+    /// The format a `Content-Type` value names (absent: JSON). Media types
+    /// are case-insensitive and may carry parameters (RFC 9110, 8.3.1).
+    pub fn parse(value: Option<&str>) -> Result<Format, DecodeError> {
+        let Some(value) = value else {
+            return Ok(Format::Json);
+        };
+        let essence = value.split(';').next().unwrap_or("").trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            Ok(Format::Json)
+        } else if essence.eq_ignore_ascii_case(binary::CONTENT_TYPE) {
+            Ok(Format::Binary)
+        } else {
+            Err(DecodeError::new(
+                DecodeErrorKind::UnsupportedMediaType,
+                format!("Content-Type {value:?}: send one of {ACCEPTED_TYPES}"),
+            ))
+        }
+    }
+}
+
 impl DecodeError {
     fn new(kind: DecodeErrorKind, message: String) -> DecodeError {
         DecodeError { kind, message }
     }
 }
 
-/// Decodes `body`, coded as `encoding`, into a batch, reading at most
-/// `max_decompressed` bytes of JSON. Every gzip member is read; anything
-/// after the batch but whitespace, or after the last member, is malformed.
+/// What one body may hold: `max_decompressed` bytes once decompressed,
+/// and (binary) `max_results` rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caps {
+    /// Bytes after decompression.
+    pub(crate) max_decompressed: usize,
+    /// Rounds of a binary body.
+    pub(crate) max_results: usize,
+}
+
+/// Decodes `body`, written as `format` and coded as `encoding`, into a
+/// batch, within `caps`. Every gzip member is read; anything after the
+/// batch (but whitespace, for JSON), or after the last member, is
+/// malformed.
 pub(crate) fn batch(
+    format: Format,
     encoding: Encoding,
     body: &[u8],
-    max_decompressed: usize,
+    caps: Caps,
 ) -> Result<Batch, DecodeError> {
-    let decoded = match encoding {
+    let max_decompressed = caps.max_decompressed;
+    let decoded = match (format, encoding) {
         // The body is already held, and within `max_body_bytes`.
-        Encoding::Identity => json(body, max_decompressed, ""),
-        Encoding::Gzip => json(
+        (Format::Json, Encoding::Identity) => json(body, max_decompressed, ""),
+        (Format::Json, Encoding::Gzip) => json(
             flate2::read::MultiGzDecoder::new(body),
             max_decompressed,
             "gzip body: ",
         ),
+        (Format::Binary, Encoding::Identity) if body.len() > max_decompressed => {
+            Err(Failure::TooLarge)
+        }
+        (Format::Binary, Encoding::Identity) => binary_batch(body, caps),
+        (Format::Binary, Encoding::Gzip) => {
+            inflate(body, max_decompressed).and_then(|bytes| binary_batch(&bytes, caps))
+        }
     };
     decoded.map_err(|failure| match failure {
         Failure::TooLarge => DecodeError::new(
             DecodeErrorKind::TooLarge,
             match encoding {
-                Encoding::Identity => {
-                    format!("the body is more than {max_decompressed} bytes of JSON")
-                }
+                Encoding::Identity => format!(
+                    "the body is more than {max_decompressed} bytes{}",
+                    if format == Format::Json {
+                        " of JSON"
+                    } else {
+                        ""
+                    }
+                ),
                 Encoding::Gzip => {
                     format!("the body decompresses to more than {max_decompressed} bytes")
                 }
             } + " (what limits.max_results_per_batch results take)",
         ),
         Failure::Malformed(m) => DecodeError::new(DecodeErrorKind::Malformed, m),
+        Failure::TooManyResults(m) => DecodeError::new(DecodeErrorKind::TooManyResults, m),
+    })
+}
+
+/// Every gzip member of `body`, within `max` bytes.
+fn inflate(body: &[u8], max: usize) -> Result<Vec<u8>, Failure> {
+    let mut counted = Capped {
+        inner: flate2::read::MultiGzDecoder::new(body),
+        left: max,
+        over: false,
+    };
+    let mut bytes = Vec::with_capacity((body.len() * 4).min(max));
+    match counted.read_to_end(&mut bytes) {
+        Ok(_) => Ok(bytes),
+        Err(_) if counted.over => Err(Failure::TooLarge),
+        Err(e) => Err(Failure::Malformed(format!("gzip body: {e}"))),
+    }
+}
+
+fn binary_batch(bytes: &[u8], caps: Caps) -> Result<Batch, Failure> {
+    let bounds = binary::Bounds {
+        max_rounds: caps.max_results,
+        max_attempts_per_round: MAX_ATTEMPTS_PER_ROUND,
+    };
+    binary::decode(bytes, bounds).map_err(|e| match e {
+        binary::Error::TooManyRounds { rounds, max } => Failure::TooManyResults(format!(
+            "{rounds} results in one batch, at most {max} (limits.max_results_per_batch)"
+        )),
+        other => Failure::Malformed(other.to_string()),
     })
 }
 
@@ -121,9 +220,10 @@ impl Decoders {
     /// future, not a held thread.
     pub(crate) async fn decode(
         &self,
+        format: Format,
         encoding: Encoding,
         body: impl AsRef<[u8]> + Send + 'static,
-        max_decompressed: usize,
+        caps: Caps,
     ) -> Result<Batch, DecodeError> {
         let permit = self
             .permits
@@ -133,7 +233,7 @@ impl Decoders {
             .expect("the decoders' semaphore is never closed");
         let job = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            batch(encoding, body.as_ref(), max_decompressed)
+            batch(format, encoding, body.as_ref(), caps)
         });
         match job.await {
             Ok(decoded) => decoded,
@@ -148,6 +248,7 @@ impl Decoders {
 enum Failure {
     TooLarge,
     Malformed(String),
+    TooManyResults(String),
 }
 
 /// A batch parsed from `source`, of which at most `max` bytes are read;
@@ -223,14 +324,23 @@ mod tests {
         body
     }
 
+    /// A JSON body within `max` decompressed bytes.
+    fn jbatch(encoding: Encoding, body: &[u8], max: usize) -> Result<Batch, DecodeError> {
+        let caps = Caps {
+            max_decompressed: max,
+            max_results: usize::MAX,
+        };
+        batch(Format::Json, encoding, body, caps)
+    }
+
     fn kind(r: Result<Batch, DecodeError>) -> DecodeErrorKind {
         r.expect_err("refused").kind
     }
 
     #[test]
     fn identity_and_gzip_decode_the_same_batch() {
-        let plain = batch(Encoding::Identity, BATCH.as_bytes(), 1 << 20).unwrap();
-        let zipped = batch(Encoding::Gzip, &gzip(&[BATCH.as_bytes()]), 1 << 20).unwrap();
+        let plain = jbatch(Encoding::Identity, BATCH.as_bytes(), 1 << 20).unwrap();
+        let zipped = jbatch(Encoding::Gzip, &gzip(&[BATCH.as_bytes()]), 1 << 20).unwrap();
         assert_eq!(plain, zipped);
         assert_eq!((plain.seq, plain.results.len()), (7, 1));
     }
@@ -238,7 +348,7 @@ mod tests {
     #[test]
     fn every_gzip_member_is_read() {
         let (a, b) = BATCH.as_bytes().split_at(100);
-        let batch = batch(Encoding::Gzip, &gzip(&[a, b]), 1 << 20).unwrap();
+        let batch = jbatch(Encoding::Gzip, &gzip(&[a, b]), 1 << 20).unwrap();
         assert_eq!(batch.results.len(), 1);
     }
 
@@ -246,16 +356,16 @@ mod tests {
     fn anything_after_the_batch_is_malformed() {
         let mut zipped = gzip(&[BATCH.as_bytes()]);
         zipped.extend_from_slice(b"garbage");
-        let e = batch(Encoding::Gzip, &zipped, 1 << 20).unwrap_err();
+        let e = jbatch(Encoding::Gzip, &zipped, 1 << 20).unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::Malformed);
         assert!(e.message.starts_with("gzip body: "), "{e}");
         let after = format!("{BATCH} {{}}");
-        let e = batch(Encoding::Identity, after.as_bytes(), 1 << 20).unwrap_err();
+        let e = jbatch(Encoding::Identity, after.as_bytes(), 1 << 20).unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::Malformed);
         assert!(e.message.contains("trailing characters"), "{e}");
         let two = gzip(&[BATCH.as_bytes(), BATCH.as_bytes()]);
         assert_eq!(
-            kind(batch(Encoding::Gzip, &two, 1 << 20)),
+            kind(jbatch(Encoding::Gzip, &two, 1 << 20)),
             DecodeErrorKind::Malformed
         );
     }
@@ -269,7 +379,7 @@ mod tests {
             (Encoding::Gzip, gzip(&[b"[1, 2]"])),
         ] {
             assert_eq!(
-                kind(batch(encoding, &body, 1 << 20)),
+                kind(jbatch(encoding, &body, 1 << 20)),
                 DecodeErrorKind::Malformed
             );
         }
@@ -279,13 +389,13 @@ mod tests {
     fn the_cap_counts_decompressed_bytes_padding_included() {
         let body = padded(1000);
         let max = body.len();
-        assert!(batch(Encoding::Identity, &body, max).is_ok());
-        assert!(batch(Encoding::Gzip, &gzip(&[&body]), max).is_ok());
-        let e = batch(Encoding::Gzip, &gzip(&[&body]), max - 1).unwrap_err();
+        assert!(jbatch(Encoding::Identity, &body, max).is_ok());
+        assert!(jbatch(Encoding::Gzip, &gzip(&[&body]), max).is_ok());
+        let e = jbatch(Encoding::Gzip, &gzip(&[&body]), max - 1).unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::TooLarge);
         assert!(e.message.contains(&format!("more than {}", max - 1)), "{e}");
         assert_eq!(
-            kind(batch(Encoding::Identity, &body, max - 1)),
+            kind(jbatch(Encoding::Identity, &body, max - 1)),
             DecodeErrorKind::TooLarge
         );
     }
@@ -302,10 +412,10 @@ mod tests {
         z.write_all(BATCH.as_bytes()).unwrap();
         let bomb = z.finish().unwrap();
         assert!(bomb.len() < 1 << 20);
-        let e = batch(Encoding::Gzip, &bomb, 4 << 20).unwrap_err();
+        let e = jbatch(Encoding::Gzip, &bomb, 4 << 20).unwrap_err();
         assert_eq!(e.kind, DecodeErrorKind::TooLarge, "{e}");
         // Within the cap, the padding is only skipped.
-        assert_eq!(batch(Encoding::Gzip, &bomb, 65 << 20).unwrap().seq, 7);
+        assert_eq!(jbatch(Encoding::Gzip, &bomb, 65 << 20).unwrap().seq, 7);
     }
 
     #[test]
@@ -317,11 +427,99 @@ mod tests {
         assert_eq!(e.kind, DecodeErrorKind::UnsupportedEncoding);
     }
 
+    const CAPS: Caps = Caps {
+        max_decompressed: 1 << 20,
+        max_results: 10,
+    };
+
+    #[test]
+    fn a_binary_body_decodes_to_the_batch_its_json_does() {
+        let json = jbatch(Encoding::Identity, BATCH.as_bytes(), 1 << 20).unwrap();
+        let bytes = binary::encode(&json);
+        for (encoding, body) in [
+            (Encoding::Identity, bytes.clone()),
+            (Encoding::Gzip, gzip(&[&bytes])),
+            (Encoding::Gzip, gzip(&[&bytes[..9], &bytes[9..]])),
+        ] {
+            assert_eq!(batch(Format::Binary, encoding, &body, CAPS).unwrap(), json);
+        }
+        // Read as JSON, or JSON read as binary: malformed, never misread.
+        for (format, body) in [
+            (Format::Json, bytes.as_slice()),
+            (Format::Binary, BATCH.as_bytes()),
+        ] {
+            let e = batch(format, Encoding::Identity, body, CAPS).unwrap_err();
+            assert_eq!(e.kind, DecodeErrorKind::Malformed, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_binary_body_is_held_to_the_decompressed_cap_and_the_results_cap() {
+        let json = jbatch(Encoding::Identity, BATCH.as_bytes(), 1 << 20).unwrap();
+        let bytes = binary::encode(&json);
+        let tight = Caps {
+            max_decompressed: bytes.len() - 1,
+            ..CAPS
+        };
+        for body in [bytes.clone(), gzip(&[&bytes])] {
+            let encoding = if body == bytes {
+                Encoding::Identity
+            } else {
+                Encoding::Gzip
+            };
+            let e = batch(Format::Binary, encoding, &body, tight).unwrap_err();
+            assert_eq!(e.kind, DecodeErrorKind::TooLarge, "{e}");
+        }
+        let many = Batch {
+            results: vec![json.results[0].clone(); 11],
+            ..json
+        };
+        let e = batch(
+            Format::Binary,
+            Encoding::Identity,
+            &binary::encode(&many),
+            CAPS,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::TooManyResults);
+        assert!(
+            e.message.contains("11 results in one batch, at most 10"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_and_binary_are_the_media_types() {
+        assert_eq!(Format::parse(None).unwrap(), Format::Json);
+        assert_eq!(
+            Format::parse(Some("Application/JSON; charset=utf-8")).unwrap(),
+            Format::Json
+        );
+        assert_eq!(
+            Format::parse(Some(binary::CONTENT_TYPE)).unwrap(),
+            Format::Binary
+        );
+        let e = Format::parse(Some("text/plain")).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::UnsupportedMediaType);
+        assert!(e.message.contains(ACCEPTED_TYPES), "{e}");
+        assert!(ACCEPTED_TYPES.starts_with(binary::CONTENT_TYPE));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn decoders_decode_off_the_async_threads() {
         let decoders = Decoders::new(1);
-        let runs =
-            (0..4).map(|_| decoders.decode(Encoding::Gzip, gzip(&[BATCH.as_bytes()]), 1 << 20));
+        let caps = Caps {
+            max_decompressed: 1 << 20,
+            max_results: 10,
+        };
+        let runs = (0..4).map(|_| {
+            decoders.decode(
+                Format::Json,
+                Encoding::Gzip,
+                gzip(&[BATCH.as_bytes()]),
+                caps,
+            )
+        });
         for decoded in futures_util::future::join_all(runs).await {
             assert_eq!(decoded.unwrap().seq, 7);
         }

@@ -12,7 +12,7 @@ use vantage_probe::wire::{Ack, Batch};
 
 use crate::auth::{Denied, Tokens};
 use crate::config::{IngestLimits, TokenBinding};
-use crate::decode::{DecodeError, Decoders, Encoding};
+use crate::decode::{Caps, DecodeError, Decoders, Encoding, Format};
 use crate::fleet::{Fleet, OverBudget};
 use crate::metrics::Metrics;
 use crate::store::{Outcome, Store, StoreError};
@@ -95,17 +95,22 @@ impl Ingest {
         &self.limits
     }
 
-    /// A pushed body, coded as `encoding`, as a batch: decoded off the
-    /// async threads, at most `limits.max_concurrent_decodes` at once,
-    /// within `limits.max_decompressed_bytes`.
+    /// A pushed body, written as `format` and coded as `encoding`, as a
+    /// batch: decoded off the async threads, at most
+    /// `limits.max_concurrent_decodes` at once, within
+    /// `limits.max_decompressed_bytes` (and, binary,
+    /// `limits.max_results_per_batch` rounds).
     pub async fn decode(
         &self,
+        format: Format,
         encoding: Encoding,
         body: impl AsRef<[u8]> + Send + 'static,
     ) -> Result<Batch, DecodeError> {
-        self.decoders
-            .decode(encoding, body, self.limits.max_decompressed_bytes)
-            .await
+        let caps = Caps {
+            max_decompressed: self.limits.max_decompressed_bytes,
+            max_results: self.limits.max_results_per_batch,
+        };
+        self.decoders.decode(format, encoding, body, caps).await
     }
 
     /// Checks `batch` (sent with `binding`'s token), stores it durably and

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub batches: IntCounterVec,
     /// Results stored.
     pub results: IntCounter,
+    /// Bodies decoded into batches, by format (`json`, `binary`): which
+    /// probes still send JSON.
+    pub bodies: IntCounterVec,
     /// Requests refused, by reason.
     pub refused: IntCounterVec,
     /// Time from receipt to acknowledgement of a stored batch.
@@ -121,6 +124,12 @@ impl Metrics {
                 "result",
             ),
             results: counter(&r, "vantage_collector_results_total", "Results stored."),
+            bodies: counters(
+                &r,
+                "vantage_collector_bodies_decoded_total",
+                "Results bodies decoded into batches, by format (json or binary).",
+                "format",
+            ),
             refused: counters(
                 &r,
                 "vantage_collector_refused_total",

@@ -5,7 +5,7 @@
 use std::time::SystemTime;
 
 use vantage_probe::result::{ConnectAttempt, RoundResult, Timestamp};
-use vantage_probe::wire::{Batch, SCHEMA_VERSION};
+use vantage_probe::wire::{Batch, MAX_ATTEMPTS_PER_ROUND, SCHEMA_VERSION};
 
 use crate::config::IngestLimits;
 use vantage_probe::result::{MAX_NAME_LEN, MAX_PROBE_ID_LEN, check_label, ident_rule, valid_ident};
@@ -44,8 +44,6 @@ const MAX_HOST_LEN: usize = 253;
 const MAX_TARGET_LEN: usize = 128;
 /// Most labels one target may carry.
 const MAX_LABELS: usize = 16;
-/// Most addresses one round may try.
-const MAX_ATTEMPTS_PER_ROUND: usize = 64;
 /// Most SYN retransmits one attempt can have.
 const MAX_SYN_RETRANSMITS: u32 = 64;
 
@@ -299,7 +297,7 @@ mod tests {
         ConnectAttempt, DnsObservation, Identity, MAX_LABEL_NAME_LEN, MAX_LABEL_VALUE_LEN,
         MAX_NAME_LEN, MAX_PROBE_ID_LEN, RoundResult, Timestamp,
     };
-    use vantage_probe::wire::{Batch, SCHEMA_VERSION};
+    use vantage_probe::wire::{Batch, MAX_ATTEMPTS_PER_ROUND, SCHEMA_VERSION};
 
     use super::*;
     use crate::config::default::{BATCH_ENVELOPE_BYTES, MAX_RESULT_JSON_BYTES};

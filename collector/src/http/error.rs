@@ -35,6 +35,8 @@ pub(crate) enum Reason {
     Malformed,
     /// A `Content-Encoding` other than gzip or identity.
     UnsupportedEncoding,
+    /// A `Content-Type` other than JSON or the binary batch encoding.
+    UnsupportedMediaType,
     /// A batch schema this collector does not read.
     UnknownSchema,
     /// A field out of its range or form.
@@ -71,7 +73,7 @@ pub(crate) enum Reason {
 impl Reason {
     /// Every reason, for tests and for the refusal counter's series.
     #[cfg(test)]
-    const ALL: [Reason; 23] = [
+    const ALL: [Reason; 24] = [
         Reason::MissingToken,
         Reason::UnknownToken,
         Reason::WrongRegion,
@@ -80,6 +82,7 @@ impl Reason {
         Reason::BodyTimeout,
         Reason::Malformed,
         Reason::UnsupportedEncoding,
+        Reason::UnsupportedMediaType,
         Reason::UnknownSchema,
         Reason::InvalidValue,
         Reason::TooManyResults,
@@ -108,6 +111,7 @@ impl Reason {
             Reason::BodyTimeout => "body_timeout",
             Reason::Malformed => "malformed",
             Reason::UnsupportedEncoding => "unsupported_encoding",
+            Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::UnknownSchema => "unknown_schema",
             Reason::InvalidValue => "invalid_value",
             Reason::TooManyResults => "too_many_results",
@@ -135,7 +139,9 @@ impl Reason {
             Reason::WrongRegion | Reason::WrongProbe => StatusCode::FORBIDDEN,
             Reason::BodyTooLarge | Reason::TooManyResults => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::Malformed | Reason::UnknownSchema | Reason::BadQuery => StatusCode::BAD_REQUEST,
-            Reason::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Reason::UnsupportedEncoding | Reason::UnsupportedMediaType => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Reason::InvalidValue | Reason::BadTimestamp | Reason::UnknownVersion => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -253,8 +259,10 @@ impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> ApiError {
         let reason = match e.kind {
             DecodeErrorKind::UnsupportedEncoding => Reason::UnsupportedEncoding,
+            DecodeErrorKind::UnsupportedMediaType => Reason::UnsupportedMediaType,
             DecodeErrorKind::Malformed => Reason::Malformed,
             DecodeErrorKind::TooLarge => Reason::BodyTooLarge,
+            DecodeErrorKind::TooManyResults => Reason::TooManyResults,
         };
         ApiError::new(reason, e.message)
     }

@@ -1,5 +1,6 @@
 //! `POST /api/v1/results`: the body within its limits, decoded by
-//! [`Ingest::decode`] (off the async threads, as a stream), then handed to
+//! [`Ingest::decode`] (off the async threads; JSON or binary by its
+//! `Content-Type`, every answer listing both in `Accept-Post`), then handed to
 //! [`Ingest`]. Every refusal is a 4xx with a
 //! reason, counted by reason, and leaves the store untouched.
 
@@ -10,11 +11,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use vantage_probe::wire::{Ack, SENT_AT_HEADER};
+use vantage_probe::wire::{ACCEPT_POST_HEADER, Ack, SENT_AT_HEADER};
 
 use super::error::{ApiError, Reason, json};
 use super::extract::Pusher;
-use crate::decode::Encoding;
+use crate::decode::{ACCEPTED_TYPES, Encoding, Format};
 use crate::ingest::Ingest;
 use crate::metrics::Metrics;
 use crate::validate;
@@ -44,7 +45,23 @@ pub(super) async fn post_results(
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok()),
     )?;
-    let batch = ingest.decode(encoding, raw).await?;
+    let format = match headers.get(header::CONTENT_TYPE) {
+        None => Format::parse(None)?,
+        Some(v) => Format::parse(Some(v.to_str().map_err(|_| {
+            ApiError::new(
+                Reason::UnsupportedMediaType,
+                format!("Content-Type is not text: send one of {ACCEPTED_TYPES}"),
+            )
+        })?))?,
+    };
+    let batch = ingest.decode(format, encoding, raw).await?;
+    metrics
+        .bodies
+        .with_label_values(&[match format {
+            Format::Json => "json",
+            Format::Binary => "binary",
+        }])
+        .inc();
     // The probe's clock at sending: the header of this attempt (a
     // backfilled batch was sealed long ago), else the batch's own sent_at.
     // It becomes the probe's clock offset, so it is held to the same window
@@ -81,6 +98,17 @@ pub(super) async fn post_results(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Lists the media types a results body may have on every answer of the
+/// route ([`vantage_probe::wire::ACCEPT_POST_HEADER`]): a probe sends the
+/// binary encoding only to a collector that offers it.
+pub(super) async fn offer_formats(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        ACCEPT_POST_HEADER,
+        header::HeaderValue::from_static(ACCEPTED_TYPES),
+    );
+    response
 }
 
 /// Counts the route's refusals by reason (a store that could not take a

@@ -55,10 +55,12 @@ pub(crate) use error::{ApiError, Reason};
 struct Shared(Arc<App>);
 
 pub(crate) fn router(app: Arc<App>) -> Router {
-    let ingest = post(ingest::post_results).route_layer(axum::middleware::map_response_with_state(
-        app.metrics.clone(),
-        ingest::count_refusals,
-    ));
+    let ingest = post(ingest::post_results)
+        .route_layer(axum::middleware::map_response_with_state(
+            app.metrics.clone(),
+            ingest::count_refusals,
+        ))
+        .route_layer(axum::middleware::map_response(ingest::offer_formats));
     let targets = get(inventory::get_targets).route_layer(
         axum::middleware::map_response_with_state(app.metrics.clone(), inventory::count_refusals),
     );

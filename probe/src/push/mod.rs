@@ -28,7 +28,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::PushSettings;
 use crate::metrics::Metrics;
 use crate::result::{Identity, RoundResult, Timestamp};
-use crate::wire::{Ack, RESULTS_PATH, Refusal, SENT_AT_HEADER, SEQ_REUSED};
+use crate::wire::{
+    ACCEPT_POST_HEADER, Ack, RESULTS_PATH, Refusal, SENT_AT_HEADER, SEQ_REUSED, binary,
+};
 use spool::Spool;
 
 /// Rounds queued between the engine and the sealer.
@@ -250,6 +252,9 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
     // The last answer was seq_reused too: a collector that keeps saying so
     // of new streams is waited on, not rewritten for in a tight loop.
     let mut restreamed = false;
+    // The collector's last answer offered the binary encoding: until one
+    // does, batches go as JSON, which every collector reads.
+    let mut binary = false;
     loop {
         // Wait out the backoff, unless the probe is stopping: then there is
         // one grace period left to flush, and it is not spent sleeping.
@@ -275,6 +280,17 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
             }
             continue;
         };
+        // Spooled binary, sent so to a collector that reads it; as JSON
+        // to one that does not (or has not said so yet).
+        let spooled_binary = body.as_ref().is_ok_and(|b| spool::is_binary(b));
+        let send_binary = spooled_binary && binary;
+        let body = body.and_then(|b| {
+            if spooled_binary && !send_binary {
+                spool::as_json(&b)
+            } else {
+                Ok(b)
+            }
+        });
         let body = match body {
             Ok(b) => b,
             Err(err) => {
@@ -297,9 +313,45 @@ async fn send_loop(settings: PushSettings, client: reqwest::Client, shared: Arc<
         };
         let response = tokio::select! {
             () = stop.cancelled() => return,
-            r = post(&client, &url, &auth.header, body) => r,
+            r = post(&client, &url, &auth.header, body, send_binary) => r,
         };
+        if let Ok(r) = &response {
+            let offered = offers_binary(r.headers());
+            if offered != binary {
+                tracing::info!(
+                    binary = offered,
+                    "the collector {} the binary batch encoding; sending batches {}",
+                    if offered { "reads" } else { "does not offer" },
+                    if offered { "in it" } else { "as JSON" }
+                );
+            }
+            binary = offered;
+        }
         let sent = match classify(response).await {
+            // A binary batch the collector does not read (one rolled back
+            // to a version before the encoding): it goes again at once, as
+            // JSON, and the next ones too until a collector offers binary.
+            Sent::Refused(status, refusal)
+                if send_binary
+                    && (status == 415
+                        || refusal.reason == "malformed"
+                        || refusal.reason == "unsupported_media_type") =>
+            {
+                tracing::warn!(
+                    status,
+                    reason = %refusal.reason,
+                    message = %refusal.message,
+                    seq = entry.seq,
+                    "the collector did not read a binary batch; sending it again as JSON"
+                );
+                binary = false;
+                shared
+                    .metrics
+                    .push_batches
+                    .with_label_values(&["failed"])
+                    .inc();
+                continue;
+            }
             // The collector took a new token; the token file may have it
             // too. Then send again at once, with it.
             Sent::Unauthorized(why) => {
@@ -396,18 +448,39 @@ impl Auth {
     }
 }
 
-/// Posts one spooled batch (gzipped JSON) with the probe's clock in
-/// [`SENT_AT_HEADER`].
+/// Whether a collector's answer lists the binary encoding among the
+/// media types it reads ([`ACCEPT_POST_HEADER`]).
+fn offers_binary(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT_POST_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case(binary::CONTENT_TYPE))
+        })
+}
+
+/// Posts one spooled batch (gzipped, binary or JSON) with the probe's
+/// clock in [`SENT_AT_HEADER`].
 fn post(
     client: &reqwest::Client,
     url: &str,
     auth: &str,
     body: Vec<u8>,
+    binary: bool,
 ) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
+    let content_type = if binary {
+        binary::CONTENT_TYPE
+    } else {
+        "application/json"
+    };
     client
         .post(url)
         .header("authorization", auth)
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .header("content-encoding", "gzip")
         .header(SENT_AT_HEADER, Timestamp::now().to_string())
         .body(body)

@@ -14,7 +14,7 @@ use vantage_collector::Collector;
 use vantage_collector::config::Config;
 use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
 use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResult, Timestamp};
-use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};
+use vantage_probe::wire::{ACCEPT_POST_HEADER, Batch, RESULTS_PATH, SCHEMA_VERSION, binary};
 use vantage_tests::{
     Proc, Scratch, bin, free_port, gzip, http, http_get, parse_exposition, promtool_check_metrics,
     value, wait_for_200,
@@ -210,6 +210,92 @@ fn traffic() -> Vec<(&'static str, Batch)> {
         out.push((WEST, batch("us-west-1", "w1", seq, west)));
     }
     out
+}
+
+/// The binary encoding is the JSON one in fewer bytes: the same traffic
+/// sent to one collector as JSON and to another as binary is stored alike,
+/// row for row and failure for failure; every answer offers both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_traffic_sent_in_binary_is_stored_as_its_json_is() {
+    let (dir_json, dir_binary) = (
+        Scratch::new("collector-json"),
+        Scratch::new("collector-binary"),
+    );
+    let (addr_json, stop_json, task_json) = start(&dir_json, "").await;
+    let (addr_binary, stop_binary, task_binary) = start(&dir_binary, "").await;
+    let (mut json_bytes, mut binary_bytes) = (0, 0);
+    for (token, b) in traffic() {
+        let json = gzip(&serde_json::to_vec(&b).unwrap());
+        json_bytes += json.len();
+        let (status, text) = post_gzipped(addr_json, token, &json).await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        let body = gzip(&binary::encode(&b));
+        binary_bytes += body.len();
+        let auth = format!("Bearer {token}");
+        let (status, text) = http(
+            addr_binary,
+            "POST",
+            RESULTS_PATH,
+            &[
+                ("Authorization", &auth),
+                ("Content-Encoding", "gzip"),
+                ("Content-Type", binary::CONTENT_TYPE),
+            ],
+            &body,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{text}");
+        let ack: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(ack["stored"], b.results.len());
+    }
+    assert!(
+        binary_bytes * 2 < json_bytes,
+        "binary {binary_bytes} bytes, JSON {json_bytes}"
+    );
+    for path in [
+        "/api/v1/rollups",
+        "/api/v1/failures",
+        "/api/v1/failures?src_region=us-west-1",
+    ] {
+        assert_eq!(
+            get_json(addr_json, path).await,
+            get_json(addr_binary, path).await,
+            "{path}"
+        );
+    }
+    let (_, metrics) = http_get(addr_binary, "/metrics").await.unwrap();
+    let m = parse_exposition(&metrics);
+    let bodies = |f: &str| {
+        value(
+            &m,
+            "vantage_collector_bodies_decoded_total",
+            &[("format", f)],
+        )
+    };
+    assert_eq!((bodies("binary"), bodies("json")), (Some(15.0), None));
+    // Every answer of the route lists both media types, refusals too.
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr_binary}{RESULTS_PATH}");
+    for auth in ["", "Bearer not-a-known-token"] {
+        let r = client
+            .post(&url)
+            .header("authorization", auth)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let offered = r.headers()[ACCEPT_POST_HEADER]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(offered.contains(binary::CONTENT_TYPE), "{offered}");
+        assert!(offered.contains("application/json"), "{offered}");
+    }
+    for (stop, task) in [(stop_json, task_json), (stop_binary, task_binary)] {
+        stop.cancel();
+        task.await.unwrap().unwrap();
+    }
 }
 
 /// Probes take their id from their pod's name, which can be 253
@@ -511,6 +597,49 @@ async fn every_refusal_has_its_status_and_reason_and_changes_nothing() {
             json(&good),
             415,
             "unsupported_encoding",
+        ),
+        (
+            "a media type that is neither JSON nor binary",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Type", "application/x-protobuf".into()),
+            ],
+            json(&good),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "JSON sent as binary",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Type", binary::CONTENT_TYPE.into()),
+            ],
+            json(&with(&|_| {})),
+            400,
+            "malformed",
+        ),
+        (
+            "a binary batch cut short",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Type", binary::CONTENT_TYPE.into()),
+            ],
+            {
+                let b = binary::encode(&with(&|_| {}));
+                b[..b.len() - 3].to_vec()
+            },
+            400,
+            "malformed",
+        ),
+        (
+            "a binary batch with a value out of range",
+            vec![
+                ("Authorization", east.clone()),
+                ("Content-Type", binary::CONTENT_TYPE.into()),
+            ],
+            binary::encode(&with(&|b| b.probe.probe_id = "p".repeat(254))),
+            422,
+            "invalid_value",
         ),
         (
             "a probe id longer than any pod name",

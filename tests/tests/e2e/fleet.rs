@@ -216,8 +216,184 @@ async fn every_round_reaches_the_store_exactly_once() {
         metrics.results_dropped.get() + metrics.spool_dropped.get(),
         0
     );
+    // The first batch goes as JSON; the collector's answer offers the
+    // binary encoding, and the rest go in it.
+    let (_, body) = http_get(addr, "/metrics").await.unwrap();
+    let m = parse_exposition(&body);
+    let bodies = |f: &str| {
+        value(
+            &m,
+            "vantage_collector_bodies_decoded_total",
+            &[("format", f)],
+        )
+    };
+    assert_eq!(bodies("json"), Some(1.0));
+    assert!(
+        bodies("binary").unwrap_or(0.0) >= 5.0,
+        "{:?}",
+        bodies("binary")
+    );
     stop.cancel();
     task.await.unwrap().unwrap();
+}
+
+/// A collector as those before the binary encoding were, for the probe's
+/// side of the negotiation: it reads every body as gzipped JSON, whatever
+/// its `Content-Type`, and answers with no `Accept-Post`, unless told to
+/// offer binary (and then reads it), as a newer collector does. What it
+/// acknowledged: (binary, seq, results).
+#[derive(Default)]
+struct Older {
+    offer: std::sync::atomic::AtomicBool,
+    acked: std::sync::Mutex<Vec<(bool, u64, usize)>>,
+    refused_binary: std::sync::atomic::AtomicUsize,
+}
+
+async fn older_collector(
+    state: std::sync::Arc<Older>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    use vantage_probe::wire::{ACCEPT_POST_HEADER, Ack, RESULTS_PATH, binary};
+    let handler = async |axum::extract::State(s): axum::extract::State<std::sync::Arc<Older>>,
+                         headers: HeaderMap,
+                         body: axum::body::Bytes| {
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&body[..]), &mut raw)
+            .unwrap();
+        let is_binary = headers
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v == binary::CONTENT_TYPE);
+        let offer = s.offer.load(Ordering::SeqCst);
+        let batch: Result<vantage_probe::wire::Batch, String> = if is_binary && offer {
+            let bounds = binary::Bounds {
+                max_rounds: 100_000,
+                max_attempts_per_round: 64,
+            };
+            binary::decode(&raw, bounds).map_err(|e| e.to_string())
+        } else {
+            serde_json::from_slice(&raw).map_err(|e| e.to_string())
+        };
+        let mut answer = match batch {
+            Ok(b) => {
+                s.acked
+                    .lock()
+                    .unwrap()
+                    .push((is_binary, b.seq, b.results.len()));
+                let ack = Ack {
+                    seq: b.seq,
+                    stored: b.results.len() as u32,
+                    duplicate: false,
+                };
+                (StatusCode::OK, serde_json::to_string(&ack).unwrap()).into_response()
+            }
+            Err(e) => {
+                if is_binary {
+                    s.refused_binary.fetch_add(1, Ordering::SeqCst);
+                }
+                let refusal = serde_json::json!({"reason": "malformed", "message": format!("not a batch: {e}")});
+                (StatusCode::BAD_REQUEST, refusal.to_string()).into_response()
+            }
+        };
+        if offer {
+            answer.headers_mut().insert(
+                ACCEPT_POST_HEADER,
+                header::HeaderValue::from_static(binary::CONTENT_TYPE),
+            );
+        }
+        answer
+    };
+    let app = axum::Router::new()
+        .route(RESULTS_PATH, axum::routing::post(handler))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(LO, 0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, task)
+}
+
+/// Any probe works with any collector: with one that does not offer the
+/// binary encoding it sends JSON; when one offers it, binary; and when a
+/// collector rolled back refuses a binary batch as malformed, that batch
+/// goes again as JSON, and every round still arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_speaks_json_to_an_older_collector_and_binary_to_one_that_offers_it() {
+    use std::sync::atomic::Ordering;
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let closed = Refusing::bind(LO).unwrap();
+    let dir = Scratch::new("fleet-older");
+    let older = std::sync::Arc::new(Older::default());
+    let (addr, server) = older_collector(older.clone()).await;
+    let p = probe_with(
+        &dir,
+        &format!("http://{addr}"),
+        "",
+        web.addr.port(),
+        closed.addr.port(),
+        64 << 20,
+        0,
+    )
+    .await;
+    let acked = |binary: bool| {
+        let older = older.clone();
+        move || {
+            older
+                .acked
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|a| a.0 == binary)
+                .count()
+        }
+    };
+    let (json, bin) = (acked(false), acked(true));
+    wait_until("JSON batches", Duration::from_secs(10), async || {
+        json() >= 5
+    })
+    .await;
+    assert_eq!(bin(), 0, "no binary to a collector that does not offer it");
+    older.offer.store(true, Ordering::SeqCst);
+    wait_until("binary batches", Duration::from_secs(10), async || {
+        bin() >= 5
+    })
+    .await;
+    // Rolled back: binary bodies are malformed to it again.
+    older.offer.store(false, Ordering::SeqCst);
+    let json_before = json();
+    wait_until("JSON again", Duration::from_secs(10), async || {
+        json() >= json_before + 5
+    })
+    .await;
+    let (metrics, sent) = p.stop().await;
+    server.abort();
+    let acked = older.acked.lock().unwrap().clone();
+    let seqs: Vec<u64> = acked.iter().map(|a| a.1).collect();
+    let first = seqs[0];
+    assert_eq!(
+        seqs,
+        (first..first + seqs.len() as u64).collect::<Vec<_>>(),
+        "every batch acknowledged once, in order"
+    );
+    let rounds: usize = acked.iter().map(|a| a.2).sum();
+    let measured: u64 = sent.iter().map(|(_, n)| n).sum();
+    assert_eq!(rounds as u64, measured, "every round arrived");
+    assert_eq!(
+        metrics
+            .push_rejected
+            .with_label_values(&["malformed"])
+            .get(),
+        0,
+        "no batch set aside"
+    );
+    assert!(
+        older.refused_binary.load(Ordering::SeqCst) <= 1,
+        "one binary batch refused, then JSON"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
