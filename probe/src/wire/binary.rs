@@ -102,15 +102,22 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
     let attempts: Vec<&ConnectAttempt> = batch.results.iter().flat_map(|r| &r.attempts).collect();
     let mut cols = Vec::with_capacity(batch.results.len() * 12 + attempts.len() * 12);
     put(&mut cols, batch.results.len() as u64);
+    // Indexes as the step from the one before plus one: rounds of a
+    // schedule come in the same order batch after batch, so mostly 0.
+    let mut before = u64::MAX;
     for r in &batch.results {
         let t = w.target(r);
-        put(&mut cols, t);
+        put(&mut cols, step(before, t));
+        before = t;
     }
-    let mut before = sent_us as i64;
+    // Starts as the change of the gap between two rounds: a schedule
+    // spreads its rounds evenly, so mostly 0 too.
+    let (mut before, mut gap) = (sent_us, 0u64);
     for r in &batch.results {
-        let at = r.started_at.unix_micros() as i64;
-        put(&mut cols, zigzag(at - before));
-        before = at;
+        let at = r.started_at.unix_micros();
+        let this = at.wrapping_sub(before);
+        put(&mut cols, zigzag(this.wrapping_sub(gap) as i64));
+        (before, gap) = (at, this);
     }
     for r in &batch.results {
         let code = match &r.dns {
@@ -128,9 +135,11 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
     for r in &batch.results {
         put(&mut cols, r.attempts.len() as u64);
     }
+    let mut before = u64::MAX;
     for a in &attempts {
         let e = w.endpoint(a.address);
-        put(&mut cols, e);
+        put(&mut cols, step(before, e));
+        before = e;
     }
     for a in &attempts {
         let l = a.local.map_or(0, |l| 1 + w.ip(l.ip()));
@@ -140,9 +149,10 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
         cols.extend_from_slice(&l.port().to_le_bytes());
     }
     for r in &batch.results {
-        let round = r.started_at.unix_micros() as i64;
+        let round = r.started_at.unix_micros();
         for a in &r.attempts {
-            put(&mut cols, zigzag(a.started_at.unix_micros() as i64 - round));
+            let offset = a.started_at.unix_micros().wrapping_sub(round);
+            put(&mut cols, zigzag(offset as i64));
         }
     }
     for a in &attempts {
@@ -150,10 +160,13 @@ pub fn encode(batch: &Batch) -> Vec<u8> {
         put(&mut cols, o);
     }
     for a in &attempts {
-        put(&mut cols, a.duration_us);
-    }
-    for a in &attempts {
         put(&mut cols, a.rtt_us.map_or(0, |r| 1 + u64::from(r)));
+    }
+    // A connect's duration is its RTT and a little more: with an RTT, the
+    // difference.
+    for a in &attempts {
+        let over = a.duration_us.wrapping_sub(a.rtt_us.map_or(0, u64::from));
+        put(&mut cols, zigzag(over as i64));
     }
     for a in &attempts {
         put(&mut cols, u64::from(a.syn_retransmits));
@@ -347,19 +360,22 @@ pub fn decode(bytes: &[u8], bounds: Bounds) -> Result<Batch, Error> {
     // Each round takes at least 4 bytes of the round columns.
     let rounds = r.fits(rounds, 4, "rounds")?;
     let mut of_target = Vec::with_capacity(rounds);
+    let mut before = u64::MAX;
     for _ in 0..rounds {
-        let i = r.u("round target")?;
-        if i as usize >= targets.len() {
+        let i = unstep(before, r.u("round target")?);
+        if i >= targets.len() as u64 {
             return Err(r.malformed(&format!("round target {i} of {}", targets.len())));
         }
         of_target.push(i as usize);
+        before = i;
     }
     let mut started = Vec::with_capacity(rounds);
-    let mut before = sent_us as i64;
+    let (mut before, mut gap) = (sent_us, 0u64);
     for _ in 0..rounds {
-        let at = before.wrapping_add(unzigzag(r.u("round start")?));
+        let this = gap.wrapping_add(unzigzag(r.u("round start")?) as u64);
+        let at = before.wrapping_add(this);
         started.push(at);
-        before = at;
+        (before, gap) = (at, this);
     }
     let mut dns: Vec<Option<DnsOutcome>> = Vec::with_capacity(rounds);
     for _ in 0..rounds {
@@ -407,14 +423,20 @@ pub fn decode(bytes: &[u8], bounds: Bounds) -> Result<Batch, Error> {
     }
     let total = r.fits(total, MIN_ATTEMPT_BYTES, "attempts")?;
     let mut address = Vec::with_capacity(total);
+    let mut before = u64::MAX;
     for _ in 0..total {
-        let i = r.u("attempt address")?;
-        let e = endpoints.get(i as usize).copied().ok_or_else(|| {
-            r.malformed(&format!(
-                "attempt address: endpoint {i} of {}",
-                endpoints.len()
-            ))
-        })?;
+        let i = unstep(before, r.u("attempt address")?);
+        before = i;
+        let e = usize::try_from(i)
+            .ok()
+            .and_then(|i| endpoints.get(i))
+            .copied()
+            .ok_or_else(|| {
+                r.malformed(&format!(
+                    "attempt address: endpoint {i} of {}",
+                    endpoints.len()
+                ))
+            })?;
         address.push(e);
     }
     let mut local_ip = Vec::with_capacity(total);
@@ -436,7 +458,7 @@ pub fn decode(bytes: &[u8], bounds: Bounds) -> Result<Batch, Error> {
     }
     let mut offset = Vec::with_capacity(total);
     for _ in 0..total {
-        offset.push(unzigzag(r.u("attempt start")?));
+        offset.push(unzigzag(r.u("attempt start")?) as u64);
     }
     let mut outcome = Vec::with_capacity(total);
     for _ in 0..total {
@@ -448,16 +470,17 @@ pub fn decode(bytes: &[u8], bounds: Bounds) -> Result<Batch, Error> {
                 .ok_or_else(|| r.malformed(&format!("unknown connect outcome {label:?}")))?,
         );
     }
-    let mut duration = Vec::with_capacity(total);
-    for _ in 0..total {
-        duration.push(r.u("attempt duration")?);
-    }
     let mut rtt = Vec::with_capacity(total);
     for _ in 0..total {
         rtt.push(match r.u("attempt rtt")? {
             0 => None,
             v => Some(u32::try_from(v - 1).map_err(|_| r.malformed("attempt rtt"))?),
         });
+    }
+    let mut duration = Vec::with_capacity(total);
+    for rtt in &rtt {
+        let over = unzigzag(r.u("attempt duration")?) as u64;
+        duration.push(over.wrapping_add(rtt.map_or(0, u64::from)));
     }
     let mut retransmits = Vec::with_capacity(total);
     for _ in 0..total {
@@ -554,10 +577,19 @@ struct Target {
     labels: Arc<BTreeMap<String, String>>,
 }
 
-/// An instant from microseconds since the epoch; one before it (which no
-/// writer makes) is the epoch, as the JSON reader's clock reads it.
-fn micros(us: i64) -> Timestamp {
-    Timestamp::from_unix_micros(us.max(0) as u64)
+/// An instant from microseconds since the epoch.
+fn micros(us: u64) -> Timestamp {
+    Timestamp::from_unix_micros(us)
+}
+
+/// `i` as the step from `before` plus one (`before` is `u64::MAX` for the
+/// first), zigzag-coded.
+fn step(before: u64, i: u64) -> u64 {
+    zigzag(i.wrapping_sub(before.wrapping_add(1)) as i64)
+}
+
+fn unstep(before: u64, v: u64) -> u64 {
+    before.wrapping_add(1).wrapping_add(unzigzag(v) as u64)
 }
 
 fn zigzag(v: i64) -> u64 {

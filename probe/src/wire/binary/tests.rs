@@ -290,11 +290,12 @@ fn an_index_outside_its_table_is_refused() {
         ..sample()
     };
     let mut bytes = encode(&b);
-    // The round columns follow the tables; the first is the target index:
-    // the one round's (0) becomes 9.
+    // The round columns follow the tables; the first is the target index,
+    // as a step from the one before: the one round's (0, coded 0) becomes
+    // 9 (coded 18).
     let target_at = find_round_columns(&bytes);
     assert_eq!(bytes[target_at], 0);
-    bytes[target_at] = 9;
+    bytes[target_at] = 18;
     let e = decode(&bytes, BOUNDS).unwrap_err();
     assert!(e.to_string().contains("round target 9 of 1"), "{e}");
 }
