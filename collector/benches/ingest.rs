@@ -421,6 +421,7 @@ fn ingest(fleet: &Fleet) {
                     binary::Bounds {
                         max_rounds: usize::MAX,
                         max_attempts_per_round: 64,
+                        max_attempts: usize::MAX,
                     },
                 )
                 .unwrap(),

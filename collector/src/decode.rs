@@ -193,11 +193,14 @@ fn binary_batch(bytes: &[u8], caps: Caps) -> Result<Batch, Failure> {
     let bounds = binary::Bounds {
         max_rounds: caps.max_results,
         max_attempts_per_round: MAX_ATTEMPTS_PER_ROUND,
+        // No more than the same cap allows a JSON body to hold.
+        max_attempts: caps.max_decompressed / binary::MIN_ATTEMPT_JSON_BYTES,
     };
     binary::decode(bytes, bounds).map_err(|e| match e {
         binary::Error::TooManyRounds { rounds, max } => Failure::TooManyResults(format!(
             "{rounds} results in one batch, at most {max} (limits.max_results_per_batch)"
         )),
+        binary::Error::TooManyAttempts { .. } => Failure::TooLarge,
         other => Failure::Malformed(other.to_string()),
     })
 }
@@ -486,6 +489,28 @@ mod tests {
             e.message.contains("11 results in one batch, at most 10"),
             "{e}"
         );
+        // No more attempts than the cap's worth of JSON could hold: a
+        // small body of many attempts decodes to no more than JSON would.
+        let mut round = many.results[0].clone();
+        round.attempts = vec![round.attempts[0].clone(); 64];
+        let wide = Batch {
+            results: vec![round; 10],
+            ..many
+        };
+        let body = binary::encode(&wide);
+        let cap = 640 * binary::MIN_ATTEMPT_JSON_BYTES;
+        let fits = Caps {
+            max_decompressed: cap,
+            ..CAPS
+        };
+        assert!(batch(Format::Binary, Encoding::Identity, &body, fits).is_ok());
+        let tight = Caps {
+            max_decompressed: cap - 1,
+            ..CAPS
+        };
+        let e = batch(Format::Binary, Encoding::Identity, &body, tight).unwrap_err();
+        assert_eq!(e.kind, DecodeErrorKind::TooLarge, "{e}");
+        assert!(body.len() * 8 < cap, "{} bytes", body.len());
     }
 
     #[test]

@@ -297,6 +297,7 @@ fn decode(body: &[u8]) -> io::Result<Batch> {
         let bounds = binary::Bounds {
             max_rounds: usize::MAX,
             max_attempts_per_round: usize::MAX,
+            max_attempts: usize::MAX,
         };
         return binary::decode(&bytes, bounds)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e));

@@ -40,7 +40,15 @@ pub struct Bounds {
     pub max_rounds: usize,
     /// Attempts in one round.
     pub max_attempts_per_round: usize,
+    /// Attempts in the whole batch: a reader that allows a JSON body of
+    /// `n` bytes allows `n /` [`MIN_ATTEMPT_JSON_BYTES`] here, so that a
+    /// binary body decodes to no more than a JSON body could.
+    pub max_attempts: usize,
 }
+
+/// The fewest bytes of JSON one attempt takes (every optional field left
+/// out, every number 0).
+pub const MIN_ATTEMPT_JSON_BYTES: usize = 117;
 
 /// Why bytes are not a binary batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +64,14 @@ pub enum Error {
     /// A layout version this build does not read.
     #[error("binary batch format {0}: this collector reads format {FORMAT}")]
     UnknownFormat(u8),
+    /// More attempts than [`Bounds::max_attempts`].
+    #[error("binary batch: {attempts} attempts, at most {max}")]
+    TooManyAttempts {
+        /// Attempts the body says it holds.
+        attempts: u64,
+        /// The bound.
+        max: usize,
+    },
     /// More rounds than [`Bounds::max_rounds`].
     #[error("binary batch: {rounds} rounds, at most {max}")]
     TooManyRounds {
@@ -420,6 +436,12 @@ pub fn decode(bytes: &[u8], bounds: Bounds) -> Result<Batch, Error> {
         }
         total += n;
         per_round.push(n as usize);
+    }
+    if total > bounds.max_attempts as u64 {
+        return Err(Error::TooManyAttempts {
+            attempts: total,
+            max: bounds.max_attempts,
+        });
     }
     let total = r.fits(total, MIN_ATTEMPT_BYTES, "attempts")?;
     let mut address = Vec::with_capacity(total);

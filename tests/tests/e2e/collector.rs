@@ -275,7 +275,7 @@ async fn the_same_traffic_sent_in_binary_is_stored_as_its_json_is() {
     };
     assert_eq!((bodies("binary"), bodies("json")), (Some(15.0), None));
     // Every answer of the route lists both media types, refusals too.
-    let client = reqwest::Client::new();
+    let client = vantage_probe::http_client(Duration::from_secs(5), None, false).unwrap();
     let url = format!("http://{addr_binary}{RESULTS_PATH}");
     for auth in ["", "Bearer not-a-known-token"] {
         let r = client

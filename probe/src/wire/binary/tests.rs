@@ -14,6 +14,7 @@ use crate::wire::SCHEMA_VERSION;
 const BOUNDS: Bounds = Bounds {
     max_rounds: 100_000,
     max_attempts_per_round: 64,
+    max_attempts: 1_000_000,
 };
 
 /// A time around 2026, to the microsecond (what both encodings keep).
@@ -270,6 +271,17 @@ fn counts_past_the_body_or_the_bounds_are_refused_before_allocating() {
     };
     let e = decode(&bytes, one).unwrap_err();
     assert!(e.to_string().contains("attempts in one round"), "{e}");
+    let total = Bounds {
+        max_attempts: 1,
+        ..BOUNDS
+    };
+    assert_eq!(
+        decode(&bytes, total),
+        Err(Error::TooManyAttempts {
+            attempts: 2,
+            max: 1
+        })
+    );
     // A header, then a string table claiming 2^60 strings in 3 bytes.
     let mut huge = bytes[..7].to_vec();
     for s in ["r", "p", "s"] {
