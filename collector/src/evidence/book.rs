@@ -31,13 +31,23 @@ use crate::time::{MINUTE_US, us};
 pub struct Book {
     params: Params,
     inner: Mutex<Inner>,
-    /// Commits the writer left, oldest first, and the signal that one was.
-    pending: Mutex<Vec<Committed>>,
+    /// Commits the writer left, oldest first, with the bytes they hold,
+    /// and the signal that one was.
+    pending: Mutex<Pending>,
     ready: Condvar,
 }
 
-/// Commits left at most before the writer applies them itself.
+/// Commits left at most before the writer applies them itself ...
 const PENDING: usize = 256;
+/// ... and bytes they may hold: a writer faster than the book's thread
+/// (both share the cores) would otherwise queue 256 large group commits.
+const PENDING_BYTES: usize = 16 << 20;
+
+#[derive(Debug, Default)]
+struct Pending {
+    commits: Vec<Committed>,
+    bytes: usize,
+}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -285,12 +295,14 @@ impl Book {
     /// Takes one commit's changes (see [`Committed`]), on the writer's
     /// thread: they are left for [`Book::follow`]'s thread (or the next
     /// evaluation) to apply, so the writer never waits for an evaluation
-    /// and spends no time decoding. When [`PENDING`] commits wait already,
-    /// the writer applies them itself: what waits stays bounded.
+    /// and spends no time decoding. When [`PENDING`] commits (or
+    /// [`PENDING_BYTES`] of them) wait already, the writer applies them
+    /// itself: what waits stays bounded.
     pub(crate) fn apply(&self, c: Committed) {
         let mut pending = self.pending.lock().expect("book pending lock");
-        pending.push(c);
-        if pending.len() < PENDING {
+        pending.bytes += c.bytes();
+        pending.commits.push(c);
+        if pending.commits.len() < PENDING && pending.bytes < PENDING_BYTES {
             drop(pending);
             self.ready.notify_one();
             return;
@@ -302,7 +314,7 @@ impl Book {
 
     /// Applies every commit left, in commit order.
     fn drain(&self, inner: &mut Inner) {
-        let left = std::mem::take(&mut *self.pending.lock().expect("book pending lock"));
+        let left = std::mem::take(&mut *self.pending.lock().expect("book pending lock")).commits;
         for c in &left {
             inner.apply(c);
         }
@@ -319,7 +331,9 @@ impl Book {
                     let pending = book.pending.lock().expect("book pending lock");
                     let (pending, _) = book
                         .ready
-                        .wait_timeout_while(pending, Duration::from_secs(1), |p| p.is_empty())
+                        .wait_timeout_while(pending, Duration::from_secs(1), |p| {
+                            p.commits.is_empty()
+                        })
                         .expect("book pending lock");
                     drop(pending);
                     let mut inner = book.inner.lock().expect("book lock");

@@ -41,6 +41,24 @@ pub(crate) struct Committed {
 }
 
 impl Committed {
+    /// About the heap it holds, in bytes (what its vectors hold, not the
+    /// room they have).
+    pub(crate) fn bytes(&self) -> usize {
+        let names: usize = self
+            .series
+            .iter()
+            .map(|s| s.src_region.len() + s.target.len() + s.labels.len() + s.address.len())
+            .sum();
+        let outcomes: usize = self.failures.iter().map(|f| f.2.len()).sum();
+        names
+            + self.series.len() * size_of::<NewSeries>()
+            + self.rows.len()
+            + self.minutes.len() * size_of::<(i64, i64, usize, usize)>()
+            + outcomes
+            + self.failures.len() * size_of::<(i64, i64, String)>()
+            + self.retransmits.len() * size_of::<(i64, i64)>()
+    }
+
     /// Adds a minute row.
     pub(super) fn push_row(&mut self, series: i64, minute: i64, row: &[u8]) {
         let start = self.rows.len();
