@@ -296,3 +296,26 @@ fn a_fault_is_found_alike_from_the_book_and_from_the_store() {
     let found = run(&steps, "fault").unwrap();
     assert!(found >= 10, "db found in {found} judgments");
 }
+
+/// What the writer leaves for the book's thread is bounded in bytes as
+/// well as in commits: past the bound the writer applies it itself.
+#[test]
+fn the_commits_left_for_the_book_are_bounded_in_bytes() {
+    use crate::store::committed::Committed;
+    let book = Book::new(params());
+    let small = || Committed {
+        rows: vec![0; 1 << 10],
+        ..Committed::default()
+    };
+    book.apply(small());
+    book.apply(small());
+    assert_eq!(book.pending.lock().unwrap().commits.len(), 2);
+    // Rows no minute points to: the book applies nothing of them.
+    book.apply(Committed {
+        rows: vec![0; super::PENDING_BYTES],
+        ..Committed::default()
+    });
+    let pending = book.pending.lock().unwrap();
+    assert!(pending.commits.is_empty(), "applied by the writer");
+    assert_eq!(pending.bytes, 0, "and its bytes with them");
+}
