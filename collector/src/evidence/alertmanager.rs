@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use vantage_probe::result::Timestamp;
 
-use super::reachability::{self, Reachability};
+use super::reachability::Reachability;
 use super::stats::{BASELINE_FLOOR, binomial_tail};
 use super::{Judge, rate};
 use crate::store::{AlertRow, KnownTarget, Snapshot, Store, StoreError};
@@ -163,7 +163,7 @@ pub(crate) fn answer(
         let regions = store.read(|s| window(s, &matched, us(from), us(to)))?;
         let reach: Vec<Reachability> = matched
             .iter()
-            .map(|t| reachability::judge(&assessment, t, None))
+            .map(|t| assessment.reachability(t, None))
             .collect();
         let summary = summarize(&matched, &matched_by, &regions, &reach);
         out.push(AlertEvidence {

@@ -18,8 +18,9 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use std::time::{Duration, SystemTime};
 
+use super::assessment::{self, Assessment, Params};
 use super::cells::{self, Cell, Counts, RTT_SLOTS, Syns, group_of};
-use super::{Assessment, Held, Params};
+use super::localize::Held;
 use crate::store::committed::Committed;
 use crate::store::rollup::{Malformed, get, put};
 use crate::store::{Minute, Snapshot, Store, StoreError};
@@ -282,7 +283,7 @@ impl Book {
     /// evaluation loop does (for benchmarks and tools).
     pub fn assess(&self, now: SystemTime, held: &Held) -> Assessment {
         let now_us = us(now);
-        super::judge(self.cells(now_us), &[], now_us, self.params, held)
+        assessment::judge(self.cells(now_us), &[], now_us, self.params, held)
     }
 
     /// Series in the window, and the bytes their minutes take.

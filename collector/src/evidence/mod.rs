@@ -3,6 +3,8 @@
 //! that prove it.
 //!
 //! - [`stats`]: the binomial test and histogram quantiles;
+//! - [`assessment`]: the parameters, and the cells and findings at one
+//!   moment (a leaf the rest builds on);
 //! - [`cells`]: the region x target x address matrix read from the store,
 //!   and the test of one cell;
 //! - [`book`]: the same cells kept in memory as batches are stored, which
@@ -11,127 +13,31 @@
 //!   shared by `cells` and `localize`;
 //! - [`localize`]: from cell states to scoped findings;
 //! - [`reachability`]: one target's state from every region, and a verdict;
+//! - `judgment`: what readers are shown of the loop's last judgment;
 //! - [`incidents`]: findings that persist, with ids and timelines;
 //! - [`alertmanager`]: the evidence for an Alertmanager alert's window.
 
 pub(crate) mod alertmanager;
+pub(crate) mod assessment;
 pub(crate) mod book;
 pub(crate) mod cells;
 pub(crate) mod incidents;
+mod judgment;
 pub(crate) mod localize;
 pub(crate) mod reachability;
 mod signal;
 pub(crate) mod stats;
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::fleet::Fleet;
 use crate::store::{Store, StoreError};
 use crate::time::us;
-use localize::Finding;
+use assessment::judge;
+pub use assessment::{Assessment, Params, assess};
+pub(crate) use judgment::Judgment;
 pub use localize::Held;
-
-/// How the matrix is judged.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Params {
-    /// The recent window, in which faults are looked for.
-    pub recent: Duration,
-    /// The baseline before it.
-    pub baseline: Duration,
-    /// Significance of one cell's test.
-    pub alpha: f64,
-}
-
-impl Params {
-    /// The parameters a collector config asks for.
-    pub fn from_policy(p: &crate::config::EvidencePolicy) -> Params {
-        Params {
-            recent: p.recent,
-            baseline: p.baseline,
-            ..Params::default()
-        }
-    }
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            recent: Duration::from_secs(15 * 60),
-            baseline: Duration::from_secs(60 * 60),
-            alpha: 1e-3,
-        }
-    }
-}
-
-/// The cells and findings at one moment.
-#[derive(Debug, Clone)]
-pub struct Assessment {
-    /// When (µs since the epoch).
-    pub at_us: i64,
-    /// Every cell with recent data.
-    pub cells: Vec<cells::Cell>,
-    /// The localized faults.
-    pub findings: Vec<Finding>,
-    /// The significance the cells were judged at.
-    pub alpha: f64,
-}
-
-/// A judgment as readers are shown it: when, its findings, and each
-/// target's view from every region (what reachability answers), without
-/// the cells (a fleet's worth of them is not kept between evaluations).
-#[derive(Debug)]
-pub struct Judgment {
-    /// When (µs since the epoch).
-    pub at_us: i64,
-    /// The localized faults.
-    pub findings: Vec<Finding>,
-    views: reachability::Views,
-}
-
-impl Judgment {
-    /// What readers are shown of `a`.
-    pub(crate) fn of(a: Assessment) -> Judgment {
-        Judgment {
-            views: reachability::Views::of(&a),
-            at_us: a.at_us,
-            findings: a.findings,
-        }
-    }
-}
-
-/// Judges the store's data at `now`, with the fleet's probes as they are;
-/// cells the open incidents `held` stay failing at the looser bound.
-pub fn assess(
-    store: &Store,
-    probes: &[localize::ProbeLiveness],
-    now: SystemTime,
-    params: Params,
-    held: &Held,
-) -> Result<Assessment, StoreError> {
-    let now_us = us(now);
-    let recent_from = now_us - params.recent.as_micros() as i64;
-    let baseline_from = recent_from - params.baseline.as_micros() as i64;
-    let cells = store.read(|snap| cells::read(snap, baseline_from, recent_from, now_us))?;
-    Ok(judge(cells, probes, now_us, params, held))
-}
-
-/// Judges `cells` (the matrix at `now_us`), as [`assess`] does.
-fn judge(
-    cells: Vec<cells::Cell>,
-    probes: &[localize::ProbeLiveness],
-    now_us: i64,
-    params: Params,
-    held: &Held,
-) -> Assessment {
-    let findings = localize::localize(&cells, probes, now_us, params.alpha, held);
-    Assessment {
-        at_us: now_us,
-        cells,
-        findings,
-        alpha: params.alpha,
-    }
-}
 
 /// The fleet's probes for [`assess`].
 pub(crate) fn probes_of(

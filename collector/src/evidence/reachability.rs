@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use vantage_probe::result::Timestamp;
 
+use super::assessment::Assessment;
 use super::cells::State as CellState;
 use super::localize::{Finding, Scope};
-use super::{Assessment, Judgment};
 
 /// One region's view of a target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,9 +94,16 @@ impl Views {
     }
 }
 
-/// The reachability of `target` in a judgment.
-pub(crate) fn judge(j: &Judgment, target: &str, from: Option<&str>) -> Reachability {
-    let regions = j.views.0.get(target).cloned().unwrap_or_default();
+/// The reachability of `target` in a judgment at `at_us`: its `views`
+/// and `findings`.
+pub(crate) fn judge(
+    views: &Views,
+    findings: &[Finding],
+    at_us: i64,
+    target: &str,
+    from: Option<&str>,
+) -> Reachability {
+    let regions = views.0.get(target).cloned().unwrap_or_default();
     let regions: Vec<RegionView> = regions.into_values().collect();
     let names = |state: &str| -> Vec<String> {
         regions
@@ -106,8 +113,7 @@ pub(crate) fn judge(j: &Judgment, target: &str, from: Option<&str>) -> Reachabil
             .collect()
     };
     let (reachable_from, failing_from) = (names("reachable"), names("failing"));
-    let findings: Vec<Finding> = j
-        .findings
+    let findings: Vec<Finding> = findings
         .iter()
         .filter(|f| f.targets.iter().any(|t| t == target))
         .cloned()
@@ -128,7 +134,7 @@ pub(crate) fn judge(j: &Judgment, target: &str, from: Option<&str>) -> Reachabil
     };
     Reachability {
         target: target.to_string(),
-        judged_at: Timestamp::from(crate::time::from_us(j.at_us)),
+        judged_at: Timestamp::from(crate::time::from_us(at_us)),
         verdict: verdict.to_string(),
         from: from.and_then(|r| regions.iter().find(|v| v.src_region == r).cloned()),
         reachable_from,

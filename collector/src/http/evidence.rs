@@ -13,7 +13,7 @@ use super::error::{ApiError, Json, Reason};
 use super::extract::{Path, Query, Reader};
 use super::{blocking, time_param};
 use crate::evidence::incidents::{self, Event, Incident};
-use crate::evidence::reachability::{self, Reachability};
+use crate::evidence::reachability::Reachability;
 use crate::evidence::{Judge, Judgment};
 use crate::report::{self, Report, Request};
 use crate::store::Store;
@@ -112,7 +112,7 @@ pub(super) async fn reachability(
         return Err(ApiError::new(Reason::BadQuery, "target is required"));
     };
     let a = latest(judge).await?;
-    Ok(Json(reachability::judge(&a, &target, q.from.as_deref())))
+    Ok(Json(a.reachability(&target, q.from.as_deref())))
 }
 
 /// Query of `GET /api/v1/report`.
