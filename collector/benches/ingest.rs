@@ -26,6 +26,7 @@
 //! cargo bench -p vantage-collector --bench ingest            # 100 regions x 1k targets, 1 minute
 //! VANTAGE_BENCH_REGIONS=10 cargo bench -p vantage-collector --bench ingest
 //! VANTAGE_BENCH_EVALUATE_EVERY=1h cargo bench -p vantage-collector --bench ingest -- ingest   # ingest alone
+//! VANTAGE_BENCH_EVALUATIONS=100 cargo bench -p vantage-collector --bench ingest -- read   # evaluations to profile
 //! ```
 //!
 //! Selectors: `ingest`, `read`; anything starting with `-` is ignored.
@@ -590,7 +591,8 @@ fn read_hour(fleet: &Fleet) {
         bytes as f64 / series.max(1) as f64,
         (self_status_kib("RssAnon:").saturating_sub(rss0)) as f64 / 1024.0
     );
-    for i in 0..3 {
+    // Three by default; more to profile them (VANTAGE_BENCH_EVALUATIONS).
+    for i in 0..env_or("VANTAGE_BENCH_EVALUATIONS", 3) {
         let t = Instant::now();
         let a = book.assess(SystemTime::now(), &vantage_collector::Held::default());
         println!(

@@ -57,6 +57,10 @@ struct Inner {
     meta: HashMap<i64, Arc<Meta>, Ids>,
     /// The series with minutes in the window.
     cells: HashMap<i64, Live, Ids>,
+    /// Their ids in the matrix's order ([`cells::sort`]'s), rebuilt when a
+    /// series comes or goes (`None` then), so that an evaluation sorts
+    /// nothing: the order only changes when the set of series does.
+    order: Option<Vec<i64>>,
     /// Failure outcomes, by code.
     outcomes: Outcomes,
     /// Minutes before this one are gone (the start of the baseline of the
@@ -355,10 +359,29 @@ impl Book {
         self.drain(&mut inner);
         inner.trim(first_minute, recent_us);
         let Inner {
-            cells, outcomes, ..
+            cells,
+            order,
+            outcomes,
+            ..
         } = &mut *inner;
-        let mut out: Vec<(i64, Cell)> = Vec::with_capacity(cells.len());
-        for (&series, live) in cells.iter_mut() {
+        let order = order.get_or_insert_with(|| {
+            let mut ids: Vec<i64> = cells.keys().copied().collect();
+            ids.sort_by(|a, b| {
+                let (ma, mb) = (&cells[a].meta, &cells[b].meta);
+                (&ma.src_region, &ma.target, &ma.address, a).cmp(&(
+                    &mb.src_region,
+                    &mb.target,
+                    &mb.address,
+                    b,
+                ))
+            });
+            ids
+        });
+        let mut out: Vec<Cell> = Vec::with_capacity(cells.len());
+        for series in order.iter() {
+            let live = cells
+                .get_mut(series)
+                .expect("the order holds the book's series");
             let base = live.base(first_minute, recent_minute, now_minute);
             let mut cell: Option<Cell> = base.any.then(|| base.cell(&live.meta));
             for (minute, counts) in live.records_from(base.offset, base.minute_before) {
@@ -386,11 +409,10 @@ impl Book {
                 .filter(|at| *at <= now_us)
                 .collect();
             if cell.attempts > 0 || !cell.failures.is_empty() {
-                out.push((series, cell.finish()));
+                out.push(cell.finish());
             }
         }
-        cells::sort(&mut out);
-        out.into_iter().map(|(_, c)| c).collect()
+        out
     }
 }
 
@@ -400,6 +422,7 @@ impl Inner {
         let Inner {
             meta,
             cells,
+            order,
             outcomes,
             floor_minute,
             floor_us,
@@ -428,6 +451,7 @@ impl Inner {
                         tracing::warn!(series, "a committed minute of a series never named");
                         continue;
                     };
+                    *order = None;
                     e.insert(Live::new(m.clone()))
                 }
             };
@@ -453,10 +477,14 @@ impl Inner {
     fn trim(&mut self, first_minute: i64, recent_us: i64) {
         if first_minute > self.floor_minute {
             self.floor_minute = first_minute;
+            let before = self.cells.len();
             self.cells.retain(|_, live| {
                 live.trim(first_minute);
                 !live.records.is_empty()
             });
+            if self.cells.len() != before {
+                self.order = None;
+            }
         }
         if recent_us > self.floor_us {
             self.floor_us = recent_us;

@@ -60,9 +60,21 @@ pub(super) fn localize_judged(cells: &[&Cell], judge: &dyn Fn(&Cell) -> State) -
 fn address_findings<'a>(connect: &[&'a Judged<'a>]) -> (Vec<Finding>, BTreeSet<CellKey<'a>>) {
     let mut findings = Vec::new();
     let mut explained: BTreeSet<CellKey<'a>> = BTreeSet::new();
-    // Only a target with a failing cell can have a failing address.
+    // Only a target with a failing cell can have a failing address: the
+    // others are not grouped at all (a healthy fleet has none).
+    let failing: BTreeSet<&str> = connect
+        .iter()
+        .filter(|j| j.failing.is_some())
+        .map(|j| j.cell.target.as_str())
+        .collect();
     let mut targets: BTreeMap<&str, Vec<&&Judged<'_>>> = BTreeMap::new();
-    for j in connect {
+    if failing.is_empty() {
+        return (findings, explained);
+    }
+    for j in connect
+        .iter()
+        .filter(|j| failing.contains(j.cell.target.as_str()))
+    {
         targets.entry(j.cell.target.as_str()).or_default().push(j);
     }
     for of_t in targets.values() {
