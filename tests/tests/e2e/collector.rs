@@ -16,8 +16,8 @@ use vantage_probe::outcome::{ConnectOutcome, DnsOutcome};
 use vantage_probe::result::{ConnectAttempt, DnsObservation, Identity, RoundResult, Timestamp};
 use vantage_probe::wire::{ACCEPT_POST_HEADER, Batch, RESULTS_PATH, SCHEMA_VERSION, binary};
 use vantage_tests::{
-    Proc, Scratch, bin, free_port, gzip, http, http_get, parse_exposition, promtool_check_metrics,
-    value, wait_for_200,
+    Proc, Scratch, bin, free_port, gzip, header_value, http, http_get, http_with_head,
+    parse_exposition, promtool_check_metrics, value, wait_for_200,
 };
 
 pub(crate) const EAST: &str = "east-token-0123456789abcdef";
@@ -275,22 +275,20 @@ async fn the_same_traffic_sent_in_binary_is_stored_as_its_json_is() {
     };
     assert_eq!((bodies("binary"), bodies("json")), (Some(15.0), None));
     // Every answer of the route lists both media types, refusals too.
-    let client = vantage_probe::http_client(Duration::from_secs(5), None, false).unwrap();
-    let url = format!("http://{addr_binary}{RESULTS_PATH}");
     for auth in ["", "Bearer not-a-known-token"] {
-        let r = client
-            .post(&url)
-            .header("authorization", auth)
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
-        let offered = r.headers()[ACCEPT_POST_HEADER]
-            .to_str()
-            .unwrap()
-            .to_string();
-        assert!(offered.contains(binary::CONTENT_TYPE), "{offered}");
-        assert!(offered.contains("application/json"), "{offered}");
+        let (status, head, _) = http_with_head(
+            addr_binary,
+            "POST",
+            RESULTS_PATH,
+            &[("Authorization", auth)],
+            b"{}",
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 401, "{head}");
+        let offered = header_value(&head, ACCEPT_POST_HEADER).unwrap_or_default();
+        assert!(offered.contains(binary::CONTENT_TYPE), "{head}");
+        assert!(offered.contains("application/json"), "{head}");
     }
     for (stop, task) in [(stop_json, task_json), (stop_binary, task_binary)] {
         stop.cancel();
