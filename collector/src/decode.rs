@@ -4,8 +4,8 @@
 //! JSON is read as a stream: no decompressed copy of the body is ever
 //! held: the gzip decoder feeds the JSON parser through a small buffer, so
 //! whitespace costs time, never memory, and the only allocation that grows
-//! is the batch itself. A binary body is decompressed whole (it is a sixth
-//! of the JSON's size) and read from memory; its reader checks every count
+//! is the batch itself. A binary body is decompressed whole (a fraction
+//! of what its JSON would be) and read from memory; its reader checks every count
 //! against the bytes left and the rounds against
 //! `limits.max_results_per_batch` before allocating for them. Either way
 //! the decompressed bytes are counted, and a body that goes past its cap is

@@ -30,8 +30,8 @@
 //! - JSON (`application/json`, or no `Content-Type`): what every probe
 //!   sent before the binary encoding, and what is easiest to read when
 //!   debugging.
-//! - Binary ([`binary::CONTENT_TYPE`]), the layout below: about a sixth of
-//!   the bytes, and decoded several times faster.
+//! - Binary ([`binary::CONTENT_TYPE`]), the layout below: gzipped, about a
+//!   third of the JSON's bytes, and decoded 4x faster (BENCHMARKS.md).
 //!
 //! A collector that reads the binary encoding says so on every answer to
 //! [`RESULTS_PATH`], in an [`ACCEPT_POST_HEADER`] header listing
