@@ -556,7 +556,7 @@ pub fn decode(bytes: &[u8], bounds: Bounds) -> Result<Batch, Error> {
             attempts.push(ConnectAttempt {
                 address: address[a],
                 local: local[a],
-                started_at: micros(round_us.wrapping_add(offset[a])),
+                started_at: Timestamp::from_unix_micros(round_us.wrapping_add(offset[a])),
                 outcome: outcome[a],
                 duration_us: duration[a],
                 rtt_us: rtt[a],
@@ -571,7 +571,7 @@ pub fn decode(bytes: &[u8], bounds: Bounds) -> Result<Batch, Error> {
             host: t.host.clone(),
             port: t.port,
             labels: t.labels.clone(),
-            started_at: micros(round_us),
+            started_at: Timestamp::from_unix_micros(round_us),
             dns,
             attempts,
         });
@@ -597,11 +597,6 @@ struct Target {
     host: Arc<str>,
     port: u16,
     labels: Arc<BTreeMap<String, String>>,
-}
-
-/// An instant from microseconds since the epoch.
-fn micros(us: u64) -> Timestamp {
-    Timestamp::from_unix_micros(us)
 }
 
 /// `i` as the step from `before` plus one (`before` is `u64::MAX` for the
