@@ -208,6 +208,15 @@ impl Fleet {
             .collect()
     }
 
+    /// Whether every probe reporting at `now` was heard from after
+    /// `since`: every region has had its say on what came after then.
+    pub fn all_heard_since(&self, since: SystemTime, now: SystemTime) -> bool {
+        self.probes(now)
+            .iter()
+            .filter(|(_, _, l)| *l == Liveness::Reporting)
+            .all(|(_, p, _)| p.last_seen > since)
+    }
+
     /// Per (src_region, target) totals for the exposition, in key order.
     /// A series no probe has reported for `forget_after` is removed: a
     /// target dropped from every probe's config leaves `/metrics`.
@@ -324,6 +333,31 @@ mod tests {
             .into_iter()
             .map(|(id, _, l)| (id, l))
             .collect()
+    }
+
+    /// Whether every region has had its say since an evaluation: every
+    /// reporting probe pushed after it; a silent probe is not waited for.
+    #[test]
+    fn every_reporting_probe_heard_since_waits_for_each_but_not_the_silent() {
+        let f = fleet();
+        let s = Duration::from_secs;
+        for i in 0..10 {
+            heard(&f, "a", T0 + s(i));
+            heard(&f, "b", T0 + s(i));
+        }
+        assert!(!f.all_heard_since(T0 + s(9), T0 + s(10)));
+        heard(&f, "a", T0 + s(10));
+        assert!(
+            !f.all_heard_since(T0 + s(9), T0 + s(10)),
+            "b has not pushed"
+        );
+        heard(&f, "b", T0 + s(11));
+        assert!(f.all_heard_since(T0 + s(9), T0 + s(11)));
+        // b goes on alone: a falls silent and is no longer waited for.
+        for i in 12..60 {
+            heard(&f, "b", T0 + s(i));
+        }
+        assert!(f.all_heard_since(T0 + s(58), T0 + s(59)));
     }
 
     /// Two probes pushing every second: one stops. It is silent once it

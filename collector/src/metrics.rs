@@ -48,6 +48,8 @@ pub struct Metrics {
     pub config_last_reload_successful: IntGauge,
     /// Evidence evaluations, by result.
     pub evaluations: IntCounterVec,
+    /// Of those, the ones stored batches asked for before their tick.
+    pub early_evaluations: IntCounter,
     /// How long the last evaluation took.
     pub evidence_seconds: prometheus::Gauge,
     /// Incidents opened, by scope.
@@ -182,6 +184,11 @@ impl Metrics {
                 "vantage_evidence_evaluations_total",
                 "Evaluations of the region x target matrix, by result (ok, error).",
                 "result",
+            ),
+            early_evaluations: counter(
+                &r,
+                "vantage_evidence_early_evaluations_total",
+                "Evaluations run before the period's tick: a stored batch made a cell fail, or confirmed a fault whose incident was waiting.",
             ),
             evidence_seconds: register(
                 &r,

@@ -97,6 +97,15 @@ impl Accepting {
         });
         Ok(Accepting { addr, task })
     }
+
+    /// Stops listening and keeps the port, refusing from now on: a backend
+    /// that goes down while probes measure it.
+    pub async fn refuse(mut self) -> io::Result<Refusing> {
+        self.task.abort();
+        // The listener is closed once its task is gone.
+        let _ = (&mut self.task).await;
+        Refusing::bind_reusing(self.addr)
+    }
 }
 
 impl Drop for Accepting {
@@ -113,8 +122,19 @@ impl Refusing {
 
     /// Reserves `addr` (port 0 picks one) so that it refuses connections.
     pub fn bind_addr(addr: SocketAddr) -> io::Result<Refusing> {
+        Refusing::bind_with(addr, false)
+    }
+
+    /// [`Refusing::bind_addr`] on a port a listener just closed, whose
+    /// closed connections still wait out TIME_WAIT on it.
+    fn bind_reusing(addr: SocketAddr) -> io::Result<Refusing> {
+        Refusing::bind_with(addr, true)
+    }
+
+    fn bind_with(addr: SocketAddr, reuse: bool) -> io::Result<Refusing> {
         loopback_only(addr.ip())?;
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(reuse)?;
         socket.bind(&SockAddr::from(addr))?;
         let addr = socket
             .local_addr()?

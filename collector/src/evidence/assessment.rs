@@ -55,6 +55,20 @@ pub struct Assessment {
     pub alpha: f64,
 }
 
+impl Assessment {
+    /// The longest time between two attempts of a cell of a target
+    /// `among` accepts: how long the slowest region takes to measure each
+    /// of them once more. `None` when no such cell has attempts.
+    pub(crate) fn attempt_interval(&self, among: impl Fn(&str) -> bool) -> Option<Duration> {
+        self.cells
+            .iter()
+            .filter(|c| c.attempts > 0 && among(&c.target))
+            .map(|c| (self.at_us - c.first_us).max(1) as f64 / 1e6 / c.attempts as f64)
+            .reduce(f64::max)
+            .map(Duration::from_secs_f64)
+    }
+}
+
 /// Judges the store's data at `now`, with the fleet's probes as they are;
 /// cells the open incidents `held` stay failing at the looser bound.
 pub fn assess(

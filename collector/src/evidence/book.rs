@@ -36,6 +36,18 @@ pub struct Book {
     /// and the signal that one was.
     pending: Mutex<Pending>,
     ready: Condvar,
+    /// Called when applied commits added failures to a series: the
+    /// evaluation loop's wake-up (see [`Book::on_failures`]).
+    hook: std::sync::OnceLock<Hook>,
+}
+
+/// What [`Book::on_failures`] calls.
+struct Hook(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 /// Commits left at most before the writer applies them itself ...
@@ -69,6 +81,9 @@ struct Inner {
     /// Failures and retransmits before this are gone (the start of its
     /// recent window's first minute).
     floor_us: i64,
+    /// Series that commits added failures to since the last
+    /// [`Book::touched`] or [`Book::cells`]: bounded by the series.
+    touched: std::collections::HashSet<i64, Ids>,
 }
 
 /// Hashes the store's series ids: dense integers the store hands out, which
@@ -216,7 +231,16 @@ impl Book {
             inner: Mutex::default(),
             pending: Mutex::default(),
             ready: Condvar::new(),
+            hook: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Calls `hook` (at once, without blocking: it runs under the book's
+    /// lock) whenever applied commits added failures to a series, so that
+    /// the cells they touched can be judged as they are stored (see
+    /// [`Book::touched`]). One hook per book; a second is ignored.
+    pub(crate) fn on_failures(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let _ = self.hook.set(Hook(Box::new(hook)));
     }
 
     /// A book holding what the store has of the window that ends at
@@ -235,6 +259,7 @@ impl Book {
             meta,
             cells,
             outcomes,
+            touched,
             ..
         } = &mut *inner;
         // The store gives minutes in time order: each is appended.
@@ -255,6 +280,11 @@ impl Book {
         snap.failure_outcomes(recent_us, i64::MAX, |series, at, outcome| {
             if let Some(live) = cells.get_mut(&series) {
                 live.failures.push((at, outcomes.code(outcome)));
+                // Not judged yet: its time has not come (a probe whose
+                // clock is ahead).
+                if at > now_us {
+                    touched.insert(series);
+                }
             }
         })?;
         snap.retransmits(recent_us, i64::MAX, |series, at, _| {
@@ -320,8 +350,14 @@ impl Book {
     /// Applies every commit left, in commit order.
     fn drain(&self, inner: &mut Inner) {
         let left = std::mem::take(&mut *self.pending.lock().expect("book pending lock")).commits;
+        let before = inner.touched.len();
         for c in &left {
             inner.apply(c);
+        }
+        if inner.touched.len() > before
+            && let Some(hook) = self.hook.get()
+        {
+            (hook.0)();
         }
     }
 
@@ -354,17 +390,11 @@ impl Book {
     pub(crate) fn cells(&self, now_us: i64) -> Vec<Cell> {
         let (first_minute, recent_us) = self.floors(now_us);
         let recent_minute = recent_us.div_euclid(MINUTE_US);
-        let now_minute = now_us.div_euclid(MINUTE_US);
         let mut inner = self.inner.lock().expect("book lock");
         self.drain(&mut inner);
         inner.trim(first_minute, recent_us);
-        let Inner {
-            cells,
-            order,
-            outcomes,
-            ..
-        } = &mut *inner;
-        let order = order.get_or_insert_with(|| {
+        let Inner { cells, order, .. } = &mut *inner;
+        order.get_or_insert_with(|| {
             let mut ids: Vec<i64> = cells.keys().copied().collect();
             ids.sort_by(|a, b| {
                 let (ma, mb) = (&cells[a].meta, &cells[b].meta);
@@ -377,46 +407,86 @@ impl Book {
             });
             ids
         });
+        inner.forget_touched(now_us);
+        let Inner {
+            cells,
+            order,
+            outcomes,
+            ..
+        } = &mut *inner;
+        let window = Window::new(first_minute, recent_minute, now_us);
         let mut out: Vec<Cell> = Vec::with_capacity(cells.len());
-        for series in order.iter() {
+        for series in order.as_ref().expect("the order was just made").iter() {
             let live = cells
                 .get_mut(series)
                 .expect("the order holds the book's series");
-            let base = live.base(first_minute, recent_minute, now_minute);
-            let mut cell: Option<Cell> = base.any.then(|| base.cell(&live.meta));
-            for (minute, counts) in live.records_from(base.offset, base.minute_before) {
-                if minute > now_minute {
-                    break;
-                }
-                cell.get_or_insert_with(|| Base::default().cell(&live.meta))
-                    .add(minute, &counts, recent_minute, now_minute);
-            }
-            let Some(mut cell) = cell else {
-                continue;
-            };
-            for &(at, code) in live.failures.iter().filter(|(at, _)| *at <= now_us) {
-                let (label, local) = &outcomes.labels[code as usize];
-                if *local {
-                    cell.local_since_us = Some(cell.local_since_us.map_or(at, |s| s.min(at)));
-                } else {
-                    cell.failures.push((at, label.clone()));
-                }
-            }
-            cell.retransmitted_at = live
-                .retransmits
-                .iter()
-                .copied()
-                .filter(|at| *at <= now_us)
-                .collect();
-            if cell.attempts > 0 || !cell.failures.is_empty() {
-                out.push(cell.finish());
+            out.extend(live.cell(&window, outcomes));
+        }
+        out
+    }
+
+    /// The cells of the series that commits added failures to since the
+    /// last call (or the last [`Book::cells`]), in the window that ends at
+    /// `now_us`, as [`Book::cells`] would give them: what a stored batch
+    /// changed, judged before the next evaluation.
+    pub(crate) fn touched(&self, now_us: i64) -> Vec<Cell> {
+        let (first_minute, recent_us) = self.floors(now_us);
+        let window = Window::new(first_minute, recent_us.div_euclid(MINUTE_US), now_us);
+        let mut inner = self.inner.lock().expect("book lock");
+        self.drain(&mut inner);
+        inner.trim(first_minute, recent_us);
+        let mut ids: Vec<i64> = inner.touched.iter().copied().collect();
+        ids.sort_unstable();
+        inner.forget_touched(now_us);
+        let Inner {
+            cells, outcomes, ..
+        } = &mut *inner;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(live) = cells.get_mut(&id) {
+                out.extend(live.cell(&window, outcomes));
             }
         }
         out
     }
 }
 
+/// The window a cell is read in: the first minute of its baseline, the
+/// first of its recent part, and its end.
+struct Window {
+    first_minute: i64,
+    recent_minute: i64,
+    now_minute: i64,
+    now_us: i64,
+}
+
+impl Window {
+    fn new(first_minute: i64, recent_minute: i64, now_us: i64) -> Window {
+        Window {
+            first_minute,
+            recent_minute,
+            now_minute: now_us.div_euclid(MINUTE_US),
+            now_us,
+        }
+    }
+}
+
 impl Inner {
+    /// Forgets the series touched since the last look, as judged at
+    /// `now_us`, but those with failures after it (a probe whose clock is
+    /// ahead), whose cells will change when their time comes; and gives
+    /// back the room a fault that touched many took.
+    fn forget_touched(&mut self, now_us: i64) {
+        let cells = &self.cells;
+        self.touched.retain(|id| {
+            cells
+                .get(id)
+                .and_then(|l| l.failures.last())
+                .is_some_and(|(at, _)| *at > now_us)
+        });
+        self.touched.shrink_to(1024);
+    }
+
     /// Applies one commit's changes.
     fn apply(&mut self, c: &Committed) {
         let Inner {
@@ -426,6 +496,7 @@ impl Inner {
             outcomes,
             floor_minute,
             floor_us,
+            touched,
         } = self;
         for s in &c.series {
             meta.entry(s.series).or_insert_with(|| {
@@ -462,6 +533,7 @@ impl Inner {
                 let code = outcomes.code(outcome);
                 let i = live.failures.partition_point(|(a, _)| a <= at);
                 live.failures.insert(i, (*at, code));
+                touched.insert(*series);
             }
         }
         for &(series, at) in &c.retransmits {
@@ -499,6 +571,36 @@ impl Inner {
 }
 
 impl Live {
+    /// Its cell in `window`, if it has data there.
+    fn cell(&mut self, window: &Window, outcomes: &Outcomes) -> Option<Cell> {
+        let (now_minute, now_us) = (window.now_minute, window.now_us);
+        let base = self.base(window.first_minute, window.recent_minute, now_minute);
+        let mut cell: Option<Cell> = base.any.then(|| base.cell(&self.meta));
+        for (minute, counts) in self.records_from(base.offset, base.minute_before) {
+            if minute > now_minute {
+                break;
+            }
+            cell.get_or_insert_with(|| Base::default().cell(&self.meta))
+                .add(minute, &counts, window.recent_minute, now_minute);
+        }
+        let mut cell = cell?;
+        for &(at, code) in self.failures.iter().filter(|(at, _)| *at <= now_us) {
+            let (label, local) = &outcomes.labels[code as usize];
+            if *local {
+                cell.local_since_us = Some(cell.local_since_us.map_or(at, |s| s.min(at)));
+            } else {
+                cell.failures.push((at, label.clone()));
+            }
+        }
+        cell.retransmitted_at = self
+            .retransmits
+            .iter()
+            .copied()
+            .filter(|at| *at <= now_us)
+            .collect();
+        (cell.attempts > 0 || !cell.failures.is_empty()).then(|| cell.finish())
+    }
+
     fn new(meta: Arc<Meta>) -> Live {
         Live {
             meta,

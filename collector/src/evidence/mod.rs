@@ -13,6 +13,8 @@
 //!   shared by `cells` and `localize`;
 //! - [`localize`]: from cell states to scoped findings;
 //! - [`reachability`]: one target's state from every region, and a verdict;
+//! - `touched`: the cells a stored batch added failures to, judged as it
+//!   is stored, which may ask for an evaluation before the next tick;
 //! - `judgment`: what readers are shown of the loop's last judgment;
 //! - [`incidents`]: findings that persist, with ids and timelines;
 //! - [`alertmanager`]: the evidence for an Alertmanager alert's window.
@@ -27,6 +29,7 @@ pub(crate) mod localize;
 pub(crate) mod reachability;
 mod signal;
 pub(crate) mod stats;
+mod touched;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -38,6 +41,7 @@ use assessment::judge;
 pub use assessment::{Assessment, Params, assess};
 pub(crate) use judgment::Judgment;
 pub use localize::Held;
+pub(crate) use touched::Touched;
 
 /// The fleet's probes for [`assess`].
 pub(crate) fn probes_of(
@@ -98,6 +102,9 @@ pub struct Judge {
     /// Held while the judgment before the loop's first is made: one at a
     /// time, however many readers ask.
     first: Arc<Mutex<()>>,
+    /// The (region, target) pairs whose stored failures asked for an
+    /// evaluation since the last tick's (see [`Judge::touched`]).
+    tried: Arc<Mutex<std::collections::HashSet<(String, String)>>>,
 }
 
 impl Judge {
@@ -117,7 +124,36 @@ impl Judge {
             held: Arc::default(),
             last: Arc::default(),
             first: Arc::default(),
+            tried: Arc::default(),
         }
+    }
+
+    /// Calls `wake` whenever stored batches add failures to a cell (at
+    /// once, without blocking): the evaluation loop then asks
+    /// [`Judge::touched`] whether they call for an evaluation now.
+    pub(crate) fn on_failures(&self, wake: impl Fn() + Send + Sync + 'static) {
+        self.book.on_failures(wake);
+    }
+
+    /// Judges, at `now`, the cells stored batches added failures to since
+    /// the last look or evaluation, against the last judgment published.
+    /// Nothing is new before the first one. Blocking.
+    pub(crate) fn touched(&self, now: SystemTime) -> Touched {
+        let now_us = us(now);
+        let cells = self.book.touched(now_us);
+        let Some(last) = self.last.read().expect("judgment lock").clone() else {
+            return Touched::default();
+        };
+        let mut tried = self.tried.lock().expect("tried lock");
+        touched::look(&cells, &last, now_us, self.params.alpha, &mut tried)
+    }
+
+    /// Lets every cell ask for an evaluation again: the loop calls it on
+    /// each tick of its period.
+    pub(crate) fn forget_tried(&self) {
+        let mut tried = self.tried.lock().expect("tried lock");
+        tried.clear();
+        tried.shrink_to_fit();
     }
 
     /// Makes `a` the judgment every reader is shown: the evaluation loop

@@ -55,6 +55,21 @@ async fn closed_port_is_refused() {
     assert_eq!(a.outcome.blame(), Blame::Remote);
 }
 
+/// A backend that goes down: connects that were accepted (and left their
+/// TIME_WAITs on its port) are refused from then on, on the same port.
+#[tokio::test]
+async fn a_listener_that_goes_down_refuses_on_its_port() {
+    let l = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let addr = l.addr;
+    for _ in 0..3 {
+        assert_eq!(attempt(addr, &opts(1000)).await.outcome, ConnectOutcome::Ok);
+    }
+    let r = l.refuse().await.unwrap();
+    assert_eq!(r.addr, addr);
+    let a = attempt(addr, &opts(1000)).await;
+    assert_eq!(a.outcome, ConnectOutcome::Refused, "{a:?}");
+}
+
 #[tokio::test]
 async fn full_accept_queue_times_out_at_the_attempt_timeout() {
     let q = FullQueue::bind(LO).unwrap();

@@ -464,3 +464,78 @@ async fn readers_are_shown_the_loops_judgment_not_one_of_their_own() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// The value of the counter `name` with `labels` on the collector at
+/// `addr` (0 when it has none yet).
+async fn counter(addr: SocketAddr, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], &[]).await.unwrap();
+    let samples = vantage_tests::parse_exposition(&metrics);
+    vantage_tests::value(&samples, name, labels).unwrap_or(0.0)
+}
+
+/// A hard fault that starts between two of the loop's ticks opens its
+/// incident as the batches that show it are stored, not at the ticks: a
+/// loop that judged only on its period (30 s here) would need two ticks
+/// after the fault, 30 s at least, to find it and then confirm its scope.
+/// The first page is still the whole fault: the second look waited for
+/// every region's attempts, so the incident opens target-side from all
+/// three regions, not as one region's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_fault_opens_its_incident_as_its_batches_land_not_at_the_tick() {
+    let web = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let db = Accepting::bind(SocketAddr::new(LO, 0)).await.unwrap();
+    let dir = Scratch::new("evidence-early");
+    let addr = SocketAddr::new(LO, free_port());
+    let config = collector_config(&dir, addr, "30s", "30s");
+    let (stop, task) = start_collector(&config, addr).await;
+    let probes = start_probes(&dir, addr, web.addr.port(), db.addr.port()).await;
+
+    // The loop's first tick has judged a healthy fleet.
+    let ok = [("result", "ok")];
+    vantage_tests::wait_until("the first tick", Duration::from_secs(45), async || {
+        counter(addr, "vantage_evidence_evaluations_total", &ok).await >= 1.0
+    })
+    .await;
+    let (_, none) = get(addr, "/api/v1/incidents").await;
+    assert_eq!(none, serde_json::json!([]));
+    let ticks = counter(addr, "vantage_evidence_evaluations_total", &ok).await;
+
+    let faulted = Instant::now();
+    let _db = db.refuse().await.unwrap();
+    let list = wait_for(addr, "/api/v1/incidents", Duration::from_secs(25), |b| {
+        b.as_array().is_some_and(|a| !a.is_empty())
+    })
+    .await;
+    let opened_after = faulted.elapsed();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:#?}");
+    let f = &list[0]["finding"];
+    assert_eq!(f["scope"], "target", "{f:#}");
+    assert_eq!(f["targets"], serde_json::json!(["db"]));
+    assert_eq!(f["src_regions"], serde_json::json!(REGIONS), "{f:#}");
+    let early = counter(addr, "vantage_evidence_early_evaluations_total", &[]).await;
+    let all = counter(addr, "vantage_evidence_evaluations_total", &ok).await;
+    assert!(
+        early >= 2.0,
+        "found and confirmed by stored batches: {early}"
+    );
+    assert!(
+        all - ticks <= early + 1.0,
+        "at most one tick since the fault: {all} evaluations, {ticks} before it, {early} early"
+    );
+    // Bounded: a fault already found asks for no more evaluations.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = counter(addr, "vantage_evidence_early_evaluations_total", &[]).await;
+    assert!(
+        later <= early + 1.0,
+        "{early} early evaluations, then {later}"
+    );
+    eprintln!("incident open {opened_after:?} after the fault, {early} early evaluations");
+
+    for (control, task) in probes {
+        control.send(Control::Shutdown).await.unwrap();
+        task.await.unwrap().unwrap();
+    }
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

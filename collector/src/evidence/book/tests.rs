@@ -216,6 +216,8 @@ fn run(steps: &[Step], name: &str) -> Result<usize, TestCaseError> {
     let mut seq = 0;
     let mut judged = 0;
     let mut found = 0;
+    // The cells of the last judgment, unless the book restarted since.
+    let mut before: Option<Vec<Cell>> = None;
     for step in steps.iter().chain([&Step::Judge]) {
         match step {
             Step::Batch {
@@ -233,11 +235,15 @@ fn run(steps: &[Step], name: &str) -> Result<usize, TestCaseError> {
             Step::Restart => {
                 drop((store, book));
                 (store, book) = open(&dir, now);
+                before = None;
             }
             Step::Judge => {
                 judged += 1;
+                let touched = book.touched(now);
                 let (memory, stored) = (book.cells(now), from_store(&store, now));
                 prop_assert_eq!(&memory, &stored, "at {} s", (now - T0) / 1_000_000);
+                check_touched(&touched, &memory, before.as_deref())?;
+                before = Some(memory.clone());
                 let judge = |c: &[Cell]| localize::localize(c, &[], now, 1e-3, &Held::default());
                 let findings = judge(&memory);
                 prop_assert_eq!(&findings, &judge(&stored));
@@ -249,6 +255,48 @@ fn run(steps: &[Step], name: &str) -> Result<usize, TestCaseError> {
     drop((store, book));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(found)
+}
+
+/// A cell's names (two probes of one region share them: their series
+/// are two cells of the same names).
+fn key(c: &Cell) -> (&str, &str, Option<&str>) {
+    (&c.src_region, &c.target, c.address.as_deref())
+}
+
+/// The failures of the cells named `k` among `cells`.
+fn failures_of<'a>(cells: &'a [Cell], k: &(&str, &str, Option<&str>)) -> Vec<&'a (i64, String)> {
+    cells
+        .iter()
+        .filter(|c| key(c) == *k)
+        .flat_map(|c| &c.failures)
+        .collect()
+}
+
+/// The cells [`Book::touched`] gave are cells the book has, and among
+/// them is every failure that the cells of the judgment `before` (if the
+/// book kept its state since) did not have.
+fn check_touched(
+    touched: &[Cell],
+    memory: &[Cell],
+    before: Option<&[Cell]>,
+) -> Result<(), TestCaseError> {
+    for t in touched {
+        prop_assert!(
+            memory.contains(t),
+            "a touched cell as the book has it: {t:?}"
+        );
+    }
+    let Some(before) = before else {
+        return Ok(());
+    };
+    for c in memory {
+        let k = key(c);
+        let (had, seen) = (failures_of(before, &k), failures_of(touched, &k));
+        for f in c.failures.iter().filter(|f| !had.contains(f)) {
+            prop_assert!(seen.contains(&f), "{k:?} failed anew at {f:?}, not touched");
+        }
+    }
+    Ok(())
 }
 
 proptest! {
