@@ -56,14 +56,23 @@ pub struct Assessment {
 }
 
 impl Assessment {
-    /// The longest time between two attempts of a cell of a target
-    /// `among` accepts: how long the slowest region takes to measure each
-    /// of them once more. `None` when no such cell has attempts.
-    pub(crate) fn attempt_interval(&self, among: impl Fn(&str) -> bool) -> Option<Duration> {
+    /// The longest time between two attempts of a cell `among` accepts:
+    /// how long the slowest of them takes to be measured once more. Its
+    /// attempts are counted from its first minute, or from `began` (µs)
+    /// when its region's data began later (a fleet younger than a minute).
+    /// `None` when no such cell has attempts.
+    pub(crate) fn attempt_interval(
+        &self,
+        among: impl Fn(&cells::Cell) -> bool,
+        began: impl Fn(&str) -> Option<i64>,
+    ) -> Option<Duration> {
         self.cells
             .iter()
-            .filter(|c| c.attempts > 0 && among(&c.target))
-            .map(|c| (self.at_us - c.first_us).max(1) as f64 / 1e6 / c.attempts as f64)
+            .filter(|c| c.attempts > 0 && among(c))
+            .map(|c| {
+                let from = began(&c.src_region).map_or(c.first_us, |b| b.max(c.first_us));
+                (self.at_us - from).max(1) as f64 / 1e6 / c.attempts as f64
+            })
             .reduce(f64::max)
             .map(Duration::from_secs_f64)
     }

@@ -236,7 +236,7 @@ impl Book {
     }
 
     /// Calls `hook` (at once, without blocking: it runs under the book's
-    /// lock) whenever applied commits added failures to a series, so that
+    /// lock) whenever applied commits added failures, so that
     /// the cells they touched can be judged as they are stored (see
     /// [`Book::touched`]). One hook per book; a second is ignored.
     pub(crate) fn on_failures(&self, hook: impl Fn() + Send + Sync + 'static) {
@@ -350,11 +350,11 @@ impl Book {
     /// Applies every commit left, in commit order.
     fn drain(&self, inner: &mut Inner) {
         let left = std::mem::take(&mut *self.pending.lock().expect("book pending lock")).commits;
-        let before = inner.touched.len();
+        let mut failures = 0;
         for c in &left {
-            inner.apply(c);
+            failures += inner.apply(c);
         }
-        if inner.touched.len() > before
+        if failures > 0
             && let Some(hook) = self.hook.get()
         {
             (hook.0)();
@@ -487,8 +487,8 @@ impl Inner {
         self.touched.shrink_to(1024);
     }
 
-    /// Applies one commit's changes.
-    fn apply(&mut self, c: &Committed) {
+    /// Applies one commit's changes; how many failures it added.
+    fn apply(&mut self, c: &Committed) -> usize {
         let Inner {
             meta,
             cells,
@@ -528,12 +528,14 @@ impl Inner {
             };
             live.set(minute, &Counts::of(&data));
         }
+        let mut added = 0;
         for (series, at, outcome) in &c.failures {
             if let Some(live) = cells.get_mut(series).filter(|_| *at >= *floor_us) {
                 let code = outcomes.code(outcome);
                 let i = live.failures.partition_point(|(a, _)| a <= at);
                 live.failures.insert(i, (*at, code));
                 touched.insert(*series);
+                added += 1;
             }
         }
         for &(series, at) in &c.retransmits {
@@ -542,6 +544,7 @@ impl Inner {
                 live.retransmits.insert(i, at);
             }
         }
+        added
     }
 
     /// Drops minutes before `first_minute`, and failures and retransmits

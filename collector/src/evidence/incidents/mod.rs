@@ -72,6 +72,18 @@ impl Changes {
     }
 }
 
+/// What an evaluation is to the new faults waiting for their incidents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// A look that settles their scopes: every region has had the time to
+    /// measure them since the last such look, and has pushed since.
+    Settling,
+    /// An evaluation before that: open incidents are updated and new
+    /// faults begin to wait, but those already waiting are not judged
+    /// again (a scope seen twice from the same data is not settled).
+    Passing,
+}
+
 /// The open incidents and the rules to update them.
 #[derive(Debug, Clone)]
 pub struct Tracker {
@@ -102,8 +114,13 @@ impl Tracker {
 
     /// Matches `findings` at `now_us` against the open incidents. The
     /// tracker changes only through [`Tracker::apply`], after the changes
-    /// are durable.
+    /// are durable. A look that settles new faults' scopes.
     pub fn evaluate(&self, findings: &[Finding], now_us: i64) -> Changes {
+        self.evaluate_as(findings, now_us, Look::Settling)
+    }
+
+    /// [`Tracker::evaluate`], as a look of the kind `look` says.
+    pub fn evaluate_as(&self, findings: &[Finding], now_us: i64, look: Look) -> Changes {
         let mut changes = Changes::default();
         let found: Vec<(&Finding, Pairs)> =
             findings.iter().map(|f| (f, matching::pairs(f))).collect();
@@ -138,7 +155,7 @@ impl Tracker {
                 }
             }
         }
-        self.settle(&fresh, now_us, &mut changes);
+        self.settle(&fresh, now_us, look, &mut changes);
         for i in self.open.iter().filter(|i| !matched.contains(&i.id)) {
             self.resolve_if_quiet(i, now_us, &mut changes);
         }
@@ -146,8 +163,9 @@ impl Tracker {
     }
 
     /// New faults: each waits in [`Pending`] until its scope settles, then
-    /// opens its own incident.
-    fn settle(&self, fresh: &[(&Finding, &Pairs)], now_us: i64, changes: &mut Changes) {
+    /// opens its own incident. A passing look continues those already
+    /// waiting as they were.
+    fn settle(&self, fresh: &[(&Finding, &Pairs)], now_us: i64, look: Look, changes: &mut Changes) {
         let mut next_id = self.next_id;
         let mut handled: Vec<(crate::evidence::localize::Scope, &Pairs)> = Vec::new();
         let mut continued = vec![false; self.pending.len()];
@@ -165,7 +183,10 @@ impl Tracker {
             let p = match prior {
                 Some((k, p)) => {
                     continued[k] = true;
-                    p.again(f)
+                    match look {
+                        Look::Settling => p.again(f),
+                        Look::Passing => p.clone(),
+                    }
                 }
                 None => Pending::first(f),
             };

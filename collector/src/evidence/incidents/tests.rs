@@ -399,3 +399,43 @@ fn onsets_speak_of_the_faults_own_signal() {
         "{resolved:?}"
     );
 }
+
+/// A passing look (before every region had the time to measure a new
+/// fault) neither settles nor moves its scope: however many of them see
+/// the same narrow scope, the incident opens on the settling looks, with
+/// the scope they agree on. An open incident still widens on a passing
+/// look, and a fault first seen on one waits.
+#[test]
+fn passing_looks_do_not_settle_a_new_faults_scope() {
+    let mut t = Tracker::new(Vec::new(), 0, Duration::from_secs(180));
+    let path = finding(Scope::Path, &["east"], &["api", "db"]);
+    let c = t.evaluate(std::slice::from_ref(&path), 1_005 * S);
+    t.apply(&c);
+    for k in 0..5 {
+        let c = t.evaluate_as(std::slice::from_ref(&path), (1_006 + k) * S, Look::Passing);
+        assert!(c.upserts.is_empty(), "opened on a passing look: {c:?}");
+        assert_eq!(c.pending.len(), 1);
+        assert_eq!((c.pending[0].evaluations, c.pending[0].settled), (1, 1));
+        t.apply(&c);
+    }
+    // The settling look sees the whole fault: source-side.
+    let source = finding(Scope::Source, &["east"], &["api", "db", "web"]);
+    let c = t.evaluate(std::slice::from_ref(&source), 1_012 * S);
+    assert!(c.upserts.is_empty(), "a new scope waits: {c:?}");
+    t.apply(&c);
+    let c = t.evaluate(std::slice::from_ref(&source), 1_014 * S);
+    assert_eq!(c.upserts.len(), 1);
+    assert_eq!(c.upserts[0].finding.scope, Scope::Source);
+    let opened = c.events.iter().find(|e| e.kind == "opened").unwrap();
+    assert!(
+        opened.text.starts_with("Opened, scope source:"),
+        "{}",
+        opened.text
+    );
+    t.apply(&c);
+    // A second fault first seen on a passing look waits for its own.
+    let other = finding(Scope::Path, &["west"], &["queue"]);
+    let c = t.evaluate_as(&[source.clone(), other.clone()], 1_015 * S, Look::Passing);
+    assert_eq!(c.pending.len(), 1);
+    assert!(c.upserts.iter().all(|i| i.id == 1));
+}
