@@ -48,7 +48,7 @@ mod validate;
 pub use cli::{Cli, execute, exit_code};
 pub use evidence::book::Book;
 pub use evidence::cells::{LATENCY_MIN_BASELINE, LATENCY_WINDOW_MINUTES};
-pub use evidence::{Assessment, Held, Params, assess};
+pub use evidence::{Assessment, Held, Judgment, Params, assess};
 pub use service::Collector;
 pub use store::read::Window;
 pub use store::{Outcome, Store, StoreError};

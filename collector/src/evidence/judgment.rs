@@ -19,7 +19,7 @@ pub struct Judgment {
 
 impl Judgment {
     /// What readers are shown of `a`.
-    pub(crate) fn of(a: Assessment) -> Judgment {
+    pub fn of(a: Assessment) -> Judgment {
         Judgment {
             views: reachability::Views::of(&a),
             at_us: a.at_us,

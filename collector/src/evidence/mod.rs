@@ -39,7 +39,7 @@ use crate::store::{Store, StoreError};
 use crate::time::us;
 use assessment::judge;
 pub use assessment::{Assessment, Params, assess};
-pub(crate) use judgment::Judgment;
+pub use judgment::Judgment;
 pub use localize::Held;
 pub(crate) use touched::Touched;
 
