@@ -52,45 +52,97 @@ pub(crate) struct Reachability {
 
 /// Every target's view from each region, as an assessment's cells give it:
 /// what reachability answers from, kept with the published judgment
-/// instead of the cells themselves.
+/// instead of the cells themselves. Made on every evaluation from every
+/// connect cell, so it names each region once, not once per target.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Views(HashMap<String, BTreeMap<String, RegionView>>);
+pub(crate) struct Views {
+    /// The regions, each once; views point into it.
+    regions: Vec<String>,
+    /// Per target, a view per region with cells, in the cells' order.
+    targets: HashMap<String, Vec<View>>,
+}
+
+/// One region's view of one target, as kept.
+#[derive(Debug, Clone)]
+struct View {
+    region: usize,
+    attempts: u64,
+    failures: u64,
+    state: &'static str,
+    reasons: BTreeMap<String, u64>,
+}
 
 impl Views {
     /// The views of `a`'s connect cells.
     pub(crate) fn of(a: &Assessment) -> Views {
-        let mut out: HashMap<String, BTreeMap<String, RegionView>> = HashMap::new();
+        let mut out = Views::default();
+        let mut region_ix: HashMap<&str, usize> = HashMap::new();
+        // The cells come in the matrix's order: a name is looked up only
+        // when it is not the previous cell's.
+        let mut last: Option<(&str, usize)> = None;
         for c in a.cells.iter().filter(|c| c.address.is_some()) {
-            let of_target = match out.get_mut(&c.target) {
-                Some(m) => m,
-                None => out.entry(c.target.clone()).or_default(),
+            let region = match last {
+                Some((r, i)) if r == c.src_region => i,
+                _ => {
+                    let i = *region_ix.entry(&c.src_region).or_insert_with(|| {
+                        out.regions.push(c.src_region.clone());
+                        out.regions.len() - 1
+                    });
+                    last = Some((&c.src_region, i));
+                    i
+                }
             };
-            let v = match of_target.get_mut(&c.src_region) {
+            let of_target = match out.targets.get_mut(&c.target) {
                 Some(v) => v,
-                None => of_target
-                    .entry(c.src_region.clone())
-                    .or_insert_with(|| RegionView {
-                        src_region: c.src_region.clone(),
-                        state: "unknown".into(),
+                None => out.targets.entry(c.target.clone()).or_default(),
+            };
+            let at = match of_target.iter().rposition(|v| v.region == region) {
+                Some(at) => at,
+                None => {
+                    of_target.push(View {
+                        region,
                         attempts: 0,
                         failures: 0,
+                        state: "unknown",
                         reasons: BTreeMap::new(),
-                    }),
+                    });
+                    of_target.len() - 1
+                }
             };
+            let v = &mut of_target[at];
             v.attempts += c.attempts;
             match c.state(a.at_us, a.alpha) {
                 CellState::Failing(f) => {
-                    v.state = "failing".into();
+                    v.state = "failing";
                     v.failures += f.failures;
                     for (k, n) in f.reasons {
                         *v.reasons.entry(k).or_insert(0) += n;
                     }
                 }
-                CellState::Healthy if v.state == "unknown" => v.state = "reachable".into(),
+                CellState::Healthy if v.state == "unknown" => v.state = "reachable",
                 _ => {}
             }
         }
-        Views(out)
+        out
+    }
+
+    /// `target`'s view from every region with cells, by region name.
+    fn of_target(&self, target: &str) -> Vec<RegionView> {
+        let mut views: Vec<RegionView> = self
+            .targets
+            .get(target)
+            .into_iter()
+            .flatten()
+            .map(|v| RegionView {
+                src_region: self.regions[v.region].clone(),
+                state: v.state.to_string(),
+                attempts: v.attempts,
+                failures: v.failures,
+                reasons: v.reasons.clone(),
+            })
+            .collect();
+        views.sort_by(|a, b| a.src_region.cmp(&b.src_region));
+        views
     }
 }
 
@@ -103,8 +155,7 @@ pub(crate) fn judge(
     target: &str,
     from: Option<&str>,
 ) -> Reachability {
-    let regions = views.0.get(target).cloned().unwrap_or_default();
-    let regions: Vec<RegionView> = regions.into_values().collect();
+    let regions = views.of_target(target);
     let names = |state: &str| -> Vec<String> {
         regions
             .iter()
