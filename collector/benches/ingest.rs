@@ -618,5 +618,45 @@ fn read_hour(fleet: &Fleet) {
         rows.len(),
         t.elapsed().as_secs_f64()
     );
+    drop((rows, book, store));
+    start_up(&dir, fleet);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A collector started on the store of `dir` (an hour of the fleet): how
+/// long until it listens, answers `/-/healthy`, is ready (its evidence
+/// has loaded the recent window) and has judged once (its first tick).
+fn start_up(dir: &std::path::Path, fleet: &Fleet) {
+    let t = Instant::now();
+    let collector = Collector::start(dir, |listen| config(listen, fleet.regions));
+    let listening = t.elapsed();
+    let until = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within 5 min");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        t.elapsed()
+    };
+    let ok = |path: &str| common::get(collector.addr, path).is_some_and(|(s, _)| s == 200);
+    let healthy = until("healthy", &|| ok("/-/healthy"));
+    let ready = until("ready", &|| ok("/-/ready"));
+    let judged = until("the first evaluation", &|| {
+        common::get(collector.addr, "/metrics").is_some_and(|(_, m)| {
+            m.lines().any(|l| {
+                l.starts_with("vantage_evidence_evaluations_total{result=\"ok\"} ")
+                    && !l.ends_with(" 0")
+            })
+        })
+    });
+    println!(
+        "start-up on an hour of the fleet: listening in {:.2} s, healthy in {:.2} s, ready (the evidence loaded) in {:.2} s, judged (the first tick, evaluate_every {}) in {:.2} s; RSS {:.0} MiB",
+        listening.as_secs_f64(),
+        healthy.as_secs_f64(),
+        ready.as_secs_f64(),
+        evaluate_every(),
+        judged.as_secs_f64(),
+        collector.status_kib("VmRSS:") as f64 / 1024.0
+    );
+    collector.stop();
 }

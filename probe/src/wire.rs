@@ -210,6 +210,7 @@ pub const REFUSAL_REASONS: &[&str] = &[
     "no_such_incident",
     "no_inventory",
     "store_unavailable",
+    "evidence_loading",
     "internal",
 ];
 

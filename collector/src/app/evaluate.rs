@@ -72,6 +72,14 @@ pub(crate) async fn run(app: Arc<App>, stop: CancellationToken) {
             () = wake.notified(), if ticked => Trigger::Batch,
             () = stop.cancelled() => return,
         };
+        if let Err(for_) = app.judge.loaded() {
+            // Judging half a window could resolve what is still failing.
+            tracing::info!(
+                "evidence: not evaluating yet: loading the recent window ({:.0} s so far)",
+                for_.as_secs_f64()
+            );
+            continue;
+        }
         if trigger == Trigger::Batch {
             let Some((ended, took)) = last else {
                 continue;

@@ -22,7 +22,6 @@ use crate::ingest::Ingest;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::time::us;
 use crate::tls::Certs;
 use std::time::SystemTime;
 
@@ -87,17 +86,15 @@ impl App {
             .read(incidents::load_open)
             .context("reading open incidents")?;
         let tracker = Tracker::new(open, last_id, config.evidence.resolve_after);
-        // The cells the evidence judges, loaded from the store and then
-        // kept up to date by every commit.
+        // The cells the evidence judges: kept up to date by every commit
+        // from now on, and loaded from the store on a thread of their own
+        // while the collector already serves (see `Book::loading`).
         let params = Params::from_policy(&config.evidence);
-        let book = Arc::new(
-            store
-                .read(|snap| Book::load(snap, params, us(SystemTime::now())))
-                .context("loading the evidence's cells")?,
-        );
+        let book = Arc::new(Book::loading(params));
         let sink = book.clone();
         store.on_commit(Box::new(move |c| sink.apply(c)));
         Book::follow(&book).context("starting the evidence's book")?;
+        load_book(book.clone(), store.clone()).context("starting the evidence's load")?;
         let judge = Judge::new(store.clone(), book, fleet.clone(), params);
         // The incidents open at start hold their cells, as they did before.
         judge.hold(tracker.held());
@@ -122,4 +119,36 @@ impl App {
             ready: Arc::default(),
         })
     }
+}
+
+/// Loads `book` from `store` on a thread of its own, again every 5 s
+/// while the store cannot answer: until then readers are told the
+/// evidence is loading and the evaluation loop waits.
+fn load_book(book: Arc<Book>, store: Store) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("vantage-book-load".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            loop {
+                match book.load_from(&store, SystemTime::now()) {
+                    Ok(()) => {
+                        let (series, bytes) = book.size();
+                        tracing::info!(
+                            series,
+                            bytes,
+                            "evidence: the recent window loaded from the store in {:.1} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "evidence: loading the recent window from the store: {e}; again in 5 s"
+                        );
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                    }
+                }
+            }
+        })
+        .map(drop)
 }

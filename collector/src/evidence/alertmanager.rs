@@ -151,7 +151,7 @@ pub(crate) fn answer(
     hook: &Webhook,
     windows: &[AlertWindow],
     now: SystemTime,
-) -> Result<Vec<AlertEvidence>, StoreError> {
+) -> Result<Vec<AlertEvidence>, super::Unjudged> {
     let assessment = judge.latest(now)?;
     let store = judge.store();
     let known = store.read(|s| s.known_targets())?;

@@ -36,9 +36,16 @@ pub struct Book {
     /// and the signal that one was.
     pending: Mutex<Pending>,
     ready: Condvar,
+    /// Signalled (with `pending`) when the book is loaded, for a writer
+    /// that waits to apply.
+    filled: Condvar,
     /// Called when applied commits added failures to a series: the
     /// evaluation loop's wake-up (see [`Book::on_failures`]).
     hook: std::sync::OnceLock<Hook>,
+    /// Whether what the store held at start is in (see [`Book::loading`]).
+    loaded: std::sync::atomic::AtomicBool,
+    /// When the book was made.
+    made: std::time::Instant,
 }
 
 /// What [`Book::on_failures`] calls.
@@ -84,6 +91,9 @@ struct Inner {
     /// Series that commits added failures to since the last
     /// [`Book::touched`] or [`Book::cells`]: bounded by the series.
     touched: std::collections::HashSet<i64, Ids>,
+    /// The last commit the store's snapshot held when the book was
+    /// loaded: commits up to it are in already.
+    loaded_seq: u64,
 }
 
 /// Hashes the store's series ids: dense integers the store hands out, which
@@ -231,8 +241,53 @@ impl Book {
             inner: Mutex::default(),
             pending: Mutex::default(),
             ready: Condvar::new(),
+            filled: Condvar::new(),
             hook: std::sync::OnceLock::new(),
+            loaded: std::sync::atomic::AtomicBool::new(true),
+            made: std::time::Instant::now(),
         }
+    }
+
+    /// An empty book that takes commits at once and is filled from the
+    /// store afterwards ([`Book::load_from`]): a collector serves, and
+    /// stores what probes send, while the book loads. Until then its
+    /// commits wait (and the writer, once [`PENDING`] of them wait, waits
+    /// for the load), and [`Book::loaded`] says no.
+    pub(crate) fn loading(params: Params) -> Book {
+        let book = Book::new(params);
+        book.loaded
+            .store(false, std::sync::atomic::Ordering::Release);
+        book
+    }
+
+    /// Whether the book holds what the store held at start; if not, for
+    /// how long it has been loading.
+    pub(crate) fn loaded(&self) -> Result<(), Duration> {
+        if self.loaded.load(std::sync::atomic::Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(self.made.elapsed())
+        }
+    }
+
+    /// Fills a [`Book::loading`] book with what `store` holds of the
+    /// window that ends at `now`. The commits taken meanwhile are applied
+    /// after it, but those the store's snapshot already held (their
+    /// numbers say which: [`Committed::seq`]), so none is lost and none
+    /// counts twice.
+    pub(crate) fn load_from(&self, store: &Store, now: SystemTime) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().expect("book lock");
+        store.read(|snap| self.fill(&mut inner, snap, us(now)))?;
+        {
+            let _pending = self.pending.lock().expect("book pending lock");
+            self.loaded
+                .store(true, std::sync::atomic::Ordering::Release);
+            self.filled.notify_all();
+        }
+        self.drain(&mut inner);
+        drop(inner);
+        self.ready.notify_one();
+        Ok(())
     }
 
     /// Calls `hook` (at once, without blocking: it runs under the book's
@@ -251,17 +306,27 @@ impl Book {
         now_us: i64,
     ) -> Result<Book, StoreError> {
         let book = Book::new(params);
-        let (first_minute, recent_us) = book.floors(now_us);
         let mut inner = book.inner.lock().expect("book lock");
+        book.fill(&mut inner, snap, now_us)?;
+        drop(inner);
+        Ok(book)
+    }
+
+    /// Puts what `snap` holds of the window that ends at `now_us` (and
+    /// anything stored after it) into `inner`, which is empty.
+    fn fill(&self, inner: &mut Inner, snap: &Snapshot<'_>, now_us: i64) -> Result<(), StoreError> {
+        let (first_minute, recent_us) = self.floors(now_us);
+        inner.loaded_seq = snap.commits()?;
         inner.floor_minute = first_minute;
         inner.floor_us = recent_us;
+        inner.order = None;
         let Inner {
             meta,
             cells,
             outcomes,
             touched,
             ..
-        } = &mut *inner;
+        } = inner;
         // The store gives minutes in time order: each is appended.
         snap.minutes(first_minute, i64::MAX, |row| {
             let m = meta.entry(row.series).or_insert_with(|| {
@@ -292,8 +357,7 @@ impl Book {
                 live.retransmits.push(at);
             }
         })?;
-        drop(inner);
-        Ok(book)
+        Ok(())
     }
 
     /// The first minute of the window that ends at `now_us`, and the
@@ -342,6 +406,11 @@ impl Book {
             self.ready.notify_one();
             return;
         }
+        // Nothing is applied before the store's part is in: the load
+        // assumes an empty book.
+        while self.loaded().is_err() {
+            pending = self.filled.wait(pending).expect("book pending lock");
+        }
         drop(pending);
         let mut inner = self.inner.lock().expect("book lock");
         self.drain(&mut inner);
@@ -373,10 +442,13 @@ impl Book {
                     let (pending, _) = book
                         .ready
                         .wait_timeout_while(pending, Duration::from_secs(1), |p| {
-                            p.commits.is_empty()
+                            p.commits.is_empty() || book.loaded().is_err()
                         })
                         .expect("book pending lock");
                     drop(pending);
+                    if book.loaded().is_err() {
+                        continue;
+                    }
                     let mut inner = book.inner.lock().expect("book lock");
                     book.drain(&mut inner);
                 }
@@ -487,8 +559,12 @@ impl Inner {
         self.touched.shrink_to(1024);
     }
 
-    /// Applies one commit's changes; how many failures it added.
+    /// Applies one commit's changes; how many failures it added. A
+    /// commit the load's snapshot held changes nothing.
     fn apply(&mut self, c: &Committed) -> usize {
+        if c.seq != 0 && c.seq <= self.loaded_seq {
+            return 0;
+        }
         let Inner {
             meta,
             cells,
@@ -497,6 +573,7 @@ impl Inner {
             floor_minute,
             floor_us,
             touched,
+            ..
         } = self;
         for s in &c.series {
             meta.entry(s.series).or_insert_with(|| {

@@ -87,6 +87,20 @@ pub(crate) fn loss_leads(lost: u64, sent: u64, failures: u64, attempts: u64) -> 
     lost > 0 && lost as f64 * attempts.max(1) as f64 > failures as f64 * sent.max(1) as f64
 }
 
+/// Why no judgment can be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum Unjudged {
+    /// The store could not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The cells are still being loaded from the store, at start.
+    #[error(
+        "the evidence is still loading the recent window from the store ({:.0} s so far); the first judgment follows it",
+        .0.as_secs_f64()
+    )]
+    Loading(std::time::Duration),
+}
+
 /// What judging the fleet takes: the cells kept as batches are stored,
 /// the live fleet, the evidence policy, and what the open incidents hold;
 /// and the evaluation loop's last judgment, which every reader is shown.
@@ -167,12 +181,13 @@ impl Judge {
 
     /// The last judgment published. Before the loop's first (one
     /// `evaluate_every` after start), one judgment made now and kept
-    /// until the loop's replaces it, however many ask. Blocking: it may
-    /// read the store.
-    pub fn latest(&self, now: SystemTime) -> Result<Arc<Judgment>, StoreError> {
+    /// until the loop's replaces it, however many ask; none while the
+    /// cells are loading. Blocking: it may read the store.
+    pub fn latest(&self, now: SystemTime) -> Result<Arc<Judgment>, Unjudged> {
         if let Some(a) = self.last.read().expect("judgment lock").clone() {
             return Ok(a);
         }
+        self.loaded().map_err(Unjudged::Loading)?;
         let _one = self.first.lock().expect("first judgment lock");
         if let Some(a) = self.last.read().expect("judgment lock").clone() {
             return Ok(a);
@@ -188,6 +203,12 @@ impl Judge {
     /// show the same findings.
     pub(crate) fn hold(&self, held: Held) {
         *self.held.write().expect("held lock") = held;
+    }
+
+    /// Whether the cells hold what the store held at start; if not, for
+    /// how long they have been loading.
+    pub(crate) fn loaded(&self) -> Result<(), std::time::Duration> {
+        self.book.loaded()
     }
 
     /// The store it reads.
@@ -206,5 +227,61 @@ impl Judge {
             self.params,
             &held,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ProbePolicy, Retention};
+    use crate::fleet::SeriesLimits;
+    use std::time::Duration;
+
+    /// While the cells load at start, readers are told so (and no
+    /// judgment of an empty book is kept for them); once loaded, they
+    /// get one.
+    #[test]
+    fn readers_are_told_the_evidence_is_loading_until_it_is() {
+        let dir =
+            std::env::temp_dir().join(format!("vantage-judge-loading-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let day = Duration::from_secs(86_400);
+        let store = Store::open(
+            &dir,
+            Retention {
+                rollups: day,
+                failures: day,
+                receipts: day,
+            },
+        )
+        .unwrap();
+        let fleet = Arc::new(Fleet::new(
+            ProbePolicy {
+                silent_after: Duration::from_secs(60),
+                forget_after: day,
+                max_clock_offset: Duration::from_secs(5),
+            },
+            SeriesLimits {
+                targets_per_probe: 10,
+                per_region: 1000,
+                total: 1000,
+                forget_after: day,
+            },
+            Vec::new(),
+            Vec::new(),
+        ));
+        let book = Arc::new(book::Book::loading(Params::default()));
+        let judge = Judge::new(store.clone(), book.clone(), fleet, Params::default());
+        let now = SystemTime::now();
+        let Err(Unjudged::Loading(_)) = judge.latest(now) else {
+            panic!("judged before the cells were loaded");
+        };
+        assert!(judge.loaded().is_err());
+        book.load_from(&store, now).unwrap();
+        assert!(judge.loaded().is_ok());
+        let j = judge.latest(now).unwrap();
+        assert!(j.findings.is_empty());
+        drop((judge, book, store));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

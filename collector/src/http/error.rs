@@ -66,6 +66,8 @@ pub(crate) enum Reason {
     NoInventory,
     /// The store could not answer or write: nothing changed; retry.
     StoreUnavailable,
+    /// The evidence is still loading its recent window at start: retry.
+    EvidenceLoading,
     /// A bug: a task failed.
     Internal,
 }
@@ -73,7 +75,7 @@ pub(crate) enum Reason {
 impl Reason {
     /// Every reason, for tests and for the refusal counter's series.
     #[cfg(test)]
-    const ALL: [Reason; 24] = [
+    const ALL: [Reason; 25] = [
         Reason::MissingToken,
         Reason::UnknownToken,
         Reason::WrongRegion,
@@ -97,6 +99,7 @@ impl Reason {
         Reason::NoSuchIncident,
         Reason::NoInventory,
         Reason::StoreUnavailable,
+        Reason::EvidenceLoading,
         Reason::Internal,
     ];
 
@@ -126,6 +129,7 @@ impl Reason {
             Reason::NoSuchIncident => "no_such_incident",
             Reason::NoInventory => "no_inventory",
             Reason::StoreUnavailable => "store_unavailable",
+            Reason::EvidenceLoading => "evidence_loading",
             Reason::Internal => "internal",
         }
     }
@@ -154,7 +158,7 @@ impl Reason {
             | Reason::TooManySeriesFleet => StatusCode::TOO_MANY_REQUESTS,
             Reason::SeqReused => StatusCode::CONFLICT,
             Reason::NoSuchIncident | Reason::NoInventory => StatusCode::NOT_FOUND,
-            Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::StoreUnavailable | Reason::EvidenceLoading => StatusCode::SERVICE_UNAVAILABLE,
             Reason::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -166,7 +170,7 @@ impl Reason {
     pub(crate) fn retry_after(self) -> Option<u32> {
         match self {
             Reason::RateLimited => Some(1),
-            Reason::StoreUnavailable => Some(5),
+            Reason::StoreUnavailable | Reason::EvidenceLoading => Some(5),
             // Room comes back when series are forgotten or the limit is
             // raised: ask again now and then, not at once.
             Reason::TooManyTargets | Reason::TooManySeriesRegion | Reason::TooManySeriesFleet => {
@@ -235,6 +239,17 @@ pub(super) fn json(status: StatusCode, value: &impl serde::Serialize) -> Respons
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         ApiError::new(Reason::StoreUnavailable, e.to_string())
+    }
+}
+
+impl From<crate::evidence::Unjudged> for ApiError {
+    fn from(e: crate::evidence::Unjudged) -> ApiError {
+        match e {
+            crate::evidence::Unjudged::Store(e) => e.into(),
+            e @ crate::evidence::Unjudged::Loading(_) => {
+                ApiError::new(Reason::EvidenceLoading, e.to_string())
+            }
+        }
     }
 }
 

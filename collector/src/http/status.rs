@@ -22,12 +22,22 @@ use crate::evidence::incidents::Tracker;
 use crate::fleet::Fleet;
 use crate::metrics::{FLEET_PREFIX, Metrics};
 
-/// `/-/ready`: 200 once the collector serves.
-pub(super) async fn ready(State(ready): State<Arc<AtomicBool>>) -> (StatusCode, &'static str) {
-    if ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
-    } else {
+/// `/-/ready`: 200 once the collector serves and its evidence has loaded
+/// the recent window from the store (`/-/healthy` answers before: a
+/// collector that loads a large store is alive, not stuck).
+pub(super) async fn ready(
+    State(ready): State<Arc<AtomicBool>>,
+    State(judge): State<crate::evidence::Judge>,
+) -> (StatusCode, &'static str) {
+    if !ready.load(Ordering::Acquire) {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    } else if judge.loaded().is_err() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the evidence is loading the recent window\n",
+        )
+    } else {
+        (StatusCode::OK, "ready\n")
     }
 }
 

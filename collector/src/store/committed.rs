@@ -26,6 +26,11 @@ pub(crate) struct NewSeries {
 /// a copy.
 #[derive(Debug, Default)]
 pub(crate) struct Committed {
+    /// The commit's number, from 1: one more than the group of batches
+    /// committed before it, kept in the store with it, so that a snapshot
+    /// says which commits it holds ([`super::Snapshot::commits`]). 0 for
+    /// changes that are not a commit's.
+    pub(crate) seq: u64,
     /// Series first met, before any row of theirs.
     pub(crate) series: Vec<NewSeries>,
     /// Every minute row written, as it now stands, back to back ...

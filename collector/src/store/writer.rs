@@ -67,6 +67,9 @@ pub(super) struct Writer {
     open: OpenMinutes,
     last_expiry: SystemTime,
     sink: SinkSlot,
+    /// The number of the last group of batches committed (see
+    /// [`Committed::seq`]).
+    commits: u64,
 }
 
 /// What the batches of a group stored, kept until the group commits and
@@ -157,7 +160,15 @@ struct FailureRow {
 impl Writer {
     /// A writer on `conn`, expiring data past `retention`.
     pub(super) fn new(conn: Connection, retention: Retention, sink: SinkSlot) -> Writer {
+        let commits = conn
+            .query_row("SELECT value FROM meta WHERE key = 'commits'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         Writer {
+            commits,
             conn,
             retention,
             ids: Ids::default(),
@@ -233,6 +244,13 @@ impl Writer {
                     }
                 }
             }
+            // Numbered in the same transaction: a snapshot knows the last
+            // group it holds.
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('commits', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![(self.commits + 1).to_string()],
+            )?;
             tx.commit()
         })();
         if let Err(e) = outcome {
@@ -244,6 +262,8 @@ impl Writer {
             }
             return;
         }
+        self.commits += 1;
+        changes.committed.seq = self.commits;
         self.hand_on(changes);
         self.open.trim();
         for (job, result) in jobs.into_iter().zip(results) {

@@ -367,3 +367,59 @@ fn the_commits_left_for_the_book_are_bounded_in_bytes() {
     assert!(pending.commits.is_empty(), "applied by the writer");
     assert_eq!(pending.bytes, 0, "and its bytes with them");
 }
+
+/// A collector serves while its book loads: commits taken before the load
+/// reads the store (so both the snapshot and the queue hold them) and
+/// after it are each counted once, and until it is in the book says it is
+/// loading.
+#[test]
+fn commits_taken_while_the_book_loads_count_once() {
+    let dir = std::env::temp_dir().join(format!("vantage-book-loading-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let day = Duration::from_secs(86_400);
+    let store = Store::open(
+        &dir,
+        Retention {
+            rollups: day * 3650,
+            failures: day * 3650,
+            receipts: day * 3650,
+        },
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut seq = 0;
+    let mut submit = |at: i64, did: Did| {
+        seq += 1;
+        let rounds: Vec<(usize, Did, bool)> = (0..6).map(|i| (i % 3, did, false)).collect();
+        for probe in 0..PROBES.len() {
+            let b = batch(probe, seq * 10 + probe as u64, at, &rounds);
+            rt.block_on(store.submit(b, from_us(at), from_us(at)))
+                .unwrap();
+        }
+    };
+    // History before the collector started.
+    for k in 0..20 {
+        submit(T0 + k * 10_000_000, Did::Ok);
+    }
+    let book = Arc::new(Book::loading(params()));
+    assert!(book.loaded().is_err());
+    let sink = book.clone();
+    assert!(store.on_commit(Box::new(move |c| sink.apply(c))));
+    // Stored while the book waits to load: held by the snapshot and queued.
+    for k in 20..26 {
+        submit(T0 + k * 10_000_000, Did::Fail(ConnectOutcome::Refused, 0));
+    }
+    let now = T0 + 26 * 10_000_000;
+    book.load_from(&store, from_us(now)).unwrap();
+    assert!(book.loaded().is_ok());
+    // Stored after it.
+    submit(now, Did::Fail(ConnectOutcome::Timeout, 2));
+    let now = now + 6_000_000;
+    let (memory, stored) = (book.cells(now), from_store(&store, now));
+    assert!(memory.iter().any(|c| c.failures.len() >= 12), "{memory:#?}");
+    assert_eq!(memory, stored);
+    drop((store, book));
+    let _ = std::fs::remove_dir_all(&dir);
+}
