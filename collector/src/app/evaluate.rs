@@ -25,6 +25,8 @@
 //! [`EARLY_SPACING`] and by as long as the last one took (judging takes at
 //! most half of the time), and none comes before the first tick (a
 //! restart's backfill lands first). After one, the period starts again.
+//! While the evidence loads its recent window at start, nothing is
+//! evaluated; a tick that comes meanwhile judges as soon as it is in.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -37,6 +39,9 @@ use crate::evidence::incidents::{self, Look};
 
 /// The least time between an evaluation and one a batch asks for.
 pub(crate) const EARLY_SPACING: Duration = Duration::from_millis(250);
+
+/// How often a tick that came while the evidence loads looks again.
+const LOAD_POLL: Duration = Duration::from_millis(100);
 
 /// The longest a settling look waits for the slowest attempt interval,
 /// unless `evaluate_every` is longer.
@@ -72,13 +77,13 @@ pub(crate) async fn run(app: Arc<App>, stop: CancellationToken) {
             () = wake.notified(), if ticked => Trigger::Batch,
             () = stop.cancelled() => return,
         };
-        if let Err(for_) = app.judge.loaded() {
-            // Judging half a window could resolve what is still failing.
-            tracing::info!(
-                "evidence: not evaluating yet: loading the recent window ({:.0} s so far)",
-                for_.as_secs_f64()
-            );
-            continue;
+        // Judging half a window could resolve what is still failing: the
+        // tick waits for the load, and judges as soon as it is in.
+        while app.judge.loaded().is_err() {
+            tokio::select! {
+                () = tokio::time::sleep(LOAD_POLL) => {}
+                () = stop.cancelled() => return,
+            }
         }
         if trigger == Trigger::Batch {
             let Some((ended, took)) = last else {
