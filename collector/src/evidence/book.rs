@@ -276,8 +276,11 @@ impl Book {
     /// numbers say which: [`Committed::seq`]), so none is lost and none
     /// counts twice.
     pub(crate) fn load_from(&self, store: &Store, now: SystemTime) -> Result<(), StoreError> {
+        // Filled apart and put in whole: a load that fails half way leaves
+        // nothing for the next try to add to.
+        let filled = store.read(|snap| self.fill(snap, us(now)))?;
         let mut inner = self.inner.lock().expect("book lock");
-        store.read(|snap| self.fill(&mut inner, snap, us(now)))?;
+        *inner = filled;
         {
             let _pending = self.pending.lock().expect("book pending lock");
             self.loaded
@@ -305,28 +308,28 @@ impl Book {
         params: Params,
         now_us: i64,
     ) -> Result<Book, StoreError> {
-        let book = Book::new(params);
-        let mut inner = book.inner.lock().expect("book lock");
-        book.fill(&mut inner, snap, now_us)?;
-        drop(inner);
+        let mut book = Book::new(params);
+        *book.inner.get_mut().expect("book lock") = book.fill(snap, now_us)?;
         Ok(book)
     }
 
-    /// Puts what `snap` holds of the window that ends at `now_us` (and
-    /// anything stored after it) into `inner`, which is empty.
-    fn fill(&self, inner: &mut Inner, snap: &Snapshot<'_>, now_us: i64) -> Result<(), StoreError> {
+    /// What `snap` holds of the window that ends at `now_us` (and
+    /// anything stored after it).
+    fn fill(&self, snap: &Snapshot<'_>, now_us: i64) -> Result<Inner, StoreError> {
         let (first_minute, recent_us) = self.floors(now_us);
-        inner.loaded_seq = snap.commits()?;
-        inner.floor_minute = first_minute;
-        inner.floor_us = recent_us;
-        inner.order = None;
+        let mut inner = Inner {
+            loaded_seq: snap.commits()?,
+            floor_minute: first_minute,
+            floor_us: recent_us,
+            ..Inner::default()
+        };
         let Inner {
             meta,
             cells,
             outcomes,
             touched,
             ..
-        } = inner;
+        } = &mut inner;
         // The store gives minutes in time order: each is appended.
         snap.minutes(first_minute, i64::MAX, |row| {
             let m = meta.entry(row.series).or_insert_with(|| {
@@ -357,7 +360,7 @@ impl Book {
                 live.retransmits.push(at);
             }
         })?;
-        Ok(())
+        Ok(inner)
     }
 
     /// The first minute of the window that ends at `now_us`, and the
@@ -416,8 +419,13 @@ impl Book {
         self.drain(&mut inner);
     }
 
-    /// Applies every commit left, in commit order.
+    /// Applies every commit left, in commit order; none before the book
+    /// is loaded (they wait for the load, which puts its own state in
+    /// whole).
     fn drain(&self, inner: &mut Inner) {
+        if self.loaded().is_err() {
+            return;
+        }
         let left = std::mem::take(&mut *self.pending.lock().expect("book pending lock")).commits;
         let mut failures = 0;
         for c in &left {
@@ -446,9 +454,6 @@ impl Book {
                         })
                         .expect("book pending lock");
                     drop(pending);
-                    if book.loaded().is_err() {
-                        continue;
-                    }
                     let mut inner = book.inner.lock().expect("book lock");
                     book.drain(&mut inner);
                 }

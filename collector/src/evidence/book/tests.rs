@@ -370,8 +370,8 @@ fn the_commits_left_for_the_book_are_bounded_in_bytes() {
 
 /// A collector serves while its book loads: commits taken before the load
 /// reads the store (so both the snapshot and the queue hold them) and
-/// after it are each counted once, and until it is in the book says it is
-/// loading.
+/// after it are each counted once, until it is in the book says it is
+/// loading, and a load made again replaces what the book held.
 #[test]
 fn commits_taken_while_the_book_loads_count_once() {
     let dir = std::env::temp_dir().join(format!("vantage-book-loading-{}", std::process::id()));
@@ -420,6 +420,10 @@ fn commits_taken_while_the_book_loads_count_once() {
     let (memory, stored) = (book.cells(now), from_store(&store, now));
     assert!(memory.iter().any(|c| c.failures.len() >= 12), "{memory:#?}");
     assert_eq!(memory, stored);
+    // A load again (as after one that failed half way) puts its state in
+    // whole: nothing is added to what was there.
+    book.load_from(&store, from_us(now)).unwrap();
+    assert_eq!(book.cells(now), stored);
     drop((store, book));
     let _ = std::fs::remove_dir_all(&dir);
 }
