@@ -40,9 +40,6 @@ use crate::evidence::incidents::{self, Look};
 /// The least time between an evaluation and one a batch asks for.
 pub(crate) const EARLY_SPACING: Duration = Duration::from_millis(250);
 
-/// How often a tick that came while the evidence loads looks again.
-const LOAD_POLL: Duration = Duration::from_millis(100);
-
 /// The longest a settling look waits for the slowest attempt interval,
 /// unless `evaluate_every` is longer.
 const SETTLE_AT_MOST: Duration = Duration::from_secs(60);
@@ -79,9 +76,9 @@ pub(crate) async fn run(app: Arc<App>, stop: CancellationToken) {
         };
         // Judging half a window could resolve what is still failing: the
         // tick waits for the load, and judges as soon as it is in.
-        while app.judge.loaded().is_err() {
+        if app.judge.loaded().is_err() {
             tokio::select! {
-                () = tokio::time::sleep(LOAD_POLL) => {}
+                () = app.evidence_loaded.notified() => {}
                 () = stop.cancelled() => return,
             }
         }

@@ -49,6 +49,9 @@ pub struct App {
     pub inventory: Arc<Inventory>,
     /// Set once it serves: the readiness latch.
     pub ready: Arc<AtomicBool>,
+    /// Notified once the evidence has loaded its recent window from the
+    /// store (`Judge::loaded` says whether it has).
+    pub(crate) evidence_loaded: Arc<tokio::sync::Notify>,
 }
 
 impl App {
@@ -94,7 +97,9 @@ impl App {
         let sink = book.clone();
         store.on_commit(Box::new(move |c| sink.apply(c)));
         Book::follow(&book).context("starting the evidence's book")?;
-        load_book(book.clone(), store.clone()).context("starting the evidence's load")?;
+        let evidence_loaded = Arc::new(tokio::sync::Notify::new());
+        load_book(book.clone(), store.clone(), evidence_loaded.clone())
+            .context("starting the evidence's load")?;
         let judge = Judge::new(store.clone(), book, fleet.clone(), params);
         // The incidents open at start hold their cells, as they did before.
         judge.hold(tracker.held());
@@ -117,14 +122,19 @@ impl App {
             fleet,
             metrics,
             ready: Arc::default(),
+            evidence_loaded,
         })
     }
 }
 
 /// Loads `book` from `store` on a thread of its own, again every 5 s
-/// while the store cannot answer: until then readers are told the
-/// evidence is loading and the evaluation loop waits.
-fn load_book(book: Arc<Book>, store: Store) -> std::io::Result<()> {
+/// while the store cannot answer, and then notifies `loaded`: until then
+/// readers are told the evidence is loading and the evaluation loop waits.
+fn load_book(
+    book: Arc<Book>,
+    store: Store,
+    loaded: Arc<tokio::sync::Notify>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("vantage-book-load".into())
         .spawn(move || {
@@ -139,6 +149,7 @@ fn load_book(book: Arc<Book>, store: Store) -> std::io::Result<()> {
                             "evidence: the recent window loaded from the store in {:.1} s",
                             started.elapsed().as_secs_f64()
                         );
+                        loaded.notify_one();
                         return;
                     }
                     Err(e) => {
