@@ -72,6 +72,18 @@ impl Committed {
     }
 }
 
+/// The number of the last group of batches committed in `conn`'s view of
+/// the store ([`Committed::seq`]); 0 before the first.
+pub(super) fn last_seq(conn: &rusqlite::Connection) -> rusqlite::Result<u64> {
+    use rusqlite::OptionalExtension;
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'commits'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
 /// Called on the writer's thread after each commit, in commit order.
 pub(crate) type Sink = Box<dyn Fn(Committed) + Send + Sync>;
 

@@ -2,7 +2,7 @@
 //! recent window, and the failures kept in detail, streamed to the caller
 //! so that a fleet's worth of rows is never held twice.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::rollup::{ConnectMinute, DnsMinute};
 use super::{Snapshot, StoreError};
@@ -48,14 +48,7 @@ impl Snapshot<'_> {
     /// The number of the last group of batches this snapshot holds
     /// ([`super::committed::Committed::seq`]); 0 before the first.
     pub(crate) fn commits(&self) -> Result<u64, StoreError> {
-        let value: Option<String> = self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'commits'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+        super::committed::last_seq(self.conn).map_err(|e| self.err(e))
     }
 
     /// Visits every minute of every series from `first_minute` to

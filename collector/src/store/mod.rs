@@ -168,7 +168,8 @@ impl Store {
         let reader = Connection::open(&path).map_err(err)?;
         let (tx, rx) = mpsc::channel(writer::QUEUE);
         let sink = committed::SinkSlot::default();
-        let writer = Writer::new(conn, retention, sink.clone());
+        let commits = committed::last_seq(&conn).map_err(err)?;
+        let writer = Writer::new(conn, retention, sink.clone(), commits);
         std::thread::Builder::new()
             .name("vantage-store".into())
             .spawn(move || writer.run(rx))

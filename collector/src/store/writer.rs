@@ -158,15 +158,14 @@ struct FailureRow {
 }
 
 impl Writer {
-    /// A writer on `conn`, expiring data past `retention`.
-    pub(super) fn new(conn: Connection, retention: Retention, sink: SinkSlot) -> Writer {
-        let commits = conn
-            .query_row("SELECT value FROM meta WHERE key = 'commits'", [], |r| {
-                r.get::<_, String>(0)
-            })
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+    /// A writer on `conn`, expiring data past `retention`, whose next
+    /// group of batches is numbered after `commits`.
+    pub(super) fn new(
+        conn: Connection,
+        retention: Retention,
+        sink: SinkSlot,
+        commits: u64,
+    ) -> Writer {
         Writer {
             commits,
             conn,
