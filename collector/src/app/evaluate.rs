@@ -3,7 +3,7 @@
 //!
 //! Between ticks, a stored batch that adds failures wakes the loop, which
 //! judges the cells it touched
-//! ([`Judge::touched`](crate::evidence::Judge::touched)). It evaluates at
+//! ([`Judge::new_faults`](crate::evidence::Judge::new_faults)). It evaluates at
 //! once when one of them now fails and the last judgment did not find it:
 //! a hard fault is found as the batch that makes it significant lands.
 //!
@@ -144,8 +144,8 @@ async fn wanted(app: &App, settle_from: Option<SystemTime>, every: Duration) -> 
         return settles(app, at, now, every);
     }
     let judge = app.judge.clone();
-    match tokio::task::spawn_blocking(move || judge.touched(now)).await {
-        Ok(t) => t.new_faults > 0,
+    match tokio::task::spawn_blocking(move || judge.new_faults(now)).await {
+        Ok(n) => n > 0,
         Err(e) => {
             tracing::error!("judging the cells a batch touched: {e}");
             false

@@ -465,13 +465,15 @@ impl Book {
     /// [`cells::read`] reads them from the store. What is older than that
     /// window is dropped: the book's windows only move forward.
     pub(crate) fn cells(&self, now_us: i64) -> Vec<Cell> {
-        let (first_minute, recent_us) = self.floors(now_us);
-        let recent_minute = recent_us.div_euclid(MINUTE_US);
-        let mut inner = self.inner.lock().expect("book lock");
-        self.drain(&mut inner);
-        inner.trim(first_minute, recent_us);
-        let Inner { cells, order, .. } = &mut *inner;
-        order.get_or_insert_with(|| {
+        let (mut inner, window) = self.at(now_us);
+        inner.forget_touched(now_us);
+        let Inner {
+            cells,
+            order,
+            outcomes,
+            ..
+        } = &mut *inner;
+        let order = order.get_or_insert_with(|| {
             let mut ids: Vec<i64> = cells.keys().copied().collect();
             ids.sort_by(|a, b| {
                 let (ma, mb) = (&cells[a].meta, &cells[b].meta);
@@ -484,16 +486,8 @@ impl Book {
             });
             ids
         });
-        inner.forget_touched(now_us);
-        let Inner {
-            cells,
-            order,
-            outcomes,
-            ..
-        } = &mut *inner;
-        let window = Window::new(first_minute, recent_minute, now_us);
         let mut out: Vec<Cell> = Vec::with_capacity(cells.len());
-        for series in order.as_ref().expect("the order was just made").iter() {
+        for series in order.iter() {
             let live = cells
                 .get_mut(series)
                 .expect("the order holds the book's series");
@@ -507,11 +501,7 @@ impl Book {
     /// `now_us`, as [`Book::cells`] would give them: what a stored batch
     /// changed, judged before the next evaluation.
     pub(crate) fn touched(&self, now_us: i64) -> Vec<Cell> {
-        let (first_minute, recent_us) = self.floors(now_us);
-        let window = Window::new(first_minute, recent_us.div_euclid(MINUTE_US), now_us);
-        let mut inner = self.inner.lock().expect("book lock");
-        self.drain(&mut inner);
-        inner.trim(first_minute, recent_us);
+        let (mut inner, window) = self.at(now_us);
         let mut ids: Vec<i64> = inner.touched.iter().copied().collect();
         ids.sort_unstable();
         inner.forget_touched(now_us);
@@ -525,6 +515,17 @@ impl Book {
             }
         }
         out
+    }
+
+    /// The book's state at `now_us`, the commits left applied and what is
+    /// older than its window dropped, and that window.
+    fn at(&self, now_us: i64) -> (std::sync::MutexGuard<'_, Inner>, Window) {
+        let (first_minute, recent_us) = self.floors(now_us);
+        let mut inner = self.inner.lock().expect("book lock");
+        self.drain(&mut inner);
+        inner.trim(first_minute, recent_us);
+        let window = Window::new(first_minute, recent_us.div_euclid(MINUTE_US), now_us);
+        (inner, window)
     }
 }
 

@@ -41,7 +41,6 @@ use assessment::judge;
 pub use assessment::{Assessment, Params, assess};
 pub use judgment::Judgment;
 pub use localize::Held;
-pub(crate) use touched::Touched;
 
 /// The fleet's probes for [`assess`].
 pub(crate) fn probes_of(
@@ -117,7 +116,7 @@ pub struct Judge {
     /// time, however many readers ask.
     first: Arc<Mutex<()>>,
     /// The (region, target) pairs whose stored failures asked for an
-    /// evaluation since the last tick's (see [`Judge::touched`]).
+    /// evaluation since the last tick's (see [`Judge::new_faults`]).
     tried: Arc<Mutex<std::collections::HashSet<(String, String)>>>,
 }
 
@@ -144,22 +143,23 @@ impl Judge {
 
     /// Calls `wake` whenever stored batches add failures to a cell (at
     /// once, without blocking): the evaluation loop then asks
-    /// [`Judge::touched`] whether they call for an evaluation now.
+    /// [`Judge::new_faults`] whether they call for an evaluation now.
     pub(crate) fn on_failures(&self, wake: impl Fn() + Send + Sync + 'static) {
         self.book.on_failures(wake);
     }
 
     /// Judges, at `now`, the cells stored batches added failures to since
-    /// the last look or evaluation, against the last judgment published.
-    /// Nothing is new before the first one. Blocking.
-    pub(crate) fn touched(&self, now: SystemTime) -> Touched {
+    /// the last look or evaluation, against the last judgment published:
+    /// how many fail anew (see `touched`). Nothing is new before the
+    /// first judgment. Blocking.
+    pub(crate) fn new_faults(&self, now: SystemTime) -> usize {
         let now_us = us(now);
         let cells = self.book.touched(now_us);
         let Some(last) = self.last.read().expect("judgment lock").clone() else {
-            return Touched::default();
+            return 0;
         };
         let mut tried = self.tried.lock().expect("tried lock");
-        touched::look(&cells, &last, now_us, self.params.alpha, &mut tried)
+        touched::new_faults(&cells, &last, now_us, self.params.alpha, &mut tried)
     }
 
     /// Lets every cell ask for an evaluation again: the loop calls it on

@@ -14,43 +14,24 @@ use super::cells::{Cell, State};
 use super::judgment::Judgment;
 use super::localize::{Held, Signal};
 
-/// What the batches stored since the last look did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Touched {
-    /// Cells they added failures to.
-    pub cells: usize,
-    /// Of those, cells that now fail and that the last judgment did not
-    /// find failing (nor an earlier look since the last tick).
-    pub new_faults: usize,
-}
-
-/// Looks at `cells` (those the batches added failures to, at `now_us`)
-/// against `last`: `tried` holds the (region, target) pairs that already
-/// asked since the last tick, and gains those that ask now.
-pub(crate) fn look(
+/// How many of `cells` (those the batches added failures to, at `now_us`)
+/// now fail and were not found failing by `last`: `tried` holds the
+/// (region, target) pairs that already asked since the last tick, and
+/// gains those that ask now.
+pub(crate) fn new_faults(
     cells: &[Cell],
     last: &Judgment,
     now_us: i64,
     alpha: f64,
     tried: &mut HashSet<(String, String)>,
-) -> Touched {
+) -> usize {
     let found = Held::of(&last.findings);
-    let mut new_faults = 0;
-    for c in cells {
-        if found.holds(Signal::Failures, c)
-            || tried.contains(&(c.src_region.clone(), c.target.clone()))
-        {
-            continue;
-        }
-        if matches!(c.state(now_us, alpha), State::Failing(_)) {
-            tried.insert((c.src_region.clone(), c.target.clone()));
-            new_faults += 1;
-        }
-    }
-    Touched {
-        cells: cells.len(),
-        new_faults,
-    }
+    cells
+        .iter()
+        .filter(|c| !found.holds(Signal::Failures, c))
+        .filter(|c| matches!(c.state(now_us, alpha), State::Failing(_)))
+        .filter(|c| tried.insert((c.src_region.clone(), c.target.clone())))
+        .count()
 }
 
 #[cfg(test)]
@@ -58,7 +39,6 @@ mod tests {
     use super::*;
     use crate::evidence::Params;
     use crate::evidence::assessment::judge;
-    use crate::evidence::cells::Syns;
 
     const S: i64 = 1_000_000;
     const NOW: i64 = 100_000 * S;
@@ -66,28 +46,21 @@ mod tests {
     /// A cell of five minutes at one attempt a second, clean before, that
     /// failed at each of the seconds `failed` before now.
     fn cell(region: &str, target: &str, failed: &[i64]) -> Cell {
-        Cell {
-            src_region: region.into(),
-            target: target.into(),
-            group: "gcp".into(),
-            control: false,
-            address: Some("10.1.0.9:5432".into()),
-            attempts: 300,
-            first_us: NOW - 300 * S,
-            baseline_attempts: 3600,
-            baseline_failures: 0,
-            failures: failed
-                .iter()
-                .map(|s| (NOW - s * S, "timeout".to_string()))
-                .collect(),
-            local_failures: 0,
-            local_since_us: None,
-            rtt_baseline: Vec::new(),
-            rtt_recent: Vec::new(),
-            syn_baseline: Syns::default(),
-            syn_recent: Vec::new(),
-            retransmitted_at: Vec::new(),
-        }
+        let mut c = Cell::named(
+            region.into(),
+            target.into(),
+            "gcp".into(),
+            false,
+            Some("10.1.0.9:5432".into()),
+        );
+        c.attempts = 300;
+        c.first_us = NOW - 300 * S;
+        c.baseline_attempts = 3600;
+        c.failures = failed
+            .iter()
+            .map(|s| (NOW - s * S, "timeout".to_string()))
+            .collect();
+        c
     }
 
     /// The judgment of `cells`, as the loop would have published it.
@@ -118,24 +91,12 @@ mod tests {
         assert!(healthy.findings.is_empty());
         let failing = [cell("us-east-2", "db", &[3, 2, 1, 0])];
         let mut tried = HashSet::new();
-        let t = look(&failing, &healthy, NOW, 1e-3, &mut tried);
-        assert_eq!(
-            t,
-            Touched {
-                cells: 1,
-                new_faults: 1
-            }
-        );
+        assert_eq!(new_faults(&failing, &healthy, NOW, 1e-3, &mut tried), 1);
         // Its next batch: already asked for.
-        let t = look(&failing, &healthy, NOW, 1e-3, &mut tried);
-        assert_eq!(t.new_faults, 0);
-        assert_eq!(t.cells, 1);
+        assert_eq!(new_faults(&failing, &healthy, NOW, 1e-3, &mut tried), 0);
         // After the tick it may ask again.
         tried.clear();
-        assert_eq!(
-            look(&failing, &healthy, NOW, 1e-3, &mut tried).new_faults,
-            1
-        );
+        assert_eq!(new_faults(&failing, &healthy, NOW, 1e-3, &mut tried), 1);
     }
 
     #[test]
@@ -151,10 +112,10 @@ mod tests {
         );
         let mut tried = HashSet::new();
         let failing = [cell("us-east-2", "db", &[10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0])];
-        assert_eq!(look(&failing, &found, NOW, 1e-3, &mut tried).new_faults, 0);
+        assert_eq!(new_faults(&failing, &found, NOW, 1e-3, &mut tried), 0);
         // Another region failing to it now is news.
         let other = [cell("us-west-1", "db", &[3, 2, 1, 0])];
-        assert_eq!(look(&other, &found, NOW, 1e-3, &mut tried).new_faults, 1);
+        assert_eq!(new_faults(&other, &found, NOW, 1e-3, &mut tried), 1);
     }
 
     #[test]
@@ -162,10 +123,10 @@ mod tests {
         let healthy = judged(fleet(&[]));
         let mut tried = HashSet::new();
         let once = [cell("us-east-2", "db", &[0])];
-        assert_eq!(look(&once, &healthy, NOW, 1e-3, &mut tried).new_faults, 0);
+        assert_eq!(new_faults(&once, &healthy, NOW, 1e-3, &mut tried), 0);
         // Two failures two minutes ago, clean since.
         let over = [cell("us-east-2", "db", &[121, 120])];
-        assert_eq!(look(&over, &healthy, NOW, 1e-3, &mut tried).new_faults, 0);
+        assert_eq!(new_faults(&over, &healthy, NOW, 1e-3, &mut tried), 0);
         assert!(tried.is_empty());
     }
 }

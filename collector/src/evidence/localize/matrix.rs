@@ -8,7 +8,7 @@
 //! lookups by name: at 100 regions x 1k targets each signal asks them
 //! 200,000 times.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Judged;
 
@@ -33,9 +33,9 @@ pub(super) struct Matrix<'a> {
     known: Vec<u8>,
 }
 
-/// The names in `names`, sorted, and each one's place.
-fn numbered<'a>(names: HashMap<&'a str, usize>) -> (Vec<&'a str>, HashMap<&'a str, usize>) {
-    let mut sorted: Vec<&'a str> = names.into_keys().collect();
+/// `names` sorted, and each one's place.
+fn numbered<'a>(names: impl Iterator<Item = &'a str>) -> (Vec<&'a str>, HashMap<&'a str, usize>) {
+    let mut sorted: Vec<&'a str> = names.collect();
     sorted.sort_unstable();
     let ix = sorted.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     (sorted, ix)
@@ -45,26 +45,24 @@ impl<'a> Matrix<'a> {
     pub(super) fn new(cells: &[&'a Judged<'a>]) -> Matrix<'a> {
         // The cells come in the matrix's order (a region's run of cells, a
         // target's cells next to each other): a name is looked up only
-        // when it differs from the previous cell's.
-        let (mut regions, mut targets) = (HashMap::new(), HashMap::new());
+        // when it differs from the previous cell's. A target's group is
+        // its first cell's.
+        let mut regions: HashSet<&'a str> = HashSet::new();
         let mut groups_by_name: HashMap<&'a str, &'a str> = HashMap::new();
-        let (mut last_r, mut last_t) = ("", "");
-        for (i, j) in cells.iter().enumerate() {
+        let (mut last_r, mut last_t) = (None, None);
+        for j in cells {
             let (r, t) = (j.cell.src_region.as_str(), j.cell.target.as_str());
-            if i == 0 || r != last_r {
-                regions.entry(r).or_insert(0);
-                last_r = r;
+            if last_r != Some(r) {
+                regions.insert(r);
+                last_r = Some(r);
             }
-            if i == 0 || t != last_t {
-                if !targets.contains_key(t) {
-                    targets.insert(t, 0);
-                    groups_by_name.insert(t, j.cell.group.as_str());
-                }
-                last_t = t;
+            if last_t != Some(t) {
+                groups_by_name.entry(t).or_insert(j.cell.group.as_str());
+                last_t = Some(t);
             }
         }
-        let (regions, region_ix) = numbered(regions);
-        let (targets, target_ix) = numbered(targets);
+        let (regions, region_ix) = numbered(regions.into_iter());
+        let (targets, target_ix) = numbered(groups_by_name.keys().copied());
         let groups = targets.iter().map(|t| groups_by_name[t]).collect();
         let mut m = Matrix {
             known: vec![UNKNOWN; regions.len() * targets.len()],
