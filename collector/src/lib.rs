@@ -33,6 +33,7 @@ mod evidence;
 mod fleet;
 #[doc(hidden)]
 pub mod fuzz;
+mod groups;
 mod http;
 mod ingest;
 mod inventory;

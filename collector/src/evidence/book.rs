@@ -19,8 +19,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, SystemTime};
 
 use super::assessment::{self, Assessment, Params};
-use super::cells::{self, Cell, Counts, RTT_SLOTS, Syns, group_of};
+use super::cells::{self, Cell, Counts, RTT_SLOTS, Syns};
 use super::localize::Held;
+use crate::groups::group_of;
 use crate::store::committed::Committed;
 use crate::store::rollup::{Malformed, get, put};
 use crate::store::{Minute, Snapshot, Store, StoreError};

@@ -8,6 +8,7 @@ use vantage_probe::outcome::{Blame, ConnectOutcome, DnsOutcome};
 
 use super::signal::Signal;
 use super::stats::{baseline_rate, binomial_tail};
+use crate::groups::group_of;
 use crate::store::rollup::ConnectMinute;
 use crate::store::{Minute, MinuteRow, Snapshot, StoreError};
 use crate::time::MINUTE_US;
@@ -651,18 +652,6 @@ pub(crate) fn slow_of(c: &ConnectMinute) -> (u64, u64) {
     let first_slow = B.partition_point(|&b| b <= SLOW_CONNECT_US);
     let slow = c.duration.counts.iter().skip(first_slow).sum();
     (slow, c.outcomes[ConnectOutcome::Ok.index()])
-}
-
-/// The group of a target from its stored labels (JSON), and whether it is
-/// a control target.
-pub(crate) fn group_of(name: &str, labels: &str) -> (String, bool) {
-    let labels: BTreeMap<String, String> = serde_json::from_str(labels).unwrap_or_default();
-    let group = labels
-        .get("provider")
-        .or_else(|| labels.get("service"))
-        .cloned()
-        .unwrap_or_else(|| name.to_string());
-    (group, labels.get("role").is_some_and(|r| r == "control"))
 }
 
 /// Reads every cell with data from `baseline_from_us` to `now_us`; the

@@ -72,13 +72,11 @@ pub(crate) fn per_region(
     let first = from_us.div_euclid(MINUTE_US);
     let end = to_us.div_euclid(MINUTE_US) + i64::from(to_us.rem_euclid(MINUTE_US) != 0);
     let mut regions: BTreeMap<String, DnsMinute> = BTreeMap::new();
-    snap.lookup_minutes(first, end, region, |r| {
-        if focus.is_none_or(|f| f.contains(r.target)) {
-            regions
-                .entry(r.src_region.to_string())
-                .or_default()
-                .merge(&r.data);
-        }
+    snap.lookup_minutes(first, end, region, focus, |r| {
+        regions
+            .entry(r.src_region.to_string())
+            .or_default()
+            .merge(&r.data);
     })?;
     Ok(regions
         .into_iter()

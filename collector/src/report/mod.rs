@@ -12,7 +12,7 @@ pub(crate) mod run;
 pub(crate) mod svg;
 pub(crate) mod text;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -20,7 +20,7 @@ use vantage_probe::outcome::{Blame, ConnectOutcome};
 use vantage_probe::result::Timestamp;
 use vantage_probe::stats::CONNECT_BUCKETS_US;
 
-use crate::evidence::cells::{Syns, group_of};
+use crate::evidence::cells::Syns;
 use crate::evidence::incidents;
 use crate::evidence::stats::quantile;
 use crate::store::rollup::{ConnectMinute, Hist};
@@ -225,8 +225,13 @@ pub(crate) fn build(
         }
         _ => None,
     };
-    let rows = read_minutes(snap, from_us, to_us, req.src_region.as_deref())?;
-    let tally = Tally::of(&rows, focus.as_ref());
+    let tally = Tally::read(
+        snap,
+        from_us,
+        to_us,
+        req.src_region.as_deref(),
+        focus.as_ref(),
+    )?;
     let story = match &incident {
         Some((i, events)) => Story::of_incident(i, events, &tally.regions),
         None => Story::of_window(&snap.incident_events(from_us, to_us)?, from_us, to_us),
@@ -298,24 +303,48 @@ struct Tally {
 }
 
 impl Tally {
-    fn of(rows: &[Row], focus: Option<&BTreeSet<String>>) -> Tally {
+    /// Reads the minutes from `from_us` to `to_us` of `region` (or every
+    /// region): the matrix from the rows of each region and group, and
+    /// the per-minute series from the `focus` targets' own minutes (or,
+    /// with no focus, from the groups' minutes). So a report reads what it
+    /// shows, not every series of the fleet.
+    fn read(
+        snap: &Snapshot<'_>,
+        from_us: i64,
+        to_us: i64,
+        region: Option<&str>,
+        focus: Option<&BTreeSet<String>>,
+    ) -> Result<Tally, StoreError> {
+        let first = from_us.div_euclid(MINUTE_US);
+        let end = to_us.div_euclid(MINUTE_US) + i64::from(to_us.rem_euclid(MINUTE_US) != 0);
         let mut regions = BTreeSet::new();
         let mut groups = BTreeSet::new();
         let mut cells: BTreeMap<(String, String), Acc> = BTreeMap::new();
         let mut minutes: BTreeMap<(String, i64), Acc> = BTreeMap::new();
-        for r in rows {
-            regions.insert(r.region.clone());
-            groups.insert(r.group.clone());
-            cells
-                .entry((r.region.clone(), r.group.clone()))
-                .or_default()
-                .add(&r.data);
-            if focus.is_none_or(|f| f.contains(&r.target)) {
+        snap.group_rows(first, end, region, |r| {
+            let key = (r.src_region.to_string(), r.group.to_string());
+            match cells.get_mut(&key) {
+                Some(a) => a.add(&r.data),
+                None => {
+                    regions.insert(key.0.clone());
+                    groups.insert(key.1.clone());
+                    cells.entry(key).or_default().add(&r.data);
+                }
+            }
+        })?;
+        match focus {
+            Some(targets) => snap.connect_minutes(first, end, region, Some(targets), |r| {
                 minutes
-                    .entry((r.region.clone(), r.minute))
+                    .entry((r.src_region.to_string(), r.minute))
                     .or_default()
                     .add(&r.data);
-            }
+            })?,
+            None => snap.group_minutes(first, end, region, |r| {
+                minutes
+                    .entry((r.src_region.to_string(), r.minute))
+                    .or_default()
+                    .add(&r.data);
+            })?,
         }
         let matrix = cells
             .into_iter()
@@ -347,7 +376,7 @@ impl Tally {
                 },
             });
         }
-        Tally {
+        Ok(Tally {
             regions,
             groups,
             matrix,
@@ -358,7 +387,7 @@ impl Tally {
                     minutes,
                 })
                 .collect(),
-        }
+        })
     }
 }
 
@@ -499,42 +528,6 @@ fn mechanisms(matrix: &[MatrixCell]) -> Vec<String> {
         "Connect failures show where TCP handshakes failed, not why: a firewall, a route, a saturated NAT and an overloaded backend look alike from the probes.".to_string(),
     );
     out
-}
-
-struct Row {
-    minute: i64,
-    region: String,
-    target: String,
-    group: String,
-    data: ConnectMinute,
-}
-
-fn read_minutes(
-    snap: &Snapshot<'_>,
-    from_us: i64,
-    to_us: i64,
-    region: Option<&str>,
-) -> Result<Vec<Row>, StoreError> {
-    let first = from_us.div_euclid(MINUTE_US);
-    let end = to_us.div_euclid(MINUTE_US) + i64::from(to_us.rem_euclid(MINUTE_US) != 0);
-    // A target's name and group, worked out (labels parsed) once per
-    // target rather than once per minute row.
-    let mut targets: HashMap<i64, (String, String)> = HashMap::new();
-    let mut out = Vec::new();
-    snap.connect_minutes(first, end, region, |r| {
-        let (target, group) = targets
-            .entry(r.target_id)
-            .or_insert_with(|| (r.target.to_string(), group_of(r.target, r.labels).0))
-            .clone();
-        out.push(Row {
-            minute: r.minute,
-            region: r.src_region.to_string(),
-            group,
-            target,
-            data: r.data,
-        });
-    })?;
-    Ok(out)
 }
 
 /// Totals of some rollup rows.

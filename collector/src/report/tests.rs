@@ -254,6 +254,62 @@ async fn the_seed_003_incident_reports_the_same_bytes_every_time() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A window of whole hours reads the hours' rows of each region and
+/// group; one that holds no whole hour reads their minutes; a target's
+/// series are read by name. Over the same data all three say the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_of_hours_reads_what_its_minutes_say() {
+    let dir = std::env::temp_dir().join(format!("vantage-report-hours-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = fleet_store(&dir).await;
+    let report = |from: SystemTime, to: SystemTime, target: Option<&str>| {
+        let req = Request {
+            from: Some(from.into()),
+            to: Some(to.into()),
+            target: target.map(str::to_string),
+            ..Request::default()
+        };
+        store.read(|c| build(c, &req, "x")).unwrap()
+    };
+    let hour = Duration::from_secs(3600);
+    // 22:00 to 01:00: the hours 22, 23 and 00, whole. 22:59 to 23:59: none.
+    let hours = report(t(0) - hour, t(0) + 2 * hour, None);
+    let minutes = report(t(0) - Duration::from_secs(60), t(3540), None);
+    assert_eq!(hours.matrix.len(), 6, "{:?}", hours.matrix);
+    assert_eq!(hours.matrix, minutes.matrix);
+    assert_eq!(hours.series, minutes.series);
+    assert_eq!(
+        (&hours.regions, &hours.groups),
+        (&minutes.regions, &minutes.groups)
+    );
+    let east = hours
+        .matrix
+        .iter()
+        .find(|c| c.src_region == "us-east-2" && c.group == "gcp")
+        .unwrap();
+    // 1,200 seconds, two gcp targets; every fifth second from 480 fails.
+    assert_eq!((east.attempts, east.failures), (2400, 2 * 144));
+
+    let api = report(t(0) - hour, t(0) + 2 * hour, Some("api"));
+    assert_eq!(api.matrix, hours.matrix, "the matrix is the fleet's");
+    let east_api = api
+        .series
+        .iter()
+        .find(|s| s.src_region == "us-east-2")
+        .unwrap();
+    assert_eq!(east_api.minutes.len(), 20);
+    assert_eq!(
+        east_api
+            .minutes
+            .iter()
+            .fold((0, 0), |(a, f), m| (a + m.attempts, f + m.failures)),
+        (1200, 144),
+        "the series are api's alone"
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Who answered with ICMP: grouped by sender and answer, the most answers
 /// first, only for the region and targets asked about; a timeout names no
 /// one.

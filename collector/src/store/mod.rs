@@ -9,6 +9,8 @@
 //! - `digest`: a batch's content digest, kept in its receipt.
 //! - `schema`: the tables, created and upgraded on open.
 //! - [`rollup`]: the per-minute rollup rows' encoding.
+//! - [`groups`]: the minutes of each region and target group, summed, by
+//!   minute and by hour, for region x group matrices over long windows.
 //! - `snapshot`: a consistent read ([`Store::read`], [`ReadOnly`]).
 //! - typed queries per concern: `probes` (the fleet's probes and totals),
 //!   `matrix` (the evidence's minutes and failures), `incidents`, `alerts`
@@ -18,6 +20,7 @@
 mod alerts;
 pub(crate) mod committed;
 mod digest;
+pub(crate) mod groups;
 mod incidents;
 mod matrix;
 mod probes;
@@ -169,6 +172,13 @@ impl Store {
         let (tx, rx) = mpsc::channel(writer::QUEUE);
         let sink = committed::SinkSlot::default();
         let commits = committed::last_seq(&conn).map_err(err)?;
+        let started = std::time::Instant::now();
+        if groups::rebuild_if_behind(&conn, commits).map_err(err)? && commits > 0 {
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "rebuilt the region and group rollups from the minutes"
+            );
+        }
         let writer = Writer::new(conn, retention, sink.clone(), commits);
         std::thread::Builder::new()
             .name("vantage-store".into())

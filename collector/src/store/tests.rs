@@ -436,3 +436,195 @@ async fn a_retracted_timeline_line_is_gone_and_its_replacement_kept_across_a_reo
     let (_, events) = store.read(|s| s.incident(1)).unwrap().unwrap();
     assert_eq!(events, [moved, opened]);
 }
+
+/// `batch` from `region`, to a target labelled `provider`.
+fn batch_in(region: &str, provider: &str, seq: u64, at: SystemTime, n: usize) -> Batch {
+    let mut b = batch(&format!("{region}-p"), seq, at, n, Some(0));
+    b.probe.src_region = region.into();
+    for (i, r) in b.results.iter_mut().enumerate() {
+        r.target = format!("{provider}-{}", i % 2).into();
+        r.labels = Arc::new(BTreeMap::from([(
+            "provider".to_string(),
+            provider.to_string(),
+        )]));
+    }
+    b
+}
+
+type GroupSums = BTreeMap<(i64, String, String), super::rollup::ConnectMinute>;
+
+/// The group rows over every minute of the store, and what its series'
+/// minutes sum to: (by minute, by hour) each.
+fn group_rows_and_sums(store: &Store) -> ((GroupSums, GroupSums), (GroupSums, GroupSums)) {
+    use super::groups::HOUR_MINUTES;
+    store
+        .read(|s| -> Result<_, StoreError> {
+            let (mut minutes, mut hours) = (GroupSums::new(), GroupSums::new());
+            s.group_minutes(0, i64::MAX, None, |r| {
+                minutes.insert((r.minute, r.src_region.into(), r.group.into()), r.data);
+            })?;
+            // Every hour wholly: a window of whole hours reads hour rows only.
+            s.group_rows(0, i64::MAX / HOUR_MINUTES * HOUR_MINUTES, None, |r| {
+                hours.insert(
+                    (r.minute / HOUR_MINUTES, r.src_region.into(), r.group.into()),
+                    r.data,
+                );
+            })?;
+            let (mut by_minute, mut by_hour) = (GroupSums::new(), GroupSums::new());
+            s.minutes(0, i64::MAX, |r| {
+                if let super::Minute::Connect(m) = r.data {
+                    let group = crate::groups::group_of(r.target, r.labels).0;
+                    let region = r.src_region.to_string();
+                    by_hour
+                        .entry((
+                            r.minute.div_euclid(HOUR_MINUTES),
+                            region.clone(),
+                            group.clone(),
+                        ))
+                        .or_default()
+                        .merge(&m);
+                    by_minute
+                        .entry((r.minute, region, group))
+                        .or_default()
+                        .merge(&m);
+                }
+            })?;
+            Ok(((minutes, by_minute), (hours, by_hour)))
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_region_and_group_rows_sum_their_minutes_through_late_batches_rollbacks_and_reopens() {
+    let d = dir("groups");
+    let store = open(&d, 7 * DAY);
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    let mut seq = 0;
+    let mut next = || {
+        seq += 1;
+        seq
+    };
+    // Two regions, two providers, over three hours; then a late batch for
+    // the first hour, whose rows were written long before.
+    for at in [now - 2 * hour, now - hour, now] {
+        for (region, provider) in [("east", "gcp"), ("east", "aws"), ("west", "gcp")] {
+            store
+                .submit(batch_in(region, provider, next(), at, 5), now, now)
+                .await
+                .unwrap();
+        }
+    }
+    store
+        .submit(batch_in("west", "aws", next(), now - 2 * hour, 3), now, now)
+        .await
+        .unwrap();
+    // A batch refused half way through leaves nothing in them.
+    let minute = us(now - hour).div_euclid(MINUTE_US);
+    store
+        .write(move |c| {
+            c.execute(
+                "UPDATE minutes SET data = x'ff' WHERE minute = ?1 AND series_id = (SELECT min(series_id) FROM minutes WHERE minute = ?1)",
+                [minute],
+            )
+            .map(|_| ())
+        })
+        .await
+        .unwrap();
+    let before = group_rows_and_sums(&store);
+    let mut bad = batch_in("east", "gcp", next(), now - hour, 5);
+    bad.results.truncate(1);
+    assert!(store.submit(bad, now, now).await.is_err());
+    assert_eq!(
+        group_rows_and_sums(&store).0.0,
+        before.0.0,
+        "the refused batch added nothing"
+    );
+    store
+        .write(move |c| {
+            c.execute("DELETE FROM minutes WHERE data = x'ff'", [])
+                .map(|_| ())
+        })
+        .await
+        .unwrap();
+
+    // Apart from the row mended by hand, each group row is the sum of its
+    // minutes.
+    let ((minutes, minute_sums), (hours, hour_sums)) = group_rows_and_sums(&store);
+    assert_eq!(minutes.len(), 10, "{minutes:?}");
+    assert_eq!(hours.len(), 10);
+    let mended = |k: &(i64, String, String)| k.0 == minute && k.1 == "east";
+    for (k, m) in &minute_sums {
+        if !mended(k) {
+            assert_eq!(minutes.get(k), Some(m), "minute {k:?}");
+        }
+    }
+    assert_eq!(
+        minutes.keys().filter(|k| !mended(k)).count(),
+        minute_sums.keys().filter(|k| !mended(k)).count()
+    );
+    let late = minutes
+        .iter()
+        .find(|(k, _)| k.1 == "west" && k.2 == "aws")
+        .unwrap();
+    assert_eq!(
+        late.1.attempts(),
+        3,
+        "the late batch is in its minute's row"
+    );
+    assert!(hours.keys().any(|k| k.1 == "west" && k.2 == "aws"));
+
+    // A store whose rows do not hold its last commit has them rebuilt
+    // from its minutes when it opens: then every row is a sum again.
+    drop(store);
+    let conn = Connection::open(d.join("vantage.db")).unwrap();
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'groups_seq'", [])
+        .unwrap();
+    drop(conn);
+    let store = open(&d, 7 * DAY);
+    let ((minutes, minute_sums), (hours, hour_sums_after)) = group_rows_and_sums(&store);
+    assert_eq!(minutes, minute_sums);
+    assert_eq!(hours, hour_sums_after);
+    assert_eq!(
+        hour_sums_after, hour_sums,
+        "the same minutes as before the rebuild"
+    );
+    drop(store);
+
+    // And one without the count at all (made before the rows were kept).
+    let conn = Connection::open(d.join("vantage.db")).unwrap();
+    conn.execute_batch("DELETE FROM meta WHERE key = 'groups_seq'; DELETE FROM group_hours;")
+        .unwrap();
+    drop(conn);
+    let store = open(&d, 7 * DAY);
+    assert_eq!(group_rows_and_sums(&store).1.0, hour_sums);
+
+    // Expiry takes the minute rows past retention, and an hour's row with
+    // the last of its minutes.
+    let conn = Connection::open(d.join("vantage.db")).unwrap();
+    let keep = Duration::from_secs(90 * 60);
+    super::writer::expire(
+        &conn,
+        Retention {
+            rollups: keep,
+            failures: keep,
+            receipts: keep,
+        },
+        now,
+    )
+    .unwrap();
+    let ((minutes, _), (hours, _)) = group_rows_and_sums(&store);
+    let oldest_minute = us(now - keep).div_euclid(MINUTE_US);
+    assert!(minutes.keys().all(|k| k.0 >= oldest_minute));
+    assert!(!minutes.is_empty());
+    assert!(
+        hours.keys().all(|k| (k.0 + 1) * 60 > oldest_minute),
+        "{hours:?}"
+    );
+    assert!(
+        hours.keys().any(|k| k.0 * 60 < oldest_minute),
+        "an hour partly kept stays"
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}

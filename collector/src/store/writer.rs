@@ -10,6 +10,7 @@
 //! transactions of their own, in arrival order with the batches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -21,6 +22,7 @@ use vantage_probe::wire::{Ack, Batch};
 
 use super::committed::{Committed, NewSeries, SinkSlot};
 use super::digest::digest;
+use super::groups;
 use super::rollup::{ConnectMinute, DnsMinute};
 use super::{Outcome, malformed};
 use crate::config::Retention;
@@ -78,6 +80,8 @@ pub(super) struct Writer {
 #[derive(Default)]
 struct Changes {
     keys: Vec<(i64, i64)>,
+    /// What the connect minutes add to their region's and group's rows.
+    groups: groups::Deltas,
     committed: Committed,
 }
 
@@ -88,6 +92,7 @@ impl Changes {
         c.failures.append(&mut o.failures);
         c.retransmits.append(&mut o.retransmits);
         self.keys.append(&mut other.keys);
+        groups::add(&mut self.groups, other.groups);
     }
 }
 
@@ -102,6 +107,8 @@ struct Ids {
     probes: HashMap<(String, String), u32>,
     /// (probe number, target id, address; `None` for DNS) to the series id.
     series: HashMap<(u32, i64, Option<std::net::SocketAddr>), i64>,
+    /// A target's id to its group (see `crate::groups`).
+    groups: HashMap<i64, Arc<str>>,
     key: String,
 }
 
@@ -111,6 +118,7 @@ impl Ids {
         self.targets.clear();
         self.probes.clear();
         self.series.clear();
+        self.groups.clear();
     }
 }
 
@@ -143,6 +151,8 @@ struct Grouped {
     failures: Vec<FailureRow>,
     /// Successful attempts with SYN retransmits: (series, at_us, retransmits).
     retransmits: Vec<(i64, i64, i64)>,
+    /// Each connect series' group.
+    groups: HashMap<i64, Arc<str>>,
 }
 
 /// One failure, as the `failures` table keeps it.
@@ -243,6 +253,7 @@ impl Writer {
                     }
                 }
             }
+            groups::merge(&tx, std::mem::take(&mut changes.groups), self.commits + 1)?;
             // Numbered in the same transaction: a snapshot knows the last
             // group it holds.
             tx.execute(
@@ -282,6 +293,7 @@ impl Writer {
         let Changes {
             mut keys,
             mut committed,
+            ..
         } = changes;
         keys.sort_unstable();
         keys.dedup();
@@ -337,6 +349,15 @@ fn store_batch(
     changes
         .keys
         .extend(g.connect.keys().chain(g.dns.keys()).copied());
+    let region: Arc<str> = b.probe.src_region.as_str().into();
+    for (&(series, minute), m) in &g.connect {
+        let group = g.groups[&series].clone();
+        changes
+            .groups
+            .entry((minute, region.clone(), group))
+            .or_default()
+            .merge(m);
+    }
     merge_minutes(tx, open, g.connect, g.dns)?;
     insert_failures(tx, g.failures)?;
     insert_retransmits(tx, g.retransmits)?;
@@ -436,16 +457,21 @@ fn group(
     let probe = probe_number(ids, &p.src_region, &p.probe_id);
     for r in &b.results {
         let target = target_id(tx, ids, r)?;
-        let mut series_id = |address: Option<std::net::SocketAddr>| {
-            series_id(tx, ids, p, probe, (target, r), address, &mut *new)
-        };
         if let Some(d) = &r.dns {
-            let s = series_id(None)?;
+            let s = series_id(tx, ids, p, probe, (target, r), None, &mut *new)?;
             g.dns_lookup(s, r, d);
         }
-        for a in &r.attempts {
-            let s = series_id(Some(a.address))?;
-            g.attempt(s, a);
+        if !r.attempts.is_empty() {
+            let group = ids
+                .groups
+                .entry(target)
+                .or_insert_with(|| crate::groups::of_labels(&r.target, &r.labels).into())
+                .clone();
+            for a in &r.attempts {
+                let s = series_id(tx, ids, p, probe, (target, r), Some(a.address), &mut *new)?;
+                g.attempt(s, a);
+                g.groups.entry(s).or_insert_with(|| group.clone());
+            }
         }
     }
     Ok(g)
@@ -662,6 +688,17 @@ pub(super) fn expire(conn: &Connection, r: Retention, now: SystemTime) -> rusqli
             "DELETE FROM minutes WHERE (minute, series_id) IN
              (SELECT minute, series_id FROM minutes WHERE minute < ?1 LIMIT ?2)",
             minute_cutoff,
+        ),
+        (
+            "DELETE FROM group_minutes WHERE (minute, src_region, grp) IN
+             (SELECT minute, src_region, grp FROM group_minutes WHERE minute < ?1 LIMIT ?2)",
+            minute_cutoff,
+        ),
+        // An hour's row goes with the last of its minutes.
+        (
+            "DELETE FROM group_hours WHERE (hour, src_region, grp) IN
+             (SELECT hour, src_region, grp FROM group_hours WHERE hour < ?1 LIMIT ?2)",
+            minute_cutoff.div_euclid(groups::HOUR_MINUTES),
         ),
         (
             "DELETE FROM failures WHERE rowid IN

@@ -52,7 +52,7 @@ const COLLECTOR: &[&[&str]] = &[
     // The only module that writes SQL.
     &["store"],
     // Leaves.
-    &["time", "config"],
+    &["time", "config", "groups"],
 ];
 
 #[test]
