@@ -28,6 +28,7 @@ pub(crate) mod read;
 mod report;
 pub(crate) mod rollup;
 mod schema;
+mod seek;
 mod snapshot;
 mod writer;
 

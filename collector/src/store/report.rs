@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use rusqlite::{OptionalExtension, params};
 
 use super::rollup::{ConnectMinute, DnsMinute};
+use super::seek::{Kind, Named};
 use super::{Snapshot, Store, StoreError};
 
 /// One connect minute of one series, as a report reads it.
@@ -55,16 +56,6 @@ pub struct IcmpCount {
     pub count: u64,
 }
 
-/// A series a report reads by name.
-struct SeriesOf {
-    id: i64,
-    src_region: String,
-    target_id: i64,
-    target: String,
-    labels: String,
-    address: String,
-}
-
 impl Snapshot<'_> {
     /// Visits the connect minutes from `first_minute` (included) to
     /// `end_minute` (excluded), of `region` or of every region, of the
@@ -82,7 +73,7 @@ impl Snapshot<'_> {
         mut visit: impl FnMut(ReportMinute<'_>),
     ) -> Result<(), StoreError> {
         if let Some(targets) = targets {
-            let series = self.series_of(targets, region, false)?;
+            let series = self.series_of(&Named::targets(targets, region, Kind::Connect))?;
             return self.seek_minutes(first_minute, end_minute, &series, |minute, s, blob| {
                 if let Ok(data) = ConnectMinute::decode(blob) {
                     visit(ReportMinute {
@@ -94,6 +85,7 @@ impl Snapshot<'_> {
                         data,
                     });
                 }
+                true
             });
         }
         let mut run = || -> rusqlite::Result<()> {
@@ -137,7 +129,7 @@ impl Snapshot<'_> {
         mut visit: impl FnMut(ReportLookups<'_>),
     ) -> Result<(), StoreError> {
         if let Some(targets) = targets {
-            let series = self.series_of(targets, region, true)?;
+            let series = self.series_of(&Named::targets(targets, region, Kind::Dns))?;
             return self.seek_minutes(first_minute, end_minute, &series, |minute, s, blob| {
                 if let Ok(data) = DnsMinute::decode(blob) {
                     visit(ReportLookups {
@@ -147,6 +139,7 @@ impl Snapshot<'_> {
                         data,
                     });
                 }
+                true
             });
         }
         let mut run = || -> rusqlite::Result<()> {
@@ -168,88 +161,6 @@ impl Snapshot<'_> {
                     target: r.get_ref(2)?.as_str()?,
                     data,
                 });
-            }
-            Ok(())
-        };
-        run().map_err(|e| self.err(e))
-    }
-
-    /// The connect series (or the DNS series, `dns`) of the `targets`
-    /// named, of `region` or of every region, in the order of
-    /// [`Snapshot::connect_minutes`].
-    fn series_of(
-        &self,
-        targets: &BTreeSet<String>,
-        region: Option<&str>,
-        dns: bool,
-    ) -> Result<Vec<SeriesOf>, StoreError> {
-        let run = || -> rusqlite::Result<Vec<SeriesOf>> {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT s.id, s.src_region, t.id, t.name, t.labels, s.address
-                 FROM targets t JOIN series s ON s.target_id = t.id
-                 WHERE t.name = ?1 AND (s.address = '') = ?2 AND (?3 = '' OR s.src_region = ?3)",
-            )?;
-            let mut out = Vec::new();
-            for name in targets {
-                let rows = stmt.query_map(params![name, dns, region.unwrap_or("")], |r| {
-                    Ok(SeriesOf {
-                        id: r.get(0)?,
-                        src_region: r.get(1)?,
-                        target_id: r.get(2)?,
-                        target: r.get(3)?,
-                        labels: r.get(4)?,
-                        address: r.get(5)?,
-                    })
-                })?;
-                for s in rows {
-                    out.push(s?);
-                }
-            }
-            out.sort_by(|a, b| {
-                (&a.src_region, &a.target, &a.address, a.id).cmp(&(
-                    &b.src_region,
-                    &b.target,
-                    &b.address,
-                    b.id,
-                ))
-            });
-            Ok(out)
-        };
-        run().map_err(|e| self.err(e))
-    }
-
-    /// Visits the stored minutes of `series` from `first_minute` to
-    /// `end_minute` (excluded), minute by minute and in the order given:
-    /// one lookup by key each, within the minutes the store holds.
-    fn seek_minutes(
-        &self,
-        first_minute: i64,
-        end_minute: i64,
-        series: &[SeriesOf],
-        mut visit: impl FnMut(i64, &SeriesOf, &[u8]),
-    ) -> Result<(), StoreError> {
-        if series.is_empty() {
-            return Ok(());
-        }
-        let mut run = || -> rusqlite::Result<()> {
-            let (oldest, newest): (Option<i64>, Option<i64>) =
-                self.conn
-                    .query_row("SELECT min(minute), max(minute) FROM minutes", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?;
-            let (Some(oldest), Some(newest)) = (oldest, newest) else {
-                return Ok(());
-            };
-            let mut stmt = self
-                .conn
-                .prepare_cached("SELECT data FROM minutes WHERE minute = ?1 AND series_id = ?2")?;
-            for minute in first_minute.max(oldest)..end_minute.min(newest.saturating_add(1)) {
-                for s in series {
-                    let mut rows = stmt.query(params![minute, s.id])?;
-                    if let Some(r) = rows.next()? {
-                        visit(minute, s, r.get_ref(0)?.as_blob()?);
-                    }
-                }
             }
             Ok(())
         };

@@ -628,3 +628,73 @@ async fn the_region_and_group_rows_sum_their_minutes_through_late_batches_rollba
     drop(store);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn a_window_of_one_region_or_one_target_reads_what_the_whole_fleet_read_says_of_it() {
+    let d = dir("named");
+    let store = open(&d, 7 * DAY);
+    let now = SystemTime::now();
+    let mut seq = 0;
+    for minutes_ago in [30u64, 12, 11, 0] {
+        let at = now - Duration::from_secs(60 * minutes_ago);
+        for (region, provider) in [("east", "gcp"), ("east", "aws"), ("west", "gcp")] {
+            seq += 1;
+            let mut b = batch_in(region, provider, seq, at, 4);
+            b.results[1].dns = Some(vantage_probe::result::DnsObservation {
+                outcome: vantage_probe::outcome::DnsOutcome::Ok,
+                duration_us: 300,
+                addresses: 1,
+            });
+            store.submit(b, now, now).await.unwrap();
+        }
+    }
+    let all = store.rollups(&everything()).unwrap();
+    assert!(
+        all.iter().any(|r| r.address.is_none()),
+        "lookups are read too"
+    );
+    let cases = [
+        (Some("east"), None),
+        (None, Some("gcp-1")),
+        (Some("west"), Some("gcp-0")),
+        (Some("north"), None),
+        (None, Some("nothing")),
+    ];
+    for (region, target) in cases {
+        let expected: Vec<_> = all
+            .iter()
+            .filter(|r| region.is_none_or(|g| r.src_region == g))
+            .filter(|r| target.is_none_or(|t| r.target == t))
+            .cloned()
+            .collect();
+        let mut w = everything();
+        w.src_region = region.map(str::to_string);
+        w.target = target.map(str::to_string);
+        assert_eq!(
+            store.rollups(&w).unwrap(),
+            expected,
+            "{region:?} {target:?}"
+        );
+        // A window and a limit as the API gives them.
+        w.from = Some(now - Duration::from_secs(13 * 60));
+        w.to = Some(now - Duration::from_secs(60));
+        w.limit = 3;
+        let from_minute = us(w.from.unwrap()).div_euclid(MINUTE_US);
+        let to_minute = us(w.to.unwrap()).div_euclid(MINUTE_US);
+        let expected: Vec<_> = expected
+            .into_iter()
+            .filter(|r| {
+                let m = us(r.minute.system_time()).div_euclid(MINUTE_US);
+                m >= from_minute && m <= to_minute
+            })
+            .take(3)
+            .collect();
+        assert_eq!(
+            store.rollups(&w).unwrap(),
+            expected,
+            "{region:?} {target:?} in a window"
+        );
+    }
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}

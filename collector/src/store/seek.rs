@@ -1,0 +1,151 @@
+//! Reads of named series, key by key: the minutes of one region's or one
+//! target's series over a window cost what they hold, not what the fleet
+//! holds. The minutes are keyed by time first (windows of the whole fleet,
+//! and expiry, read them in that order); a read by name finds its series
+//! first, then looks each of their minutes up by its key.
+
+use std::collections::BTreeSet;
+
+use rusqlite::params;
+
+use super::{Snapshot, StoreError};
+
+/// Which series of a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Its connects, one series per address.
+    Connect,
+    /// Its DNS lookups.
+    Dns,
+    /// Both.
+    Any,
+}
+
+/// Which series to read: those of some targets or of one region (or both).
+pub(super) struct Named<'a> {
+    pub(super) targets: Option<&'a BTreeSet<String>>,
+    pub(super) region: Option<&'a str>,
+    pub(super) kind: Kind,
+}
+
+impl<'a> Named<'a> {
+    /// The series of `targets`, of `region` or of every region.
+    pub(super) fn targets(
+        targets: &'a BTreeSet<String>,
+        region: Option<&'a str>,
+        kind: Kind,
+    ) -> Named<'a> {
+        Named {
+            targets: Some(targets),
+            region,
+            kind,
+        }
+    }
+}
+
+/// A series found by name.
+pub(super) struct SeriesOf {
+    pub(super) id: i64,
+    pub(super) src_region: String,
+    pub(super) probe_id: String,
+    pub(super) target_id: i64,
+    pub(super) target: String,
+    pub(super) labels: String,
+    /// Empty for the DNS series.
+    pub(super) address: String,
+}
+
+impl Snapshot<'_> {
+    /// The series `named` asks for, ordered by region, target, address and
+    /// probe.
+    pub(super) fn series_of(&self, named: &Named<'_>) -> Result<Vec<SeriesOf>, StoreError> {
+        let run = || -> rusqlite::Result<Vec<SeriesOf>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT s.id, s.src_region, s.probe_id, t.id, t.name, t.labels, s.address
+                 FROM targets t JOIN series s ON s.target_id = t.id
+                 WHERE (?1 = '' OR t.name = ?1) AND (?2 = '' OR s.src_region = ?2)
+                   AND (?3 = 0 OR (s.address = '') = (?3 = 2))",
+            )?;
+            let kind = match named.kind {
+                Kind::Any => 0,
+                Kind::Connect => 1,
+                Kind::Dns => 2,
+            };
+            let region = named.region.unwrap_or("");
+            let one = String::new();
+            let names: Vec<&String> = match named.targets {
+                Some(t) => t.iter().collect(),
+                None => vec![&one],
+            };
+            let mut out = Vec::new();
+            for name in names {
+                let rows = stmt.query_map(params![name, region, kind], |r| {
+                    Ok(SeriesOf {
+                        id: r.get(0)?,
+                        src_region: r.get(1)?,
+                        probe_id: r.get(2)?,
+                        target_id: r.get(3)?,
+                        target: r.get(4)?,
+                        labels: r.get(5)?,
+                        address: r.get(6)?,
+                    })
+                })?;
+                for s in rows {
+                    out.push(s?);
+                }
+            }
+            out.sort_by(|a, b| {
+                (&a.src_region, &a.target, &a.address, &a.probe_id, a.id).cmp(&(
+                    &b.src_region,
+                    &b.target,
+                    &b.address,
+                    &b.probe_id,
+                    b.id,
+                ))
+            });
+            Ok(out)
+        };
+        run().map_err(|e| self.err(e))
+    }
+
+    /// Visits the stored minutes of `series` from `first_minute` to
+    /// `end_minute` (excluded), minute by minute and in the order given,
+    /// until `visit` says stop (`false`): one lookup by key each, within
+    /// the minutes the store holds.
+    pub(super) fn seek_minutes(
+        &self,
+        first_minute: i64,
+        end_minute: i64,
+        series: &[SeriesOf],
+        mut visit: impl FnMut(i64, &SeriesOf, &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        let mut run = || -> rusqlite::Result<()> {
+            let (oldest, newest): (Option<i64>, Option<i64>) =
+                self.conn
+                    .query_row("SELECT min(minute), max(minute) FROM minutes", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+            let (Some(oldest), Some(newest)) = (oldest, newest) else {
+                return Ok(());
+            };
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT data FROM minutes WHERE minute = ?1 AND series_id = ?2")?;
+            for minute in first_minute.max(oldest)..end_minute.min(newest.saturating_add(1)) {
+                for s in series {
+                    let mut rows = stmt.query(params![minute, s.id])?;
+                    if let Some(r) = rows.next()?
+                        && !visit(minute, s, r.get_ref(0)?.as_blob()?)
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        };
+        run().map_err(|e| self.err(e))
+    }
+}
