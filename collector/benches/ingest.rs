@@ -20,7 +20,10 @@
 //! - disk: bytes per stored result after a checkpoint;
 //! - read: one hour of rollups for the whole fleet through the store's read
 //!   path, in a second store filled with one result per series per minute;
-//!   and one evidence evaluation (every cell's recent window and baseline).
+//!   and one evidence evaluation (every cell's recent window and baseline);
+//!   the reports over the hour; a restart on the stored hour;
+//! - day: a day of the fleet (at one round per target an hour) and the
+//!   reports over it, of the whole fleet and of one target.
 //!
 //! ```sh
 //! cargo bench -p vantage-collector --bench ingest            # 100 regions x 1k targets, 1 minute
@@ -29,7 +32,7 @@
 //! VANTAGE_BENCH_EVALUATIONS=100 cargo bench -p vantage-collector --bench ingest -- read   # evaluations to profile
 //! ```
 //!
-//! Selectors: `ingest`, `read`; anything starting with `-` is ignored.
+//! Selectors: `ingest`, `read`, `day`; anything starting with `-` is ignored.
 //! Traffic: loopback only; every loop is bounded by the data built up front.
 
 mod common;
@@ -94,6 +97,9 @@ fn main() {
     }
     if want("read") {
         read_hour(&fleet);
+    }
+    if want("day") {
+        read_day(&fleet);
     }
 }
 
@@ -619,7 +625,77 @@ fn read_hour(fleet: &Fleet) {
         t.elapsed().as_secs_f64()
     );
     drop((rows, book, store));
+    let (from, to) = (
+        SystemTime::now() - Duration::from_secs(2 * 3600),
+        SystemTime::now(),
+    );
+    reports(&dir, "the hour", from, to);
     start_up(&dir, fleet);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The report over `from`..`to` of the store of `dir`, as the command
+/// line makes it (a process of its own, reading the data directory): of
+/// the whole fleet (its region x group matrix, and per region and minute
+/// every target), and of one target (the matrix, and that target's
+/// minutes: what an incident's report reads).
+fn reports(dir: &Path, what: &str, from: SystemTime, to: SystemTime) {
+    for target in [None, Some("svc-0001")] {
+        let t = Instant::now();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_vantage-collector"));
+        cmd.args(["report", "--format", "json", "--data-dir"])
+            .arg(dir.join("data"))
+            .arg("--from")
+            .arg(humantime::format_rfc3339_seconds(from).to_string())
+            .arg("--to")
+            .arg(humantime::format_rfc3339_seconds(to).to_string());
+        if let Some(target) = target {
+            cmd.args(["--target", target]);
+        }
+        let out = cmd.output().unwrap();
+        let took = t.elapsed();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let count = |key: &str| report[key].as_array().map_or(0, Vec::len);
+        let attempts: u64 = report["matrix"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["attempts"].as_u64())
+            .sum();
+        println!(
+            "report: {what} of {}, from the command line: {:.3} s ({} matrix cells over {attempts} attempts; {} regions' minutes)",
+            target.unwrap_or("the whole fleet"),
+            took.as_secs_f64(),
+            count("matrix"),
+            count("series"),
+        );
+    }
+}
+
+/// A day of the fleet at one round per target an hour, before the hour
+/// `read` builds at one a minute: every hour of the day has rows in every
+/// region and group, as a day of any density has. The reports of the day
+/// read its 24 hours' rows of each region and group, and the minutes of
+/// one target's series (looked up one by one, whether stored or not).
+fn read_day(fleet: &Fleet) {
+    let t = Instant::now();
+    let day = build(fleet, 24 * 3600, 3600, 4 * 3600);
+    let results: usize = day.iter().map(|b| b.results).sum();
+    let dir = scratch("day");
+    let collector = Collector::start(&dir, |listen| config(listen, fleet.regions));
+    send_all(collector.addr, &Arc::new(day), Format::Binary);
+    println!(
+        "day: built and stored a day at one round per target an hour ({results} results) in {:.1} s",
+        t.elapsed().as_secs_f64(),
+    );
+    collector.stop();
+    let to = SystemTime::now();
+    reports(&dir, "the day", to - Duration::from_secs(24 * 3600), to);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -21,7 +21,8 @@
 //!   tokens, batch checks, the TLS listener, a pushed body read as a
 //!   stream into a batch.
 //! - `store`: the embedded SQLite store: the only module that writes SQL.
-//! - `time`, `config`: the leaves.
+//! - `time`, `config`, `groups`: the leaves (a target's group is decided
+//!   by its labels alone).
 
 mod app;
 mod auth;

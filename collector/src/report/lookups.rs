@@ -10,8 +10,9 @@ use vantage_probe::stats::DNS_BUCKETS_US;
 
 use crate::evidence::rate;
 use crate::evidence::stats::quantile;
+use crate::store::groups::Kind;
 use crate::store::rollup::DnsMinute;
-use crate::store::{Snapshot, StoreError};
+use crate::store::{Minute, Snapshot, StoreError};
 use crate::time::MINUTE_US;
 
 /// Lookups that ended one way.
@@ -72,12 +73,24 @@ pub(crate) fn per_region(
     let first = from_us.div_euclid(MINUTE_US);
     let end = to_us.div_euclid(MINUTE_US) + i64::from(to_us.rem_euclid(MINUTE_US) != 0);
     let mut regions: BTreeMap<String, DnsMinute> = BTreeMap::new();
-    snap.lookup_minutes(first, end, region, focus, |r| {
-        regions
-            .entry(r.src_region.to_string())
-            .or_default()
-            .merge(&r.data);
-    })?;
+    match focus {
+        // The focus targets' own lookups.
+        Some(targets) => snap.lookup_minutes(first, end, region, targets, |r| {
+            regions
+                .entry(r.src_region.to_string())
+                .or_default()
+                .merge(&r.data);
+        })?,
+        // Every target's: the sums of each group's.
+        None => snap.group_rows(Kind::Dns, first, end, region, |r| {
+            if let Minute::Dns(m) = &r.data {
+                regions
+                    .entry(r.src_region.to_string())
+                    .or_default()
+                    .merge(m);
+            }
+        })?,
+    }
     Ok(regions
         .into_iter()
         .map(|(src_region, m)| {

@@ -23,8 +23,9 @@ use vantage_probe::stats::CONNECT_BUCKETS_US;
 use crate::evidence::cells::Syns;
 use crate::evidence::incidents;
 use crate::evidence::stats::quantile;
+use crate::store::groups::Kind;
 use crate::store::rollup::{ConnectMinute, Hist};
-use crate::store::{Snapshot, StoreError};
+use crate::store::{Minute, Snapshot, StoreError};
 use crate::time::{MINUTE_US, from_us, us};
 
 /// The version of the JSON form.
@@ -321,29 +322,34 @@ impl Tally {
         let mut groups = BTreeSet::new();
         let mut cells: BTreeMap<(String, String), Acc> = BTreeMap::new();
         let mut minutes: BTreeMap<(String, i64), Acc> = BTreeMap::new();
-        snap.group_rows(first, end, region, |r| {
+        snap.group_rows(Kind::Connect, first, end, region, |r| {
+            let Minute::Connect(m) = &r.data else {
+                return;
+            };
             let key = (r.src_region.to_string(), r.group.to_string());
             match cells.get_mut(&key) {
-                Some(a) => a.add(&r.data),
+                Some(a) => a.add(m),
                 None => {
                     regions.insert(key.0.clone());
                     groups.insert(key.1.clone());
-                    cells.entry(key).or_default().add(&r.data);
+                    cells.entry(key).or_default().add(m);
                 }
             }
         })?;
         match focus {
-            Some(targets) => snap.connect_minutes(first, end, region, Some(targets), |r| {
+            Some(targets) => snap.connect_minutes(first, end, region, targets, |r| {
                 minutes
                     .entry((r.src_region.to_string(), r.minute))
                     .or_default()
                     .add(&r.data);
             })?,
-            None => snap.group_minutes(first, end, region, |r| {
-                minutes
-                    .entry((r.src_region.to_string(), r.minute))
-                    .or_default()
-                    .add(&r.data);
+            None => snap.group_minutes(Kind::Connect, first, end, region, |r| {
+                if let Minute::Connect(m) = &r.data {
+                    minutes
+                        .entry((r.src_region.to_string(), r.minute))
+                        .or_default()
+                        .add(m);
+                }
             })?,
         }
         let matrix = cells

@@ -583,6 +583,28 @@ async fn a_dns_incident_reports_its_lookups_not_connects() {
     );
     assert!(!txt.contains("  us-west-1: 0/"), "no connect lines: {txt}");
     assert_documented(&serde_json::from_str(&json).unwrap());
+
+    // A window of every target (its only one, web) reads each region's
+    // lookups from the groups' rows: what web's own series say, in whole
+    // hours and in minutes alike.
+    let lookups = |from: SystemTime, to: SystemTime, target: Option<&str>| {
+        let req = Request {
+            from: Some(from.into()),
+            to: Some(to.into()),
+            target: target.map(str::to_string),
+            ..Request::default()
+        };
+        store.read(|c| build(c, &req, "x")).unwrap().lookups
+    };
+    let hour = Duration::from_secs(3600);
+    let every = lookups(t(0) - hour, t(0) + hour, None);
+    assert_eq!(every.len(), 3);
+    assert_eq!(every, lookups(t(0) - hour, t(0) + hour, Some("web")));
+    assert_eq!(
+        every,
+        lookups(t(0) - Duration::from_secs(60), t(3000), None)
+    );
+    assert_eq!(every[0].lookups, 450, "{every:?}");
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -36,6 +36,24 @@ pub struct MinuteRow<'a> {
 }
 
 impl Minute {
+    /// Adds a minute of the same kind (one of another kind is a bug of
+    /// the caller's, and adds nothing).
+    pub fn add(&mut self, other: &Minute) {
+        match (self, other) {
+            (Minute::Connect(a), Minute::Connect(b)) => a.merge(b),
+            (Minute::Dns(a), Minute::Dns(b)) => a.merge(b),
+            _ => debug_assert!(false, "minutes of two kinds added"),
+        }
+    }
+
+    /// The stored row.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Minute::Connect(m) => m.encode(),
+            Minute::Dns(m) => m.encode(),
+        }
+    }
+
     /// Decodes a stored row of either kind (its first byte says which).
     pub fn decode(bytes: &[u8]) -> Result<Minute, super::rollup::Malformed> {
         ConnectMinute::decode(bytes)

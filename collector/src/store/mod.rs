@@ -174,7 +174,7 @@ impl Store {
         let sink = committed::SinkSlot::default();
         let commits = committed::last_seq(&conn).map_err(err)?;
         let started = std::time::Instant::now();
-        if groups::rebuild_if_behind(&conn, commits).map_err(err)? && commits > 0 {
+        if groups::rebuild_if_behind(&conn).map_err(err)? && commits > 0 {
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
                 "rebuilt the region and group rollups from the minutes"

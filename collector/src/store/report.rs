@@ -57,114 +57,61 @@ pub struct IcmpCount {
 }
 
 impl Snapshot<'_> {
-    /// Visits the connect minutes from `first_minute` (included) to
-    /// `end_minute` (excluded), of `region` or of every region, of the
-    /// `targets` named or of all, ordered by minute, region, target and
-    /// address. A row whose data does not decode is passed over.
+    /// Visits the connect minutes of the `targets` named from
+    /// `first_minute` (included) to `end_minute` (excluded), of `region` or
+    /// of every region, ordered by minute, region, target and address. A
+    /// row whose data does not decode is passed over.
     ///
-    /// Named targets are read series by series, minute by minute: what it
-    /// costs grows with their rows, not with the fleet's.
+    /// Read series by series, minute by minute: what it costs grows with
+    /// their rows, not with the fleet's. Every target's sums are the group
+    /// rows' ([`Snapshot::group_rows`]).
     pub fn connect_minutes(
         &self,
         first_minute: i64,
         end_minute: i64,
         region: Option<&str>,
-        targets: Option<&BTreeSet<String>>,
+        targets: &BTreeSet<String>,
         mut visit: impl FnMut(ReportMinute<'_>),
     ) -> Result<(), StoreError> {
-        if let Some(targets) = targets {
-            let series = self.series_of(&Named::targets(targets, region, Kind::Connect))?;
-            return self.seek_minutes(first_minute, end_minute, &series, |minute, s, blob| {
-                if let Ok(data) = ConnectMinute::decode(blob) {
-                    visit(ReportMinute {
-                        minute,
-                        src_region: &s.src_region,
-                        target_id: s.target_id,
-                        target: &s.target,
-                        labels: &s.labels,
-                        data,
-                    });
-                }
-                true
-            });
-        }
-        let mut run = || -> rusqlite::Result<()> {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT m.minute, s.src_region, t.id, t.name, t.labels, m.data
-                 FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
-                 WHERE m.minute >= ?1 AND m.minute < ?2 AND s.address <> ''
-                   AND (?3 = '' OR s.src_region = ?3)
-                 ORDER BY m.minute, s.src_region, t.name, s.address",
-            )?;
-            let mut rows = stmt.query(params![first_minute, end_minute, region.unwrap_or("")])?;
-            while let Some(r) = rows.next()? {
-                let Ok(data) = ConnectMinute::decode(r.get_ref(5)?.as_blob()?) else {
-                    continue;
-                };
+        let series = self.series_of(&Named::targets(targets, region, Kind::Connect))?;
+        self.seek_minutes(first_minute, end_minute, &series, |minute, s, blob| {
+            if let Ok(data) = ConnectMinute::decode(blob) {
                 visit(ReportMinute {
-                    minute: r.get(0)?,
-                    src_region: r.get_ref(1)?.as_str()?,
-                    target_id: r.get(2)?,
-                    target: r.get_ref(3)?.as_str()?,
-                    labels: r.get_ref(4)?.as_str()?,
+                    minute,
+                    src_region: &s.src_region,
+                    target_id: s.target_id,
+                    target: &s.target,
+                    labels: &s.labels,
                     data,
                 });
             }
-            Ok(())
-        };
-        run().map_err(|e| self.err(e))
+            true
+        })
     }
 
-    /// Visits the DNS lookup minutes from `first_minute` (included) to
-    /// `end_minute` (excluded), of `region` or of every region, of the
-    /// `targets` named (read as [`Snapshot::connect_minutes`] reads them)
-    /// or of all, ordered by minute, region and target. A row whose data
-    /// does not decode is passed over.
+    /// Visits the DNS lookup minutes of the `targets` named, read as
+    /// [`Snapshot::connect_minutes`] reads theirs, ordered by minute,
+    /// region and target.
     pub fn lookup_minutes(
         &self,
         first_minute: i64,
         end_minute: i64,
         region: Option<&str>,
-        targets: Option<&BTreeSet<String>>,
+        targets: &BTreeSet<String>,
         mut visit: impl FnMut(ReportLookups<'_>),
     ) -> Result<(), StoreError> {
-        if let Some(targets) = targets {
-            let series = self.series_of(&Named::targets(targets, region, Kind::Dns))?;
-            return self.seek_minutes(first_minute, end_minute, &series, |minute, s, blob| {
-                if let Ok(data) = DnsMinute::decode(blob) {
-                    visit(ReportLookups {
-                        minute,
-                        src_region: &s.src_region,
-                        target: &s.target,
-                        data,
-                    });
-                }
-                true
-            });
-        }
-        let mut run = || -> rusqlite::Result<()> {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT m.minute, s.src_region, t.name, m.data
-                 FROM minutes m JOIN series s ON s.id = m.series_id JOIN targets t ON t.id = s.target_id
-                 WHERE m.minute >= ?1 AND m.minute < ?2 AND s.address = ''
-                   AND (?3 = '' OR s.src_region = ?3)
-                 ORDER BY m.minute, s.src_region, t.name",
-            )?;
-            let mut rows = stmt.query(params![first_minute, end_minute, region.unwrap_or("")])?;
-            while let Some(r) = rows.next()? {
-                let Ok(data) = DnsMinute::decode(r.get_ref(3)?.as_blob()?) else {
-                    continue;
-                };
+        let series = self.series_of(&Named::targets(targets, region, Kind::Dns))?;
+        self.seek_minutes(first_minute, end_minute, &series, |minute, s, blob| {
+            if let Ok(data) = DnsMinute::decode(blob) {
                 visit(ReportLookups {
-                    minute: r.get(0)?,
-                    src_region: r.get_ref(1)?.as_str()?,
-                    target: r.get_ref(2)?.as_str()?,
+                    minute,
+                    src_region: &s.src_region,
+                    target: &s.target,
                     data,
                 });
             }
-            Ok(())
-        };
-        run().map_err(|e| self.err(e))
+            true
+        })
     }
 
     /// ICMP unreachables kept with the failures from `from_us` (included)

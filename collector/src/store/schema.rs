@@ -95,25 +95,28 @@ CREATE TABLE IF NOT EXISTS minutes (
     PRIMARY KEY (minute, series_id)
 ) WITHOUT ROWID;
 
--- The connect minutes of every region and target group, summed: what a
--- region x group matrix reads, whatever the number of targets. A group is
--- what groups.rs makes of a target's labels. Kept up by the writer in the
--- transaction of the minutes they sum, and expired with them.
+-- The minutes of every region and target group, summed (kind 0: connect
+-- minutes, 1: lookup minutes): what a region x group matrix reads,
+-- whatever the number of targets. A group is what groups.rs makes of a
+-- target's labels. Kept up by the writer in the transaction of the
+-- minutes they sum, and expired with them.
 CREATE TABLE IF NOT EXISTS group_minutes (
     minute     INTEGER NOT NULL,
+    kind       INTEGER NOT NULL,
     src_region TEXT    NOT NULL,
     grp        TEXT    NOT NULL,
     data       BLOB    NOT NULL,
-    PRIMARY KEY (minute, src_region, grp)
+    PRIMARY KEY (minute, kind, src_region, grp)
 ) WITHOUT ROWID;
 
 -- The same by hour (hours since the epoch): what long windows read.
 CREATE TABLE IF NOT EXISTS group_hours (
     hour       INTEGER NOT NULL,
+    kind       INTEGER NOT NULL,
     src_region TEXT    NOT NULL,
     grp        TEXT    NOT NULL,
     data       BLOB    NOT NULL,
-    PRIMARY KEY (hour, src_region, grp)
+    PRIMARY KEY (hour, kind, src_region, grp)
 ) WITHOUT ROWID;
 
 -- Every failure in detail: the evidence, kept longer than the rollups.

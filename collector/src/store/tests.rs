@@ -437,8 +437,10 @@ async fn a_retracted_timeline_line_is_gone_and_its_replacement_kept_across_a_reo
     assert_eq!(events, [moved, opened]);
 }
 
-/// `batch` from `region`, to a target labelled `provider`.
+/// `batch` from `region`, to two targets labelled `provider`, the first a
+/// name (a lookup each round, one of them timing out).
 fn batch_in(region: &str, provider: &str, seq: u64, at: SystemTime, n: usize) -> Batch {
+    use vantage_probe::outcome::DnsOutcome;
     let mut b = batch(&format!("{region}-p"), seq, at, n, Some(0));
     b.probe.src_region = region.into();
     for (i, r) in b.results.iter_mut().enumerate() {
@@ -447,47 +449,67 @@ fn batch_in(region: &str, provider: &str, seq: u64, at: SystemTime, n: usize) ->
             "provider".to_string(),
             provider.to_string(),
         )]));
+        r.dns = (i % 2 == 0).then_some(vantage_probe::result::DnsObservation {
+            outcome: if i == 2 {
+                DnsOutcome::Timeout
+            } else {
+                DnsOutcome::Ok
+            },
+            duration_us: 300 + i as u64,
+            addresses: 1,
+        });
     }
     b
 }
 
-type GroupSums = BTreeMap<(i64, String, String), super::rollup::ConnectMinute>;
+/// (minute or hour, kind, region, group) to its row.
+type GroupKey = (i64, super::groups::Kind, String, String);
+type GroupSums = BTreeMap<GroupKey, super::Minute>;
+
+fn sum_into(sums: &mut GroupSums, key: GroupKey, m: &super::Minute) {
+    match sums.get_mut(&key) {
+        Some(have) => have.add(m),
+        None => {
+            sums.insert(key, m.clone());
+        }
+    }
+}
 
 /// The group rows over every minute of the store, and what its series'
 /// minutes sum to: (by minute, by hour) each.
 fn group_rows_and_sums(store: &Store) -> ((GroupSums, GroupSums), (GroupSums, GroupSums)) {
-    use super::groups::HOUR_MINUTES;
+    use super::groups::{HOUR_MINUTES, Kind};
     store
         .read(|s| -> Result<_, StoreError> {
             let (mut minutes, mut hours) = (GroupSums::new(), GroupSums::new());
-            s.group_minutes(0, i64::MAX, None, |r| {
-                minutes.insert((r.minute, r.src_region.into(), r.group.into()), r.data);
-            })?;
-            // Every hour wholly: a window of whole hours reads hour rows only.
-            s.group_rows(0, i64::MAX / HOUR_MINUTES * HOUR_MINUTES, None, |r| {
-                hours.insert(
-                    (r.minute / HOUR_MINUTES, r.src_region.into(), r.group.into()),
-                    r.data,
-                );
-            })?;
+            for kind in [Kind::Connect, Kind::Dns] {
+                s.group_minutes(kind, 0, i64::MAX, None, |r| {
+                    let key = (r.minute, kind, r.src_region.into(), r.group.into());
+                    assert!(minutes.insert(key, r.data).is_none());
+                })?;
+                // Every hour wholly: a window of whole hours reads hour rows.
+                let end = i64::MAX / HOUR_MINUTES * HOUR_MINUTES;
+                s.group_rows(kind, 0, end, None, |r| {
+                    let hour = r.minute / HOUR_MINUTES;
+                    let key = (hour, kind, r.src_region.into(), r.group.into());
+                    sum_into(&mut hours, key, &r.data);
+                })?;
+            }
             let (mut by_minute, mut by_hour) = (GroupSums::new(), GroupSums::new());
             s.minutes(0, i64::MAX, |r| {
-                if let super::Minute::Connect(m) = r.data {
-                    let group = crate::groups::group_of(r.target, r.labels).0;
-                    let region = r.src_region.to_string();
-                    by_hour
-                        .entry((
-                            r.minute.div_euclid(HOUR_MINUTES),
-                            region.clone(),
-                            group.clone(),
-                        ))
-                        .or_default()
-                        .merge(&m);
-                    by_minute
-                        .entry((r.minute, region, group))
-                        .or_default()
-                        .merge(&m);
-                }
+                let kind = match r.data {
+                    super::Minute::Connect(_) => Kind::Connect,
+                    super::Minute::Dns(_) => Kind::Dns,
+                };
+                let group = crate::groups::group_of(r.target, r.labels).0;
+                let region = r.src_region.to_string();
+                let hour = r.minute.div_euclid(HOUR_MINUTES);
+                sum_into(
+                    &mut by_hour,
+                    (hour, kind, region.clone(), group.clone()),
+                    &r.data,
+                );
+                sum_into(&mut by_minute, (r.minute, kind, region, group), &r.data);
             })?;
             Ok(((minutes, by_minute), (hours, by_hour)))
         })
@@ -551,9 +573,9 @@ async fn the_region_and_group_rows_sum_their_minutes_through_late_batches_rollba
     // Apart from the row mended by hand, each group row is the sum of its
     // minutes.
     let ((minutes, minute_sums), (hours, hour_sums)) = group_rows_and_sums(&store);
-    assert_eq!(minutes.len(), 10, "{minutes:?}");
-    assert_eq!(hours.len(), 10);
-    let mended = |k: &(i64, String, String)| k.0 == minute && k.1 == "east";
+    assert_eq!(minutes.len(), 20, "{minutes:?}");
+    assert_eq!(hours.len(), 20);
+    let mended = |k: &GroupKey| k.0 == minute && k.2 == "east";
     for (k, m) in &minute_sums {
         if !mended(k) {
             assert_eq!(minutes.get(k), Some(m), "minute {k:?}");
@@ -563,16 +585,25 @@ async fn the_region_and_group_rows_sum_their_minutes_through_late_batches_rollba
         minutes.keys().filter(|k| !mended(k)).count(),
         minute_sums.keys().filter(|k| !mended(k)).count()
     );
-    let late = minutes
-        .iter()
-        .find(|(k, _)| k.1 == "west" && k.2 == "aws")
-        .unwrap();
+    let late = |kind| {
+        minutes
+            .iter()
+            .find(|(k, _)| k.1 == kind && k.2 == "west" && k.3 == "aws")
+            .map(|(_, m)| m.clone())
+    };
+    let Some(super::Minute::Connect(connects)) = late(super::groups::Kind::Connect) else {
+        panic!("the late batch's connects have a row")
+    };
     assert_eq!(
-        late.1.attempts(),
+        connects.attempts(),
         3,
         "the late batch is in its minute's row"
     );
-    assert!(hours.keys().any(|k| k.1 == "west" && k.2 == "aws"));
+    let Some(super::Minute::Dns(lookups)) = late(super::groups::Kind::Dns) else {
+        panic!("and its lookups")
+    };
+    assert_eq!(lookups.outcomes.iter().sum::<u64>(), 2);
+    assert!(hours.keys().any(|k| k.2 == "west" && k.3 == "aws"));
 
     // A store whose rows do not hold its last commit has them rebuilt
     // from its minutes when it opens: then every row is a sum again.
@@ -581,6 +612,23 @@ async fn the_region_and_group_rows_sum_their_minutes_through_late_batches_rollba
     conn.execute("UPDATE meta SET value = '1' WHERE key = 'groups_seq'", [])
         .unwrap();
     drop(conn);
+    // Read-only (a report of a data directory), its reads sum the
+    // minutes instead of reading rows that are behind.
+    let read_only = super::ReadOnly::open(&d).unwrap();
+    let summed = read_only
+        .read(|s| -> Result<_, StoreError> {
+            let mut rows = GroupSums::new();
+            for kind in [super::groups::Kind::Connect, super::groups::Kind::Dns] {
+                s.group_rows(kind, 0, i64::MAX / 60 * 60, None, |r| {
+                    let key = (r.minute / 60, kind, r.src_region.into(), r.group.into());
+                    sum_into(&mut rows, key, &r.data);
+                })?;
+            }
+            Ok(rows)
+        })
+        .unwrap();
+    assert_eq!(summed, hour_sums, "read-only, rows behind are not read");
+    drop(read_only);
     let store = open(&d, 7 * DAY);
     let ((minutes, minute_sums), (hours, hour_sums_after)) = group_rows_and_sums(&store);
     assert_eq!(minutes, minute_sums);

@@ -24,7 +24,7 @@ use super::committed::{Committed, NewSeries, SinkSlot};
 use super::digest::digest;
 use super::groups;
 use super::rollup::{ConnectMinute, DnsMinute};
-use super::{Outcome, malformed};
+use super::{Minute, Outcome, malformed};
 use crate::config::Retention;
 use crate::time::{MINUTE_US, minute, us};
 
@@ -151,7 +151,7 @@ struct Grouped {
     failures: Vec<FailureRow>,
     /// Successful attempts with SYN retransmits: (series, at_us, retransmits).
     retransmits: Vec<(i64, i64, i64)>,
-    /// Each connect series' group.
+    /// Each series' group.
     groups: HashMap<i64, Arc<str>>,
 }
 
@@ -351,12 +351,32 @@ fn store_batch(
         .extend(g.connect.keys().chain(g.dns.keys()).copied());
     let region: Arc<str> = b.probe.src_region.as_str().into();
     for (&(series, minute), m) in &g.connect {
-        let group = g.groups[&series].clone();
-        changes
-            .groups
-            .entry((minute, region.clone(), group))
-            .or_default()
-            .merge(m);
+        let key = (
+            minute,
+            groups::Kind::Connect,
+            region.clone(),
+            g.groups[&series].clone(),
+        );
+        match changes.groups.get_mut(&key) {
+            Some(Minute::Connect(have)) => have.merge(m),
+            _ => {
+                changes.groups.insert(key, Minute::Connect(m.clone()));
+            }
+        }
+    }
+    for (&(series, minute), m) in &g.dns {
+        let key = (
+            minute,
+            groups::Kind::Dns,
+            region.clone(),
+            g.groups[&series].clone(),
+        );
+        match changes.groups.get_mut(&key) {
+            Some(Minute::Dns(have)) => have.merge(m),
+            _ => {
+                changes.groups.insert(key, Minute::Dns(m.clone()));
+            }
+        }
     }
     merge_minutes(tx, open, g.connect, g.dns)?;
     insert_failures(tx, g.failures)?;
@@ -457,16 +477,17 @@ fn group(
     let probe = probe_number(ids, &p.src_region, &p.probe_id);
     for r in &b.results {
         let target = target_id(tx, ids, r)?;
+        let group = ids
+            .groups
+            .entry(target)
+            .or_insert_with(|| crate::groups::of_labels(&r.target, &r.labels).into())
+            .clone();
         if let Some(d) = &r.dns {
             let s = series_id(tx, ids, p, probe, (target, r), None, &mut *new)?;
             g.dns_lookup(s, r, d);
+            g.groups.entry(s).or_insert_with(|| group.clone());
         }
-        if !r.attempts.is_empty() {
-            let group = ids
-                .groups
-                .entry(target)
-                .or_insert_with(|| crate::groups::of_labels(&r.target, &r.labels).into())
-                .clone();
+        {
             for a in &r.attempts {
                 let s = series_id(tx, ids, p, probe, (target, r), Some(a.address), &mut *new)?;
                 g.attempt(s, a);
@@ -690,14 +711,14 @@ pub(super) fn expire(conn: &Connection, r: Retention, now: SystemTime) -> rusqli
             minute_cutoff,
         ),
         (
-            "DELETE FROM group_minutes WHERE (minute, src_region, grp) IN
-             (SELECT minute, src_region, grp FROM group_minutes WHERE minute < ?1 LIMIT ?2)",
+            "DELETE FROM group_minutes WHERE (minute, kind, src_region, grp) IN
+             (SELECT minute, kind, src_region, grp FROM group_minutes WHERE minute < ?1 LIMIT ?2)",
             minute_cutoff,
         ),
         // An hour's row goes with the last of its minutes.
         (
-            "DELETE FROM group_hours WHERE (hour, src_region, grp) IN
-             (SELECT hour, src_region, grp FROM group_hours WHERE hour < ?1 LIMIT ?2)",
+            "DELETE FROM group_hours WHERE (hour, kind, src_region, grp) IN
+             (SELECT hour, kind, src_region, grp FROM group_hours WHERE hour < ?1 LIMIT ?2)",
             minute_cutoff.div_euclid(groups::HOUR_MINUTES),
         ),
         (
