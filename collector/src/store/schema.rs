@@ -85,6 +85,8 @@ CREATE TABLE IF NOT EXISTS series (
     address    TEXT    NOT NULL,
     UNIQUE (src_region, probe_id, target_id, address)
 );
+-- A target's series, for the reads of one target (seek.rs).
+CREATE INDEX IF NOT EXISTS series_by_target ON series (target_id);
 
 -- Per-minute rollups (see rollup.rs for the blob layout). Keyed by time
 -- first: reads are windows of time, and expiry deletes the oldest minutes.

@@ -59,27 +59,26 @@ impl Snapshot<'_> {
     /// The series `named` asks for, ordered by region, target, address and
     /// probe.
     pub(super) fn series_of(&self, named: &Named<'_>) -> Result<Vec<SeriesOf>, StoreError> {
+        const COLUMNS: &str = "s.id, s.src_region, s.probe_id, t.id, t.name, t.labels, s.address
+             FROM targets t JOIN series s ON s.target_id = t.id";
         let run = || -> rusqlite::Result<Vec<SeriesOf>> {
-            let mut stmt = self.conn.prepare_cached(
-                "SELECT s.id, s.src_region, s.probe_id, t.id, t.name, t.labels, s.address
-                 FROM targets t JOIN series s ON s.target_id = t.id
-                 WHERE (?1 = '' OR t.name = ?1) AND (?2 = '' OR s.src_region = ?2)
-                   AND (?3 = 0 OR (s.address = '') = (?3 = 2))",
-            )?;
-            let kind = match named.kind {
-                Kind::Any => 0,
-                Kind::Connect => 1,
-                Kind::Dns => 2,
+            // Each by an index: a target by its name (then its series by
+            // their target), a region by the series' key.
+            let (sql, keys): (String, Vec<&str>) = match (named.targets, named.region) {
+                (Some(targets), _) => (
+                    format!("SELECT {COLUMNS} WHERE t.name = ?1"),
+                    targets.iter().map(String::as_str).collect(),
+                ),
+                (None, Some(region)) => (
+                    format!("SELECT {COLUMNS} WHERE s.src_region = ?1"),
+                    vec![region],
+                ),
+                (None, None) => (format!("SELECT {COLUMNS} WHERE ?1 = ''"), vec![""]),
             };
-            let region = named.region.unwrap_or("");
-            let one = String::new();
-            let names: Vec<&String> = match named.targets {
-                Some(t) => t.iter().collect(),
-                None => vec![&one],
-            };
+            let mut stmt = self.conn.prepare_cached(&sql)?;
             let mut out = Vec::new();
-            for name in names {
-                let rows = stmt.query_map(params![name, region, kind], |r| {
+            for key in keys {
+                let rows = stmt.query_map(params![key], |r| {
                     Ok(SeriesOf {
                         id: r.get(0)?,
                         src_region: r.get(1)?,
@@ -91,7 +90,15 @@ impl Snapshot<'_> {
                     })
                 })?;
                 for s in rows {
-                    out.push(s?);
+                    let s = s?;
+                    let kind_ok = match named.kind {
+                        Kind::Any => true,
+                        Kind::Connect => !s.address.is_empty(),
+                        Kind::Dns => s.address.is_empty(),
+                    };
+                    if kind_ok && named.region.is_none_or(|r| r == s.src_region) {
+                        out.push(s);
+                    }
                 }
             }
             out.sort_by(|a, b| {
