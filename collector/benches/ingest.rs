@@ -22,8 +22,9 @@
 //!   path, in a second store filled with one result per series per minute;
 //!   and one evidence evaluation (every cell's recent window and baseline);
 //!   the reports over the hour; a restart on the stored hour;
-//! - day: a day of the fleet (at one round per target an hour) and the
-//!   reports over it, of the whole fleet and of one target.
+//! - day: a day of the fleet (at one round per target an hour, or every
+//!   `VANTAGE_BENCH_DAY_EVERY` seconds), the reports over it, of the whole
+//!   fleet and of one target, and a restart on it.
 //!
 //! ```sh
 //! cargo bench -p vantage-collector --bench ingest            # 100 regions x 1k targets, 1 minute
@@ -630,7 +631,7 @@ fn read_hour(fleet: &Fleet) {
         SystemTime::now(),
     );
     reports(&dir, "the hour", from, to);
-    start_up(&dir, fleet);
+    start_up(&dir, fleet, "an hour");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -683,26 +684,30 @@ fn reports(dir: &Path, what: &str, from: SystemTime, to: SystemTime) {
 /// read its 24 hours' rows of each region and group, and the minutes of
 /// one target's series (looked up one by one, whether stored or not).
 fn read_day(fleet: &Fleet) {
+    // Seconds between two rounds of a target: 3600 by default; 60 for a
+    // day at full density (every minute row a day of the fleet has).
+    let every = env_or("VANTAGE_BENCH_DAY_EVERY", 3600) as u64;
     let t = Instant::now();
-    let day = build(fleet, 24 * 3600, 3600, 4 * 3600);
+    let day = build(fleet, 24 * 3600, every, (4 * every).max(600));
     let results: usize = day.iter().map(|b| b.results).sum();
     let dir = scratch("day");
     let collector = Collector::start(&dir, |listen| config(listen, fleet.regions));
     send_all(collector.addr, &Arc::new(day), Format::Binary);
     println!(
-        "day: built and stored a day at one round per target an hour ({results} results) in {:.1} s",
+        "day: built and stored a day at one round per target every {every} s ({results} results) in {:.1} s",
         t.elapsed().as_secs_f64(),
     );
     collector.stop();
     let to = SystemTime::now();
     reports(&dir, "the day", to - Duration::from_secs(24 * 3600), to);
+    start_up(&dir, fleet, "a day");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A collector started on the store of `dir` (an hour of the fleet): how
+/// A collector started on the store of `dir` (`stored` of the fleet): how
 /// long until it listens, answers `/-/healthy`, is ready (its evidence
 /// has loaded the recent window) and has judged once (its first tick).
-fn start_up(dir: &std::path::Path, fleet: &Fleet) {
+fn start_up(dir: &std::path::Path, fleet: &Fleet, stored: &str) {
     let t = Instant::now();
     let collector = Collector::start(dir, |listen| config(listen, fleet.regions));
     let listening = t.elapsed();
@@ -726,7 +731,7 @@ fn start_up(dir: &std::path::Path, fleet: &Fleet) {
         })
     });
     println!(
-        "start-up on an hour of the fleet: listening in {:.2} s, healthy in {:.2} s, ready (the evidence loaded) in {:.2} s, judged (the first tick, evaluate_every {}) in {:.2} s; RSS {:.0} MiB",
+        "start-up on {stored} of the fleet: listening in {:.2} s, healthy in {:.2} s, ready (the evidence loaded) in {:.2} s, judged (the first tick, evaluate_every {}) in {:.2} s; RSS {:.0} MiB",
         listening.as_secs_f64(),
         healthy.as_secs_f64(),
         ready.as_secs_f64(),

@@ -42,7 +42,8 @@ impl Kind {
 }
 
 /// (minute, kind, region, group) to what the minute adds to that row.
-pub(super) type Deltas = HashMap<(i64, Kind, Arc<str>, Arc<str>), Minute>;
+pub(super) type Deltas =
+    HashMap<(i64, Kind, Arc<str>, Arc<str>), Minute, foldhash::fast::RandomState>;
 
 /// Adds `from` into `into`.
 pub(super) fn add(into: &mut Deltas, from: Deltas) {
@@ -63,7 +64,7 @@ pub(super) fn add(into: &mut Deltas, from: Deltas) {
 /// Merges `deltas` into the minute rows and the hour rows, and notes that
 /// they hold commit `seq`. In the caller's transaction.
 pub(super) fn merge(tx: &Connection, deltas: Deltas, seq: u64) -> rusqlite::Result<()> {
-    let mut hours: Deltas = HashMap::new();
+    let mut hours = Deltas::default();
     for ((minute, kind, region, group), m) in &deltas {
         let key = (
             minute.div_euclid(HOUR_MINUTES),
@@ -133,7 +134,7 @@ pub(super) fn rebuild_if_behind(conn: &Connection) -> rusqlite::Result<bool> {
     }
     let tx = conn.unchecked_transaction()?;
     tx.execute_batch("DELETE FROM group_minutes; DELETE FROM group_hours;")?;
-    let mut hour_rows: Deltas = HashMap::new();
+    let mut hour_rows = Deltas::default();
     let mut hour_at = i64::MIN;
     sum_minutes(&tx, (i64::MIN, i64::MAX), None, |minute, sums| {
         let hour = minute.div_euclid(HOUR_MINUTES);
@@ -141,7 +142,7 @@ pub(super) fn rebuild_if_behind(conn: &Connection) -> rusqlite::Result<bool> {
             merge_into(&tx, "group_hours", "hour", std::mem::take(&mut hour_rows))?;
             hour_at = hour;
         }
-        let mut minute_rows: Deltas = HashMap::new();
+        let mut minute_rows = Deltas::default();
         for ((kind, region, group), m) in sums {
             add_one(
                 &mut hour_rows,

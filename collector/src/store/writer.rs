@@ -28,6 +28,11 @@ use super::{Minute, Outcome, malformed};
 use crate::config::Retention;
 use crate::time::{MINUTE_US, minute, us};
 
+/// The writer's maps: keyed by ids, minutes and addresses, looked up for
+/// every attempt stored, where SipHash cost more than the rest of a
+/// lookup. Seeded per process.
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Batches stored in one transaction at most.
 const GROUP: usize = 512;
 /// Queue between request handlers and the writer.
@@ -102,13 +107,13 @@ impl Changes {
 #[derive(Default)]
 struct Ids {
     /// `name \x1f host \x1f port \x1f labels` to the target's id.
-    targets: HashMap<String, i64>,
+    targets: Map<String, i64>,
     /// (region, probe) to a small local number used in `series` keys.
-    probes: HashMap<(String, String), u32>,
+    probes: Map<(String, String), u32>,
     /// (probe number, target id, address; `None` for DNS) to the series id.
-    series: HashMap<(u32, i64, Option<std::net::SocketAddr>), i64>,
+    series: Map<(u32, i64, Option<std::net::SocketAddr>), i64>,
     /// A target's id to its group (see `crate::groups`).
-    groups: HashMap<i64, Arc<str>>,
+    groups: Map<i64, Arc<str>>,
     key: String,
 }
 
@@ -128,7 +133,7 @@ impl Ids {
 /// rollback clears it, and a miss reads the row from the database.
 #[derive(Default)]
 struct OpenMinutes {
-    rows: HashMap<(i64, i64), Vec<u8>>,
+    rows: Map<(i64, i64), Vec<u8>>,
     newest: i64,
 }
 
@@ -146,13 +151,13 @@ impl OpenMinutes {
 /// What one batch adds, grouped before it touches the database.
 #[derive(Default)]
 struct Grouped {
-    connect: HashMap<(i64, i64), ConnectMinute>,
-    dns: HashMap<(i64, i64), DnsMinute>,
+    connect: Map<(i64, i64), ConnectMinute>,
+    dns: Map<(i64, i64), DnsMinute>,
     failures: Vec<FailureRow>,
     /// Successful attempts with SYN retransmits: (series, at_us, retransmits).
     retransmits: Vec<(i64, i64, i64)>,
     /// Each series' group.
-    groups: HashMap<i64, Arc<str>>,
+    groups: Map<i64, Arc<str>>,
 }
 
 /// One failure, as the `failures` table keeps it.
@@ -558,8 +563,8 @@ impl Grouped {
 fn merge_minutes(
     tx: &Connection,
     open: &mut OpenMinutes,
-    connect: HashMap<(i64, i64), ConnectMinute>,
-    dns: HashMap<(i64, i64), DnsMinute>,
+    connect: Map<(i64, i64), ConnectMinute>,
+    dns: Map<(i64, i64), DnsMinute>,
 ) -> rusqlite::Result<()> {
     let mut read =
         tx.prepare_cached("SELECT data FROM minutes WHERE minute = ?2 AND series_id = ?1")?;
