@@ -130,11 +130,13 @@ impl Snapshot<'_> {
             return Ok(());
         }
         let mut run = || -> rusqlite::Result<()> {
-            let (oldest, newest): (Option<i64>, Option<i64>) =
-                self.conn
-                    .query_row("SELECT min(minute), max(minute) FROM minutes", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?;
+            // Apart: SQLite reads one end of the key for a lone min() or
+            // max(), and the whole table for both in one statement.
+            let end = |sql: &str| -> rusqlite::Result<Option<i64>> {
+                self.conn.query_row(sql, [], |r| r.get(0))
+            };
+            let oldest = end("SELECT min(minute) FROM minutes")?;
+            let newest = end("SELECT max(minute) FROM minutes")?;
             let (Some(oldest), Some(newest)) = (oldest, newest) else {
                 return Ok(());
             };
