@@ -134,6 +134,9 @@ CREATE TABLE IF NOT EXISTS failures (
 );
 CREATE INDEX IF NOT EXISTS failures_by_time ON failures (at_us);
 CREATE INDEX IF NOT EXISTS failures_by_series ON failures (series_id, at_us);
+-- The failures an ICMP answered, for a report's who-answered section: a
+-- few, among the window's timeouts and refusals.
+CREATE INDEX IF NOT EXISTS failures_with_icmp ON failures (at_us) WHERE icmp_from IS NOT NULL;
 
 -- Successful connects that needed a SYN sent again: when, and how many
 -- retransmits. The minutes count them; these date a lossy path's onset to
