@@ -85,7 +85,7 @@ pub(super) struct Writer {
 #[derive(Default)]
 struct Changes {
     keys: Vec<(i64, i64)>,
-    /// What the connect minutes add to their region's and group's rows.
+    /// What the minutes add to their region's and group's rows.
     groups: groups::Deltas,
     committed: Committed,
 }
