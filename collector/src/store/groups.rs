@@ -17,7 +17,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::matrix::Minute;
-use super::{Snapshot, StoreError, malformed};
+use super::{Snapshot, StoreError};
 use crate::groups::group_of;
 
 /// Minutes in an hour row.
@@ -74,10 +74,27 @@ pub(super) fn merge(tx: &Connection, deltas: Deltas, seq: u64) -> rusqlite::Resu
         );
         add_one(&mut hours, key, m);
     }
-    merge_into(tx, "group_minutes", "minute", deltas)?;
-    merge_into(tx, "group_hours", "hour", hours)?;
+    let whole = merge_into(tx, "group_minutes", "minute", deltas)?
+        & merge_into(tx, "group_hours", "hour", hours)?;
+    if !whole {
+        // A damaged row cannot be added to. The batches are stored all
+        // the same: the rows are marked behind, for good, so that reads
+        // sum the minutes and the next open rebuilds them.
+        tracing::error!(
+            "a region and group rollup row does not decode: reads sum the minutes until a restart rebuilds them"
+        );
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('groups_seq', ?1)",
+            [BEHIND],
+        )?;
+        return Ok(());
+    }
     set_seq(tx, seq)
 }
+
+/// `groups_seq` once a row was found damaged: never a commit's number, and
+/// kept by [`set_seq`] until a rebuild.
+const BEHIND: &str = "behind";
 
 /// Adds `m` to the row of `key` in `into`.
 fn add_one(into: &mut Deltas, key: (i64, Kind, Arc<str>, Arc<str>), m: &Minute) {
@@ -89,29 +106,41 @@ fn add_one(into: &mut Deltas, key: (i64, Kind, Arc<str>, Arc<str>), m: &Minute) 
     }
 }
 
-fn merge_into(tx: &Connection, table: &str, column: &str, deltas: Deltas) -> rusqlite::Result<()> {
+/// Adds `deltas` to their rows of `table`; false if a row there did not
+/// decode (it is replaced by its delta).
+fn merge_into(
+    tx: &Connection,
+    table: &str,
+    column: &str,
+    deltas: Deltas,
+) -> rusqlite::Result<bool> {
     let mut read = tx.prepare_cached(&format!(
         "SELECT data FROM {table} WHERE {column} = ?1 AND kind = ?2 AND src_region = ?3 AND grp = ?4"
     ))?;
     let mut write = tx.prepare_cached(&format!(
         "INSERT OR REPLACE INTO {table} ({column}, kind, src_region, grp, data) VALUES (?1, ?2, ?3, ?4, ?5)"
     ))?;
+    let mut whole = true;
     for ((at, kind, region, group), mut m) in deltas {
         let row = params![at, kind as i64, &*region, &*group];
         let old: Option<Vec<u8>> = read.query_row(row, |r| r.get(0)).optional()?;
-        if let Some(old) = old {
-            m.add(&Minute::decode(&old).map_err(malformed)?);
+        match old.map(|old| Minute::decode(&old)) {
+            Some(Ok(old)) => m.add(&old),
+            Some(Err(_)) => whole = false,
+            None => {}
         }
         write.execute(params![at, kind as i64, &*region, &*group, m.encode()])?;
     }
-    Ok(())
+    Ok(whole)
 }
 
+/// Notes that the rows hold commit `seq`, unless they were marked
+/// [`BEHIND`].
 fn set_seq(tx: &Connection, seq: u64) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO meta (key, value) VALUES ('groups_seq', ?1)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        params![seq.to_string()],
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value <> ?2",
+        params![seq.to_string(), BEHIND],
     )?;
     Ok(())
 }
@@ -151,10 +180,13 @@ pub(super) fn rebuild_if_behind(conn: &Connection) -> rusqlite::Result<bool> {
             );
             minute_rows.insert((minute, kind, region, group), m);
         }
-        merge_into(&tx, "group_minutes", "minute", minute_rows)
+        merge_into(&tx, "group_minutes", "minute", minute_rows).map(drop)
     })?;
     merge_into(&tx, "group_hours", "hour", hour_rows)?;
-    set_seq(&tx, super::committed::last_seq(&tx)?)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('groups_seq', ?1)",
+        [super::committed::last_seq(&tx)?.to_string()],
+    )?;
     tx.commit()?;
     Ok(true)
 }

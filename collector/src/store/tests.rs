@@ -746,3 +746,61 @@ async fn a_window_of_one_region_or_one_target_reads_what_the_whole_fleet_read_sa
     drop(store);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[tokio::test]
+async fn a_damaged_group_row_refuses_no_batch_and_is_rebuilt_on_the_next_open() {
+    let d = dir("groups-damaged");
+    let store = open(&d, 7 * DAY);
+    let now = SystemTime::now();
+    store
+        .submit(batch_in("east", "gcp", 1, now, 4), now, now)
+        .await
+        .unwrap();
+    store
+        .write(|c| {
+            c.execute("UPDATE group_minutes SET data = x'ff'", [])
+                .map(|_| ())
+        })
+        .await
+        .unwrap();
+    // The next batch adds to the damaged rows: it is stored all the same.
+    let (ack, _) = store
+        .submit(batch_in("east", "gcp", 2, now, 4), now, now)
+        .await
+        .unwrap();
+    assert_eq!(ack.acked().stored, 4);
+    // From now on the rows are behind, whatever commits come: reads sum
+    // the minutes.
+    store
+        .submit(batch_in("west", "gcp", 3, now, 4), now, now)
+        .await
+        .unwrap();
+    let ((minutes, minute_sums), (hours, hour_sums)) = group_rows_and_sums(&store);
+    assert_eq!(minutes, minute_sums, "summed from the minutes");
+    assert_eq!(hours, hour_sums);
+    let east = minutes
+        .iter()
+        .find(|(k, _)| k.1 == super::groups::Kind::Connect && k.2 == "east")
+        .map(|(_, m)| m.clone());
+    let Some(super::Minute::Connect(east)) = east else {
+        panic!("east's connects have a row")
+    };
+    assert_eq!(east.attempts(), 8, "both batches");
+    drop(store);
+    // Reopened, the rows are rebuilt and read again.
+    let store = open(&d, 7 * DAY);
+    let behind = store
+        .read(|s| -> Result<_, StoreError> {
+            Ok(s.conn
+                .query_row("SELECT value FROM meta WHERE key = 'groups_seq'", [], |r| {
+                    r.get::<_, String>(0)
+                })
+                .unwrap())
+        })
+        .unwrap();
+    assert_eq!(behind, "3", "the rows hold the last commit again");
+    let ((minutes, minute_sums), _) = group_rows_and_sums(&store);
+    assert_eq!(minutes, minute_sums);
+    drop(store);
+    let _ = std::fs::remove_dir_all(&d);
+}
